@@ -1,0 +1,101 @@
+# partmap — plain Makefile. `make` builds build/partmap and build/kpartx; `make check` runs every test.
+PREFIX ?= /usr/local
+DESTDIR ?=
+VERSION := 0.1.0
+
+CC ?= cc
+CLANG ?= clang
+BUILD ?= build
+CSTD := -std=c17
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
+ifeq ($(CI),true)
+WARN += -Werror
+endif
+ifdef WERROR
+WARN += -Werror
+endif
+OPT ?= -O2 -g
+CPPFLAGS += -D_GNU_SOURCE -DPARTMAP_VERSION=\"$(VERSION)\"
+CFLAGS += $(CSTD) $(WARN) $(OPT)
+
+LIB_SRC := $(wildcard src/*.c) $(wildcard src/table/*.c) $(wildcard src/map/*.c)
+CLI_SRC := $(wildcard src/cli/*.c)
+HDRS := $(wildcard src/*.h src/cli/*.h src/map/*.h)
+
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+ASAN_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan/%)
+UNIT_HELPERS := tests/unit/imgbuild.c
+
+FUZZ_TYPES := gpt sgi dos bsd sun atari mac ps3 solaris unixware
+FUZZ_BIN := $(FUZZ_TYPES:%=$(BUILD)/fuzz/fuzz_%)
+
+.PHONY: all static install demo check deps unit asan fuzz clang-build bench clean
+
+all: $(BUILD)/partmap $(BUILD)/kpartx
+
+$(BUILD)/obj/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/partmap: $(LIB_OBJ) $(CLI_OBJ)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^
+
+$(BUILD)/kpartx: $(BUILD)/partmap
+	ln -sf partmap $@
+
+static: $(BUILD)/static/partmap
+$(BUILD)/static/partmap: $(LIB_SRC) $(CLI_SRC) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -static -o $@ $(LIB_SRC) $(CLI_SRC)
+
+install: all
+	install -D -m 0755 $(BUILD)/partmap $(DESTDIR)$(PREFIX)/sbin/partmap
+	ln -sf partmap $(DESTDIR)$(PREFIX)/sbin/kpartx
+	install -D -m 0644 doc/partmap.8 $(DESTDIR)$(PREFIX)/share/man/man8/partmap.8
+	ln -sf partmap.8 $(DESTDIR)$(PREFIX)/share/man/man8/kpartx.8
+
+# ---- tests ----
+$(BUILD)/tests/%: tests/unit/%.c $(UNIT_HELPERS) $(LIB_SRC) $(HDRS) tests/unit/imgbuild.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Isrc -o $@ $< $(UNIT_HELPERS) $(LIB_SRC) -lcmocka
+
+$(BUILD)/asan/%: tests/unit/%.c $(UNIT_HELPERS) $(LIB_SRC) $(HDRS) tests/unit/imgbuild.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CSTD) $(WARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
+		-fno-omit-frame-pointer -Isrc -o $@ $< $(UNIT_HELPERS) $(LIB_SRC) -lcmocka
+
+unit: $(UNIT_BIN)
+asan: $(ASAN_BIN)
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_table.c $(LIB_SRC) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(CPPFLAGS) $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-DFUZZ_TYPE=\"$*\" -Isrc -o $@ $< $(LIB_SRC)
+
+fuzz: $(FUZZ_BIN)
+
+# warning-free with clang too (part of make check)
+clang-build:
+	$(MAKE) --no-print-directory BUILD=$(BUILD)/clang CC=$(CLANG) WERROR=1 $(BUILD)/clang/partmap
+
+deps:
+	@tests/install-deps.sh
+
+check: deps
+	$(MAKE) --no-print-directory WERROR=1 all unit asan static
+	$(MAKE) --no-print-directory clang-build
+	$(MAKE) --no-print-directory fuzz
+	@tests/run-all.sh $(BUILD)
+
+demo: all
+	@tests/demo.sh $(BUILD)/partmap samples/disk.img
+
+bench: all
+	bench/list.sh $(BUILD)/partmap
+
+clean:
+	rm -rf $(BUILD)

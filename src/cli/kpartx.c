@@ -1,0 +1,336 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The kpartx applet: option parsing compatible with multipath-tools' kpartx, and -l. */
+#include "applets.h"
+#include "../loop.h"
+#include "../names.h"
+#include "../ptable.h"
+#include "../util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+enum action { ACT_LIST, ACT_ADD, ACT_DELETE, ACT_UPDATE };
+
+struct kopts {
+	enum action action;
+	bool readonly, force_devmap, verbose, json, nowait;
+	const char *delim;      /* NULL = default rule */
+	struct pm_opts probe;
+	const char *backend;
+};
+
+/* What a path stands for: the device printed, the base of the map names, the disk to read. */
+struct target {
+	const char *path;
+	char device[PATH_MAX];
+	char base[PM_NAME_MAX];
+	struct pm_disk disk;
+	bool is_file;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage : kpartx [-a|-d|-u|-l] [-r] [-p] [-f] [-g] [-s|-n] [-v] wholedisk\n"
+		"\t-a add partition devmappings\n"
+		"\t-r devmappings will be readonly\n"
+		"\t-d del partition devmappings\n"
+		"\t-u update partition devmappings\n"
+		"\t-l list partitions devmappings that would be added by -a\n"
+		"\t-p set device name-partition number delimiter\n"
+		"\t-g force GUID partition table (GPT)\n"
+		"\t-f force devmap create\n"
+		"\t-v verbose\n"
+		"\t-n nosync mode. Return before the partitions are created\n"
+		"\t-s sync mode (Default). Don't return until the partitions are created\n"
+		"\t-t TYPE read only this table type (%s",
+		pm_table_types[0]);
+	for (int i = 1; pm_table_types[i]; i++)
+		fprintf(f, ", %s", pm_table_types[i]);
+	fprintf(f, ")\n"
+		   "\t--json            with -l: print the partitions as JSON\n"
+		   "\t--sector-size N   read the table with N-byte sectors (512, 4096 ...)\n"
+		   "\t--version         print the version\n"
+		   "exit status: 0 done (also: no partition table), 1 usage or open error or a failed\n"
+		   "mapping, 2 a partition table was found but is too damaged to list anything\n");
+}
+
+static int parse_opts(int argc, char **argv, struct kopts *o)
+{
+	enum { OPT_JSON = 256, OPT_SSZ, OPT_VERSION, OPT_HELP, OPT_BACKEND };
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "sector-size", required_argument, NULL, OPT_SSZ },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ "backend", required_argument, NULL, OPT_BACKEND },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "rladfgvp:t:snu", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'r': o->readonly = true; break;
+		case 'l': o->action = ACT_LIST; break;
+		case 'a': o->action = ACT_ADD; break;
+		case 'd': o->action = ACT_DELETE; break;
+		case 'u': o->action = ACT_UPDATE; break;
+		case 'f': o->force_devmap = true; break;
+		case 'g': o->probe.force_gpt = true; break;
+		case 'v': o->verbose = true; break;
+		case 'p': o->delim = optarg; break;
+		case 't': o->probe.only = optarg; break;
+		case 's': o->nowait = false; break;
+		case 'n': o->nowait = true; break;
+		case OPT_JSON: o->json = true; break;
+		case OPT_BACKEND: o->backend = optarg; break;
+		case OPT_SSZ: {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*end || v < 512 || v > 65536 || (v & (v - 1))) {
+				fprintf(stderr, "kpartx: invalid sector size '%s' (a power of two from 512 to 65536)\n", optarg);
+				return 1;
+			}
+			o->probe.sector_size = (unsigned)v;
+			break;
+		}
+		case OPT_VERSION:
+			printf("kpartx (partmap) %s\n", PARTMAP_VERSION);
+			return 0;
+		case OPT_HELP:
+			usage(stdout);
+			return 0;
+		default:
+			usage(stdout);
+			return 1;
+		}
+	}
+	if (o->probe.only) {
+		bool ok = false;
+		for (int i = 0; pm_table_types[i]; i++)
+			ok |= !strcmp(pm_table_types[i], o->probe.only);
+		if (!ok) {
+			fprintf(stderr, "kpartx: unknown partition table type '%s'\n", o->probe.only);
+			return 1;
+		}
+	}
+	return -1;
+}
+
+/* Set up the target: open it, choose the device and base names. Returns 0 or an exit code. */
+static int open_target(struct target *t, const char *path, struct kopts *o)
+{
+	struct stat st;
+	int r;
+
+	memset(t, 0, sizeof(*t));
+	t->path = path;
+	if (stat(path, &st) < 0) {
+		fprintf(stderr, "kpartx: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "kpartx: %s: is a directory, not a disk image or block device\n", path);
+		return 1;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		fprintf(stderr, "kpartx: %s: not a disk image or block device\n", path);
+		return 1;
+	}
+	r = pm_disk_open(&t->disk, path, O_RDONLY);
+	if (r < 0) {
+		fprintf(stderr, "kpartx: %s: cannot open: %s\n", path, strerror(-r));
+		return 1;
+	}
+	if (t->disk.is_blockdev) {
+		pm_strlcpy(t->device, path, sizeof(t->device));
+		if (pm_dm_name_of(t->disk.rdev, t->base, sizeof(t->base)) < 0 &&
+		    pm_base_from_path(t->base, sizeof(t->base), path) < 0) {
+			fprintf(stderr, "kpartx: %s: cannot make a map name from this path\n", path);
+			return 1;
+		}
+		return 0;
+	}
+
+	t->is_file = true;
+	/* an image file: named after the loop device that holds it, or the one -a would take */
+	struct pm_loop_info li;
+	int idx = -1;
+	if (pm_loop_find_whole(st.st_dev, st.st_ino, (uint64_t)st.st_size, &li) == 1) {
+		idx = li.index;
+		if (!o->probe.sector_size && li.block_size != 512)
+			o->probe.sector_size = li.block_size;
+	} else {
+		idx = pm_loop_get_free();
+	}
+	if (idx >= 0) {
+		snprintf(t->device, sizeof(t->device), "/dev/loop%d", idx);
+		snprintf(t->base, sizeof(t->base), "loop%d", idx);
+		return 0;
+	}
+	if (!realpath(path, t->device))
+		pm_strlcpy(t->device, path, sizeof(t->device));
+	if (pm_base_from_path(t->base, sizeof(t->base), path) < 0) {
+		fprintf(stderr, "kpartx: %s: cannot make a map name from this path\n", path);
+		return 1;
+	}
+	return 0;
+}
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+static const char *kind_name(enum pm_kind k)
+{
+	switch (k) {
+	case PM_EXTENDED: return "extended";
+	case PM_LOGICAL: return "logical";
+	case PM_NESTED: return "nested";
+	default: return "primary";
+	}
+}
+
+static void print_json(const struct target *t, const struct pm_table *tab, const char *delim)
+{
+	printf("{\"device\":");
+	json_str(stdout, t->device);
+	printf(",\"table\":");
+	if (tab->type)
+		json_str(stdout, tab->type);
+	else
+		printf("null");
+	printf(",\"sector_size\":%u,\"partitions\":[", tab->sector_size);
+	for (size_t i = 0; i < tab->nparts; i++) {
+		const struct pm_part *p = &tab->parts[i];
+		char name[PM_NAME_MAX + 16], guid[37];
+
+		if (pm_part_name(name, sizeof(name), t->base, delim, p->num) < 0)
+			snprintf(name, sizeof(name), "?");
+		printf("%s\n {\"number\":%u,\"name\":", i ? "," : "", p->num);
+		json_str(stdout, name);
+		printf(",\"start\":%" PRIu64 ",\"size\":%" PRIu64 ",\"start_bytes\":%" PRIu64 ",\"size_bytes\":%" PRIu64,
+		       p->start, p->size, p->start * 512, p->size * 512);
+		printf(",\"table\":\"%s\",\"sector_size\":%u,\"kind\":\"%s\"", tab->type, tab->sector_size,
+		       kind_name(p->kind));
+		if (p->has_dos_type)
+			printf(",\"type\":\"0x%02x\"", p->dos_type);
+		if (p->has_guid) {
+			pm_guid_str(p->type_guid, guid);
+			printf(",\"type\":\"%s\"", guid);
+			pm_guid_str(p->uuid, guid);
+			printf(",\"uuid\":\"%s\"", guid);
+		}
+		if (p->label[0]) {
+			printf(",\"part_name\":");
+			json_str(stdout, p->label);
+		}
+		if (p->container) {
+			printf(",\"container\":%u", p->container);
+			if (p->sublabel)
+				printf(",\"sublabel\":\"%s\"", p->sublabel);
+		} else {
+			printf(",\"container\":null");
+		}
+		if (p->flags & PM_PF_TRUNCATED)
+			printf(",\"truncated\":true");
+		printf("}");
+	}
+	printf("%s]}\n", tab->nparts ? "\n" : "");
+}
+
+static int do_list(struct target *t, const struct kopts *o)
+{
+	struct pm_table tab;
+	const char *delim = o->delim ? o->delim : pm_default_delim(t->base);
+	int r, rc = 0;
+
+	r = pm_probe(&t->disk, &o->probe, &tab);
+	for (size_t i = 0; i < tab.nwarnings; i++)
+		fprintf(stderr, "kpartx: %s: warning: %s\n", t->path, tab.warnings[i]);
+	if (tab.dropped_warnings)
+		fprintf(stderr, "kpartx: %s: %zu more warnings not shown\n", t->path, tab.dropped_warnings);
+	if (r == -EBADMSG) {
+		fprintf(stderr, "kpartx: %s: %s\n", t->path, tab.error);
+		rc = 2;
+	} else if (r < 0) {
+		fprintf(stderr, "kpartx: %s: %s\n", t->path, tab.error[0] ? tab.error : strerror(-r));
+		rc = 1;
+	} else if (r == PM_NOTFOUND && o->verbose) {
+		fprintf(stderr, "kpartx: %s: no partition table found\n", t->path);
+	}
+	if (o->json) {
+		if (rc == 0)
+			print_json(t, &tab, delim);
+	} else if (rc == 0) {
+		for (size_t i = 0; i < tab.nparts; i++) {
+			const struct pm_part *p = &tab.parts[i];
+			char name[PM_NAME_MAX + 16];
+
+			if (pm_part_name(name, sizeof(name), t->base, delim, p->num) < 0) {
+				fprintf(stderr, "kpartx: %s: the name for partition %u is too long\n", t->path, p->num);
+				rc = 1;
+				continue;
+			}
+			printf("%s : 0 %" PRIu64 " %s %" PRIu64 "\n", name, p->size, t->device, p->start);
+		}
+	}
+	if (rc == 0 && o->verbose && tab.type)
+		fprintf(stderr, "kpartx: %s: %s table, %u-byte sectors, %zu partitions\n", t->path, tab.type,
+			tab.sector_size, tab.nparts);
+	pm_table_free(&tab);
+	return rc;
+}
+
+int kpartx_main(int argc, char **argv)
+{
+	struct kopts o = { .action = ACT_LIST };
+	struct target t;
+	int rc;
+
+	rc = parse_opts(argc, argv, &o);
+	if (rc >= 0)
+		return rc;
+	if (optind >= argc) {
+		usage(stdout);
+		return 1;
+	}
+	if (o.json && o.action != ACT_LIST) {
+		fprintf(stderr, "kpartx: --json goes with -l only\n");
+		return 1;
+	}
+	rc = open_target(&t, argv[optind], &o);
+	if (rc)
+		return rc;
+	switch (o.action) {
+	case ACT_LIST:
+		rc = do_list(&t, &o);
+		break;
+	default:
+		fprintf(stderr, "kpartx: -a, -d and -u are not available in this build yet\n");
+		rc = 1;
+		break;
+	}
+	pm_disk_close(&t.disk);
+	return rc;
+}

@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "disk.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void disk_init(struct pm_disk *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->fd = -1;
+}
+
+int pm_disk_from_fd(struct pm_disk *d, int fd)
+{
+	struct stat st;
+
+	disk_init(d);
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	d->fd = fd;
+	if (S_ISBLK(st.st_mode)) {
+		uint64_t bytes;
+		int ssz;
+
+		if (ioctl(fd, BLKGETSIZE64, &bytes) < 0)
+			return -errno;
+		if (ioctl(fd, BLKSSZGET, &ssz) < 0)
+			return -errno;
+		if (ssz < 512 || ssz > 65536 || (ssz & (ssz - 1)))
+			return -EINVAL;
+		d->size = bytes;
+		d->sector_size = (unsigned)ssz;
+		d->is_blockdev = true;
+		d->rdev = st.st_rdev;
+	} else if (S_ISREG(st.st_mode)) {
+		d->size = (uint64_t)st.st_size;
+		d->st_dev = st.st_dev;
+		d->st_ino = st.st_ino;
+	} else if (S_ISDIR(st.st_mode)) {
+		return -EISDIR;
+	} else {
+		return -ENOTBLK;
+	}
+	return 0;
+}
+
+int pm_disk_open(struct pm_disk *d, const char *path, int flags)
+{
+	int fd = open(path, (flags & O_ACCMODE) | O_CLOEXEC | O_NOCTTY);
+	int r;
+
+	if (fd < 0) {
+		disk_init(d);
+		return -errno;
+	}
+	r = pm_disk_from_fd(d, fd);
+	if (r < 0) {
+		close(fd);
+		d->fd = -1;
+		return r;
+	}
+	d->owns_fd = true;
+	return 0;
+}
+
+void pm_disk_from_mem(struct pm_disk *d, const void *buf, uint64_t len, unsigned sector_size)
+{
+	disk_init(d);
+	d->mem = buf;
+	d->size = len;
+	d->sector_size = sector_size;
+}
+
+void pm_disk_close(struct pm_disk *d)
+{
+	for (unsigned i = 0; i < PM_CACHE_SLOTS; i++)
+		free(d->cache[i].data);
+	if (d->owns_fd && d->fd >= 0)
+		close(d->fd);
+	disk_init(d);
+}
+
+static int raw_read(struct pm_disk *d, uint64_t off, void *buf, size_t len)
+{
+	size_t done = 0;
+
+	if (d->mem) {
+		memcpy(buf, d->mem + off, len);
+		return 0;
+	}
+	while (done < len) {
+		ssize_t n = pread(d->fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
+		d->nreads++;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO; /* the file shrank under us */
+		done += (size_t)n;
+		d->bytes_read += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Serve a read that lies inside one cache block from the cache. */
+static int cached_read(struct pm_disk *d, uint64_t off, void *buf, size_t len)
+{
+	uint64_t block = off / PM_CACHE_BLOCK;
+	uint64_t boff = block * PM_CACHE_BLOCK;
+	size_t blen = d->size - boff < PM_CACHE_BLOCK ? (size_t)(d->size - boff) : PM_CACHE_BLOCK;
+	unsigned victim = 0;
+
+	for (unsigned i = 0; i < PM_CACHE_SLOTS; i++) {
+		if (d->cache[i].block == block + 1) {
+			d->cache[i].stamp = ++d->clock;
+			memcpy(buf, d->cache[i].data + (off - boff), len);
+			return 0;
+		}
+		if (d->cache[i].stamp < d->cache[victim].stamp)
+			victim = i;
+	}
+	if (!d->cache[victim].data) {
+		d->cache[victim].data = malloc(PM_CACHE_BLOCK);
+		if (!d->cache[victim].data)
+			return raw_read(d, off, buf, len);
+	}
+	d->cache[victim].block = 0;
+	int r = raw_read(d, boff, d->cache[victim].data, blen);
+	if (r < 0)
+		return r;
+	d->cache[victim].block = block + 1;
+	d->cache[victim].len = blen;
+	d->cache[victim].stamp = ++d->clock;
+	memcpy(buf, d->cache[victim].data + (off - boff), len);
+	return 0;
+}
+
+int pm_disk_read(struct pm_disk *d, uint64_t off, void *buf, size_t len)
+{
+	if (len == 0)
+		return 0;
+	if (off > d->size || len > d->size - off)
+		return -ERANGE;
+	if (!d->mem && off / PM_CACHE_BLOCK == (off + len - 1) / PM_CACHE_BLOCK)
+		return cached_read(d, off, buf, len);
+	return raw_read(d, off, buf, len);
+}
+
+size_t pm_strlcpy(char *dst, const char *src, size_t n)
+{
+	size_t l = strlen(src);
+
+	if (n) {
+		size_t c = l < n - 1 ? l : n - 1;
+		memcpy(dst, src, c);
+		dst[c] = 0;
+	}
+	return l;
+}

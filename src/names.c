@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "names.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+const char *pm_default_delim(const char *base)
+{
+	size_t l = strlen(base);
+	return l && isdigit((unsigned char)base[l - 1]) ? "p" : "";
+}
+
+int pm_part_name(char *buf, size_t len, const char *base, const char *delim, unsigned num)
+{
+	int n = snprintf(buf, len, "%s%s%u", base, delim, num);
+
+	if (n < 0 || (size_t)n >= len || n >= PM_NAME_MAX)
+		return -ENAMETOOLONG;
+	for (char *p = buf; *p; p++)
+		if (*p == '/')
+			*p = '!';
+	return 0;
+}
+
+int pm_base_from_path(char *buf, size_t len, const char *path)
+{
+	size_t l = strlen(path);
+	const char *s;
+
+	while (l > 1 && path[l - 1] == '/')
+		l--;
+	s = path + l;
+	while (s > path && s[-1] != '/')
+		s--;
+	if ((size_t)(path + l - s) >= len)
+		return -ENAMETOOLONG;
+	memcpy(buf, s, (size_t)(path + l - s));
+	buf[path + l - s] = 0;
+	return buf[0] ? 0 : -EINVAL;
+}
+
+int pm_dm_name_of(dev_t rdev, char *buf, size_t len)
+{
+	char path[96];
+	_cleanup_close_ int fd = -1;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/dm/name", major(rdev), minor(rdev));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	if (n < 0)
+		return -errno;
+	while (n > 0 && buf[n - 1] == '\n')
+		n--;
+	buf[n] = 0;
+	return n ? 0 : -ENOENT;
+}

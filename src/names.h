@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* kpartx's naming rules for partition maps. */
+#ifndef PARTMAP_NAMES_H
+#define PARTMAP_NAMES_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define PM_NAME_MAX 128 /* DM names: at most 127 characters */
+
+/* The default delimiter: "p" when base ends in a digit (loop0p1, nvme0n1p1), else "" (sdb1). */
+const char *pm_default_delim(const char *base);
+/* "<base><delim><num>", '/' replaced by '!'; -ENAMETOOLONG when it does not fit in len or in 127. */
+int pm_part_name(char *buf, size_t len, const char *base, const char *delim, unsigned num);
+/* The base name for a path as given: its last component (not resolved through links). */
+int pm_base_from_path(char *buf, size_t len, const char *path);
+/* For a device-mapper block device: its DM name from sysfs. 0, -ENOENT when not a DM device. */
+int pm_dm_name_of(dev_t rdev, char *buf, size_t len);
+
+#endif

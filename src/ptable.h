@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The partition-table engine: probe a disk, collect partitions in the Linux kernel's numbering. */
+#ifndef PARTMAP_PTABLE_H
+#define PARTMAP_PTABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "disk.h"
+
+enum pm_kind {
+	PM_PRIMARY = 0,   /* a slot of the top-level table */
+	PM_EXTENDED,      /* a DOS extended partition (shown as the kernel shows it: 2 sectors or 1 lsector) */
+	PM_LOGICAL,       /* a DOS logical partition inside an extended one */
+	PM_NESTED,        /* a slice of a label nested in a DOS slot (BSD, Solaris, UnixWare, Minix) */
+};
+
+#define PM_PF_TRUNCATED 0x1u   /* ran past the end of the device and was cut to it */
+#define PM_PF_OUTSIDE   0x2u   /* a GPT entry outside the header's usable range */
+
+struct pm_part {
+	unsigned num;             /* kernel partition number, from 1 */
+	uint64_t start, size;     /* absolute, in 512-byte sectors */
+	enum pm_kind kind;
+	unsigned container;       /* number of the partition holding it (logical, nested), else 0 */
+	const char *sublabel;     /* for nested: "bsd", "solaris", ... */
+	unsigned flags;
+	bool has_dos_type;
+	uint8_t dos_type;
+	bool has_guid;
+	uint8_t type_guid[16];    /* GPT: on-disk (mixed-endian) byte order */
+	uint8_t uuid[16];
+	char label[144];          /* GPT partition name (UTF-8), Mac name ... */
+};
+
+struct pm_table {
+	const char *type;         /* "dos", "gpt", "bsd", "sun", ...; NULL = no table */
+	unsigned sector_size;     /* logical sector size used to read it */
+	struct pm_part *parts;    /* sorted by num, unique nums, after pm_probe */
+	size_t nparts, cap;
+	char **warnings;
+	size_t nwarnings;
+	size_t dropped_warnings;
+	char error[256];          /* the reason when pm_probe fails or the table is damaged */
+};
+
+struct pm_opts {
+	bool force_gpt;           /* -g: accept a GPT whose protective MBR is missing */
+	const char *only;         /* -t: run only this reader */
+	unsigned sector_size;     /* --sector-size; 0 = from the device or guessed */
+};
+
+/* Result codes of pm_probe */
+#define PM_FOUND 1
+#define PM_NOTFOUND 0
+/* -EBADMSG: a table was recognised but is damaged beyond use (table->type and error say which) */
+
+int pm_probe(struct pm_disk *d, const struct pm_opts *opts, struct pm_table *t);
+void pm_table_free(struct pm_table *t);
+const struct pm_part *pm_table_find(const struct pm_table *t, unsigned num);
+
+/* Names of the readers, for -t and --help; NULL-terminated. */
+extern const char *const pm_table_types[];
+
+/* Format a GUID (on-disk byte order) as lowercase text; buf must hold 37 bytes. */
+void pm_guid_str(const uint8_t g[16], char *buf);
+bool pm_guid_is_null(const uint8_t g[16]);
+
+/* ---- for the readers (src/table/) ---- */
+
+struct pm_ctx {
+	struct pm_disk *disk;
+	const struct pm_opts *opts;
+	struct pm_table *t;
+	unsigned ssz;             /* logical sector size in bytes */
+	unsigned next;            /* next free number for logical and nested partitions (kernel state->next) */
+	int err;                  /* sticky -ENOMEM from pm_put */
+};
+
+/* Add a partition; start and size in 512-byte sectors. Returns the entry to fill in, or NULL
+ * (out of memory: ctx->err is set). A later put of the same number replaces the earlier one. */
+struct pm_part *pm_put(struct pm_ctx *c, unsigned num, uint64_t start, uint64_t size, enum pm_kind kind);
+void pm_warn(struct pm_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void pm_set_error(struct pm_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A reader returns PM_FOUND, PM_NOTFOUND, -EBADMSG (recognised, damaged) or another -errno. */
+typedef int (*pm_reader_fn)(struct pm_ctx *c);
+int pm_read_dos(struct pm_ctx *c);
+int pm_read_gpt(struct pm_ctx *c);
+int pm_read_bsd(struct pm_ctx *c);
+int pm_read_sun(struct pm_ctx *c);
+int pm_read_sgi(struct pm_ctx *c);
+int pm_read_mac(struct pm_ctx *c);
+int pm_read_atari(struct pm_ctx *c);
+int pm_read_ps3(struct pm_ctx *c);
+int pm_read_solaris(struct pm_ctx *c);
+int pm_read_unixware(struct pm_ctx *c);
+
+/* Labels nested in a DOS slot; offset and size in 512-byte sectors, origin = the DOS slot number. */
+void pm_nested_bsd(struct pm_ctx *c, uint64_t offset, uint64_t size, unsigned origin, uint8_t id);
+void pm_nested_solaris(struct pm_ctx *c, uint64_t offset, uint64_t size, unsigned origin);
+void pm_nested_unixware(struct pm_ctx *c, uint64_t offset, uint64_t size, unsigned origin);
+void pm_nested_minix(struct pm_ctx *c, uint64_t offset, uint64_t size, unsigned origin);
+
+/* DOS helpers also used by GPT (protective MBR) and the sector-size guess */
+bool pm_dos_is_extended(uint8_t type);
+unsigned pm_dos_guess_sector_size(struct pm_disk *d);
+
+uint32_t pm_crc32(uint32_t crc, const void *buf, size_t len);
+
+#endif
