@@ -99,3 +99,9 @@ bench: all
 
 clean:
 	rm -rf $(BUILD)
+
+$(BUILD)/fuzz/mkseeds: tests/fuzz/mkseeds.c $(UNIT_HELPERS) $(LIB_SRC) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Isrc -o $@ $< $(UNIT_HELPERS) $(LIB_SRC)
+
+fuzz: $(BUILD)/fuzz/mkseeds

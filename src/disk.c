@@ -79,8 +79,7 @@ void pm_disk_from_mem(struct pm_disk *d, const void *buf, uint64_t len, unsigned
 
 void pm_disk_close(struct pm_disk *d)
 {
-	for (unsigned i = 0; i < PM_CACHE_SLOTS; i++)
-		free(d->cache[i].data);
+	free(d->cache);
 	if (d->owns_fd && d->fd >= 0)
 		close(d->fd);
 	disk_init(d);
@@ -110,36 +109,40 @@ static int raw_read(struct pm_disk *d, uint64_t off, void *buf, size_t len)
 	return 0;
 }
 
-/* Serve a read that lies inside one cache block from the cache. */
+/* Serve a small read from the cache of recently read sector ranges, or read its sectors. */
 static int cached_read(struct pm_disk *d, uint64_t off, void *buf, size_t len)
 {
-	uint64_t block = off / PM_CACHE_BLOCK;
-	uint64_t boff = block * PM_CACHE_BLOCK;
-	size_t blen = d->size - boff < PM_CACHE_BLOCK ? (size_t)(d->size - boff) : PM_CACHE_BLOCK;
+	uint64_t soff = off & ~(uint64_t)511;
+	uint64_t send = (off + len + 511) & ~(uint64_t)511;
 	unsigned victim = 0;
+	int r;
 
+	if (send > d->size)
+		send = d->size;
+	if (!d->cache) {
+		d->cache = calloc(PM_CACHE_SLOTS, sizeof(*d->cache));
+		if (!d->cache)
+			return raw_read(d, off, buf, len);
+	}
 	for (unsigned i = 0; i < PM_CACHE_SLOTS; i++) {
-		if (d->cache[i].block == block + 1) {
+		if (d->cache[i].len && d->cache[i].off <= off && off + len <= d->cache[i].off + d->cache[i].len) {
 			d->cache[i].stamp = ++d->clock;
-			memcpy(buf, d->cache[i].data + (off - boff), len);
+			memcpy(buf, d->cache[i].data + (off - d->cache[i].off), len);
 			return 0;
 		}
 		if (d->cache[i].stamp < d->cache[victim].stamp)
 			victim = i;
 	}
-	if (!d->cache[victim].data) {
-		d->cache[victim].data = malloc(PM_CACHE_BLOCK);
-		if (!d->cache[victim].data)
-			return raw_read(d, off, buf, len);
-	}
-	d->cache[victim].block = 0;
-	int r = raw_read(d, boff, d->cache[victim].data, blen);
+	if (send - soff > PM_CACHE_MAX)
+		return raw_read(d, off, buf, len);
+	d->cache[victim].len = 0;
+	r = raw_read(d, soff, d->cache[victim].data, (size_t)(send - soff));
 	if (r < 0)
 		return r;
-	d->cache[victim].block = block + 1;
-	d->cache[victim].len = blen;
+	d->cache[victim].off = soff;
+	d->cache[victim].len = (size_t)(send - soff);
 	d->cache[victim].stamp = ++d->clock;
-	memcpy(buf, d->cache[victim].data + (off - boff), len);
+	memcpy(buf, d->cache[victim].data + (off - soff), len);
 	return 0;
 }
 
@@ -149,7 +152,7 @@ int pm_disk_read(struct pm_disk *d, uint64_t off, void *buf, size_t len)
 		return 0;
 	if (off > d->size || len > d->size - off)
 		return -ERANGE;
-	if (!d->mem && off / PM_CACHE_BLOCK == (off + len - 1) / PM_CACHE_BLOCK)
+	if (!d->mem && len <= PM_CACHE_MAX)
 		return cached_read(d, off, buf, len);
 	return raw_read(d, off, buf, len);
 }

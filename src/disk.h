@@ -9,7 +9,7 @@
 #include <sys/types.h>
 
 #define PM_CACHE_SLOTS 8
-#define PM_CACHE_BLOCK 4096
+#define PM_CACHE_MAX 4096  /* reads up to this size are cached; larger ones go straight to the file */
 
 struct pm_disk {
 	int fd;                  /* -1 for a memory disk */
@@ -24,13 +24,14 @@ struct pm_disk {
 	/* statistics, for benchmarks and tests */
 	uint64_t nreads;         /* pread calls made */
 	uint64_t bytes_read;
-	/* a few aligned blocks, so that probers asking for the same sector do not re-read it */
+	/* the last few sector ranges read, so that readers asking for the same sectors do not read
+	 * them again; reads are widened to whole 512-byte sectors, no more */
 	struct {
-		uint64_t block;  /* block index + 1; 0 = empty */
+		uint64_t off;    /* byte offset, a multiple of 512 */
+		size_t len;      /* 0 = empty */
 		uint64_t stamp;
-		uint8_t *data;
-		size_t len;
-	} cache[PM_CACHE_SLOTS];
+		uint8_t data[PM_CACHE_MAX];
+	} *cache;
 	uint64_t clock;
 };
 

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Benchmark of kpartx -l: partmap against Debian's kpartx -l and util-linux partx --show, side by side
+# in one run, on the same images; prints mean times and ratios, and the bytes each tool reads
+# (counted under strace). Needs root for Debian kpartx (it attaches a loop device to list an image).
+#   bench/list.sh [build/partmap]
+set -euo pipefail
+PARTMAP=$(readlink -f "${1:-build/partmap}")
+RUNS=${RUNS:-30}
+export PATH=$PATH:/usr/sbin:/sbin
+for c in hyperfine jq strace kpartx partx sfdisk sgdisk; do
+	command -v $c >/dev/null || { echo "bench/list.sh: $c is missing (make deps)" >&2; exit 1; }
+done
+t=$(mktemp -d)
+trap 'rm -rf "$t"' EXIT
+
+# GPT with 128 entries
+truncate -s 1G "$t/gpt128.img"
+args=(); for i in $(seq 1 128); do args+=(-n "$i:0:+4M"); done
+sgdisk "${args[@]}" "$t/gpt128.img" >/dev/null
+# DOS with 60 logical partitions, the EBR chain written directly (libfdisk stops before 60)
+truncate -s 1G "$t/dos60.img"
+perl -e '
+	open(my $f, "+<", $ARGV[0]) or die;
+	sub entry { my ($sec, $slot, $type, $start, $size) = @_;
+		seek($f, $sec * 512 + 446 + 16 * $slot, 0); print $f pack("C4 C C3 V V", 0,0,0,0, $type, 0,0,0, $start, $size);
+		seek($f, $sec * 512 + 510, 0); print $f "\x55\xaa"; }
+	entry(0, 0, 0x83, 2048, 8192);
+	entry(0, 1, 0x05, 10240, 60 * 6144);
+	for my $i (0 .. 59) { my $ebr = 10240 + $i * 6144;
+		entry($ebr, 0, 0x83, 2048, 4096);
+		entry($ebr, 1, 0x05, ($i + 1) * 6144, 6144) if $i < 59; }
+' "$t/dos60.img"
+[ "$("$PARTMAP" kpartx -l "$t/dos60.img" | wc -l)" -eq 62 ] || { echo "dos60 image is wrong" >&2; exit 1; }
+# a 1 TiB sparse image with a GPT
+truncate -s 1T "$t/sparse1t.img"
+sgdisk -n 1:0:+100G -n 2:0:+500G -n 3:0:0 "$t/sparse1t.img" >/dev/null
+
+printf '%-14s %12s %12s %12s %10s %10s %16s\n' image partmap kpartx partx "kpartx/pm" "partx/pm" "bytes pm/kp/px"
+for img in gpt128 dos60 sparse1t; do
+	f=$t/$img.img
+	hyperfine -N -w 3 -r "$RUNS" --export-json "$t/h.json" \
+		"$PARTMAP kpartx -l $f" "kpartx -l $f" "partx --show $f" >/dev/null 2>&1
+	read -r pm kp px < <(jq -r '[.results[].mean] | map(. * 1000) | @tsv' "$t/h.json")
+	# bytes read from the image or a loop device over it, by following the fds opened on them
+	bytes() {
+		strace -e trace=openat,open,close,read,pread64 -o "$t/st" "$@" >/dev/null 2>&1 || true
+		awk -v f="$f" '
+			/^(openat|open)\(/ { split($0, q, "\""); split($0, r, "= "); if ((q[2] == f || q[2] ~ /^\/dev\/loop[0-9]+$/) && r[2] ~ /^[0-9]+/) fds[r[2] + 0] = 1; next }
+			/^close\(/ { sub(/^close\(/, ""); delete fds[$0 + 0]; next }
+			/^(read|pread64)\(/ { x = $0; sub(/^[a-z0-9]+\(/, "", x); fd = x + 0; split($0, r, "= "); if (fd in fds) s += r[2] }
+			END { print s + 0 }' "$t/st"
+	}
+	bpm=$(bytes "$PARTMAP" kpartx -l "$f")
+	bkp=$(bytes kpartx -l "$f")
+	bpx=$(bytes partx --show "$f")
+	printf '%-14s %10.2fms %10.2fms %10.2fms %9.1fx %9.1fx %16s\n' "$img" "$pm" "$kp" "$px" \
+		"$(echo "$kp / $pm" | bc -l)" "$(echo "$px / $pm" | bc -l)" "$bpm/$bkp/$bpx"
+done
+echo "ratios: how many times longer the other tool takes than partmap (target: kpartx/pm >= 10, partx/pm >= 1)"
+echo "bytes: read from the image (or the loop device kpartx attaches to it) by partmap / kpartx / partx"

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The binary: applet dispatch by name and first word, the static build, make install.
+. "$(dirname "$0")/lib.sh"
+B=$(dirname "$PARTMAP")
+top=$(cd "$(dirname "$0")/../.." && pwd)
+
+"$PARTMAP" kpartx --version >/dev/null; ok $? "partmap kpartx (first word)"
+"$B/kpartx" --version | grep -q '^kpartx (partmap)'; ok $? "build/kpartx link (argv[0])"
+"$PARTMAP" nosuch >/dev/null 2>&1; is $? 1 "unknown applet: exit 1"
+"$PARTMAP" --help | grep -q kpartx; ok $? "partmap --help lists the applets"
+
+if [ -x "$B/static/partmap" ]; then
+	file "$B/static/partmap" 2>/dev/null | grep -q 'statically linked' || ! ldd "$B/static/partmap" >/dev/null 2>&1
+	ok $? "static binary is statically linked"
+	truncate -s 8M "$TMP/s.img"; sfdisk -q "$TMP/s.img" <<<'start=2048, size=4096' >/dev/null
+	"$B/static/partmap" kpartx -l "$TMP/s.img" | grep -q ': 0 4096 '; ok $? "static binary lists partitions"
+else
+	fail "static binary not built (make static)"
+fi
+# runtime dependencies: libc only
+libs=$(ldd "$PARTMAP" | awk '{print $1}' | grep -Ev '^(linux-vdso|/lib64/ld-linux|libc\.so)' )
+is "$libs" "" "no runtime dependency beyond libc"
+
+make -s -C "$top" BUILD="$B" install DESTDIR="$TMP/root" PREFIX=/usr >/dev/null 2>&1; ok $? "make install with DESTDIR and PREFIX"
+[ -x "$TMP/root/usr/sbin/partmap" ] && [ "$(readlink "$TMP/root/usr/sbin/kpartx")" = partmap ] && \
+	[ -f "$TMP/root/usr/share/man/man8/partmap.8" ]
+ok $? "installed: binary, kpartx link, man page"
+man -l "$TMP/root/usr/share/man/man8/partmap.8" 2>/dev/null | grep -q "EXIT STATUS"; ok $? "man page renders and documents exit status"
+done_testing

@@ -1,0 +1,55 @@
+# TAP helpers for the command-level tests. Source it; set PARTMAP (the binary) beforehand or get
+# build/partmap. Each test cleans up what it makes through the cleanup stack (a trap runs it).
+set -u
+PARTMAP=${PARTMAP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/partmap}
+export PATH=$PATH:/usr/sbin:/sbin
+_tap_n=0
+_tap_fail=0
+_cleanups=()
+TMP=$(mktemp -d /tmp/partmap-test.XXXXXX)
+
+plan() { echo "1..$1"; }
+ok() { # ok COND-EXIT-CODE DESCRIPTION
+	_tap_n=$((_tap_n + 1))
+	if [ "$1" -eq 0 ]; then echo "ok $_tap_n - $2"; else echo "not ok $_tap_n - $2"; _tap_fail=1; fi
+}
+pass() { ok 0 "$1"; }
+fail() { ok 1 "$1"; }
+skip() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n # SKIP $1"; }
+diag() { printf '# %s\n' "$@"; }
+is() { # is GOT EXPECTED DESCRIPTION
+	if [ "$1" == "$2" ]; then pass "$3"; else
+		fail "$3"; diag "got:" "$1" "expected:" "$2"
+	fi
+}
+# compare two multi-line texts, show a diff when they differ
+same() { # same GOT EXPECTED DESCRIPTION
+	if [ "$1" == "$2" ]; then pass "$3"; else
+		fail "$3"; diff <(printf '%s\n' "$2") <(printf '%s\n' "$1") | sed 's/^/# /'
+	fi
+}
+defer() { _cleanups+=("$*"); }
+_run_cleanups() {
+	local i
+	for ((i = ${#_cleanups[@]} - 1; i >= 0; i--)); do eval "${_cleanups[$i]}" >/dev/null 2>&1 || true; done
+	rm -rf "$TMP"
+}
+trap _run_cleanups EXIT
+done_testing() { echo "1..$_tap_n"; }
+
+# attach a loop device that this test owns; detached on exit. Sets the variable named VAR (not run in a
+# subshell, so that the cleanup is registered in the test's own shell).
+attach() { # attach VAR FILE [losetup options]
+	local _av=$1 _ad
+	shift
+	_ad=$(losetup -f --show "$@") || return 1
+	defer "losetup -d $_ad"
+	printf -v "$_av" "%s" "$_ad"
+}
+
+# make a 512-byte-sector DOS image with sfdisk from a script on stdin
+mkimg() { # mkimg FILE SIZE  (sfdisk script on stdin)
+	rm -f "$1"
+	truncate -s "$2" "$1"
+	sfdisk -q --no-reread --no-tell-kernel "$1" >/dev/null
+}

@@ -1,0 +1,131 @@
+/* Unit tests of the sector reader, CRC-32 and the naming rules. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "disk.h"
+#include "names.h"
+#include "ptable.h"
+#include "util.h"
+
+static void test_crc32(void **state)
+{
+	(void)state;
+	assert_int_equal(pm_crc32(0, "123456789", 9), 0xCBF43926u);
+	assert_int_equal(pm_crc32(pm_crc32(0, "1234", 4), "56789", 5), 0xCBF43926u);
+	assert_int_equal(pm_crc32(0, "", 0), 0);
+}
+
+static void test_reader_bounds_mem(void **state)
+{
+	(void)state;
+	uint8_t buf[1000], out[600];
+	struct pm_disk d;
+
+	for (int i = 0; i < 1000; i++)
+		buf[i] = (uint8_t)i;
+	pm_disk_from_mem(&d, buf, sizeof(buf), 512);
+	assert_int_equal(pm_disk_read(&d, 400, out, 600), 0);
+	assert_int_equal(out[0], (uint8_t)400);
+	assert_int_equal(pm_disk_read(&d, 401, out, 600), -ERANGE);
+	assert_int_equal(pm_disk_read(&d, UINT64_MAX - 10, out, 20), -ERANGE);
+	assert_int_equal(pm_disk_read512(&d, 1, out), -ERANGE); /* sector 1 is 512..1023: past 1000 */
+	assert_int_equal(pm_disk_read512(&d, UINT64_MAX / 256, out), -ERANGE);
+	assert_int_equal(pm_disk_sectors(&d), 1);
+	pm_disk_close(&d);
+}
+
+static void test_reader_file_and_cache(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/partmap-unit-XXXXXX";
+	int fd = mkstemp(path);
+	uint8_t data[20000], out[512];
+	struct pm_disk d;
+
+	assert_true(fd >= 0);
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 7);
+	assert_int_equal(write(fd, data, sizeof(data)), sizeof(data));
+	close(fd);
+	assert_int_equal(pm_disk_open(&d, path, O_RDONLY), 0);
+	assert_int_equal(d.size, 20000);
+	assert_int_equal(d.sector_size, 0); /* an image file does not say */
+	uint8_t two[1024];
+	assert_int_equal(pm_disk_read(&d, 0, two, 1024), 0);
+	assert_int_equal(pm_disk_read(&d, 512, out, 512), 0); /* inside what was read: from the cache */
+	assert_int_equal(d.nreads, 1);
+	assert_memory_equal(out, data + 512, 512);
+	/* an unaligned read reads its whole sector, and no more */
+	assert_int_equal(pm_disk_read(&d, 700 + 1024, out, 10), 0);
+	assert_memory_equal(out, data + 1724, 10);
+	assert_int_equal(d.nreads, 2);
+	assert_int_equal(d.bytes_read, 1024 + 512);
+	/* the last, partial block */
+	assert_int_equal(pm_disk_read(&d, 19900, out, 100), 0);
+	assert_memory_equal(out, data + 19900, 100);
+	assert_int_equal(pm_disk_read(&d, 19900, out, 101), -ERANGE);
+	pm_disk_close(&d);
+	unlink(path);
+	assert_int_equal(pm_disk_open(&d, path, O_RDONLY), -ENOENT);
+	assert_int_equal(pm_disk_open(&d, "/tmp", O_RDONLY), -EISDIR);
+}
+
+static void test_names(void **state)
+{
+	(void)state;
+	char b[PM_NAME_MAX];
+
+	assert_string_equal(pm_default_delim("loop0"), "p");
+	assert_string_equal(pm_default_delim("sdb"), "");
+	assert_string_equal(pm_default_delim("nvme0n1"), "p");
+	assert_string_equal(pm_default_delim("mpatha"), "");
+	assert_int_equal(pm_part_name(b, sizeof(b), "loop0", "p", 1), 0);
+	assert_string_equal(b, "loop0p1");
+	assert_int_equal(pm_part_name(b, sizeof(b), "vg0-guestdisk", "", 12), 0);
+	assert_string_equal(b, "vg0-guestdisk12");
+	assert_int_equal(pm_part_name(b, sizeof(b), "a", "/x/", 3), 0);
+	assert_string_equal(b, "a!x!3");
+	char longb[200];
+	memset(longb, 'x', 130);
+	longb[130] = 0;
+	assert_int_equal(pm_part_name(b, sizeof(b), longb, "", 1), -ENAMETOOLONG);
+	assert_int_equal(pm_base_from_path(b, sizeof(b), "/dev/mapper/vg0-guestdisk"), 0);
+	assert_string_equal(b, "vg0-guestdisk");
+	assert_int_equal(pm_base_from_path(b, sizeof(b), "disk.img"), 0);
+	assert_string_equal(b, "disk.img");
+	assert_int_equal(pm_base_from_path(b, sizeof(b), "dir/"), 0);
+	assert_string_equal(b, "dir");
+}
+
+static void test_guid_str(void **state)
+{
+	(void)state;
+	/* the Linux filesystem type GUID as stored on disk */
+	static const uint8_t g[16] = { 0xaf, 0x3d, 0xc6, 0x0f, 0x83, 0x84, 0x72, 0x47,
+				       0x8e, 0x79, 0x3d, 0x69, 0xd8, 0x47, 0x7d, 0xe4 };
+	char s[37];
+	pm_guid_str(g, s);
+	assert_string_equal(s, "0fc63daf-8483-4772-8e79-3d69d8477de4");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_crc32),
+		cmocka_unit_test(test_reader_bounds_mem),
+		cmocka_unit_test(test_reader_file_and_cache),
+		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_guid_str),
+	};
+	return cmocka_run_group_tests_name("core", tests, NULL, NULL);
+}
