@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "loop.h"
+#include "node.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -11,6 +12,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 /* read a small sysfs file into buf without the trailing newline; -errno */
@@ -154,4 +156,171 @@ int pm_loop_get_free(void)
 		return -errno;
 	r = ioctl(fd, LOOP_CTL_GET_FREE);
 	return r < 0 ? -errno : r;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+int pm_loop_open(int index, int flags)
+{
+	char node[64], sys[96];
+	dev_t dev;
+	int fd, r;
+
+	snprintf(node, sizeof(node), "/dev/loop%d", index);
+	fd = open(node, flags | O_CLOEXEC);
+	if (fd >= 0 || errno != ENOENT)
+		return fd >= 0 ? fd : -errno;
+	/* no node: a container's /dev, or devtmpfs has not made it yet */
+	snprintf(sys, sizeof(sys), "/sys/block/loop%d/dev", index);
+	r = pm_sysfs_devnum(sys, &dev);
+	if (r < 0)
+		return r == -ENOENT ? -ENODEV : r;
+	r = pm_node_ensure(node, dev, 0660, pm_dev_is_devtmpfs() ? 200 : 0, NULL);
+	if (r < 0)
+		return r;
+	fd = open(node, flags | O_CLOEXEC);
+	return fd >= 0 ? fd : -errno;
+}
+
+static void fill_info(struct loop_info64 *li, const struct pm_loop_cfg *cfg)
+{
+	memset(li, 0, sizeof(*li));
+	li->lo_offset = cfg->offset;
+	li->lo_sizelimit = cfg->sizelimit;
+	li->lo_flags = (cfg->read_only ? LO_FLAGS_READ_ONLY : 0) | (cfg->autoclear ? LO_FLAGS_AUTOCLEAR : 0) |
+		       (cfg->partscan ? LO_FLAGS_PARTSCAN : 0) | (cfg->direct_io ? LO_FLAGS_DIRECT_IO : 0);
+	if (cfg->tag)
+		pm_strlcpy((char *)li->lo_file_name, cfg->tag, sizeof(li->lo_file_name));
+}
+
+/* the old way, for kernels before 5.8: bind, then set the status and the block size */
+static int attach_legacy(int lfd, int backing_fd, const struct pm_loop_cfg *cfg)
+{
+	struct loop_info64 li;
+	int r;
+
+	if (ioctl(lfd, LOOP_SET_FD, backing_fd) < 0)
+		return -errno;
+	fill_info(&li, cfg);
+	li.lo_flags &= ~(unsigned)LO_FLAGS_READ_ONLY; /* comes from how the backing file was opened */
+	if (ioctl(lfd, LOOP_SET_STATUS64, &li) < 0)
+		goto fail;
+	if (cfg->block_size && cfg->block_size != 512 && ioctl(lfd, LOOP_SET_BLOCK_SIZE, (unsigned long)cfg->block_size) < 0)
+		goto fail;
+	return 0;
+fail:
+	r = -errno;
+	ioctl(lfd, LOOP_CLR_FD, 0);
+	return r;
+}
+
+int pm_loop_attach(int backing_fd, const struct pm_loop_cfg *cfg)
+{
+	struct loop_config lc;
+
+	for (int attempt = 0; attempt < 64; attempt++) {
+		int idx = cfg->index >= 0 ? cfg->index : pm_loop_get_free();
+		int lfd, r;
+
+		if (idx < 0)
+			return idx;
+		lfd = pm_loop_open(idx, cfg->read_only ? O_RDONLY : O_RDWR);
+		if (lfd < 0) {
+			/* udev may still be setting the new node's permissions */
+			if ((lfd == -EACCES || lfd == -ENOENT || lfd == -ENODEV) && attempt < 5) {
+				sleep_ms(20);
+				continue;
+			}
+			return lfd;
+		}
+		memset(&lc, 0, sizeof(lc));
+		lc.fd = (uint32_t)backing_fd;
+		lc.block_size = cfg->block_size;
+		fill_info(&lc.info, cfg);
+		r = ioctl(lfd, LOOP_CONFIGURE, &lc) < 0 ? -errno : 0;
+		if (r == -EINVAL || r == -ENOTTY) {
+			/* either no LOOP_CONFIGURE (older kernel) or a parameter it refuses: the old calls tell */
+			r = attach_legacy(lfd, backing_fd, cfg);
+		}
+		close(lfd);
+		if (r == 0)
+			return idx;
+		if (r == -EBUSY && cfg->index < 0) {
+			/* another process took this one between GET_FREE and our configure */
+			sleep_ms(attempt < 8 ? 1 : 20);
+			continue;
+		}
+		return r;
+	}
+	return -EBUSY;
+}
+
+int pm_loop_detach(int index, bool check_busy)
+{
+	int fd, r = 0;
+
+	if (check_busy) {
+		fd = pm_loop_open(index, O_RDONLY | O_EXCL);
+		if (fd < 0)
+			return fd;
+		close(fd);
+	}
+	fd = pm_loop_open(index, O_RDONLY);
+	if (fd < 0)
+		return fd;
+	for (int i = 0; i < 10; i++) {
+		r = ioctl(fd, LOOP_CLR_FD, 0) < 0 ? -errno : 0;
+		if (r != -EBUSY)
+			break;
+		sleep_ms(50);
+	}
+	close(fd);
+	return r == -ENXIO ? 0 : r; /* ENXIO: already free */
+}
+
+int pm_loop_status(int index, char *name, size_t len, dev_t *backing_rdev)
+{
+	struct loop_info64 li;
+	int fd = pm_loop_open(index, O_RDONLY), r = 0;
+
+	if (fd < 0)
+		return fd;
+	if (ioctl(fd, LOOP_GET_STATUS64, &li) < 0)
+		r = -errno;
+	close(fd);
+	if (r < 0)
+		return r;
+	if (name) {
+		li.lo_file_name[sizeof(li.lo_file_name) - 1] = 0;
+		pm_strlcpy(name, (const char *)li.lo_file_name, len);
+	}
+	if (backing_rdev) {
+		unsigned maj = (unsigned)((li.lo_rdevice & 0xfff00) >> 8);
+		unsigned min = (unsigned)((li.lo_rdevice & 0xff) | ((li.lo_rdevice >> 12) & 0xfff00));
+		*backing_rdev = makedev(maj, min);
+	}
+	return 0;
+}
+
+int pm_loop_set_sizelimit(int index, uint64_t sizelimit)
+{
+	struct loop_info64 li;
+	int fd = pm_loop_open(index, O_RDONLY), r = 0;
+
+	if (fd < 0)
+		return fd;
+	if (sizelimit == UINT64_MAX) {
+		r = ioctl(fd, LOOP_SET_CAPACITY, 0) < 0 ? -errno : 0;
+	} else if (ioctl(fd, LOOP_GET_STATUS64, &li) < 0) {
+		r = -errno;
+	} else {
+		li.lo_sizelimit = sizelimit;
+		r = ioctl(fd, LOOP_SET_STATUS64, &li) < 0 ? -errno : 0;
+	}
+	close(fd);
+	return r;
 }

@@ -31,4 +31,27 @@ int pm_loop_find_whole(dev_t dev, ino_t ino, uint64_t file_size, struct pm_loop_
 /* LOOP_CTL_GET_FREE: the index of a free loop device (the kernel may create one). -errno on error. */
 int pm_loop_get_free(void);
 
+struct pm_loop_cfg {
+	int index;                /* a given device, or -1 for a free one */
+	uint64_t offset, sizelimit;
+	unsigned block_size;      /* 0 = 512 */
+	bool read_only, autoclear, partscan, direct_io;
+	const char *tag;          /* stored in lo_file_name (at most 63 characters) */
+};
+
+/* Bind backing_fd to a loop device: LOOP_CONFIGURE, or LOOP_SET_FD + LOOP_SET_STATUS64 on kernels
+ * without it. With index -1, a free device is taken and another one tried when a concurrent process
+ * takes it first (EBUSY). Returns the index, or -errno. */
+int pm_loop_attach(int backing_fd, const struct pm_loop_cfg *cfg);
+/* LOOP_CLR_FD, retried a few times on EBUSY. With check_busy, first refuse (-EBUSY) when the device is
+ * held open exclusively (mounted, or used by another mapping). */
+int pm_loop_detach(int index, bool check_busy);
+/* Open /dev/loopN, making the node from sysfs when it is missing. Returns an fd or -errno. */
+int pm_loop_open(int index, int flags);
+/* Read lo_file_name (our tag) and lo_rdevice (backing block device, 0 for a file). */
+int pm_loop_status(int index, char *name, size_t len, dev_t *backing_rdev);
+/* Change the size limit of a bound loop device (LOOP_SET_STATUS64) or re-read its backing size
+ * (LOOP_SET_CAPACITY when sizelimit is UINT64_MAX). */
+int pm_loop_set_sizelimit(int index, uint64_t sizelimit);
+
 #endif

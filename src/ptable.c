@@ -141,6 +141,36 @@ const struct pm_part *pm_table_find(const struct pm_table *t, unsigned num)
 	return NULL;
 }
 
+static int cmp_start(const void *a, const void *b)
+{
+	const struct pm_part *const *x = a, *const *y = b;
+	return ((*x)->start > (*y)->start) - ((*x)->start < (*y)->start);
+}
+
+bool pm_table_overlaps(const struct pm_table *t)
+{
+	const struct pm_part **v;
+	uint64_t end = 0;
+	bool overlap = false;
+
+	if (t->nparts < 2)
+		return false;
+	v = malloc(t->nparts * sizeof(*v));
+	if (!v)
+		return true; /* the safe answer */
+	for (size_t i = 0; i < t->nparts; i++)
+		v[i] = &t->parts[i];
+	qsort(v, t->nparts, sizeof(*v), cmp_start);
+	for (size_t i = 0; i < t->nparts && !overlap; i++) {
+		if (i && v[i]->start < end)
+			overlap = true;
+		if (v[i]->start + v[i]->size > end)
+			end = v[i]->start + v[i]->size;
+	}
+	free(v);
+	return overlap;
+}
+
 static int cmp_num(const void *a, const void *b)
 {
 	const struct pm_part *x = a, *y = b;

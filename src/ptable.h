@@ -59,6 +59,8 @@ struct pm_opts {
 int pm_probe(struct pm_disk *d, const struct pm_opts *opts, struct pm_table *t);
 void pm_table_free(struct pm_table *t);
 const struct pm_part *pm_table_find(const struct pm_table *t, unsigned num);
+/* Do any two partitions share a sector? (BSD slices inside their DOS slot, Sun's whole-disk slice) */
+bool pm_table_overlaps(const struct pm_table *t);
 
 /* Names of the readers, for -t and --help; NULL-terminated. */
 extern const char *const pm_table_types[];

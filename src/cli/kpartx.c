@@ -2,6 +2,7 @@
 /* The kpartx applet: option parsing compatible with multipath-tools' kpartx, and -l. */
 #include "applets.h"
 #include "../loop.h"
+#include "../map/map.h"
 #include "../names.h"
 #include "../ptable.h"
 #include "../util.h"
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 enum action { ACT_LIST, ACT_ADD, ACT_DELETE, ACT_UPDATE };
 
@@ -302,6 +304,162 @@ static int do_list(struct target *t, const struct kopts *o)
 	return rc;
 }
 
+struct report_ctx {
+	const struct kopts *o;
+	int busy;
+};
+
+static void report(void *arg, enum pm_event ev, const struct pm_parent *p, const struct pm_mapping *m, int err)
+{
+	struct report_ctx *rc = arg;
+	const char *name = m ? m->name : p->path;
+
+	switch (ev) {
+	case PM_EV_ADD:
+		if (rc->o->verbose)
+			printf("add map %s (%u:%u): 0 %" PRIu64 " linear %u:%u %" PRIu64 "\n", m->name, major(m->dev),
+			       minor(m->dev), m->size, major(p->rdev), minor(p->rdev), m->start);
+		break;
+	case PM_EV_DEL:
+		if (rc->o->verbose)
+			printf("del devmap : %s\n", m->name);
+		break;
+	case PM_EV_BUSY:
+		rc->busy++;
+		fprintf(stderr, "kpartx: %s: in use (open or mounted), left in place\n", name);
+		break;
+	case PM_EV_FAIL:
+		fprintf(stderr, "kpartx: %s: %s\n", name, strerror(-err));
+		break;
+	case PM_EV_LOOPDEL:
+		if (rc->o->verbose)
+			fprintf(stderr, "loop deleted : %s\n", p->node);
+		break;
+	case PM_EV_WARN:
+		fprintf(stderr, "kpartx: %s: warning: %s\n", name, strerror(-err));
+		break;
+	}
+	fflush(stdout);
+}
+
+static const struct pm_backend *choose_backend(struct pm_parent *p, const struct kopts *o, const struct pm_table *t)
+{
+	const struct pm_backend *b;
+	int r;
+
+	if (o->backend) {
+		if (!strcmp(o->backend, "dm")) {
+			fprintf(stderr, "kpartx: the device-mapper backend is not available in this build\n");
+			return NULL;
+		}
+		b = !strcmp(o->backend, "part") ? &pm_backend_part : !strcmp(o->backend, "loop") ? &pm_backend_loop : NULL;
+		if (!b) {
+			fprintf(stderr, "kpartx: unknown backend '%s' (dm, part, loop)\n", o->backend);
+			return NULL;
+		}
+		r = b->usable(p);
+		if (r < 0) {
+			fprintf(stderr, "kpartx: %s: the %s backend cannot be used here: %s\n", p->path, b->name, strerror(-r));
+			return NULL;
+		}
+		if (b == &pm_backend_part && t && pm_table_overlaps(t)) {
+			fprintf(stderr, "kpartx: %s: the part backend cannot map overlapping partitions\n", p->path);
+			return NULL;
+		}
+		return b;
+	}
+	/* mappings made earlier stay with their backend */
+	b = pm_backend_in_use(p);
+	if (b)
+		return b;
+	if (pm_backend_part.usable(p) == 0 && !(t && pm_table_overlaps(t)))
+		return &pm_backend_part;
+	if (pm_backend_loop.usable(p) == 0)
+		return &pm_backend_loop;
+	fprintf(stderr, "kpartx: %s: no way to map partitions here (no device mapper, no partitions on the device, no free loop device)\n",
+		p->path);
+	return NULL;
+}
+
+static int do_map(const char *path, struct kopts *o)
+{
+	struct pm_parent_opts po = {
+		.attach = o->action != ACT_DELETE,
+		.read_only = o->readonly,
+		.sector_size = o->probe.sector_size,
+		.delim = o->delim,
+	};
+	struct report_ctx rc = { .o = o };
+	struct pm_parent p;
+	const char *why;
+	int r, failures = 0;
+
+	r = pm_parent_open(&p, path, &po, &why);
+	if (r < 0) {
+		fprintf(stderr, "kpartx: %s: %s%s%s\n", path, why, *why ? ": " : "", strerror(-r));
+		if (p.loop_attached)
+			pm_parent_detach(&p);
+		pm_parent_close(&p);
+		return 1;
+	}
+	if (o->action == ACT_DELETE) {
+		static const struct pm_backend *const all[] = { &pm_backend_part, &pm_backend_loop };
+		for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+			failures += pm_map_sync(&p, all[i], NULL, PM_SYNC_DELETE, report, &rc);
+		if (!failures && p.is_file && p.loop_index >= 0) {
+			r = pm_parent_detach(&p);
+			if (r == 0)
+				report(&rc, PM_EV_LOOPDEL, &p, NULL, 0);
+			else {
+				fprintf(stderr, "kpartx: %s: cannot detach: %s\n", p.node, strerror(-r));
+				failures++;
+			}
+		}
+		pm_parent_close(&p);
+		return failures ? 1 : 0;
+	}
+
+	struct pm_disk d;
+	struct pm_table t = { 0 };
+	struct pm_opts popts = o->probe;
+	if (p.is_file)
+		popts.sector_size = p.ssz;
+	r = pm_disk_from_fd(&d, p.fd);
+	if (r == 0) {
+		/* an image is read through its loop device's view: the whole file from offset 0 */
+		r = pm_probe(&d, &popts, &t);
+		for (size_t i = 0; i < t.nwarnings; i++)
+			fprintf(stderr, "kpartx: %s: warning: %s\n", path, t.warnings[i]);
+	}
+	if (r < 0) {
+		fprintf(stderr, "kpartx: %s: %s\n", path, t.error[0] ? t.error : strerror(-r));
+		if (p.loop_attached)
+			pm_parent_detach(&p);
+		pm_table_free(&t);
+		pm_disk_close(&d);
+		pm_parent_close(&p);
+		return r == -EBADMSG ? 2 : 1;
+	}
+	if (r == PM_NOTFOUND && o->verbose)
+		fprintf(stderr, "kpartx: %s: no partition table found\n", path);
+	const struct pm_backend *b = choose_backend(&p, o, &t);
+	if (!b) {
+		failures = 1;
+	} else {
+		if (o->verbose)
+			fprintf(stderr, "kpartx: %s: %s table, %zu partitions, backend %s\n", path,
+				t.type ? t.type : "no", t.nparts, b->name);
+		failures = pm_map_sync(&p, b, &t, o->action == ACT_UPDATE ? PM_SYNC_UPDATE : PM_SYNC_ADD, report, &rc);
+	}
+	/* nothing to map: do not leave a loop device behind that nobody asked for */
+	if (p.loop_attached && (t.nparts == 0 || !b))
+		pm_parent_detach(&p);
+	pm_table_free(&t);
+	pm_disk_close(&d);
+	pm_parent_close(&p);
+	return failures ? 1 : 0;
+}
+
 int kpartx_main(int argc, char **argv)
 {
 	struct kopts o = { .action = ACT_LIST };
@@ -319,18 +477,12 @@ int kpartx_main(int argc, char **argv)
 		fprintf(stderr, "kpartx: --json goes with -l only\n");
 		return 1;
 	}
+	if (o.action != ACT_LIST)
+		return do_map(argv[optind], &o);
 	rc = open_target(&t, argv[optind], &o);
 	if (rc)
 		return rc;
-	switch (o.action) {
-	case ACT_LIST:
-		rc = do_list(&t, &o);
-		break;
-	default:
-		fprintf(stderr, "kpartx: -a, -d and -u are not available in this build yet\n");
-		rc = 1;
-		break;
-	}
+	rc = do_list(&t, &o);
 	pm_disk_close(&t.disk);
 	return rc;
 }

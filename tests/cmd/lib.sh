@@ -53,3 +53,30 @@ mkimg() { # mkimg FILE SIZE  (sfdisk script on stdin)
 	truncate -s "$2" "$1"
 	sfdisk -q --no-reread --no-tell-kernel "$1" >/dev/null
 }
+
+# Re-run this script in a private mount namespace with its own tmpfs on /dev/mapper, so that nothing
+# it maps shows up (or is left) in the host's /dev/mapper.
+private_ns() {
+	if [ -z "${PARTMAP_IN_NS:-}" ]; then
+		PARTMAP_IN_NS=1 exec unshare -m --propagation private bash "$0" "$@"
+	fi
+	mkdir -p /dev/mapper
+	mount -t tmpfs -o mode=755 partmap-test /dev/mapper || { echo "Bail out! cannot mount a tmpfs on /dev/mapper"; exit 1; }
+}
+
+# Undo everything on an image of this test: unmount what is mounted from it, remove its mappings, and
+# detach every loop device backed by it (they can only be this test's: the image is in $TMP).
+release_image() { # release_image IMG
+	local img=$1 l
+	grep -E "^/dev/(mapper/|loop)" /proc/mounts | awk '{print $2}' | while read -r mp; do
+		case $mp in "$TMP"/*) umount -l "$mp" ;; esac
+	done
+	"$PARTMAP" kpartx -d "$img" >/dev/null 2>&1
+	for l in $(losetup -j "$img" -O NAME -n 2>/dev/null); do
+		partx -d "$l" >/dev/null 2>&1
+		losetup -d "$l" 2>/dev/null
+	done
+}
+
+# loop devices backed by an image
+loops_of() { losetup -j "$1" -O NAME -n 2>/dev/null | sort; }

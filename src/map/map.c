@@ -1,0 +1,336 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The parent device, and the backend-independent part of -a, -u and -d. */
+#include "map.h"
+#include "../disk.h"
+#include "../loop.h"
+#include "../node.h"
+#include "../util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+int pm_name_for(const struct pm_parent *p, unsigned num, char *buf, size_t len)
+{
+	return pm_part_name(buf, len, p->base, p->delim, num);
+}
+
+static int cmp_mapping(const void *a, const void *b)
+{
+	const struct pm_mapping *x = a, *y = b;
+	return (x->num > y->num) - (x->num < y->num);
+}
+
+int pm_sort_mappings(struct pm_mapping *m, size_t n)
+{
+	if (n > 1)
+		qsort(m, n, sizeof(*m), cmp_mapping);
+	return 0;
+}
+
+/* a whole-file loop for the image, with the sector size its table needs */
+static int attach_whole(struct pm_parent *p, const struct pm_parent_opts *o)
+{
+	struct pm_loop_cfg cfg = { .index = -1, .read_only = p->read_only };
+	unsigned ssz = o->sector_size;
+	int idx;
+
+	if (!ssz) {
+		struct pm_disk d;
+		struct pm_table t;
+		int r = pm_disk_from_fd(&d, p->fd);
+		if (r < 0)
+			return r;
+		pm_probe(&d, NULL, &t);
+		ssz = t.sector_size ? t.sector_size : 512;
+		pm_table_free(&t);
+		pm_disk_close(&d);
+	}
+	cfg.block_size = ssz;
+	idx = pm_loop_attach(p->fd, &cfg);
+	if (idx < 0)
+		return idx;
+	p->loop_index = idx;
+	p->loop_attached = true;
+	p->ssz = ssz;
+	return 0;
+}
+
+static void set_loop_names(struct pm_parent *p)
+{
+	snprintf(p->node, sizeof(p->node), "/dev/loop%d", p->loop_index);
+	snprintf(p->base, sizeof(p->base), "loop%d", p->loop_index);
+}
+
+int pm_parent_open(struct pm_parent *p, const char *path, const struct pm_parent_opts *o, const char **why)
+{
+	struct stat st;
+	int r;
+
+	memset(p, 0, sizeof(*p));
+	p->fd = -1;
+	p->lock_fd = -1;
+	p->loop_index = -1;
+	p->path = path;
+	p->read_only = o->read_only;
+	*why = "cannot open";
+	if (stat(path, &st) < 0)
+		return -errno;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return -ENOTBLK;
+	p->fd = open(path, (p->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (p->fd < 0 && !p->read_only && (errno == EACCES || errno == EROFS || errno == EPERM)) {
+		/* a read-only image or device: map it read-only rather than not at all */
+		p->fd = open(path, O_RDONLY | O_CLOEXEC);
+		p->read_only = true;
+	}
+	if (p->fd < 0)
+		return -errno;
+	*why = "cannot lock";
+	p->lock_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (p->lock_fd < 0 || flock(p->lock_fd, LOCK_EX) < 0)
+		return -errno;
+
+	if (S_ISREG(st.st_mode)) {
+		struct pm_loop_info li;
+		char sys[64];
+
+		p->is_file = true;
+		p->file_dev = st.st_dev;
+		p->file_ino = st.st_ino;
+		p->size = (uint64_t)st.st_size;
+		*why = "cannot look for its loop device";
+		r = pm_loop_find_whole(st.st_dev, st.st_ino, p->size, &li);
+		if (r < 0)
+			return r;
+		if (r == 1) {
+			p->loop_index = li.index;
+			p->ssz = li.block_size;
+			if (!li.read_only && p->read_only) {
+				/* -r on an image whose loop is writable: the maps are made read-only instead */
+			}
+		} else if (o->attach) {
+			*why = "cannot attach a loop device";
+			r = attach_whole(p, o);
+			if (r < 0)
+				return r;
+		} else {
+			return 0; /* nothing is mapped for an image without a loop device */
+		}
+		set_loop_names(p);
+		snprintf(sys, sizeof(sys), "/sys/block/loop%d/dev", p->loop_index);
+		*why = "cannot read its loop device's number";
+		r = pm_sysfs_devnum(sys, &p->rdev);
+		if (r < 0)
+			return r;
+	} else {
+		int ssz;
+		char link[PATH_MAX], tgt[PATH_MAX];
+		ssize_t n;
+
+		p->rdev = st.st_rdev;
+		pm_strlcpy(p->node, path, sizeof(p->node));
+		*why = "cannot read its size";
+		if (ioctl(p->fd, BLKGETSIZE64, &p->size) < 0 || ioctl(p->fd, BLKSSZGET, &ssz) < 0)
+			return -errno;
+		p->ssz = (unsigned)ssz;
+		*why = "cannot make a map name from this path";
+		if (pm_dm_name_of(p->rdev, p->base, sizeof(p->base)) < 0) {
+			r = pm_base_from_path(p->base, sizeof(p->base), path);
+			if (r < 0)
+				return r;
+		}
+		/* a loop device given by path: remember its index */
+		snprintf(link, sizeof(link), "/sys/dev/block/%u:%u", major(p->rdev), minor(p->rdev));
+		n = readlink(link, tgt, sizeof(tgt) - 1);
+		if (n > 0) {
+			const char *b;
+			tgt[n] = 0;
+			b = strrchr(tgt, '/');
+			if (b && sscanf(b + 1, "loop%d", &p->loop_index) != 1)
+				p->loop_index = -1;
+		}
+	}
+	snprintf(p->sysdir, sizeof(p->sysdir), "/sys/dev/block/%u:%u", major(p->rdev), minor(p->rdev));
+	if (stat(p->node, &st) == 0) {
+		p->node_mode = st.st_mode & 07777;
+		p->node_uid = st.st_uid;
+		p->node_gid = st.st_gid;
+	} else {
+		p->node_mode = 0600;
+	}
+	p->delim = o->delim ? o->delim : pm_default_delim(p->base);
+	*why = "";
+	return 0;
+}
+
+void pm_parent_close(struct pm_parent *p)
+{
+	if (p->fd >= 0)
+		close(p->fd);
+	if (p->lock_fd >= 0)
+		close(p->lock_fd); /* drops the lock */
+	p->fd = p->lock_fd = -1;
+}
+
+int pm_parent_detach(struct pm_parent *p)
+{
+	if (!p->is_file || p->loop_index < 0)
+		return 0;
+	return pm_loop_detach(p->loop_index, true);
+}
+
+const struct pm_backend *pm_backend_in_use(struct pm_parent *p)
+{
+	static const struct pm_backend *const all[] = { &pm_backend_part, &pm_backend_loop };
+
+	for (size_t i = 0; i < ARRAY_SIZE(all); i++) {
+		struct pm_mapping *m = NULL;
+		size_t n = 0;
+		if (all[i]->list(p, &m, &n) == 0 && n) {
+			free(m);
+			return all[i];
+		}
+		free(m);
+	}
+	return NULL;
+}
+
+/* node and /dev/mapper link for a mapping that exists */
+static int publish(struct pm_parent *p, const struct pm_mapping *m, pm_report_fn report, void *arg)
+{
+	bool made = false;
+	int r;
+
+	r = pm_node_ensure(m->node, m->dev, p->node_mode ? p->node_mode : 0600,
+			   pm_dev_is_devtmpfs() ? 1000 : 0, &made);
+	if (r < 0)
+		return r;
+	if (made && (p->node_uid || p->node_gid) && chown(m->node, p->node_uid, p->node_gid) < 0)
+		report(arg, PM_EV_WARN, p, m, -errno);
+	return pm_mapper_link(m->name, m->node);
+}
+
+/* remove /dev/mapper links that point at node, whatever their name (after -p changed), and ours */
+static void unpublish(const struct pm_mapping *m)
+{
+	DIR *d = opendir("/dev/mapper");
+	struct dirent *de;
+	char tgt[PATH_MAX];
+
+	pm_mapper_unlink(m->name, m->node);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (pm_mapper_readlink(de->d_name, tgt, sizeof(tgt)) == 0 && !strcmp(tgt, m->node))
+			pm_mapper_unlink(de->d_name, m->node);
+	}
+	closedir(d);
+}
+
+static int remove_one(struct pm_parent *p, const struct pm_backend *b, const struct pm_mapping *m,
+		      pm_report_fn report, void *arg)
+{
+	int r = b->remove(p, m);
+
+	if (r == -EBUSY) {
+		report(arg, PM_EV_BUSY, p, m, r);
+		return 1;
+	}
+	if (r < 0) {
+		report(arg, PM_EV_FAIL, p, m, r);
+		return 1;
+	}
+	unpublish(m);
+	report(arg, PM_EV_DEL, p, m, 0);
+	return 0;
+}
+
+static const struct pm_mapping *find_num(const struct pm_mapping *e, size_t n, unsigned num)
+{
+	for (size_t i = 0; i < n; i++)
+		if (e[i].num == num)
+			return &e[i];
+	return NULL;
+}
+
+int pm_map_sync(struct pm_parent *p, const struct pm_backend *b, const struct pm_table *t,
+		enum pm_sync_mode mode, pm_report_fn report, void *arg)
+{
+	struct pm_mapping *e = NULL;
+	size_t ne = 0;
+	int failures = 0, r;
+
+	if (p->loop_index < 0 && p->is_file)
+		return 0;
+	r = b->list(p, &e, &ne);
+	if (r < 0) {
+		report(arg, PM_EV_FAIL, p, NULL, r);
+		return 1;
+	}
+	if (mode == PM_SYNC_DELETE) {
+		for (size_t i = ne; i-- > 0;) /* logicals before their container */
+			failures += remove_one(p, b, &e[i], report, arg);
+		free(e);
+		return failures;
+	}
+	if (mode == PM_SYNC_UPDATE) {
+		for (size_t i = ne; i-- > 0;)
+			if (!pm_table_find(t, e[i].num))
+				failures += remove_one(p, b, &e[i], report, arg);
+	}
+	for (size_t i = 0; i < t->nparts; i++) {
+		const struct pm_part *part = &t->parts[i];
+		const struct pm_mapping *old = find_num(e, ne, part->num);
+		struct pm_mapping m = { .num = part->num, .start = part->start, .size = part->size, .loop_index = -1 };
+
+		r = pm_name_for(p, part->num, m.name, sizeof(m.name));
+		if (r < 0) {
+			report(arg, PM_EV_FAIL, p, &m, r);
+			failures++;
+			continue;
+		}
+		if (old && old->start == part->start && old->size == part->size) {
+			struct pm_mapping keep = *old;
+			memcpy(keep.name, m.name, sizeof(m.name));
+			/* the name may have changed (-p): drop links under other names */
+			unpublish(old);
+			r = publish(p, &keep, report, arg);
+			report(arg, r < 0 ? PM_EV_FAIL : PM_EV_ADD, p, &keep, r);
+			failures += r < 0;
+			continue;
+		}
+		if (old) {
+			struct pm_mapping was = *old;
+			memcpy(was.name, m.name, sizeof(m.name));
+			if (remove_one(p, b, &was, report, arg)) {
+				failures++;
+				continue;
+			}
+		}
+		r = b->add(p, part, &m);
+		if (r == 0)
+			r = publish(p, &m, report, arg);
+		if (r < 0) {
+			report(arg, PM_EV_FAIL, p, &m, r);
+			failures++;
+			continue;
+		}
+		report(arg, PM_EV_ADD, p, &m, 0);
+	}
+	free(e);
+	return failures;
+}

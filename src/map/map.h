@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Mapping backends: give each partition a block device and /dev/mapper/<name>.
+ *   part: kernel partitions on the parent (BLKPG), nodes /dev/loopNpM
+ *   loop: one loop device per partition, with offset and size limit
+ * Everything -d and -u need is read back from the kernel (sysfs, loop status): no state files. */
+#ifndef PARTMAP_MAP_H
+#define PARTMAP_MAP_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../names.h"
+#include "../ptable.h"
+
+#define PM_LOOP_TAG "partmap:" /* lo_file_name of partmap's per-partition loops: "partmap:<num>" */
+
+struct pm_parent {
+	const char *path;          /* as given */
+	bool is_file;
+	int fd;                    /* the image or the block device (given to loop devices as backing) */
+	int lock_fd;               /* a separate open of it that holds the flock: a loop device keeps its
+				    * backing file open, and a lock on that would outlive partmap */
+	dev_t file_dev;            /* image: its device and inode */
+	ino_t file_ino;
+	uint64_t size;             /* bytes */
+	int loop_index;            /* image: its whole-file loop; a loop device parent: its index; else -1 */
+	bool loop_attached;        /* the whole-file loop was attached by this run */
+	dev_t rdev;                /* the parent block device (the whole-file loop for an image) */
+	char node[PATH_MAX];       /* its node: /dev/loopN, or the path as given */
+	char sysdir[PATH_MAX];     /* /sys/dev/block/M:m */
+	char base[PM_NAME_MAX];    /* map names: <base><delim><N> */
+	const char *delim;
+	unsigned ssz;              /* logical sector size */
+	bool read_only;
+	mode_t node_mode;          /* copied to the nodes partmap makes */
+	uid_t node_uid;
+	gid_t node_gid;
+};
+
+struct pm_mapping {
+	unsigned num;
+	char name[PM_NAME_MAX];
+	uint64_t start, size;      /* 512-byte sectors on the parent */
+	dev_t dev;
+	char node[PATH_MAX];
+	int loop_index;            /* loop backend */
+};
+
+struct pm_backend {
+	const char *name;
+	/* 0 when it can map partitions of this parent, else -errno (why not) */
+	int (*usable)(struct pm_parent *p);
+	/* the mappings of this parent that exist now, sorted by number */
+	int (*list)(struct pm_parent *p, struct pm_mapping **out, size_t *n);
+	/* make one; fills dev, node (and loop_index) */
+	int (*add)(struct pm_parent *p, const struct pm_part *part, struct pm_mapping *m);
+	/* remove one; -EBUSY when it is open or mounted */
+	int (*remove)(struct pm_parent *p, const struct pm_mapping *m);
+};
+
+extern const struct pm_backend pm_backend_part;
+extern const struct pm_backend pm_backend_loop;
+
+enum pm_event {
+	PM_EV_ADD,      /* made (or already there, for -a): kpartx's "add map" line */
+	PM_EV_DEL,      /* removed: "del devmap" */
+	PM_EV_BUSY,     /* in use: left alone */
+	PM_EV_FAIL,     /* could not be made or removed (err) */
+	PM_EV_LOOPDEL,  /* the image's loop device was detached */
+	PM_EV_WARN,     /* something partmap could not tidy (a node, a link) */
+};
+typedef void (*pm_report_fn)(void *arg, enum pm_event ev, const struct pm_parent *p,
+			     const struct pm_mapping *m, int err);
+
+enum pm_sync_mode { PM_SYNC_ADD, PM_SYNC_UPDATE, PM_SYNC_DELETE };
+
+struct pm_parent_opts {
+	bool attach;               /* an image without a loop device gets one (-a, -u) */
+	bool read_only;
+	unsigned sector_size;      /* for a new whole-file loop; 0 = guess from the table */
+	const char *delim;         /* NULL = kpartx's default rule */
+};
+
+/* Open and lock the parent, find (or attach) the image's loop device, work out names. 0 or -errno;
+ * *why gets a short reason on failure. */
+int pm_parent_open(struct pm_parent *p, const char *path, const struct pm_parent_opts *o, const char **why);
+void pm_parent_close(struct pm_parent *p);
+
+/* Bring the mappings in line with table: ADD makes missing ones and re-makes changed ones, UPDATE also
+ * removes those no longer in the table, DELETE removes all. Busy mappings are left alone and
+ * reported; all others are still done. Returns the number of failures (busy included). */
+int pm_map_sync(struct pm_parent *p, const struct pm_backend *b, const struct pm_table *t,
+		enum pm_sync_mode mode, pm_report_fn report, void *arg);
+
+/* Detach the whole-file loop of an image (after -d), unless it is in use. */
+int pm_parent_detach(struct pm_parent *p);
+
+/* Which backend already holds mappings of this parent (NULL if none). */
+const struct pm_backend *pm_backend_in_use(struct pm_parent *p);
+
+/* shared by the backends */
+int pm_name_for(const struct pm_parent *p, unsigned num, char *buf, size_t len);
+int pm_sort_mappings(struct pm_mapping *m, size_t n);
+
+#endif

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The "part" backend: kernel partitions on the parent block device through BLKPG (what partx -a
+ * does); nodes /dev/loopNpM. Works wherever the kernel accepts partitions on the parent, even with
+ * no partition parsers built in. The kernel refuses overlapping partitions this way. */
+#include "map.h"
+#include "../node.h"
+#include "../util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/blkpg.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int read_u64(const char *path, uint64_t *v)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char buf[32];
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return n < 0 ? -errno : -EINVAL;
+	buf[n] = 0;
+	*v = strtoull(buf, NULL, 10);
+	return 0;
+}
+
+static int blkpg(struct pm_parent *p, int op, unsigned num, uint64_t start, uint64_t size)
+{
+	struct blkpg_partition bp = { .start = (long long)(start * 512), .length = (long long)(size * 512),
+				      .pno = (int)num };
+	struct blkpg_ioctl_arg arg = { .op = op, .datalen = sizeof(bp), .data = &bp };
+	_cleanup_close_ int fd = open(p->node, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0)
+		return -errno;
+	return ioctl(fd, BLKPG, &arg) < 0 ? -errno : 0;
+}
+
+static int part_usable(struct pm_parent *p)
+{
+	char path[PATH_MAX + 16];
+	int r;
+
+	if (p->rdev == 0)
+		return -ENODEV;
+	snprintf(path, sizeof(path), "%s/partition", p->sysdir);
+	if (access(path, F_OK) == 0)
+		return -EINVAL; /* a partition cannot hold partitions */
+	/* deleting a partition number that cannot exist tells whether BLKPG works here at all */
+	r = blkpg(p, BLKPG_DEL_PARTITION, 65535, 0, 0);
+	return r == -ENXIO ? 0 : (r == 0 ? 0 : r);
+}
+
+/* one partition of the parent from sysfs: <sysdir>/<entry>/{partition,start,size,dev} */
+static int read_entry(struct pm_parent *p, const char *entry, struct pm_mapping *m)
+{
+	char path[PATH_MAX * 2];
+	uint64_t v;
+	int r;
+
+	memset(m, 0, sizeof(*m));
+	m->loop_index = -1;
+	snprintf(path, sizeof(path), "%s/%s/partition", p->sysdir, entry);
+	if ((r = read_u64(path, &v)) < 0)
+		return r;
+	m->num = (unsigned)v;
+	snprintf(path, sizeof(path), "%s/%s/start", p->sysdir, entry);
+	if ((r = read_u64(path, &m->start)) < 0)
+		return r;
+	snprintf(path, sizeof(path), "%s/%s/size", p->sysdir, entry);
+	if ((r = read_u64(path, &m->size)) < 0)
+		return r;
+	snprintf(path, sizeof(path), "%s/%s/dev", p->sysdir, entry);
+	if ((r = pm_sysfs_devnum(path, &m->dev)) < 0)
+		return r;
+	snprintf(m->node, sizeof(m->node), "/dev/%s", entry);
+	return pm_name_for(p, m->num, m->name, sizeof(m->name)) < 0 ? -ENAMETOOLONG : 0;
+}
+
+static int part_list(struct pm_parent *p, struct pm_mapping **out, size_t *n)
+{
+	DIR *d;
+	struct dirent *de;
+	struct pm_mapping *v = NULL;
+	size_t cap = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (p->rdev == 0)
+		return 0;
+	d = opendir(p->sysdir);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d))) {
+		struct pm_mapping m;
+
+		if (de->d_name[0] == '.' || read_entry(p, de->d_name, &m) < 0)
+			continue;
+		if (*n == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			struct pm_mapping *nv = realloc(v, nc * sizeof(*nv));
+			if (!nv) {
+				closedir(d);
+				free(v);
+				return -ENOMEM;
+			}
+			v = nv;
+			cap = nc;
+		}
+		v[(*n)++] = m;
+	}
+	closedir(d);
+	pm_sort_mappings(v, *n);
+	*out = v;
+	return 0;
+}
+
+static int part_add(struct pm_parent *p, const struct pm_part *part, struct pm_mapping *m)
+{
+	struct pm_mapping *all;
+	size_t n;
+	int r = blkpg(p, BLKPG_ADD_PARTITION, part->num, part->start, part->size);
+
+	if (r < 0)
+		return r;
+	r = part_list(p, &all, &n);
+	if (r < 0)
+		return r;
+	r = -ENOENT;
+	for (size_t i = 0; i < n; i++)
+		if (all[i].num == part->num) {
+			m->dev = all[i].dev;
+			memcpy(m->node, all[i].node, sizeof(m->node));
+			r = 0;
+		}
+	free(all);
+	if (r == 0 && p->read_only) {
+		/* a writable parent: make the partition itself read-only */
+		int one = 1, fd;
+		r = pm_node_ensure(m->node, m->dev, p->node_mode, pm_dev_is_devtmpfs() ? 1000 : 0, NULL);
+		if (r == 0 && (fd = open(m->node, O_RDONLY | O_CLOEXEC)) >= 0) {
+			if (ioctl(fd, BLKROSET, &one) < 0)
+				r = -errno;
+			close(fd);
+		}
+	}
+	return r;
+}
+
+static int part_remove(struct pm_parent *p, const struct pm_mapping *m)
+{
+	int fd, r;
+
+	/* mounted or held by another mapping: an exclusive open fails */
+	fd = open(m->node, O_RDONLY | O_EXCL | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 && errno == EBUSY)
+		return -EBUSY;
+	if (fd >= 0)
+		close(fd);
+	r = blkpg(p, BLKPG_DEL_PARTITION, m->num, 0, 0);
+	if (r < 0 && r != -ENXIO)
+		return r;
+	/* a node partmap made in a tmpfs /dev stays behind: remove it (devtmpfs removes its own) */
+	return pm_node_remove(m->node, m->dev);
+}
+
+const struct pm_backend pm_backend_part = {
+	.name = "part",
+	.usable = part_usable,
+	.list = part_list,
+	.add = part_add,
+	.remove = part_remove,
+};

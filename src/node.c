@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "node.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAPPER_DIR "/dev/mapper"
+
+int pm_sysfs_devnum(const char *path, dev_t *dev)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char buf[32];
+	unsigned maj, min;
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return n < 0 ? -errno : -EINVAL;
+	buf[n] = 0;
+	if (sscanf(buf, "%u:%u", &maj, &min) != 2)
+		return -EINVAL;
+	*dev = makedev(maj, min);
+	return 0;
+}
+
+bool pm_dev_is_devtmpfs(void)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[1024];
+	bool devtmpfs = false;
+
+	if (!f)
+		return false;
+	/* the last mount on /dev wins */
+	while (fgets(line, sizeof(line), f)) {
+		char mnt[512], *sep;
+		if (sscanf(line, "%*s %*s %*s %*s %511s", mnt) != 1 || strcmp(mnt, "/dev"))
+			continue;
+		sep = strstr(line, " - ");
+		devtmpfs = sep && !strncmp(sep + 3, "devtmpfs ", 9);
+	}
+	fclose(f);
+	return devtmpfs;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+int pm_node_ensure(const char *path, dev_t dev, mode_t mode, int wait_ms, bool *made)
+{
+	struct stat st;
+
+	if (made)
+		*made = false;
+	for (int waited = 0;; waited += 10) {
+		if (lstat(path, &st) == 0) {
+			if (S_ISBLK(st.st_mode) && st.st_rdev == dev)
+				return 0;
+			/* stale: a node for another device, or something else in the way */
+			if (!S_ISBLK(st.st_mode) && !S_ISLNK(st.st_mode))
+				return -EEXIST;
+			if (unlink(path) < 0 && errno != ENOENT)
+				return -errno;
+			break;
+		}
+		if (errno != ENOENT)
+			return -errno;
+		if (waited >= wait_ms)
+			break;
+		sleep_ms(10);
+	}
+	if (mknod(path, S_IFBLK | (mode ? mode : 0600), dev) < 0) {
+		if (errno == EEXIST && lstat(path, &st) == 0 && S_ISBLK(st.st_mode) && st.st_rdev == dev)
+			return 0; /* devtmpfs was faster after all */
+		return -errno;
+	}
+	if (made)
+		*made = true;
+	return 0;
+}
+
+int pm_node_remove(const char *path, dev_t dev)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISBLK(st.st_mode) || st.st_rdev != dev)
+		return 0;
+	return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+static int mapper_path(char *buf, size_t len, const char *name)
+{
+	if (!name[0] || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
+		return -EINVAL;
+	return snprintf(buf, len, MAPPER_DIR "/%s", name) >= (int)len ? -ENAMETOOLONG : 0;
+}
+
+int pm_mapper_readlink(const char *name, char *buf, size_t len)
+{
+	char path[PATH_MAX];
+	ssize_t n;
+	int r = mapper_path(path, sizeof(path), name);
+
+	if (r < 0)
+		return r;
+	n = readlink(path, buf, len - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	return 0;
+}
+
+int pm_mapper_link(const char *name, const char *target)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 16], cur[PATH_MAX];
+	struct stat st;
+	int r = mapper_path(path, sizeof(path), name);
+
+	if (r < 0)
+		return r;
+	if (mkdir(MAPPER_DIR, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	if (lstat(path, &st) == 0) {
+		if (!S_ISLNK(st.st_mode))
+			return -EEXIST;
+		if (pm_mapper_readlink(name, cur, sizeof(cur)) == 0 && !strcmp(cur, target))
+			return 0;
+	}
+	/* atomic replace: a new link renamed over the old one */
+	snprintf(tmp, sizeof(tmp), MAPPER_DIR "/.%s.partmap-%d", name, (int)getpid());
+	unlink(tmp);
+	if (symlink(target, tmp) < 0)
+		return -errno;
+	if (rename(tmp, path) < 0) {
+		r = -errno;
+		unlink(tmp);
+		return r;
+	}
+	return 0;
+}
+
+int pm_mapper_unlink(const char *name, const char *target)
+{
+	char path[PATH_MAX], cur[PATH_MAX];
+	struct stat st;
+	int r = mapper_path(path, sizeof(path), name);
+
+	if (r < 0)
+		return r;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISLNK(st.st_mode))
+		return -EEXIST;
+	if (target && pm_mapper_readlink(name, cur, sizeof(cur)) == 0 && strcmp(cur, target))
+		return 0;
+	return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+}

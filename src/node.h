@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Device nodes: where no udev or devtmpfs makes them (a container's /dev on tmpfs), partmap does. */
+#ifndef PARTMAP_NODE_H
+#define PARTMAP_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Read "major:minor" from a sysfs "dev" file (path of the file). */
+int pm_sysfs_devnum(const char *path, dev_t *dev);
+/* Is /dev a devtmpfs (which makes the kernel's nodes itself)? */
+bool pm_dev_is_devtmpfs(void);
+/* Make sure path is a block node for dev: waits up to wait_ms for devtmpfs to make it, then makes it
+ * (mode 0600, or the mode given); replaces a stale node with the wrong number. *made tells whether
+ * partmap made it. 0 or -errno. */
+int pm_node_ensure(const char *path, dev_t dev, mode_t mode, int wait_ms, bool *made);
+/* Remove path if it is a block node for dev (left by us or stale). 0, or -errno. */
+int pm_node_remove(const char *path, dev_t dev);
+
+/* /dev/mapper/<name> as a symlink to target (an absolute node path); replaces an older link of ours.
+ * -EEXIST when a non-link (a real DM node) has that name. */
+int pm_mapper_link(const char *name, const char *target);
+/* Remove /dev/mapper/<name> if it is a symlink (to target, when target is not NULL). */
+int pm_mapper_unlink(const char *name, const char *target);
+/* The target of /dev/mapper/<name> when it is a symlink; -EINVAL when it is not one. */
+int pm_mapper_readlink(const char *name, char *buf, size_t len);
+
+#endif
