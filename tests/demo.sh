@@ -17,9 +17,23 @@ if [ "$(id -u)" -ne 0 ]; then
 	echo "(not root: mapping skipped)"
 	exit 0
 fi
+mnt=$(mktemp -d)
+cleanup() {
+	mountpoint -q "$mnt" && umount "$mnt"
+	"$partmap" kpartx -d "$img" >/dev/null 2>&1 || true
+	rmdir "$mnt"
+}
+trap cleanup EXIT
 echo
 echo "\$ partmap kpartx -a -v $img"
-if ! "$partmap" kpartx -a -v "$img"; then
-	echo "(mapping is not available in this build)"
-	exit 0
-fi
+out=$("$partmap" kpartx -a -v "$img")
+echo "$out"
+p5=$(awk '/^add map .*p5 /{print $3}' <<<"$out")
+echo
+echo "\$ mount -o ro /dev/mapper/$p5 $mnt && cat $mnt/hello.txt"
+mount -o ro "/dev/mapper/$p5" "$mnt"
+cat "$mnt/hello.txt"
+umount "$mnt"
+echo
+echo "\$ partmap kpartx -d -v $img"
+"$partmap" kpartx -d -v "$img"

@@ -163,6 +163,15 @@ int pm_parent_open(struct pm_parent *p, const char *path, const struct pm_parent
 		}
 	}
 	snprintf(p->sysdir, sizeof(p->sysdir), "/sys/dev/block/%u:%u", major(p->rdev), minor(p->rdev));
+	{
+		char tgt[PATH_MAX];
+		ssize_t n = readlink(p->sysdir, tgt, sizeof(tgt) - 1);
+		if (n > 0) {
+			tgt[n] = 0;
+			pm_strlcpy(p->sysname, strrchr(tgt, '/') ? strrchr(tgt, '/') + 1 : tgt, sizeof(p->sysname));
+		}
+	}
+	p->devtmpfs = pm_dev_is_devtmpfs();
 	if (stat(p->node, &st) == 0) {
 		p->node_mode = st.st_mode & 07777;
 		p->node_uid = st.st_uid;
@@ -214,7 +223,7 @@ static int publish(struct pm_parent *p, const struct pm_mapping *m, pm_report_fn
 	int r;
 
 	r = pm_node_ensure(m->node, m->dev, p->node_mode ? p->node_mode : 0600,
-			   pm_dev_is_devtmpfs() ? 1000 : 0, &made);
+			   p->devtmpfs ? 1000 : 0, &made);
 	if (r < 0)
 		return r;
 	if (made && (p->node_uid || p->node_gid) && chown(m->node, p->node_uid, p->node_gid) < 0)
@@ -222,27 +231,56 @@ static int publish(struct pm_parent *p, const struct pm_mapping *m, pm_report_fn
 	return pm_mapper_link(m->name, m->node);
 }
 
-/* remove /dev/mapper links that point at node, whatever their name (after -p changed), and ours */
-static void unpublish(const struct pm_mapping *m)
+/* the /dev/mapper links as they were when a sync started: read once, not once per mapping */
+struct links {
+	struct link {
+		char name[PM_NAME_MAX];
+		char target[PATH_MAX];
+	} *v;
+	size_t n;
+};
+
+static void links_read(struct links *l)
 {
 	DIR *d = opendir("/dev/mapper");
 	struct dirent *de;
-	char tgt[PATH_MAX];
+	size_t cap = 0;
 
-	pm_mapper_unlink(m->name, m->node);
+	l->v = NULL;
+	l->n = 0;
 	if (!d)
 		return;
 	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
+		if (de->d_name[0] == '.' || de->d_type != DT_LNK || strlen(de->d_name) >= PM_NAME_MAX)
 			continue;
-		if (pm_mapper_readlink(de->d_name, tgt, sizeof(tgt)) == 0 && !strcmp(tgt, m->node))
-			pm_mapper_unlink(de->d_name, m->node);
+		if (l->n == cap) {
+			size_t nc = cap ? cap * 2 : 32;
+			struct link *nv = realloc(l->v, nc * sizeof(*nv));
+			if (!nv)
+				break;
+			l->v = nv;
+			cap = nc;
+		}
+		pm_strlcpy(l->v[l->n].name, de->d_name, PM_NAME_MAX);
+		if (pm_mapper_readlink(de->d_name, l->v[l->n].target, PATH_MAX) == 0)
+			l->n++;
 	}
 	closedir(d);
 }
 
-static int remove_one(struct pm_parent *p, const struct pm_backend *b, const struct pm_mapping *m,
-		      pm_report_fn report, void *arg)
+/* remove /dev/mapper links that point at the mapping's node, whatever their name (after -p changed) */
+static void unpublish(struct links *l, const struct pm_mapping *m)
+{
+	pm_mapper_unlink(m->name, m->node);
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].target[0] && !strcmp(l->v[i].target, m->node)) {
+			pm_mapper_unlink(l->v[i].name, m->node);
+			l->v[i].target[0] = 0;
+		}
+}
+
+static int remove_one(struct pm_parent *p, const struct pm_backend *b, struct links *l,
+		      const struct pm_mapping *m, pm_report_fn report, void *arg)
 {
 	int r = b->remove(p, m);
 
@@ -254,7 +292,7 @@ static int remove_one(struct pm_parent *p, const struct pm_backend *b, const str
 		report(arg, PM_EV_FAIL, p, m, r);
 		return 1;
 	}
-	unpublish(m);
+	unpublish(l, m);
 	report(arg, PM_EV_DEL, p, m, 0);
 	return 0;
 }
@@ -271,6 +309,7 @@ int pm_map_sync(struct pm_parent *p, const struct pm_backend *b, const struct pm
 		enum pm_sync_mode mode, pm_report_fn report, void *arg)
 {
 	struct pm_mapping *e = NULL;
+	struct links links;
 	size_t ne = 0;
 	int failures = 0, r;
 
@@ -281,16 +320,20 @@ int pm_map_sync(struct pm_parent *p, const struct pm_backend *b, const struct pm
 		report(arg, PM_EV_FAIL, p, NULL, r);
 		return 1;
 	}
+	if (ne == 0 && mode == PM_SYNC_DELETE)
+		return 0;
+	links_read(&links);
 	if (mode == PM_SYNC_DELETE) {
 		for (size_t i = ne; i-- > 0;) /* logicals before their container */
-			failures += remove_one(p, b, &e[i], report, arg);
+			failures += remove_one(p, b, &links, &e[i], report, arg);
 		free(e);
+		free(links.v);
 		return failures;
 	}
 	if (mode == PM_SYNC_UPDATE) {
 		for (size_t i = ne; i-- > 0;)
 			if (!pm_table_find(t, e[i].num))
-				failures += remove_one(p, b, &e[i], report, arg);
+				failures += remove_one(p, b, &links, &e[i], report, arg);
 	}
 	for (size_t i = 0; i < t->nparts; i++) {
 		const struct pm_part *part = &t->parts[i];
@@ -307,7 +350,7 @@ int pm_map_sync(struct pm_parent *p, const struct pm_backend *b, const struct pm
 			struct pm_mapping keep = *old;
 			memcpy(keep.name, m.name, sizeof(m.name));
 			/* the name may have changed (-p): drop links under other names */
-			unpublish(old);
+			unpublish(&links, old);
 			r = publish(p, &keep, report, arg);
 			report(arg, r < 0 ? PM_EV_FAIL : PM_EV_ADD, p, &keep, r);
 			failures += r < 0;
@@ -316,7 +359,7 @@ int pm_map_sync(struct pm_parent *p, const struct pm_backend *b, const struct pm
 		if (old) {
 			struct pm_mapping was = *old;
 			memcpy(was.name, m.name, sizeof(m.name));
-			if (remove_one(p, b, &was, report, arg)) {
+			if (remove_one(p, b, &links, &was, report, arg)) {
 				failures++;
 				continue;
 			}
@@ -332,5 +375,6 @@ int pm_map_sync(struct pm_parent *p, const struct pm_backend *b, const struct pm
 		report(arg, PM_EV_ADD, p, &m, 0);
 	}
 	free(e);
+	free(links.v);
 	return failures;
 }

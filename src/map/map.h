@@ -30,6 +30,8 @@ struct pm_parent {
 	dev_t rdev;                /* the parent block device (the whole-file loop for an image) */
 	char node[PATH_MAX];       /* its node: /dev/loopN, or the path as given */
 	char sysdir[PATH_MAX];     /* /sys/dev/block/M:m */
+	char sysname[64];          /* the kernel's name of the parent: loop0, sdb ... */
+	bool devtmpfs;             /* /dev makes the kernel's nodes itself */
 	char base[PM_NAME_MAX];    /* map names: <base><delim><N> */
 	const char *delim;
 	unsigned ssz;              /* logical sector size */

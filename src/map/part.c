@@ -127,27 +127,23 @@ static int part_list(struct pm_parent *p, struct pm_mapping **out, size_t *n)
 
 static int part_add(struct pm_parent *p, const struct pm_part *part, struct pm_mapping *m)
 {
-	struct pm_mapping *all;
-	size_t n;
+	struct pm_mapping found;
+	char entry[96];
 	int r = blkpg(p, BLKPG_ADD_PARTITION, part->num, part->start, part->size);
 
 	if (r < 0)
 		return r;
-	r = part_list(p, &all, &n);
+	/* the kernel names it loop0p1 after a name ending in a digit, else sdb1 */
+	pm_part_name(entry, sizeof(entry), p->sysname, pm_default_delim(p->sysname), part->num);
+	r = read_entry(p, entry, &found);
 	if (r < 0)
 		return r;
-	r = -ENOENT;
-	for (size_t i = 0; i < n; i++)
-		if (all[i].num == part->num) {
-			m->dev = all[i].dev;
-			memcpy(m->node, all[i].node, sizeof(m->node));
-			r = 0;
-		}
-	free(all);
-	if (r == 0 && p->read_only) {
+	m->dev = found.dev;
+	memcpy(m->node, found.node, sizeof(m->node));
+	if (p->read_only) {
 		/* a writable parent: make the partition itself read-only */
 		int one = 1, fd;
-		r = pm_node_ensure(m->node, m->dev, p->node_mode, pm_dev_is_devtmpfs() ? 1000 : 0, NULL);
+		r = pm_node_ensure(m->node, m->dev, p->node_mode, p->devtmpfs ? 1000 : 0, NULL);
 		if (r == 0 && (fd = open(m->node, O_RDONLY | O_CLOEXEC)) >= 0) {
 			if (ioctl(fd, BLKROSET, &one) < 0)
 				r = -errno;
