@@ -33,7 +33,7 @@ UNIT_HELPERS := tests/unit/imgbuild.c
 FUZZ_TYPES := gpt sgi dos bsd sun atari mac ps3 solaris unixware
 FUZZ_BIN := $(FUZZ_TYPES:%=$(BUILD)/fuzz/fuzz_%)
 
-.PHONY: all static install demo check deps unit asan fuzz clang-build bench clean
+.PHONY: all static install demo check deps unit asan fuzz clang-build bench clean vm
 
 all: $(BUILD)/partmap $(BUILD)/kpartx
 
@@ -89,7 +89,14 @@ check: deps
 	$(MAKE) --no-print-directory WERROR=1 all unit asan static
 	$(MAKE) --no-print-directory clang-build
 	$(MAKE) --no-print-directory fuzz
+	$(MAKE) --no-print-directory vm
 	@tests/run-all.sh $(BUILD)
+
+# the test VM: Debian's kernel (unpacked, not installed), an initramfs with the static binary
+vm: $(BUILD)/static/partmap
+	tests/vm/fetch-kernel.sh $(BUILD)/vm/kernel
+	tests/vm/mkdata.sh $(BUILD)/vm/data >/dev/null
+	tests/vm/mkinitramfs.sh $(BUILD)/vm/kernel $(BUILD)/static/partmap $(BUILD)/vm/initramfs.cpio.gz
 
 demo: all
 	@tests/demo.sh $(BUILD)/partmap samples/disk.img

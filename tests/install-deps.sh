@@ -7,6 +7,7 @@ declare -A need=(
 	[kpartx]=kpartx [dmsetup]=dmsetup [sfdisk]=fdisk [fdisk]=fdisk [sgdisk]=gdisk [parted]=parted
 	[mkfs.ext4]=e2fsprogs [debugfs]=e2fsprogs [mkfs.vfat]=dosfstools [mcopy]=mtools [losetup]=mount
 	[partx]=util-linux [unshare]=util-linux [setpriv]=util-linux
+	[qemu-system-x86_64]=qemu-system-x86 [cpio]=cpio [depmod]=kmod [perl]=perl [bc]=bc
 )
 pkgs=()
 for cmd in "${!need[@]}"; do
@@ -16,6 +17,7 @@ done
 [ -f /usr/include/cmocka.h ] || pkgs+=(libcmocka-dev)
 ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || pkgs+=(libclang-rt-dev)
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || pkgs+=(libc6-dev)
+dpkg -s busybox-static >/dev/null 2>&1 || pkgs+=(busybox-static)
 if [ ${#pkgs[@]} -eq 0 ]; then
 	exit 0
 fi

@@ -329,7 +329,11 @@ static void report(void *arg, enum pm_event ev, const struct pm_parent *p, const
 		fprintf(stderr, "kpartx: %s: in use (open or mounted), left in place\n", name);
 		break;
 	case PM_EV_FAIL:
-		fprintf(stderr, "kpartx: %s: %s\n", name, strerror(-err));
+		if (err == -EEXIST)
+			fprintf(stderr, "kpartx: %s: a map or node of that name exists and is not a partition of %s: left alone\n",
+				name, p->path);
+		else
+			fprintf(stderr, "kpartx: %s: %s\n", name, strerror(-err));
 		break;
 	case PM_EV_LOOPDEL:
 		if (rc->o->verbose)
@@ -348,11 +352,10 @@ static const struct pm_backend *choose_backend(struct pm_parent *p, const struct
 	int r;
 
 	if (o->backend) {
-		if (!strcmp(o->backend, "dm")) {
-			fprintf(stderr, "kpartx: the device-mapper backend is not available in this build\n");
-			return NULL;
-		}
-		b = !strcmp(o->backend, "part") ? &pm_backend_part : !strcmp(o->backend, "loop") ? &pm_backend_loop : NULL;
+		b = !strcmp(o->backend, "dm")	  ? &pm_backend_dm
+		    : !strcmp(o->backend, "part") ? &pm_backend_part
+		    : !strcmp(o->backend, "loop") ? &pm_backend_loop
+						  : NULL;
 		if (!b) {
 			fprintf(stderr, "kpartx: unknown backend '%s' (dm, part, loop)\n", o->backend);
 			return NULL;
@@ -372,6 +375,8 @@ static const struct pm_backend *choose_backend(struct pm_parent *p, const struct
 	b = pm_backend_in_use(p);
 	if (b)
 		return b;
+	if (pm_backend_dm.usable(p) == 0)
+		return &pm_backend_dm;
 	if (pm_backend_part.usable(p) == 0 && !(t && pm_table_overlaps(t)))
 		return &pm_backend_part;
 	if (pm_backend_loop.usable(p) == 0)
@@ -388,6 +393,7 @@ static int do_map(const char *path, struct kopts *o)
 		.read_only = o->readonly,
 		.sector_size = o->probe.sector_size,
 		.delim = o->delim,
+		.udev_nowait = o->nowait,
 	};
 	struct report_ctx rc = { .o = o };
 	struct pm_parent p;
@@ -403,9 +409,10 @@ static int do_map(const char *path, struct kopts *o)
 		return 1;
 	}
 	if (o->action == ACT_DELETE) {
-		static const struct pm_backend *const all[] = { &pm_backend_part, &pm_backend_loop };
+		static const struct pm_backend *const all[] = { &pm_backend_dm, &pm_backend_part, &pm_backend_loop };
 		for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-			failures += pm_map_sync(&p, all[i], NULL, PM_SYNC_DELETE, report, &rc);
+			if (all[i]->usable(&p) == 0)
+				failures += pm_map_sync(&p, all[i], NULL, PM_SYNC_DELETE, report, &rc);
 		if (!failures && p.is_file && p.loop_index >= 0) {
 			r = pm_parent_detach(&p);
 			if (r == 0)

@@ -2,6 +2,7 @@
 /* The parent device, and the backend-independent part of -a, -u and -d. */
 #include "map.h"
 #include "../disk.h"
+#include "../dm.h"
 #include "../loop.h"
 #include "../node.h"
 #include "../util.h"
@@ -82,6 +83,7 @@ int pm_parent_open(struct pm_parent *p, const char *path, const struct pm_parent
 	p->loop_index = -1;
 	p->path = path;
 	p->read_only = o->read_only;
+	p->udev_nowait = o->udev_nowait;
 	*why = "cannot open";
 	if (stat(path, &st) < 0)
 		return -errno;
@@ -190,6 +192,11 @@ void pm_parent_close(struct pm_parent *p)
 		close(p->fd);
 	if (p->lock_fd >= 0)
 		close(p->lock_fd); /* drops the lock */
+	if (p->dm) {
+		pm_dm_close(p->dm);
+		free(p->dm);
+		p->dm = NULL;
+	}
 	p->fd = p->lock_fd = -1;
 }
 
@@ -202,9 +209,11 @@ int pm_parent_detach(struct pm_parent *p)
 
 const struct pm_backend *pm_backend_in_use(struct pm_parent *p)
 {
-	static const struct pm_backend *const all[] = { &pm_backend_part, &pm_backend_loop };
+	static const struct pm_backend *const all[] = { &pm_backend_dm, &pm_backend_part, &pm_backend_loop };
 
 	for (size_t i = 0; i < ARRAY_SIZE(all); i++) {
+		if (all[i]->usable(p) < 0)
+			continue;
 		struct pm_mapping *m = NULL;
 		size_t n = 0;
 		if (all[i]->list(p, &m, &n) == 0 && n) {
@@ -222,6 +231,15 @@ static int publish(struct pm_parent *p, const struct pm_mapping *m, pm_report_fn
 	bool made = false;
 	int r;
 
+	if (m->own_node) {
+		/* the map's own node: made by the backend (or udev); put it back if it went missing */
+		if (p->dm && p->dm->udev && p->udev_nowait)
+			return 0;
+		r = pm_node_ensure(m->node, m->dev, p->node_mode ? p->node_mode : 0600, 0, &made);
+		if (r == 0 && made && (p->node_uid || p->node_gid) && chown(m->node, p->node_uid, p->node_gid) < 0)
+			report(arg, PM_EV_WARN, p, m, -errno);
+		return r;
+	}
 	r = pm_node_ensure(m->node, m->dev, p->node_mode ? p->node_mode : 0600,
 			   p->devtmpfs ? 1000 : 0, &made);
 	if (r < 0)
@@ -348,6 +366,17 @@ int pm_map_sync(struct pm_parent *p, const struct pm_backend *b, const struct pm
 		}
 		if (old && old->start == part->start && old->size == part->size) {
 			struct pm_mapping keep = *old;
+			if (b->rename && strcmp(old->name, m.name)) {
+				/* found by its UUID under an old name (-p changed): rename it */
+				r = b->rename(p, old, m.name);
+				if (r < 0) {
+					report(arg, PM_EV_FAIL, p, &m, r);
+					failures++;
+					continue;
+				}
+				if (keep.own_node)
+					snprintf(keep.node, sizeof(keep.node), "/dev/mapper/%s", m.name);
+			}
 			memcpy(keep.name, m.name, sizeof(m.name));
 			/* the name may have changed (-p): drop links under other names */
 			unpublish(&links, old);

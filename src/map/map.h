@@ -36,6 +36,8 @@ struct pm_parent {
 	const char *delim;
 	unsigned ssz;              /* logical sector size */
 	bool read_only;
+	struct pm_dm *dm;          /* the device-mapper handle, when that backend is used */
+	bool udev_nowait;          /* -n: leave nodes to udev, do not wait for it */
 	mode_t node_mode;          /* copied to the nodes partmap makes */
 	uid_t node_uid;
 	gid_t node_gid;
@@ -48,6 +50,7 @@ struct pm_mapping {
 	dev_t dev;
 	char node[PATH_MAX];
 	int loop_index;            /* loop backend */
+	bool own_node;             /* node is /dev/mapper/<name> itself (dm): no symlink */
 };
 
 struct pm_backend {
@@ -60,10 +63,13 @@ struct pm_backend {
 	int (*add)(struct pm_parent *p, const struct pm_part *part, struct pm_mapping *m);
 	/* remove one; -EBUSY when it is open or mounted */
 	int (*remove)(struct pm_parent *p, const struct pm_mapping *m);
+	/* give an existing mapping its new name (after -p changed); NULL: names are only links */
+	int (*rename)(struct pm_parent *p, const struct pm_mapping *m, const char *new_name);
 };
 
 extern const struct pm_backend pm_backend_part;
 extern const struct pm_backend pm_backend_loop;
+extern const struct pm_backend pm_backend_dm;
 
 enum pm_event {
 	PM_EV_ADD,      /* made (or already there, for -a): kpartx's "add map" line */
@@ -83,6 +89,7 @@ struct pm_parent_opts {
 	bool read_only;
 	unsigned sector_size;      /* for a new whole-file loop; 0 = guess from the table */
 	const char *delim;         /* NULL = kpartx's default rule */
+	bool udev_nowait;          /* -n */
 };
 
 /* Open and lock the parent, find (or attach) the image's loop device, work out names. 0 or -errno;

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# partmap kpartx over the device mapper, compared with Debian's kpartx in the same kernel.
+. "$(dirname "$0")/lib.sh"
+export DM_DISABLE_UDEV=1
+state() { # names, uuids, tables of all maps, sorted
+	dmsetup table 2>/dev/null | sort
+	dmsetup info -c --noheadings -o name,uuid,attr 2>/dev/null | sort
+}
+nmaps() { dmsetup ls 2>/dev/null | grep -vc '^No devices'; }
+
+mkimg "$TMP/dos.img" 64M <<'S'
+label: dos
+start=2048, size=8192, type=83
+start=10240, size=8192, type=82
+start=18432, type=5
+start=20480, size=8192
+start=30720, size=8192
+start=40960, size=16384
+S
+rm -f "$TMP/gpt.img"; truncate -s 64M "$TMP/gpt.img"
+args=(); for i in $(seq 1 20); do args+=(-n "$i:0:+2M"); done; sgdisk "${args[@]}" "$TMP/gpt.img" >/dev/null
+
+# Debian's kpartx finds an image's loop device only through udev's /dev/block links, which a system
+# without udev lacks: both tools are compared on the same loop device.
+for t in dos gpt; do
+	img=$TMP/$t.img
+	defer release_image "$img"
+	attach L "$img"; n=${L#/dev/}
+	kpartx -a -v "$L" >"$TMP/kv" 2>/dev/null; ok $? "$t: Debian kpartx -a"
+	theirs=$(state)
+	is "$(nmaps)" "$([ $t = dos ] && echo 6 || echo 20)" "$t: Debian kpartx made its maps"
+	kpartx -d "$L" >/dev/null 2>&1
+	is "$(nmaps)" 0 "$t: Debian kpartx -d removed them"
+	"$PARTMAP" kpartx -a -v "$L" >"$TMP/pv" 2>"$TMP/err"; ok $? "$t: partmap kpartx -a"
+	"$PARTMAP" kpartx -a -v "$L" 2>&1 >/dev/null | grep -q "backend dm"; ok $? "$t: partmap chose the device mapper"
+	ours=$(state)
+	same "$ours" "$theirs" "$t: identical dmsetup table, names, UUIDs and attributes"
+	same "$(sort "$TMP/pv")" "$(sort "$TMP/kv")" "$t: identical -v add map lines"
+	[ -b /dev/mapper/${n}p1 ] && [ "$(stat -c %t:%T /dev/mapper/${n}p1)" = "$(printf '%x:%x' $(dmsetup info -c --noheadings -o major,minor --separator ' ' ${n}p1))" ]
+	ok $? "$t: no udev: partmap made /dev/mapper/${n}p1 with the map's number"
+	# maps made by partmap removed by Debian kpartx -d, and the other way round
+	kpartx -d "$L" >/dev/null 2>&1; ok $? "$t: Debian kpartx -d removes partmap's maps"
+	is "$(nmaps)" 0 "$t: no maps left"
+	kpartx -a "$L" >/dev/null 2>&1
+	"$PARTMAP" kpartx -d -v "$L" >"$TMP/out" 2>&1; ok $? "$t: partmap kpartx -d removes Debian kpartx's maps"
+	is "$(nmaps)" 0 "$t: no maps left"
+	ls /dev/mapper | grep -qv control; ok $((! $?)) "$t: no nodes left in /dev/mapper"
+	losetup -d "$L"
+	# an image file: partmap attaches, maps, unmaps and detaches
+	"$PARTMAP" kpartx -a "$img"; ok $? "$t image: partmap kpartx -a on the file"
+	is "$(nmaps)" "$([ $t = dos ] && echo 6 || echo 20)" "$t image: all maps"
+	"$PARTMAP" kpartx -d "$img"; ok $? "$t image: -d"
+	is "$(nmaps) $(losetup -j "$img" | wc -l)" "0 0" "$t image: no maps, loop detached"
+done
+
+# data written through a map lands at the partition's offset in the image
+img=$TMP/dos.img
+"$PARTMAP" kpartx -a "$img"
+n=$(losetup -j "$img" -O NAME -n | head -1); n=${n#/dev/}
+head -c 1M /dev/urandom >"$TMP/pattern"
+dd if="$TMP/pattern" of=/dev/mapper/${n}p5 bs=1M oflag=direct status=none; sync
+cmp -s "$TMP/pattern" <(dd if="$img" bs=512 skip=20480 count=2048 status=none); ok $? "data written to ${n}p5 is in the image at sector 20480"
+# -u after a table change: p6 deleted (the old p7 becomes p6), p1 shrunk
+"$PARTMAP" kpartx -a "$img"
+sfdisk -q --no-reread --no-tell-kernel --delete "$img" 6 >/dev/null
+echo 'start=2048, size=4096, type=83' | sfdisk -q --no-reread --no-tell-kernel -N 1 "$img" >/dev/null 2>&1
+"$PARTMAP" kpartx -u "$img"; ok $? "-u after a table change"
+is "$(dmsetup ls | awk '{print $1}' | sort | tr '\n' ' ')" "${n}p1 ${n}p2 ${n}p3 ${n}p5 ${n}p6 " "-u: p7 removed"
+is "$(dmsetup table ${n}p6 | awk '{print $2, $5}')" "16384 40960" "-u: p6 re-made where the old p7 was"
+is "$(blockdev --getsz /dev/mapper/${n}p1)" 4096 "-u: p1 re-made with its new size"
+# busy: a mounted map is named and left; all the others removed
+mkfs.ext4 -q -F /dev/mapper/${n}p5 >/dev/null 2>&1; mkdir -p "$TMP/mnt"; mount /dev/mapper/${n}p5 "$TMP/mnt"
+"$PARTMAP" kpartx -d "$img" 2>"$TMP/err"; is $? 1 "-d with a mounted map: exit 1"
+grep -q "${n}p5: in use" "$TMP/err"; ok $? "-d: names the busy map"
+is "$(dmsetup ls | awk '{print $1}' | tr '\n' ' ')" "${n}p5 " "-d: all other maps removed"
+umount "$TMP/mnt"; "$PARTMAP" kpartx -d "$img"; ok $? "-d after unmounting"
+# -p changes the names: maps found by UUID are renamed
+"$PARTMAP" kpartx -a "$img"; "$PARTMAP" kpartx -a -p _x "$img"
+is "$(dmsetup ls | awk '{print $1}' | sort | tr '\n' ' ')" "${n}_x1 ${n}_x2 ${n}_x3 ${n}_x5 ${n}_x6 " "-a -p: existing maps renamed, none added"
+[ -b /dev/mapper/${n}_x1 ] && [ ! -e /dev/mapper/${n}p1 ]; ok $? "-a -p: the nodes follow the names"
+"$PARTMAP" kpartx -d "$img"
+# a same-named map that is not ours is left alone (the image will get the first free loop device)
+n=$(losetup -f); n=${n#/dev/}
+dmsetup create ${n}p1 --table "0 8 zero"
+"$PARTMAP" kpartx -a "$img" 2>"$TMP/err"; is $? 1 "a same-named foreign map: exit 1"
+grep -q "not a partition of" "$TMP/err"; ok $? "a same-named foreign map: said so"
+is "$(dmsetup table ${n}p1)" "0 8 zero " "a same-named foreign map: left untouched"
+"$PARTMAP" kpartx -d "$img"
+dmsetup remove ${n}p1
+
+# -r: read-only maps
+"$PARTMAP" kpartx -a -r "$img"
+n=$(losetup -j "$img" -O NAME -n | head -1); n=${n#/dev/}
+is "$(dmsetup info -c --noheadings -o attr ${n}p1)" "L--r" "-r: attributes L--r as kpartx's"
+dd if=/dev/zero of=/dev/mapper/${n}p1 bs=512 count=1 oflag=direct status=none 2>/dev/null; ok $((! $?)) "-r: a write fails"
+"$PARTMAP" kpartx -d "$img"
+
+# a partitioned DM parent (standing in for an LVM volume): <name>1 names, part1-<uuid> UUIDs
+attach base "$img"
+dmsetup create vg0-guest --uuid LVM-partmaptest --table "0 $(blockdev --getsz "$base") linear $base 0"
+kpartx -a /dev/mapper/vg0-guest; theirs=$(state | grep -v "^vg0-guest[: ]" )
+kpartx -d /dev/mapper/vg0-guest
+"$PARTMAP" kpartx -a /dev/mapper/vg0-guest; ours=$(state | grep -v "^vg0-guest[: ]")
+same "$ours" "$theirs" "DM parent: same maps as Debian kpartx"
+grep -q "^vg0-guest1:part1-LVM-partmaptest:" <<<"$ours"; ok $? "DM parent: vg0-guest1 with UUID part1-LVM-partmaptest"
+"$PARTMAP" kpartx -d /dev/mapper/vg0-guest
+is "$(dmsetup ls | awk '{print $1}')" "vg0-guest" "DM parent: -d leaves the parent alone"
+dmsetup remove vg0-guest
+
+# a 4096-byte-sector image over the device mapper
+rm -f "$TMP/4k.img"; truncate -s 64M "$TMP/4k.img"
+printf 'n\np\n1\n\n+16M\nn\ne\n2\n\n\nn\n\n+16M\nw\n' | fdisk -b 4096 "$TMP/4k.img" >/dev/null 2>&1
+defer release_image "$TMP/4k.img"
+"$PARTMAP" kpartx -a -v "$TMP/4k.img" >"$TMP/out"; ok $? "4096: -a"
+n=$(losetup -j "$TMP/4k.img" -O NAME -n | head -1); n=${n#/dev/}
+is "$(blockdev --getss /dev/mapper/${n}p5) $(blockdev --getsz /dev/mapper/${n}p5)" "4096 32768" "4096: ${n}p5 has 4096-byte sectors and 16 MiB"
+mkfs.ext4 -q -F /dev/mapper/${n}p5 >/dev/null 2>&1 && mount /dev/mapper/${n}p5 "$TMP/mnt" && umount "$TMP/mnt"; ok $? "4096: a filesystem on ${n}p5 mounts"
+"$PARTMAP" kpartx -d "$TMP/4k.img"; ok $? "4096: -d"
+done_testing

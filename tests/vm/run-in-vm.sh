@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Inside the test VM: runs every tests/*.t and prints their TAP, each behind a "## file" line.
+cd /tests
+export PARTMAP=/partmap/partmap PARTMAP_IN_VM=1
+echo "## kernel $(uname -r), device-mapper $(dmsetup version 2>/dev/null | awk '/Driver/ {print $3}')"
+only=$(sed -n 's/.*partmap\.only=\([^ ]*\).*/\1/p' /proc/cmdline)
+for t in /tests/*.t; do
+	[ -n "$only" ] && [ "$(basename "$t")" != "$only" ] && continue
+	echo "## $(basename "$t")"
+	timeout 600 bash "$t" 2>&1
+	rc=$?
+	echo "## end $(basename "$t") rc=$rc"
+done
+echo "## all done"
