@@ -2,6 +2,7 @@
 /* The kpartx applet: option parsing compatible with multipath-tools' kpartx, and -l. */
 #include "applets.h"
 #include "../loop.h"
+#include "../dm.h"
 #include "../map/map.h"
 #include "../names.h"
 #include "../ptable.h"
@@ -458,6 +459,9 @@ static int do_map(const char *path, struct kopts *o)
 				t.type ? t.type : "no", t.nparts, b->name);
 		failures = pm_map_sync(&p, b, &t, o->action == ACT_UPDATE ? PM_SYNC_UPDATE : PM_SYNC_ADD, report, &rc);
 	}
+	if (p.dm && p.dm->udev_timed_out)
+		fprintf(stderr, "kpartx: udev did not confirm the maps within %d s: partmap made the nodes in /dev/mapper itself\n",
+			p.dm->udev_wait_ms / 1000);
 	/* nothing to map: do not leave a loop device behind that nobody asked for */
 	if (p.loop_attached && (t.nparts == 0 || !b))
 		pm_parent_detach(&p);

@@ -41,11 +41,14 @@ static void parent_uuid(struct pm_parent *p, char *buf, size_t len)
 	struct pm_dm_ref ref = { .dev = p->rdev };
 	struct pm_dm_info info;
 
-	if (major(p->rdev) != 0 && pm_dm_info(p->dm, &ref, &info) == 0 && info.uuid[0]) {
-		pm_strlcpy(buf, info.uuid, len);
-		return;
+	if (!p->dm_parent_uuid[0]) {
+		if (pm_dm_info(p->dm, &ref, &info) == 0 && info.uuid[0])
+			pm_strlcpy(p->dm_parent_uuid, info.uuid, sizeof(p->dm_parent_uuid));
+		else
+			snprintf(p->dm_parent_uuid, sizeof(p->dm_parent_uuid), "devnode_%u:%u_Wh5pYvM",
+				 major(p->rdev), minor(p->rdev));
 	}
-	snprintf(buf, len, "devnode_%u:%u_Wh5pYvM", major(p->rdev), minor(p->rdev));
+	pm_strlcpy(buf, p->dm_parent_uuid, len);
 }
 
 /* "part<N>-<parent uuid>" -> N, or 0 when it is not a partition of this parent */
@@ -101,6 +104,7 @@ static int ours(struct pm_parent *p, const char *puuid, const struct pm_dm_name 
 			m->dev = info.dev;
 			m->loop_index = -1;
 			m->own_node = true;
+			m->open_count = info.open_count;
 			snprintf(m->node, sizeof(m->node), "/dev/mapper/%s", dn->name);
 			r = 1;
 		}
@@ -152,11 +156,11 @@ static int dm_add(struct pm_parent *p, const struct pm_part *part, struct pm_map
 	parent_uuid(p, puuid, sizeof(puuid));
 	if (snprintf(uuid, sizeof(uuid), "part%u-%s", part->num, puuid) >= PM_DM_UUID_LEN)
 		return -ENAMETOOLONG;
-	/* a map of that name that is not this partition: never touch it */
-	if (pm_dm_info(p->dm, &ref, &info) == 0)
-		return -EEXIST;
 	snprintf(params, sizeof(params), "%u:%u %" PRIu64, major(p->rdev), minor(p->rdev), part->start);
 	r = pm_dm_create_map(p->dm, m->name, uuid, &t, 1, p->read_only, false, &info);
+	/* a map of that name (or UUID) that is not this partition: never touch it */
+	if (r == -EBUSY && pm_dm_info(p->dm, &ref, &info) == 0)
+		return -EEXIST;
 	if (r < 0)
 		return r;
 	m->dev = info.dev;
@@ -176,14 +180,21 @@ static int dm_remove(struct pm_parent *p, const struct pm_mapping *m)
 
 	if ((r = dm_usable(p)) < 0)
 		return r;
-	r = pm_dm_info(p->dm, &ref, &info);
+	/* the open count comes with the listing; without it, ask */
+	if (m->open_count < 0) {
+		r = pm_dm_info(p->dm, &ref, &info);
+		if (r == -ENXIO)
+			return pm_dm_remove_node(m->name);
+		if (r < 0)
+			return r;
+		if (info.open_count > 0)
+			return -EBUSY;
+	} else if (m->open_count > 0) {
+		return -EBUSY;
+	}
+	r = pm_dm_remove(p->dm, &ref, false, 5);
 	if (r == -ENXIO)
 		return pm_dm_remove_node(m->name);
-	if (r < 0)
-		return r;
-	if (info.open_count > 0)
-		return -EBUSY;
-	r = pm_dm_remove(p->dm, &ref, false, 5);
 	if (r < 0)
 		return r;
 	return pm_dm_remove_node(m->name);

@@ -356,7 +356,8 @@ int pm_map_sync(struct pm_parent *p, const struct pm_backend *b, const struct pm
 	for (size_t i = 0; i < t->nparts; i++) {
 		const struct pm_part *part = &t->parts[i];
 		const struct pm_mapping *old = find_num(e, ne, part->num);
-		struct pm_mapping m = { .num = part->num, .start = part->start, .size = part->size, .loop_index = -1 };
+		struct pm_mapping m = { .num = part->num, .start = part->start, .size = part->size, .loop_index = -1,
+					.open_count = -1 };
 
 		r = pm_name_for(p, part->num, m.name, sizeof(m.name));
 		if (r < 0) {

@@ -37,6 +37,7 @@ struct pm_parent {
 	unsigned ssz;              /* logical sector size */
 	bool read_only;
 	struct pm_dm *dm;          /* the device-mapper handle, when that backend is used */
+	char dm_parent_uuid[132];  /* kpartx's parent UUID, worked out once */
 	bool udev_nowait;          /* -n: leave nodes to udev, do not wait for it */
 	mode_t node_mode;          /* copied to the nodes partmap makes */
 	uid_t node_uid;
@@ -51,6 +52,7 @@ struct pm_mapping {
 	char node[PATH_MAX];
 	int loop_index;            /* loop backend */
 	bool own_node;             /* node is /dev/mapper/<name> itself (dm): no symlink */
+	int open_count;            /* dm: as listed (-1 unknown) */
 };
 
 struct pm_backend {

@@ -32,7 +32,7 @@ copy_bin() {
 	done
 }
 for t in bash kpartx dmsetup losetup sfdisk fdisk sgdisk partx blockdev mke2fs debugfs jq cmp od awk sed grep \
-	sort tr cut head tail wc diff mktemp seq stat readlink truncate dd sleep timeout mount umount sync cat \
+	sort tr cut head tail wc diff mktemp seq stat readlink truncate dd sleep timeout mount umount sync cat strace \
 	ls mkdir rm cp ln env uname id printf find xargs basename dirname date chmod rmdir; do
 	copy_bin "$t"
 done
@@ -58,7 +58,7 @@ echo "$mods" >"$root/modules.list"
 
 # the tests and their data
 mkdir -p "$root/tests"
-cp "$top"/tests/vm/*.t "$top/tests/vm/run-in-vm.sh" "$top/tests/cmd/lib.sh" "$root/tests/"
+cp "$top"/tests/vm/*.t "$top/tests/vm/run-in-vm.sh" "$top/tests/cmd/lib.sh" "$top"/bench/*-vm.sh "$root/tests/"
 data=$(dirname "$out")/data
 [ -d "$data" ] && cp -r "$data" "$root/tests/data"
 

@@ -4,8 +4,9 @@ cd /tests
 export PARTMAP=/partmap/partmap PARTMAP_IN_VM=1
 echo "## kernel $(uname -r), device-mapper $(dmsetup version 2>/dev/null | awk '/Driver/ {print $3}')"
 only=$(sed -n 's/.*partmap\.only=\([^ ]*\).*/\1/p' /proc/cmdline)
-for t in /tests/*.t; do
-	[ -n "$only" ] && [ "$(basename "$t")" != "$only" ] && continue
+tests=(/tests/*.t)
+[ -n "$only" ] && tests=("/tests/$only")
+for t in "${tests[@]}"; do
 	echo "## $(basename "$t")"
 	timeout 600 bash "$t" 2>&1
 	rc=$?
