@@ -101,12 +101,14 @@ static int dm_call(struct pm_dm *dm, unsigned long cmd, const struct pm_dm_ref *
 			size *= 2;
 			continue;
 		}
-		if (flags & DM_SECURE_DATA_FLAG)
-			explicit_bzero((char *)io + io->data_start, size - io->data_start);
-		if (out)
+		/* the reply is the caller's to read (and, with secure data, to wipe) */
+		if (out) {
 			*out = io;
-		else
+		} else {
+			if (flags & DM_SECURE_DATA_FLAG)
+				explicit_bzero(io, size);
 			free(io);
+		}
 		return 0;
 	}
 }

@@ -1,12 +1,1207 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The dmsetup applet: lvm2's dmsetup commands and output formats over src/dm.c (no libdevmapper). */
 #include "applets.h"
+#include "../dm.h"
+#include "../util.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+struct dopts {
+	const char *uuid;       /* -u: address by uuid (create: set it) */
+	int major, minor;       /* -j/-m */
+	bool readonly, notable, force, retry, deferred, noflush, nolockfs, showkeys, columns, noheadings,
+		verbose, inactive;
+	const char *table;      /* --table */
+	const char *fields;     /* -o */
+	const char *separator;
+	const char *setuuid;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage:\n\n"
+		   "dmsetup\n"
+		   "        [--version] [-h|--help [-c|-C|--columns]]\n"
+		   "        [-v|--verbose [-v|--verbose ...]] [-f|--force]\n"
+		   "        [-r|--readonly] [--noudevsync] [-y|--yes]\n\n"
+		   "        create <dev_name>\n"
+		   "            [-j|--major <major> -m|--minor <minor>]\n"
+		   "            [-U|--uid <uid>] [-G|--gid <gid>] [-M|--mode <octal_mode>]\n"
+		   "            [-u|uuid <uuid>] [--notable | --table <table>] [<table_file>]\n"
+		   "        deps [<dev_name>...]\n"
+		   "        info [<dev_name>...] [-c [-o fields] [--noheadings] [--separator S]]\n"
+		   "        load|reload <dev_name> [--table <table>] [<table_file>]\n"
+		   "        clear <dev_name>\n"
+		   "        ls\n"
+		   "        message <dev_name> <sector> <message>\n"
+		   "        mknodes [<dev_name>...]\n"
+		   "        remove [--deferred] [-f|--force] [--retry] <dev_name>...\n"
+		   "        remove_all [-f|--force]\n"
+		   "        rename <dev_name> [--setuuid] <new_name_or_uuid>\n"
+		   "        resume <dev_name>...\n"
+		   "        status [<dev_name>...]\n"
+		   "        suspend [--noflush] [--nolockfs] <dev_name>...\n"
+		   "        table [--showkeys] [<dev_name>...]\n"
+		   "        targets\n"
+		   "        udevcomplete <cookie>\n"
+		   "        udevcomplete_all\n"
+		   "        version\n"
+		   "        wait <dev_name> [<event_nr>]\n\n"
+		   "<dev_name> may be replaced by -u <uuid> or -j <major> -m <minor>.\n"
+		   "Tables: '<start> <length> <target> <params>' lines; devices as paths or major:minor.\n"
+		   "Exit status: 0 done, 1 failure.\n");
+}
+
+static void ref_for(const struct dopts *o, const char *name, struct pm_dm_ref *ref)
+{
+	memset(ref, 0, sizeof(*ref));
+	if (name)
+		ref->name = name;
+	else if (o->uuid)
+		ref->uuid = o->uuid;
+	else if (o->major >= 0 && o->minor >= 0)
+		ref->dev = makedev((unsigned)o->major, (unsigned)o->minor);
+}
+
+static const char *ref_str(const struct pm_dm_ref *ref, char *buf, size_t len)
+{
+	if (ref->name)
+		return ref->name;
+	if (ref->uuid)
+		return ref->uuid;
+	snprintf(buf, len, "(%u:%u)", major(ref->dev), minor(ref->dev));
+	return buf;
+}
+
+static void ioctl_failed(const char *what, const struct pm_dm_ref *ref, int err)
+{
+	char b[32];
+
+	fprintf(stderr, "device-mapper: %s ioctl on %s failed: %s\n", what, ref_str(ref, b, sizeof(b)), strerror(-err));
+	if (err == -EINVAL)
+		fprintf(stderr, "(the kernel only says EINVAL; its log tells why: dmesg | tail)\n");
+}
+
+/* ---- tables ---- */
+
+struct table {
+	struct pm_dm_target *t;
+	size_t n, cap;
+	bool secure;            /* crypt keys inside */
+};
+
+static void table_free(struct table *tb)
+{
+	pm_dm_targets_free(tb->t, tb->n);
+	memset(tb, 0, sizeof(*tb));
+}
+
+/* a parameter that names a block device by path becomes major:minor */
+static char *resolve_params(const char *params)
+{
+	size_t cap = strlen(params) * 2 + 64, len = 0;
+	char *out = malloc(cap), *copy = strdup(params), *tok, *save = NULL;
+
+	if (!out || !copy) {
+		free(out);
+		free(copy);
+		return NULL;
+	}
+	out[0] = 0;
+	for (tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+		char rep[32];
+		struct stat st;
+		const char *w = tok;
+
+		if (tok[0] == '/' && stat(tok, &st) == 0 && S_ISBLK(st.st_mode)) {
+			snprintf(rep, sizeof(rep), "%u:%u", major(st.st_rdev), minor(st.st_rdev));
+			w = rep;
+		}
+		if (len + strlen(w) + 2 > cap) {
+			cap = (len + strlen(w) + 2) * 2;
+			char *n = realloc(out, cap);
+			if (!n) {
+				free(out);
+				free(copy);
+				return NULL;
+			}
+			out = n;
+		}
+		len += (size_t)sprintf(out + len, "%s%s", len ? " " : "", w);
+	}
+	explicit_bzero(copy, strlen(params));
+	free(copy);
+	return out;
+}
+
+/* parse table text; 0 or 1 with a message */
+static int parse_table(const char *text, struct table *tb)
+{
+	const char *p = text;
+	unsigned lineno = 0;
+	uint64_t next = 0;
+
+	memset(tb, 0, sizeof(*tb));
+	while (*p) {
+		const char *e = strchr(p, '\n');
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+		char *line = strndup(p, l), *s;
+		unsigned long long start, length;
+		char type[64];
+		int off = 0;
+
+		p += l + (e ? 1 : 0);
+		lineno++;
+		if (!line)
+			return 1;
+		for (s = line; isspace((unsigned char)*s); s++)
+			;
+		for (char *t = s + strlen(s); t > s && isspace((unsigned char)t[-1]);)
+			*--t = 0;
+		if (!*s || *s == '#') {
+			free(line);
+			continue;
+		}
+		if (sscanf(s, "%llu %llu %63s %n", &start, &length, type, &off) < 3) {
+			fprintf(stderr, "dmsetup: table line %u: expected '<start> <length> <target> <params>': %s\n", lineno, s);
+			free(line);
+			return 1;
+		}
+		if (strlen(type) >= 16) {
+			fprintf(stderr, "dmsetup: table line %u: target type '%s' is too long\n", lineno, type);
+			free(line);
+			return 1;
+		}
+		if (start != next) {
+			fprintf(stderr, "dmsetup: table line %u: gap in table: this target starts at sector %llu, the previous one ends at %" PRIu64 "\n",
+				lineno, start, next);
+			free(line);
+			return 1;
+		}
+		if (!length) {
+			fprintf(stderr, "dmsetup: table line %u: zero-length target\n", lineno);
+			free(line);
+			return 1;
+		}
+		next = start + length;
+		if (tb->n == tb->cap) {
+			size_t nc = tb->cap ? tb->cap * 2 : 8;
+			struct pm_dm_target *nt = realloc(tb->t, nc * sizeof(*nt));
+			if (!nt) {
+				free(line);
+				return 1;
+			}
+			tb->t = nt;
+			tb->cap = nc;
+		}
+		memset(&tb->t[tb->n], 0, sizeof(tb->t[0]));
+		tb->t[tb->n].start = start;
+		tb->t[tb->n].length = length;
+		memcpy(tb->t[tb->n].type, type, strlen(type) + 1);
+		tb->t[tb->n].params = resolve_params(off ? s + off : "");
+		if (!strcmp(type, "crypt"))
+			tb->secure = true;
+		explicit_bzero(line, l);
+		free(line);
+		if (!tb->t[tb->n].params)
+			return 1;
+		tb->n++;
+	}
+	if (!tb->n) {
+		fprintf(stderr, "dmsetup: the table is empty\n");
+		return 1;
+	}
+	return 0;
+}
+
+static char *read_all(FILE *f)
+{
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+
+	if (!buf)
+		return NULL;
+	for (;;) {
+		size_t n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+		if (n == 0)
+			break;
+		if (cap - len < 2) {
+			char *nb = realloc(buf, cap * 2);
+			if (!nb) {
+				free(buf);
+				return NULL;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	buf[len] = 0;
+	return buf;
+}
+
+/* the table from --table, a file, or stdin */
+static int get_table(const struct dopts *o, const char *file, struct table *tb)
+{
+	char *text;
+	int r;
+
+	if (o->table) {
+		text = strdup(o->table);
+	} else if (file) {
+		FILE *f = fopen(file, "re");
+		if (!f) {
+			fprintf(stderr, "dmsetup: %s: %s\n", file, strerror(errno));
+			return 1;
+		}
+		text = read_all(f);
+		fclose(f);
+	} else {
+		text = read_all(stdin);
+	}
+	if (!text)
+		return 1;
+	/* --table 'a;b' is not lvm2 syntax; newlines separate lines */
+	r = parse_table(text, tb);
+	explicit_bzero(text, strlen(text));
+	free(text);
+	return r;
+}
+
+/* after a failed load: say so, name an unknown target */
+static void load_failed(struct pm_dm *dm, const struct pm_dm_ref *ref, const struct table *tb, int err)
+{
+	ioctl_failed("reload", ref, err);
+	if (err == -EINVAL) {
+		struct pm_dm_version *v;
+		size_t n;
+		if (pm_dm_versions(dm, &v, &n) == 0) {
+			for (size_t i = 0; i < tb->n; i++) {
+				bool known = false;
+				for (size_t k = 0; k < n; k++)
+					known |= !strcmp(v[k].name, tb->t[i].type);
+				if (!known)
+					fprintf(stderr, "dmsetup: unknown target type '%s' (see 'dmsetup targets')\n", tb->t[i].type);
+			}
+			free(v);
+		}
+	}
+}
+
+static bool want_nodes(const struct pm_dm *dm)
+{
+	return !dm->udev || dm->udev_timed_out;
+}
+
+/* ---- commands ---- */
+
+static int cmd_create(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
+{
+	struct table tb = { 0 };
+	struct pm_dm_info info;
+	struct pm_dm_ref ref;
+	int r;
+
+	if (argc < 1) {
+		fprintf(stderr, "dmsetup: create needs a device name\n");
+		return 1;
+	}
+	if (!o->notable && get_table(o, argc > 1 ? argv[1] : NULL, &tb))
+		return 1;
+	ref_for(o, argv[0], &ref);
+	if (o->notable) {
+		r = pm_dm_dev_create(dm, argv[0], o->uuid, &info);
+		if (r < 0) {
+			ioctl_failed("create", &ref, r);
+			return 1;
+		}
+	} else {
+		r = pm_dm_dev_create(dm, argv[0], o->uuid, &info);
+		if (r < 0) {
+			ioctl_failed("create", &ref, r);
+			table_free(&tb);
+			return 1;
+		}
+		r = pm_dm_load(dm, &ref, tb.t, tb.n, o->readonly, tb.secure);
+		if (r < 0) {
+			load_failed(dm, &ref, &tb, r);
+			pm_dm_remove(dm, &ref, false, 5); /* nothing half-created */
+			table_free(&tb);
+			return 1;
+		}
+		r = pm_dm_resume(dm, &ref, &info);
+		if (r < 0) {
+			ioctl_failed("resume", &ref, r);
+			pm_dm_remove(dm, &ref, false, 5);
+			table_free(&tb);
+			return 1;
+		}
+	}
+	table_free(&tb);
+	if (want_nodes(dm) && (r = pm_dm_make_node(argv[0], info.dev, 0600, 0, 0)) < 0)
+		fprintf(stderr, "dmsetup: /dev/mapper/%s: %s\n", argv[0], strerror(-r));
+	return 0;
+}
+
+static int cmd_load(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
+{
+	struct table tb = { 0 };
+	struct pm_dm_ref ref;
+	const char *name = o->uuid || o->major >= 0 ? NULL : argc > 0 ? argv[0] : NULL;
+	const char *file = name ? (argc > 1 ? argv[1] : NULL) : (argc > 0 ? argv[0] : NULL);
+	int r;
+
+	ref_for(o, name, &ref);
+	if (!ref.name && !ref.uuid && !ref.dev) {
+		fprintf(stderr, "dmsetup: load needs a device\n");
+		return 1;
+	}
+	if (get_table(o, file, &tb))
+		return 1;
+	r = pm_dm_load(dm, &ref, tb.t, tb.n, o->readonly, tb.secure);
+	if (r < 0)
+		load_failed(dm, &ref, &tb, r);
+	table_free(&tb);
+	return r < 0;
+}
+
+/* for commands on one or more devices: run fn on each (argv, or -u/-j-m) */
+typedef int (*each_fn)(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref);
+
+static int for_each_arg(struct pm_dm *dm, const struct dopts *o, int argc, char **argv, each_fn fn, bool need)
+{
+	struct pm_dm_ref ref;
+	int rc = 0;
+
+	if (argc == 0) {
+		ref_for(o, NULL, &ref);
+		if (!ref.uuid && !ref.dev) {
+			if (need) {
+				fprintf(stderr, "dmsetup: a device name is needed\n");
+				return 1;
+			}
+			return -1; /* caller: all devices */
+		}
+		return fn(dm, o, &ref);
+	}
+	for (int i = 0; i < argc; i++) {
+		ref_for(o, argv[i], &ref);
+		rc |= fn(dm, o, &ref);
+	}
+	return rc;
+}
+
+static int do_clear(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref)
+{
+	int r = pm_dm_clear(dm, ref);
+	(void)o;
+	if (r < 0)
+		ioctl_failed("clear", ref, r);
+	return r < 0;
+}
+
+static int do_suspend(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref)
+{
+	int r = pm_dm_suspend(dm, ref, (o->noflush ? PM_DM_NOFLUSH : 0) | (o->nolockfs ? PM_DM_NOLOCKFS : 0));
+	if (r < 0)
+		ioctl_failed("suspend", ref, r);
+	return r < 0;
+}
+
+static int do_resume(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref)
+{
+	struct pm_dm_info info;
+	int r = pm_dm_resume(dm, ref, &info);
+
+	(void)o;
+	if (r < 0) {
+		ioctl_failed("resume", ref, r);
+		return 1;
+	}
+	if (want_nodes(dm))
+		pm_dm_make_node(info.name, info.dev, 0600, 0, 0);
+	return 0;
+}
+
+static int do_remove(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref)
+{
+	struct pm_dm_info info;
+	int r = pm_dm_info(dm, ref, &info);
+
+	if (r < 0) {
+		ioctl_failed("remove", ref, r);
+		return 1;
+	}
+	if (o->force && info.open_count > 0 && !o->deferred) {
+		/* -f: swap in an error table first, so that its users see errors, not the old data */
+		struct pm_dm_target err = { .start = 0, .type = "error", .params = (char *)"" };
+		uint64_t size = 0;
+		struct pm_dm_target *t;
+		size_t n;
+		if (pm_dm_table(dm, ref, false, false, false, &t, &n, NULL) == 0) {
+			for (size_t i = 0; i < n; i++)
+				size = t[i].start + t[i].length;
+			pm_dm_targets_free(t, n);
+		}
+		if (size) {
+			err.length = size;
+			if (pm_dm_load(dm, ref, &err, 1, false, false) == 0)
+				pm_dm_resume(dm, ref, NULL);
+		}
+	}
+	r = pm_dm_remove(dm, ref, o->deferred, o->retry ? 25 : 0);
+	if (r < 0) {
+		ioctl_failed("remove", ref, r);
+		return 1;
+	}
+	if (!o->deferred || !(info.open_count > 0))
+		pm_dm_remove_node(info.name);
+	return 0;
+}
+
+static int do_mknodes(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref)
+{
+	struct pm_dm_info info;
+	int r = pm_dm_info(dm, ref, &info);
+
+	(void)o;
+	if (r < 0)
+		return r == -ENXIO ? 0 : 1;
+	return pm_dm_make_node(info.name, info.dev, 0600, 0, 0) < 0;
+}
+
+static const char *state_str(const struct pm_dm_info *i, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s", i->suspended ? "SUSPENDED" : "ACTIVE", i->read_only ? " (READ-ONLY)" : "");
+	return buf;
+}
+
+static unsigned read_ahead(dev_t dev)
+{
+	char path[96], buf[32];
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/queue/read_ahead_kb", major(dev), minor(dev));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 256;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 256;
+	buf[n] = 0;
+	return (unsigned)strtoul(buf, NULL, 10) * 2;
+}
+
+static void print_info_long(const struct pm_dm_info *i)
+{
+	char st[64];
+
+	printf("Name:              %s\n", i->name);
+	printf("State:             %s\n", state_str(i, st, sizeof(st)));
+	if (i->live_table || i->inactive_table) {
+		printf("Read Ahead:        %u\n", read_ahead(i->dev));
+	}
+	printf("Tables present:    %s\n", i->live_table && i->inactive_table ? "LIVE & INACTIVE"
+				      : i->live_table			     ? "LIVE"
+				      : i->inactive_table		     ? "INACTIVE"
+									     : "None");
+	if (i->live_table || i->inactive_table || true) {
+		printf("Open count:        %d\n", i->open_count);
+		printf("Event number:      %u\n", i->event_nr);
+		printf("Major, minor:      %u, %u\n", major(i->dev), minor(i->dev));
+		printf("Number of targets: %u\n", i->target_count);
+	}
+	if (i->uuid[0])
+		printf("UUID: %s\n", i->uuid);
+	printf("\n");
+}
+
+/* info -c: columns */
+struct field {
+	const char *name, *head;
+	int width;
+	bool right;
+};
+static const struct field fields[] = {
+	{ "name", "Name", 16, false }, { "major", "Maj", 3, true },	 { "minor", "Min", 3, true },
+	{ "attr", "Stat", 4, false },	{ "open", "Open", 4, true },	 { "segments", "Targ", 4, true },
+	{ "events", "Event", 6, true }, { "uuid", "UUID", 32, false },
+};
+
+static void attr_str(const struct pm_dm_info *i, char *b)
+{
+	b[0] = i->live_table ? 'L' : '-';
+	b[1] = i->inactive_table ? 'I' : '-';
+	b[2] = i->suspended ? 's' : '-';
+	b[3] = i->read_only ? 'r' : 'w';
+	b[4] = 0;
+}
+
+static int field_index(const char *name)
+{
+	for (size_t k = 0; k < ARRAY_SIZE(fields); k++)
+		if (!strcasecmp(name, fields[k].name))
+			return (int)k;
+	if (!strcasecmp(name, "segments") || !strcasecmp(name, "targets"))
+		return 5;
+	return -1;
+}
+
+static int info_columns(struct pm_dm *dm, const struct dopts *o, struct pm_dm_info *v, size_t n)
+{
+	int sel[16], ns = 0;
+	const char *sep = o->separator ? o->separator : ":";
+
+	(void)dm;
+	if (o->fields) {
+		char *copy = strdup(o->fields), *tok, *save = NULL;
+		if (!copy)
+			return 1;
+		for (tok = strtok_r(copy, ",", &save); tok && ns < 16; tok = strtok_r(NULL, ",", &save)) {
+			int k = field_index(tok);
+			if (k < 0) {
+				fprintf(stderr, "dmsetup: unrecognised field: %s\n", tok);
+				free(copy);
+				return 1;
+			}
+			sel[ns++] = k;
+		}
+		free(copy);
+	} else {
+		for (int k = 0; k < (int)ARRAY_SIZE(fields); k++)
+			sel[ns++] = k;
+	}
+	/* with the default separator the report is aligned, as dmsetup does it */
+	bool aligned = !o->separator;
+	int width[16];
+	for (int j = 0; j < ns; j++) {
+		width[j] = (int)strlen(fields[sel[j]].head);
+		if (fields[sel[j]].width > width[j])
+			width[j] = fields[sel[j]].width;
+	}
+	char cells[64][16][160];
+	size_t rows = n > 64 ? 64 : n;
+	for (size_t i = 0; i < rows; i++)
+		for (int j = 0; j < ns; j++) {
+			char *c = cells[i][j];
+			switch (sel[j]) {
+			case 0: snprintf(c, 160, "%s", v[i].name); break;
+			case 1: snprintf(c, 160, "%u", major(v[i].dev)); break;
+			case 2: snprintf(c, 160, "%u", minor(v[i].dev)); break;
+			case 3: attr_str(&v[i], c); break;
+			case 4: snprintf(c, 160, "%d", v[i].open_count); break;
+			case 5: snprintf(c, 160, "%u", v[i].target_count); break;
+			case 6: snprintf(c, 160, "%u", v[i].event_nr); break;
+			case 7: snprintf(c, 160, "%s", v[i].uuid); break;
+			}
+			if ((int)strlen(c) > width[j])
+				width[j] = (int)strlen(c);
+		}
+	for (size_t i = o->noheadings ? 1 : 0; i <= rows; i++) {
+		for (int j = 0; j < ns; j++) {
+			const char *c = i == 0 ? fields[sel[j]].head : cells[i - 1][j];
+			if (j)
+				printf("%s", aligned ? " " : sep);
+			/* headings are left-aligned, numbers right-aligned, every column padded (as libdm) */
+			if (!aligned)
+				printf("%s", c);
+			else if (fields[sel[j]].right && i > 0)
+				printf("%*s", width[j], c);
+			else
+				printf("%-*s", width[j], c);
+		}
+		printf("\n");
+	}
+	return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct pm_dm_name *)a)->name, ((const struct pm_dm_name *)b)->name);
+}
+
+/* all devices, sorted by name */
+static int all_devices(struct pm_dm *dm, struct pm_dm_name **v, size_t *n)
+{
+	int r = pm_dm_list(dm, v, n);
+	if (r < 0) {
+		fprintf(stderr, "device-mapper: list ioctl failed: %s\n", strerror(-r));
+		return 1;
+	}
+	qsort(*v, *n, sizeof(**v), by_name);
+	return 0;
+}
+
+static int cmd_info(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
+{
+	struct pm_dm_name *names = NULL;
+	struct pm_dm_info *v;
+	size_t n = 0, m = 0;
+	struct pm_dm_ref ref;
+	int rc = 0;
+
+	if (argc == 0 && !o->uuid && o->major < 0) {
+		if (all_devices(dm, &names, &n))
+			return 1;
+		if (!n) {
+			if (!o->columns)
+				printf("No devices found\n");
+			free(names);
+			return 0;
+		}
+	} else {
+		n = argc ? (size_t)argc : 1;
+	}
+	v = calloc(n, sizeof(*v));
+	if (!v) {
+		free(names);
+		return 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int r;
+		ref_for(o, names ? names[i].name : argc ? argv[i] : NULL, &ref);
+		r = pm_dm_info(dm, &ref, &v[m]);
+		if (r == -ENXIO) {
+			fprintf(stderr, "Device does not exist.\n");
+			rc = 1;
+			continue;
+		}
+		if (r < 0) {
+			ioctl_failed("info", &ref, r);
+			rc = 1;
+			continue;
+		}
+		if (!o->columns)
+			print_info_long(&v[m]);
+		m++;
+	}
+	if (o->columns)
+		rc |= info_columns(dm, o, v, m);
+	free(v);
+	free(names);
+	return rc;
+}
+
+static void mask_crypt_key(struct pm_dm_target *t)
+{
+	/* "<cipher> <key> ...": the key as zeros, unless it names a keyring entry (":...") */
+	char *p = t->params, *key;
+
+	if (strcmp(t->type, "crypt"))
+		return;
+	while (*p && *p != ' ')
+		p++;
+	if (!*p)
+		return;
+	key = p + 1;
+	if (*key == ':')
+		return;
+	for (p = key; *p && *p != ' '; p++)
+		*p = '0';
+}
+
+static int print_table(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref, bool status,
+		       const char *prefix)
+{
+	struct pm_dm_target *t;
+	size_t n;
+	int r = pm_dm_table(dm, ref, status, o->inactive, !status, &t, &n, NULL);
+
+	if (r < 0) {
+		ioctl_failed(status ? "status" : "table", ref, r);
+		return 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!status && !o->showkeys)
+			mask_crypt_key(&t[i]);
+		printf("%s%" PRIu64 " %" PRIu64 " %s %s\n", prefix ? prefix : "", t[i].start, t[i].length, t[i].type,
+		       t[i].params);
+	}
+	if (!n && prefix)
+		printf("%s\n", prefix);
+	pm_dm_targets_free(t, n);
+	return 0;
+}
+
+static int cmd_table(struct pm_dm *dm, const struct dopts *o, int argc, char **argv, bool status)
+{
+	struct pm_dm_ref ref;
+	int rc = 0;
+
+	if (argc == 0 && !o->uuid && o->major < 0) {
+		struct pm_dm_name *v;
+		size_t n;
+		if (all_devices(dm, &v, &n))
+			return 1;
+		if (!n)
+			printf("No devices found\n");
+		for (size_t i = 0; i < n; i++) {
+			char prefix[PM_DM_NAME_LEN + 4];
+			snprintf(prefix, sizeof(prefix), "%s: ", v[i].name);
+			ref_for(o, v[i].name, &ref);
+			rc |= print_table(dm, o, &ref, status, prefix);
+		}
+		free(v);
+		return rc;
+	}
+	if (argc == 0) {
+		ref_for(o, NULL, &ref);
+		return print_table(dm, o, &ref, status, NULL);
+	}
+	for (int i = 0; i < argc; i++) {
+		char prefix[PM_DM_NAME_LEN + 4];
+		snprintf(prefix, sizeof(prefix), "%s: ", argv[i]);
+		ref_for(o, argv[i], &ref);
+		rc |= print_table(dm, o, &ref, status, argc > 1 ? prefix : NULL);
+	}
+	return rc;
+}
+
+static int print_deps(struct pm_dm *dm, const struct pm_dm_ref *ref, const char *prefix)
+{
+	dev_t *d;
+	size_t n;
+	int r = pm_dm_deps(dm, ref, &d, &n);
+
+	if (r < 0) {
+		ioctl_failed("deps", ref, r);
+		return 1;
+	}
+	printf("%s%zu dependencies\t:", prefix ? prefix : "", n);
+	for (size_t i = 0; i < n; i++)
+		printf(" (%u, %u)", major(d[i]), minor(d[i]));
+	printf("\n");
+	free(d);
+	return 0;
+}
+
+static int cmd_deps(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
+{
+	struct pm_dm_ref ref;
+	int rc = 0;
+
+	if (argc == 0 && !o->uuid && o->major < 0) {
+		struct pm_dm_name *v;
+		size_t n;
+		if (all_devices(dm, &v, &n))
+			return 1;
+		if (!n)
+			printf("No devices found\n");
+		for (size_t i = 0; i < n; i++) {
+			char prefix[PM_DM_NAME_LEN + 4];
+			snprintf(prefix, sizeof(prefix), "%s: ", v[i].name);
+			ref_for(o, v[i].name, &ref);
+			rc |= print_deps(dm, &ref, prefix);
+		}
+		free(v);
+		return rc;
+	}
+	if (argc == 0) {
+		ref_for(o, NULL, &ref);
+		return print_deps(dm, &ref, NULL);
+	}
+	for (int i = 0; i < argc; i++) {
+		char prefix[PM_DM_NAME_LEN + 4];
+		snprintf(prefix, sizeof(prefix), "%s: ", argv[i]);
+		ref_for(o, argv[i], &ref);
+		rc |= print_deps(dm, &ref, argc > 1 ? prefix : NULL);
+	}
+	return rc;
+}
+
+static int cmd_ls(struct pm_dm *dm)
+{
+	struct pm_dm_name *v;
+	size_t n;
+
+	if (all_devices(dm, &v, &n))
+		return 1;
+	if (!n)
+		printf("No devices found\n");
+	for (size_t i = 0; i < n; i++)
+		printf("%s\t(%u:%u)\n", v[i].name, major(v[i].dev), minor(v[i].dev));
+	free(v);
+	return 0;
+}
+
+static int cmd_targets(struct pm_dm *dm)
+{
+	struct pm_dm_version *v;
+	size_t n;
+	int r = pm_dm_versions(dm, &v, &n);
+
+	if (r < 0) {
+		fprintf(stderr, "device-mapper: list_versions ioctl failed: %s\n", strerror(-r));
+		return 1;
+	}
+	for (size_t i = 0; i < n; i++)
+		printf("%-16s v%u.%u.%u\n", v[i].name, v[i].version[0], v[i].version[1], v[i].version[2]);
+	free(v);
+	return 0;
+}
+
+static int cmd_rename(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
+{
+	struct pm_dm_ref ref;
+	struct pm_dm_info info;
+	const char *name = NULL, *target;
+	int r;
+
+	if (o->uuid || o->major >= 0) {
+		if (argc != 1)
+			goto usage;
+		target = argv[0];
+	} else {
+		if (argc != 2)
+			goto usage;
+		name = argv[0];
+		target = argv[1];
+	}
+	ref_for(o, name, &ref);
+	if (pm_dm_info(dm, &ref, &info) < 0) {
+		fprintf(stderr, "Device does not exist.\n");
+		return 1;
+	}
+	r = pm_dm_rename(dm, &ref, o->setuuid ? NULL : target, o->setuuid ? target : NULL);
+	if (r < 0) {
+		ioctl_failed("rename", &ref, r);
+		return 1;
+	}
+	if (!o->setuuid && want_nodes(dm)) {
+		pm_dm_remove_node(info.name);
+		pm_dm_make_node(target, info.dev, 0600, 0, 0);
+	}
+	return 0;
+usage:
+	fprintf(stderr, "dmsetup: usage: rename <dev_name> <new_name> | rename <dev_name> --setuuid <uuid>\n");
+	return 1;
+}
+
+static int cmd_message(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
+{
+	struct pm_dm_ref ref;
+	char reply[4096], msg[4096] = "";
+	int first = o->uuid || o->major >= 0 ? 0 : 1;
+	unsigned long long sector;
+	char *end;
+	int r;
+
+	if (argc < first + 2) {
+		fprintf(stderr, "dmsetup: usage: message <dev_name> <sector> <message>\n");
+		return 1;
+	}
+	ref_for(o, first ? argv[0] : NULL, &ref);
+	sector = strtoull(argv[first], &end, 10);
+	if (*end) {
+		fprintf(stderr, "dmsetup: invalid sector: %s\n", argv[first]);
+		return 1;
+	}
+	for (int i = first + 1; i < argc; i++) {
+		if (strlen(msg) + strlen(argv[i]) + 2 > sizeof(msg))
+			return 1;
+		if (i > first + 1)
+			strcat(msg, " ");
+		strcat(msg, argv[i]);
+	}
+	r = pm_dm_message(dm, &ref, sector, msg, reply, sizeof(reply));
+	if (r < 0) {
+		ioctl_failed("message", &ref, r);
+		return 1;
+	}
+	if (reply[0])
+		printf("%s\n", reply);
+	return 0;
+}
+
+static int cmd_wait(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
+{
+	struct pm_dm_ref ref;
+	struct pm_dm_info info;
+	int first = o->uuid || o->major >= 0 ? 0 : 1;
+	uint32_t ev = 0;
+	int r;
+
+	if (argc < first) {
+		fprintf(stderr, "dmsetup: usage: wait <dev_name> [<event_nr>]\n");
+		return 1;
+	}
+	ref_for(o, first ? argv[0] : NULL, &ref);
+	if (argc > first)
+		ev = (uint32_t)strtoul(argv[first], NULL, 10);
+	r = pm_dm_wait(dm, &ref, ev, &info);
+	if (r < 0) {
+		ioctl_failed("wait", &ref, r);
+		return 1;
+	}
+	if (o->verbose)
+		print_info_long(&info);
+	return 0;
+}
+
+static int cmd_remove_all(struct pm_dm *dm, const struct dopts *o)
+{
+	struct pm_dm_name *v;
+	size_t n;
+	int r;
+
+	if (o->force) {
+		/* -f: error tables first, so that stacked devices let go */
+		if (all_devices(dm, &v, &n) == 0) {
+			for (size_t i = 0; i < n; i++) {
+				struct pm_dm_ref ref = { .name = v[i].name };
+				struct pm_dm_info info;
+				if (pm_dm_info(dm, &ref, &info) == 0 && info.open_count > 0) {
+					struct dopts f = *o;
+					f.deferred = false;
+					do_remove(dm, &f, &ref);
+				}
+			}
+			free(v);
+		}
+	}
+	if (all_devices(dm, &v, &n))
+		return 1;
+	r = pm_dm_remove_all(dm);
+	if (r < 0) {
+		fprintf(stderr, "device-mapper: remove_all ioctl failed: %s\n", strerror(-r));
+		free(v);
+		return 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct pm_dm_ref ref = { .name = v[i].name };
+		struct pm_dm_info info;
+		if (pm_dm_info(dm, &ref, &info) == -ENXIO)
+			pm_dm_remove_node(v[i].name);
+	}
+	free(v);
+	return 0;
+}
+
+static int cmd_version(struct pm_dm *dm)
+{
+	printf("Library version:   partmap %s (no libdevmapper)\n", PARTMAP_VERSION);
+	printf("Driver version:    %u.%u.%u\n", dm->version[0], dm->version[1], dm->version[2]);
+	return 0;
+}
 
 int dmsetup_main(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "dmsetup: not available in this build of partmap yet\n");
-	return 1;
+	enum { O_NOTABLE = 256, O_TABLE, O_RETRY, O_DEFERRED, O_NOFLUSH, O_NOLOCKFS, O_SHOWKEYS, O_NOHEAD, O_SEP,
+	       O_SETUUID, O_VERSION, O_NOUDEVSYNC, O_NOUDEVRULES, O_INACTIVE, O_VERIFYUDEV };
+	static const struct option longopts[] = {
+		{ "uuid", required_argument, NULL, 'u' },
+		{ "major", required_argument, NULL, 'j' },
+		{ "minor", required_argument, NULL, 'm' },
+		{ "readonly", no_argument, NULL, 'r' },
+		{ "force", no_argument, NULL, 'f' },
+		{ "columns", no_argument, NULL, 'c' },
+		{ "options", required_argument, NULL, 'o' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "yes", no_argument, NULL, 'y' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "notable", no_argument, NULL, O_NOTABLE },
+		{ "table", required_argument, NULL, O_TABLE },
+		{ "retry", no_argument, NULL, O_RETRY },
+		{ "deferred", no_argument, NULL, O_DEFERRED },
+		{ "noflush", no_argument, NULL, O_NOFLUSH },
+		{ "nolockfs", no_argument, NULL, O_NOLOCKFS },
+		{ "showkeys", no_argument, NULL, O_SHOWKEYS },
+		{ "noheadings", no_argument, NULL, O_NOHEAD },
+		{ "separator", required_argument, NULL, O_SEP },
+		{ "setuuid", no_argument, NULL, O_SETUUID },
+		{ "version", no_argument, NULL, O_VERSION },
+		{ "noudevsync", no_argument, NULL, O_NOUDEVSYNC },
+		{ "noudevrules", no_argument, NULL, O_NOUDEVRULES },
+		{ "verifyudev", no_argument, NULL, O_VERIFYUDEV },
+		{ "inactive", no_argument, NULL, O_INACTIVE },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct dopts o = { .major = -1, .minor = -1 };
+	bool noudevsync = false, setuuid = false;
+	struct pm_dm dm;
+	const char *cmd;
+	int c, r;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+u:j:m:rfcCo:vyh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'u': o.uuid = optarg; break;
+		case 'j': o.major = atoi(optarg); break;
+		case 'm': o.minor = atoi(optarg); break;
+		case 'r': o.readonly = true; break;
+		case 'f': o.force = true; break;
+		case 'c':
+		case 'C': o.columns = true; break;
+		case 'o': o.fields = optarg; o.columns = true; break;
+		case 'v': o.verbose = true; break;
+		case 'y': break;
+		case 'h': usage(stdout); return 0;
+		case O_NOTABLE: o.notable = true; break;
+		case O_TABLE: o.table = optarg; break;
+		case O_RETRY: o.retry = true; break;
+		case O_DEFERRED: o.deferred = true; break;
+		case O_NOFLUSH: o.noflush = true; break;
+		case O_NOLOCKFS: o.nolockfs = true; break;
+		case O_SHOWKEYS: o.showkeys = true; break;
+		case O_NOHEAD: o.noheadings = true; break;
+		case O_SEP: o.separator = optarg; break;
+		case O_SETUUID: setuuid = true; break;
+		case O_VERSION: printf("dmsetup (partmap) %s\n", PARTMAP_VERSION); return 0;
+		case O_NOUDEVSYNC: noudevsync = true; break;
+		case O_NOUDEVRULES:
+		case O_VERIFYUDEV: break;
+		case O_INACTIVE: o.inactive = true; break;
+		default:
+			fprintf(stderr, "dmsetup: unknown option %s\n", argv[optind - 1]);
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 1;
+	}
+	cmd = argv[optind++];
+	/* options may also follow the command (dmsetup remove -f name) */
+	{
+		int rest_argc = argc - optind + 1;
+		char **rest = argv + optind - 1;
+		optind = 1;
+		while ((c = getopt_long(rest_argc, rest, "u:j:m:rfcCo:vyh", longopts, NULL)) != -1) {
+			switch (c) {
+			case 'u': o.uuid = optarg; break;
+			case 'j': o.major = atoi(optarg); break;
+			case 'm': o.minor = atoi(optarg); break;
+			case 'r': o.readonly = true; break;
+			case 'f': o.force = true; break;
+			case 'c':
+			case 'C': o.columns = true; break;
+			case 'o': o.fields = optarg; o.columns = true; break;
+			case 'v': o.verbose = true; break;
+			case 'y': break;
+			case O_NOTABLE: o.notable = true; break;
+			case O_TABLE: o.table = optarg; break;
+			case O_RETRY: o.retry = true; break;
+			case O_DEFERRED: o.deferred = true; break;
+			case O_NOFLUSH: o.noflush = true; break;
+			case O_NOLOCKFS: o.nolockfs = true; break;
+			case O_SHOWKEYS: o.showkeys = true; break;
+			case O_NOHEAD: o.noheadings = true; break;
+			case O_SEP: o.separator = optarg; break;
+			case O_SETUUID: setuuid = true; break;
+			case O_NOUDEVSYNC: noudevsync = true; break;
+			case O_NOUDEVRULES:
+			case O_VERIFYUDEV: break;
+			case O_INACTIVE: o.inactive = true; break;
+			default:
+				fprintf(stderr, "dmsetup: unknown option %s\n", rest[optind - 1]);
+				return 1;
+			}
+		}
+		argc = rest_argc - optind;
+		argv = rest + optind;
+	}
+	o.setuuid = setuuid ? "" : NULL;
+
+	if (!strcmp(cmd, "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "udevcomplete")) {
+		if (argc < 1) {
+			fprintf(stderr, "dmsetup: udevcomplete needs a cookie\n");
+			return 1;
+		}
+		r = pm_dm_udev_complete((uint32_t)strtoul(argv[0], NULL, 0));
+		return r < 0 && r != -ENOENT;
+	}
+	if (!strcmp(cmd, "udevcomplete_all")) {
+		r = pm_dm_udev_complete_all();
+		if (r < 0)
+			return 1;
+		printf("%d semaphores with keys prefixed by 0x0D4D (device-mapper cookies) destroyed.\n", r);
+		return 0;
+	}
+	r = pm_dm_open(&dm);
+	if (r < 0) {
+		fprintf(stderr, "/dev/mapper/control: open failed: %s\n", strerror(-r));
+		fprintf(stderr, "Failure to communicate with kernel device-mapper driver.\n");
+		if (r == -ENODEV)
+			fprintf(stderr, "Check that device-mapper is available in the kernel.\n");
+		return 1;
+	}
+	if (noudevsync || getenv("DM_DISABLE_UDEV"))
+		dm.udev = false;
+
+	if (!strcmp(cmd, "create"))
+		r = cmd_create(&dm, &o, argc, argv);
+	else if (!strcmp(cmd, "load") || !strcmp(cmd, "reload"))
+		r = cmd_load(&dm, &o, argc, argv);
+	else if (!strcmp(cmd, "clear"))
+		r = for_each_arg(&dm, &o, argc, argv, do_clear, true);
+	else if (!strcmp(cmd, "suspend"))
+		r = for_each_arg(&dm, &o, argc, argv, do_suspend, true);
+	else if (!strcmp(cmd, "resume"))
+		r = for_each_arg(&dm, &o, argc, argv, do_resume, true);
+	else if (!strcmp(cmd, "remove"))
+		r = for_each_arg(&dm, &o, argc, argv, do_remove, true);
+	else if (!strcmp(cmd, "remove_all"))
+		r = cmd_remove_all(&dm, &o);
+	else if (!strcmp(cmd, "rename"))
+		r = cmd_rename(&dm, &o, argc, argv);
+	else if (!strcmp(cmd, "info"))
+		r = cmd_info(&dm, &o, argc, argv);
+	else if (!strcmp(cmd, "table"))
+		r = cmd_table(&dm, &o, argc, argv, false);
+	else if (!strcmp(cmd, "status"))
+		r = cmd_table(&dm, &o, argc, argv, true);
+	else if (!strcmp(cmd, "deps"))
+		r = cmd_deps(&dm, &o, argc, argv);
+	else if (!strcmp(cmd, "ls"))
+		r = cmd_ls(&dm);
+	else if (!strcmp(cmd, "targets"))
+		r = cmd_targets(&dm);
+	else if (!strcmp(cmd, "version"))
+		r = cmd_version(&dm);
+	else if (!strcmp(cmd, "message"))
+		r = cmd_message(&dm, &o, argc, argv);
+	else if (!strcmp(cmd, "wait"))
+		r = cmd_wait(&dm, &o, argc, argv);
+	else if (!strcmp(cmd, "mknodes")) {
+		r = for_each_arg(&dm, &o, argc, argv, do_mknodes, false);
+		if (r < 0) {
+			struct pm_dm_name *v;
+			size_t n;
+			r = all_devices(&dm, &v, &n);
+			for (size_t i = 0; !r && i < n; i++) {
+				struct pm_dm_ref ref = { .name = v[i].name };
+				r |= do_mknodes(&dm, &o, &ref);
+			}
+			if (!r)
+				free(v);
+		}
+	} else {
+		fprintf(stderr, "dmsetup: unknown command '%s'\n", cmd);
+		usage(stderr);
+		r = 1;
+	}
+	if (dm.udev_timed_out)
+		fprintf(stderr, "dmsetup: udev did not answer within %d s: partmap made the nodes itself\n",
+			dm.udev_wait_ms / 1000);
+	pm_dm_close(&dm);
+	return r ? 1 : 0;
 }

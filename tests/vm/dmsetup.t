@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# The device-mapper walkthroughs users learn from, run once with Debian's dmsetup and once with
+# partmap dmsetup: every command's output and exit status must match (device numbers normalised),
+# and each step must have the effect the walkthrough describes.
+. "$(dirname "$0")/lib.sh"
+export DM_DISABLE_UDEV=1
+for i in 1 2 3; do truncate -s 8M "$TMP/store$i"; done
+attach L1 "$TMP/store1"; attach L2 "$TMP/store2"; attach L3 "$TMP/store3"
+S1=$(blockdev --getsz "$L1"); S2=$(blockdev --getsz "$L2")
+
+# run: record a command's stdout and exit status in the transcript; its effects are checked apart
+label() { sed "s|$PARTMAP ||g" <<<"$*"; }
+run() { local out rc; out=$("$@" 2>/dev/null); rc=$?; printf '$ %s\n%s\n[%d]\n' "$(label "$*")" "$out" "$rc" >>"$T"; return $rc; }
+pipe() { local out rc; out=$(bash -c "$1" 2>/dev/null); rc=$?; printf '$ %s\n%s\n[%d]\n' "$(label "$1")" "$out" "$rc" >>"$T"; return $rc; }
+check() { ok "$1" "[$TOOL] $2"; }
+
+walk() { # walk "DMSETUP COMMAND"
+	local D=$1
+	# "new", "half", "onenahalf"
+	pipe "echo 0 $S1 linear $L1 0 | $D create new"
+	[ -b /dev/mapper/new ] && [ "$(blockdev --getsz /dev/mapper/new)" = "$S1" ]; check $? "new: /dev/mapper/new has loop1's size"
+	run $D table new; run $D ls; run $D info new; run $D status new
+	run $D remove new
+	[ ! -e /dev/mapper/new ]; check $? "remove new: node gone"
+	pipe "echo 0 $((S1 / 2)) linear $L1 0 | $D create half"
+	REST1=$((S1 - S1 / 2))
+	printf '0 %s linear %s %s\n%s %s linear %s 0\n' $REST1 "$L1" $((S1 / 2)) $REST1 "$S2" "$L2" >"$TMP/table1"
+	run $D create onenahalf "$TMP/table1"
+	is "$(blockdev --getsz /dev/mapper/onenahalf)" $((REST1 + S2)) "[$TOOL] onenahalf: half of loop1 spliced to loop2"
+	run $D table; run $D table half onenahalf; run $D ls; run $D info; run $D info -c
+	run $D info -c -o name,attr,open,segments --noheadings --separator :; run $D deps onenahalf; run $D deps
+	run $D status
+	run $D remove half; run $D remove onenahalf
+
+	# striped over two loops, chunks of 16 and 128 sectors: a filesystem round trip
+	for chunk in 16 128; do
+		pipe "echo 0 $((S1 + S2)) striped 2 $chunk $L1 0 $L2 0 | $D create tiger"
+		run $D table tiger
+		mkfs.ext4 -q -F /dev/mapper/tiger >/dev/null 2>&1 && mkdir -p "$TMP/mnt" && mount /dev/mapper/tiger "$TMP/mnt" &&
+			head -c 3M /dev/urandom >"$TMP/mnt/data" && cp "$TMP/mnt/data" "$TMP/data.ref" && umount "$TMP/mnt" &&
+			mount /dev/mapper/tiger "$TMP/mnt" && cmp -s "$TMP/mnt/data" "$TMP/data.ref" && umount "$TMP/mnt"
+		check $? "striped chunk $chunk: mkfs, mount, data round trip"
+		run $D remove tiger
+	done
+
+	# bad_disk: linear, one error sector, linear
+	printf '0 8 linear %s 0\n8 1 error\n9 %s linear %s 9\n' "$L1" $((S1 - 9)) "$L1" | run $D create bad_disk
+	blockdev --setra 0 /dev/mapper/bad_disk
+	is "$(blockdev --getsz /dev/mapper/bad_disk)" "$S1" "[$TOOL] bad_disk: size"
+	dd if=/dev/mapper/bad_disk of=/dev/null bs=1k count=4 iflag=direct status=none 2>/dev/null; check $? "bad_disk: dd of 4 KiB succeeds"
+	dd if=/dev/mapper/bad_disk of=/dev/null bs=1k count=5 iflag=direct status=none 2>/dev/null; check $((! $?)) "bad_disk: dd of 5 KiB fails"
+	run $D table bad_disk; run $D remove bad_disk
+
+	# fake_disk: 64 sectors linear, then 8 TiB of zero
+	printf '0 64 linear %s 0\n64 17179869120 zero\n' "$L1" | run $D create fake_disk
+	is "$(blockdev --getsize64 /dev/mapper/fake_disk)" 8796093022208 "[$TOOL] fake_disk: blockdev --getsize64 reports 8 TiB"
+	run $D table fake_disk; run $D remove fake_disk
+
+	# snapshots (every I/O under a timeout: a device left suspended would block it for ever)
+	rd() { timeout 10 dd if="$1" bs=512 skip=20000 count=1 iflag=direct status=none 2>/dev/null | head -c "$2"; }
+	wr() { printf '%s' "$2" | timeout 10 dd of="$1" bs=512 seek=20000 conv=notrunc oflag=direct status=none 2>/dev/null; }
+	printf '0 %s linear %s 0\n%s %s linear %s 0\n' "$S1" "$L1" "$S1" "$S2" "$L2" >"$TMP/table2"
+	run $D create base "$TMP/table2"
+	wr /dev/mapper/base before
+	pipe "$D table base | $D create basedup"
+	# point A: base becomes a snapshot of basedup: writes are volatile, they land in the COW. Since
+	# Linux 2.6.33 the snapshot whose COW is handed over (top) must be suspended before base resumes.
+	dd if=/dev/zero of="$L3" bs=512 count=8 status=none
+	run $D suspend base
+	run $D info base
+	pipe "echo 0 $(blockdev --getsz /dev/mapper/basedup) snapshot /dev/mapper/basedup $L3 p 8 | $D create top"
+	pipe "$D table top | $D load base"
+	run $D info base
+	run $D suspend top
+	run $D resume base
+	wr /dev/mapper/base A-wrt
+	is "$(rd /dev/mapper/base 5)" "A-wrt" "[$TOOL] point A: base reads what was written"
+	is "$(rd /dev/mapper/basedup 6)" "before" "[$TOOL] point A: basedup does not see it"
+	run $D status base
+	# dismantling A loses the changes
+	run $D suspend base
+	pipe "$D table basedup | $D load base"
+	run $D resume base
+	run $D remove top
+	is "$(rd /dev/mapper/base 6)" "before" "[$TOOL] point A undone: the volatile write is gone"
+	# point B: the backup arrangement: base writes through snapshot-origin, top keeps the view of then
+	dd if=/dev/zero of="$L3" bs=512 count=8 status=none
+	run $D suspend base
+	pipe "echo 0 $(blockdev --getsz /dev/mapper/basedup) snapshot /dev/mapper/basedup $L3 p 8 | $D create top"
+	pipe "echo 0 $(blockdev --getsz /dev/mapper/basedup) snapshot-origin /dev/mapper/basedup | $D create origin"
+	pipe "$D table origin | $D load base"
+	run $D resume base
+	wr /dev/mapper/base B-wrt.
+	is "$(rd /dev/mapper/basedup 6)" "B-wrt." "[$TOOL] point B: writes to base reach the original device"
+	is "$(rd /dev/mapper/top 6)" "before" "[$TOOL] point B: top still shows the snapshot"
+	run $D table; run $D ls; run $D deps top; run $D status top
+	# tear-down in the documented order
+	run $D suspend base; run $D remove top; run $D remove origin
+	pipe "$D table basedup | $D load base"
+	run $D resume base
+	is "$(rd /dev/mapper/base 6)" "B-wrt." "[$TOOL] tear-down: base is the original device again, with the write"
+	run $D remove base; run $D remove basedup
+
+	# crypt: aes-cbc-plain (the walkthrough's aes-plain) and aes-xts-plain64
+	for c in "aes-cbc-plain 0123456789abcdef0123456789abcdef" \
+		"aes-xts-plain64 0123456789abcdef0123456789abcdef00112233445566778899aabbccddeeff"; do
+		set -- $c
+		pipe "echo 0 $S1 crypt $1 $2 0 $L1 0 | $D create mydata"
+		run $D table mydata; run $D table --showkeys mydata
+		mkfs.ext4 -q -F /dev/mapper/mydata >/dev/null 2>&1 && mount /dev/mapper/mydata "$TMP/mnt" &&
+			echo "secret $1" >"$TMP/mnt/f" && umount "$TMP/mnt"
+		check $? "crypt $1: mkfs, mount, write"
+		run $D remove mydata
+		! grep -qa "secret $1" "$L1"; check $? "crypt $1: the data on loop1 is not plain text"
+		pipe "echo 0 $S1 crypt $1 $2 0 $L1 0 | $D create mydata"
+		mount /dev/mapper/mydata "$TMP/mnt" && is "$(cat "$TMP/mnt/f")" "secret $1" "[$TOOL] crypt $1: recreated with the same key, read back"
+		umount "$TMP/mnt"; run $D remove mydata
+	done
+
+	# errors: non-zero, nothing half-created
+	pipe "echo 0 8 nosuchtarget | $D create bad1"
+	pipe "printf '0 8 zero\n16 8 zero\n' | $D create bad2"
+	run $D info nosuch; run $D remove nosuch; run $D table nosuch
+	pipe "echo 0 8 zero | $D create busy"
+	exec 9</dev/mapper/busy
+	run $D remove busy
+	exec 9<&-
+	run $D remove busy
+	run $D ls
+	is "$(dmsetup ls)" "No devices found" "[$TOOL] errors: no device left behind"
+	# misc commands
+	pipe "echo 0 8 zero | $D create --notable -u test-uuid-1 misc" 2>/dev/null
+	run $D create --notable -u test-uuid-1 misc
+	run $D info misc
+	pipe "echo 0 16 zero | $D load misc"
+	run $D info misc; run $D table --inactive misc; run $D resume misc; run $D info -c misc
+	run $D rename misc misc2; run $D info misc2
+	[ -b /dev/mapper/misc2 ] && [ ! -e /dev/mapper/misc ]; check $? "rename: the node follows"
+	run $D rename misc2 --setuuid test-uuid-2; run $D info -c -o name,uuid misc2
+	run $D suspend misc2; run $D info misc2; run $D resume misc2
+	run $D clear misc2; run $D wait misc2 0
+	run $D remove --retry misc2
+	run $D remove_all; run $D ls
+}
+
+T=$TMP/debian.txt; TOOL=debian; walk dmsetup
+T=$TMP/partmap.txt; TOOL=partmap; walk "$PARTMAP dmsetup"
+norm() { sed -E 's/\b254([:, ]+)[0-9]+/254\1N/g; s/^(Event number: +)[0-9]+/\1N/; s/^(\S+ +254 +)[0-9]+/\1N/'; }
+same "$(norm <"$TMP/partmap.txt")" "$(norm <"$TMP/debian.txt")" "every output and exit status as Debian's dmsetup ($(grep -c '^\$' "$TMP/debian.txt") commands)"
+# mixing the tools
+echo 0 64 zero | dmsetup create mixa
+"$PARTMAP" dmsetup table mixa | dmsetup create mixb; ok $? "partmap table | Debian create"
+dmsetup table mixb | "$PARTMAP" dmsetup create mixc; ok $? "Debian table | partmap create"
+same "$("$PARTMAP" dmsetup table mixc)" "$(dmsetup table mixa)" "the round trip reproduces the map"
+"$PARTMAP" dmsetup remove mixa mixb mixc; ok $? "partmap removes several"
+is "$("$PARTMAP" dmsetup targets | awk '{print $1}' | sort | tr '\n' ' ')" "$(dmsetup targets | awk '{print $1}' | sort | tr '\n' ' ')" "targets: same list"
+same "$("$PARTMAP" dmsetup targets)" "$(dmsetup targets)" "targets: same format"
+is "$("$PARTMAP" dmsetup version | sed -n 2p)" "$(dmsetup version | sed -n 2p)" "version: same driver line"
+done_testing
