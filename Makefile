@@ -31,6 +31,7 @@ ASAN_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan/%)
 UNIT_HELPERS := tests/unit/imgbuild.c
 
 FUZZ_TYPES := gpt sgi dos bsd sun atari mac ps3 solaris unixware
+FUZZ_SRC := src/ptable.c src/disk.c src/crc32.c $(wildcard src/table/*.c)
 FUZZ_BIN := $(FUZZ_TYPES:%=$(BUILD)/fuzz/fuzz_%)
 
 .PHONY: all static install demo check deps unit asan fuzz clang-build bench clean vm
@@ -71,10 +72,10 @@ $(BUILD)/asan/%: tests/unit/%.c $(UNIT_HELPERS) $(LIB_SRC) $(HDRS) tests/unit/im
 unit: $(UNIT_BIN)
 asan: $(ASAN_BIN)
 
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_table.c $(LIB_SRC) $(HDRS)
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_table.c $(FUZZ_SRC) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(CPPFLAGS) $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-		-DFUZZ_TYPE=\"$*\" -Isrc -o $@ $< $(LIB_SRC)
+		-DFUZZ_TYPE=\"$*\" -Isrc -o $@ $< $(FUZZ_SRC)
 
 fuzz: $(FUZZ_BIN)
 

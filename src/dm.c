@@ -366,7 +366,9 @@ static int dm_call_udev(struct pm_dm *dm, unsigned long cmd, const struct pm_dm_
 	uint32_t cookie = 0;
 	int semid = -1, r;
 
-	if (dm->udev && cookie_new(&cookie, &semid) < 0)
+	/* once udev has not answered in time, it is taken as absent for the rest of the run; with
+	 * udev_nowait the uevent goes out without a cookie and nobody waits */
+	if (dm->udev && !dm->udev_timed_out && !dm->udev_nowait && cookie_new(&cookie, &semid) < 0)
 		semid = -1;
 	r = dm_call(dm, cmd, ref, flags, semid >= 0 ? cookie : 0, payload, plen, 0, &io);
 	if (semid >= 0)

@@ -19,6 +19,7 @@ struct pm_dm {
 	bool udev;                /* a udev daemon is running: use cookies and let it make nodes */
 	int udev_wait_ms;         /* how long to wait for udev before making nodes ourselves */
 	bool udev_timed_out;      /* set when a wait ran out */
+	bool udev_nowait;         /* leave nodes to udev without waiting for it (kpartx -n) */
 };
 
 /* A device is addressed by exactly one of these (name first, then uuid, then dev). */

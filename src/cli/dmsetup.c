@@ -1146,6 +1146,8 @@ int dmsetup_main(int argc, char **argv)
 	}
 	if (noudevsync || getenv("DM_DISABLE_UDEV"))
 		dm.udev = false;
+	if (getenv("PARTMAP_UDEV_TIMEOUT"))
+		dm.udev_wait_ms = atoi(getenv("PARTMAP_UDEV_TIMEOUT")) * 1000;
 
 	if (!strcmp(cmd, "create"))
 		r = cmd_create(&dm, &o, argc, argv);

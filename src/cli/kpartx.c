@@ -402,6 +402,10 @@ static int do_map(const char *path, struct kopts *o)
 	int r, failures = 0;
 
 	r = pm_parent_open(&p, path, &po, &why);
+	if (r == 0 && getenv("DM_DISABLE_UDEV") && pm_backend_dm.usable(&p) == 0)
+		p.dm->udev = false;
+	if (r == 0 && getenv("PARTMAP_UDEV_TIMEOUT") && pm_backend_dm.usable(&p) == 0)
+		p.dm->udev_wait_ms = atoi(getenv("PARTMAP_UDEV_TIMEOUT")) * 1000;
 	if (r < 0) {
 		fprintf(stderr, "kpartx: %s: %s%s%s\n", path, why, *why ? ": " : "", strerror(-r));
 		if (p.loop_attached)

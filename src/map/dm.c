@@ -30,8 +30,7 @@ static int dm_usable(struct pm_parent *p)
 		p->dm = NULL;
 		return r;
 	}
-	if (p->udev_nowait)
-		p->dm->udev_wait_ms = 0;
+	p->dm->udev_nowait = p->udev_nowait;
 	return 0;
 }
 
@@ -166,8 +165,8 @@ static int dm_add(struct pm_parent *p, const struct pm_part *part, struct pm_map
 	m->dev = info.dev;
 	m->own_node = true;
 	snprintf(m->node, sizeof(m->node), "/dev/mapper/%s", m->name);
-	/* no udev, or udev did not answer in time: the node is ours to make */
-	if (!p->dm->udev || p->dm->udev_timed_out)
+	/* no udev, or udev did not answer in time: the node is ours to make (-n leaves it to udev) */
+	if (!p->dm->udev || (p->dm->udev_timed_out && !p->dm->udev_nowait))
 		r = pm_dm_make_node(m->name, m->dev, p->node_mode, p->node_uid, p->node_gid);
 	return r;
 }
@@ -214,7 +213,7 @@ static int dm_rename(struct pm_parent *p, const struct pm_mapping *m, const char
 	if (r < 0)
 		return r;
 	pm_dm_remove_node(m->name);
-	if (!p->dm->udev || p->dm->udev_timed_out)
+	if (!p->dm->udev || (p->dm->udev_timed_out && !p->dm->udev_nowait))
 		r = pm_dm_make_node(new_name, m->dev, p->node_mode, p->node_uid, p->node_gid);
 	return r;
 }

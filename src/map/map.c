@@ -17,6 +17,7 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -258,6 +259,23 @@ struct links {
 	size_t n;
 };
 
+/* ".<name>.partmap-<pid>": a link being made when its maker was killed; removed once the maker is gone */
+static void sweep_temp_link(const char *entry)
+{
+	const char *tag = strstr(entry, ".partmap-");
+	char path[PATH_MAX];
+	char *end;
+	long pid;
+
+	if (entry[0] != '.' || !tag)
+		return;
+	pid = strtol(tag + 9, &end, 10);
+	if (*end || pid <= 0 || pid == getpid() || (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+		return;
+	snprintf(path, sizeof(path), "/dev/mapper/%s", entry);
+	unlink(path);
+}
+
 static void links_read(struct links *l)
 {
 	DIR *d = opendir("/dev/mapper");
@@ -269,6 +287,8 @@ static void links_read(struct links *l)
 	if (!d)
 		return;
 	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.' && de->d_type == DT_LNK)
+			sweep_temp_link(de->d_name);
 		if (de->d_name[0] == '.' || de->d_type != DT_LNK || strlen(de->d_name) >= PM_NAME_MAX)
 			continue;
 		if (l->n == cap) {
@@ -338,9 +358,11 @@ int pm_map_sync(struct pm_parent *p, const struct pm_backend *b, const struct pm
 		report(arg, PM_EV_FAIL, p, NULL, r);
 		return 1;
 	}
-	if (ne == 0 && mode == PM_SYNC_DELETE)
+	links_read(&links); /* also tidies what a killed run left half-made */
+	if (ne == 0 && mode == PM_SYNC_DELETE) {
+		free(links.v);
 		return 0;
-	links_read(&links);
+	}
 	if (mode == PM_SYNC_DELETE) {
 		for (size_t i = ne; i-- > 0;) /* logicals before their container */
 			failures += remove_one(p, b, &links, &e[i], report, arg);

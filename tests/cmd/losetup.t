@@ -67,6 +67,14 @@ L -d "$dev"
 kb=$(du -k "$TMP/big.img" | cut -f1)
 [ "$kb" -lt 1024 ]; ok $? "the file stays sparse ($kb KiB allocated)"
 
+# the race for a free device: eight attaches at once all succeed, each on its own device
+for i in 1 2 3 4 5 6 7 8; do truncate -s 1M "$TMP/r$i.img"; defer release_image "$TMP/r$i.img"; done
+for i in 1 2 3 4 5 6 7 8; do L -f --show "$TMP/r$i.img" >"$TMP/r$i.out" 2>&1 & done
+wait
+devs=$(cat "$TMP"/r?.out | sort)
+is "$(grep -c '^/dev/loop' <<<"$devs") $(sort -u <<<"$devs" | wc -l)" "8 8" "eight concurrent -f attaches: eight distinct devices"
+for i in 1 2 3 4 5 6 7 8; do release_image "$TMP/r$i.img"; done
+
 # bad input: a clear message, exit 1, nothing attached
 before=$(losetup -a | wc -l)
 bad() { # bad DESCRIPTION ARGS...

@@ -460,6 +460,44 @@ static void test_nested_bsd(void **state)
 	img_free(&im);
 }
 
+static void test_bsd_absurd_counts(void **state)
+{
+	(void)state;
+	struct img im = img_new(16 * MiB);
+	struct pm_table t;
+	uint8_t *l = im.data + 64;
+
+	/* standalone label (byte 64) claiming 65535 partitions: only what fits is read, with a warning */
+	put_le32(l, 0x82564557u);
+	put_le16(l + 138, 65535);
+	put_le32(l + 148, 100);
+	put_le32(l + 152, 2048);
+	assert_int_equal(probe(&im, 512, false, &t), PM_FOUND);
+	assert_string_equal(t.type, "bsd");
+	assert_int_equal(t.nparts, 1);
+	expect_part(&t, 1, 2048, 100);
+	assert_true(has_warning(&t, "only the first 18"));
+	pm_table_free(&t);
+	img_free(&im);
+
+	/* nested FreeBSD label claiming 1000 partitions: 16 read at most */
+	im = img_new(16 * MiB);
+	img_dos(&im, 0, 0, 0, 0xa5, 2048, 8192);
+	l = im.data + (2048 + 1) * 512ull;
+	put_le32(l, 0x82564557u);
+	put_le16(l + 138, 1000);
+	for (int i = 0; i < 20 && 148 + 16 * (i + 1) <= 512; i++) {
+		put_le32(l + 148 + 16 * i, 8);
+		put_le32(l + 148 + 16 * i + 4, 2048 + 8 + 8 * (uint32_t)i);
+		l[148 + 16 * i + 12] = 7;
+	}
+	assert_int_equal(probe(&im, 512, false, &t), PM_FOUND);
+	assert_int_equal(t.nparts, 1 + 16);
+	assert_true(has_warning(&t, "only the first 16"));
+	pm_table_free(&t);
+	img_free(&im);
+}
+
 static void test_nested_solaris(void **state)
 {
 	(void)state;
@@ -682,6 +720,7 @@ int main(void)
 		cmocka_unit_test(test_gpt_grown_image),
 		cmocka_unit_test(test_gpt_4096_entries),
 		cmocka_unit_test(test_nested_bsd),
+		cmocka_unit_test(test_bsd_absurd_counts),
 		cmocka_unit_test(test_nested_solaris),
 		cmocka_unit_test(test_nested_unixware_minix),
 		cmocka_unit_test(test_sun),

@@ -88,6 +88,34 @@ is "$(dmsetup table ${n}p1)" "0 8 zero " "a same-named foreign map: left untouch
 "$PARTMAP" kpartx -d "$img"
 dmsetup remove ${n}p1
 
+# the nodes partmap makes get the parent's mode and owner
+attach P "$img"
+chmod 0640 "$P"; chown 6:6 "$P"
+"$PARTMAP" kpartx -a "$P"
+is "$(stat -c '%a %u:%g' /dev/mapper/${P#/dev/}p1)" "640 6:6" "/dev/mapper nodes copy the parent's mode and owner"
+"$PARTMAP" kpartx -d "$P"; losetup -d "$P"
+
+# a udev that never answers (its control socket is there, nobody counts the cookies down): partmap
+# waits no longer than the bound, once, then makes the nodes itself and says so; -n does not wait
+mkdir -p /run/udev && : >/run/udev/control
+sems_before=$(grep -c . /proc/sysvipc/sem)
+s=$(date +%s)
+env -u DM_DISABLE_UDEV PARTMAP_UDEV_TIMEOUT=2 "$PARTMAP" kpartx -a "$img" 2>"$TMP/err"; ok $? "udev silent: -a exit 0"
+took=$(( $(date +%s) - s ))
+[ "$took" -ge 2 ] && [ "$took" -lt 20 ]; ok $? "udev silent: one bounded wait, not one per map (${took} s)"
+grep -q "udev did not confirm" "$TMP/err"; ok $? "udev silent: says it made the nodes itself"
+n=$(losetup -j "$img" -O NAME -n | head -1); n=${n#/dev/}
+[ -b /dev/mapper/${n}p1 ] && [ -b /dev/mapper/${n}p5 ]; ok $? "udev silent: the nodes are there"
+is "$(grep -c . /proc/sysvipc/sem)" "$sems_before" "udev silent: no cookie semaphore left behind"
+env -u DM_DISABLE_UDEV "$PARTMAP" kpartx -d "$img"
+s=$(date +%s)
+env -u DM_DISABLE_UDEV "$PARTMAP" kpartx -a -n "$img" 2>/dev/null; ok $? "udev silent, -n: exit 0"
+[ $(( $(date +%s) - s )) -lt 10 ]; ok $? "udev silent, -n: no waiting"
+[ ! -e /dev/mapper/${n}p1 ]; ok $? "udev silent, -n: nodes left to udev"
+env -u DM_DISABLE_UDEV PARTMAP_UDEV_TIMEOUT=1 "$PARTMAP" kpartx -d "$img" 2>/dev/null; ok $? "udev silent: -d"
+is "$(dmsetup ls)" "No devices found" "udev silent: all maps removed"
+rm -f /run/udev/control
+
 # -r: read-only maps
 "$PARTMAP" kpartx -a -r "$img"
 n=$(losetup -j "$img" -O NAME -n | head -1); n=${n#/dev/}
