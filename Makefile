@@ -31,7 +31,7 @@ ASAN_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan/%)
 UNIT_HELPERS := tests/unit/imgbuild.c
 
 FUZZ_TYPES := gpt sgi dos bsd sun atari mac ps3 solaris unixware
-FUZZ_SRC := src/ptable.c src/disk.c src/crc32.c $(wildcard src/table/*.c)
+FUZZ_SRC := src/ptable.c src/disk.c src/crc32.c src/util.c $(wildcard src/table/*.c)
 FUZZ_BIN := $(FUZZ_TYPES:%=$(BUILD)/fuzz/fuzz_%)
 
 .PHONY: all static install demo check deps unit asan fuzz clang-build bench clean vm

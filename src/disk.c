@@ -156,15 +156,3 @@ int pm_disk_read(struct pm_disk *d, uint64_t off, void *buf, size_t len)
 		return cached_read(d, off, buf, len);
 	return raw_read(d, off, buf, len);
 }
-
-size_t pm_strlcpy(char *dst, const char *src, size_t n)
-{
-	size_t l = strlen(src);
-
-	if (n) {
-		size_t c = l < n - 1 ? l : n - 1;
-		memcpy(dst, src, c);
-		dst[c] = 0;
-	}
-	return l;
-}

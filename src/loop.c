@@ -15,38 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* read a small sysfs file into buf without the trailing newline; -errno */
-static int read_sysfs(const char *path, char *buf, size_t len)
-{
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	if (n < 0)
-		return -errno;
-	while (n > 0 && buf[n - 1] == '\n')
-		n--;
-	buf[n] = 0;
-	return 0;
-}
-
-static int read_sysfs_u64(const char *path, uint64_t *v)
-{
-	char buf[32];
-	char *end;
-	int r = read_sysfs(path, buf, sizeof(buf));
-
-	if (r < 0)
-		return r;
-	errno = 0;
-	*v = strtoull(buf, &end, 10);
-	if (errno || end == buf)
-		return -EINVAL;
-	return 0;
-}
-
 int pm_loop_info(int index, struct pm_loop_info *info)
 {
 	char path[128];
@@ -56,7 +24,7 @@ int pm_loop_info(int index, struct pm_loop_info *info)
 	memset(info, 0, sizeof(*info));
 	info->index = index;
 	snprintf(path, sizeof(path), "/sys/block/loop%d/loop/backing_file", index);
-	r = read_sysfs(path, info->backing, sizeof(info->backing));
+	r = pm_read_line(path, info->backing, sizeof(info->backing));
 	if (r == -ENOENT) {
 		/* the device exists but is not bound, or does not exist at all */
 		snprintf(path, sizeof(path), "/sys/block/loop%d", index);
@@ -65,25 +33,25 @@ int pm_loop_info(int index, struct pm_loop_info *info)
 	if (r < 0)
 		return r;
 	snprintf(path, sizeof(path), "/sys/block/loop%d/loop/offset", index);
-	if (read_sysfs_u64(path, &v) == 0)
+	if (pm_read_u64(path, &v) == 0)
 		info->offset = v;
 	snprintf(path, sizeof(path), "/sys/block/loop%d/loop/sizelimit", index);
-	if (read_sysfs_u64(path, &v) == 0)
+	if (pm_read_u64(path, &v) == 0)
 		info->sizelimit = v;
 	snprintf(path, sizeof(path), "/sys/block/loop%d/loop/autoclear", index);
-	if (read_sysfs_u64(path, &v) == 0)
+	if (pm_read_u64(path, &v) == 0)
 		info->autoclear = v;
 	snprintf(path, sizeof(path), "/sys/block/loop%d/loop/partscan", index);
-	if (read_sysfs_u64(path, &v) == 0)
+	if (pm_read_u64(path, &v) == 0)
 		info->partscan = v;
 	snprintf(path, sizeof(path), "/sys/block/loop%d/loop/dio", index);
-	if (read_sysfs_u64(path, &v) == 0)
+	if (pm_read_u64(path, &v) == 0)
 		info->direct_io = v;
 	snprintf(path, sizeof(path), "/sys/block/loop%d/ro", index);
-	if (read_sysfs_u64(path, &v) == 0)
+	if (pm_read_u64(path, &v) == 0)
 		info->read_only = v;
 	snprintf(path, sizeof(path), "/sys/block/loop%d/queue/logical_block_size", index);
-	info->block_size = read_sysfs_u64(path, &v) == 0 ? (unsigned)v : 512;
+	info->block_size = pm_read_u64(path, &v) == 0 ? (unsigned)v : 512;
 
 	/* the authoritative backing device and inode come from the driver itself */
 	snprintf(path, sizeof(path), "/dev/loop%d", index);

@@ -48,18 +48,11 @@ int pm_base_from_path(char *buf, size_t len, const char *path)
 int pm_dm_name_of(dev_t rdev, char *buf, size_t len)
 {
 	char path[96];
-	_cleanup_close_ int fd = -1;
-	ssize_t n;
+	int r;
 
 	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/dm/name", major(rdev), minor(rdev));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	if (n < 0)
-		return -errno;
-	while (n > 0 && buf[n - 1] == '\n')
-		n--;
-	buf[n] = 0;
-	return n ? 0 : -ENOENT;
+	r = pm_read_line(path, buf, len);
+	if (r < 0)
+		return r;
+	return buf[0] ? 0 : -ENOENT;
 }

@@ -16,17 +16,12 @@
 
 int pm_sysfs_devnum(const char *path, dev_t *dev)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	char buf[32];
 	unsigned maj, min;
-	ssize_t n;
+	int r = pm_read_line(path, buf, sizeof(buf));
 
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, sizeof(buf) - 1);
-	if (n <= 0)
-		return n < 0 ? -errno : -EINVAL;
-	buf[n] = 0;
+	if (r < 0)
+		return r;
 	if (sscanf(buf, "%u:%u", &maj, &min) != 2)
 		return -EINVAL;
 	*dev = makedev(maj, min);

@@ -102,5 +102,9 @@ static inline void closep(int *fd)
 
 /* copy at most n-1 bytes and always terminate */
 size_t pm_strlcpy(char *dst, const char *src, size_t n);
+/* the first line of a small file (sysfs), without its newline; 0 or -errno */
+int pm_read_line(const char *path, char *buf, size_t len);
+/* a decimal number from such a file */
+int pm_read_u64(const char *path, uint64_t *v);
 
 #endif

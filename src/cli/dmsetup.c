@@ -713,8 +713,8 @@ static void mask_crypt_key(struct pm_dm_target *t)
 		*p = '0';
 }
 
-static int print_table(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref, bool status,
-		       const char *prefix)
+static int print_table(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref, const char *prefix,
+		       bool status)
 {
 	struct pm_dm_target *t;
 	size_t n;
@@ -736,8 +736,14 @@ static int print_table(struct pm_dm *dm, const struct dopts *o, const struct pm_
 	return 0;
 }
 
-static int cmd_table(struct pm_dm *dm, const struct dopts *o, int argc, char **argv, bool status)
+/* table, status, deps: every device (sorted, with "name: " prefixes), one given by -u/-j/-m, or those
+ * named (prefixed when more than one) */
+typedef int (*show_fn)(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref, const char *prefix,
+		       bool status);
+
+static int for_devices(struct pm_dm *dm, const struct dopts *o, int argc, char **argv, show_fn fn, bool status)
 {
+	char prefix[PM_DM_NAME_LEN + 4];
 	struct pm_dm_ref ref;
 	int rc = 0;
 
@@ -749,32 +755,34 @@ static int cmd_table(struct pm_dm *dm, const struct dopts *o, int argc, char **a
 		if (!n)
 			printf("No devices found\n");
 		for (size_t i = 0; i < n; i++) {
-			char prefix[PM_DM_NAME_LEN + 4];
 			snprintf(prefix, sizeof(prefix), "%s: ", v[i].name);
 			ref_for(o, v[i].name, &ref);
-			rc |= print_table(dm, o, &ref, status, prefix);
+			rc |= fn(dm, o, &ref, prefix, status);
 		}
 		free(v);
 		return rc;
 	}
 	if (argc == 0) {
 		ref_for(o, NULL, &ref);
-		return print_table(dm, o, &ref, status, NULL);
+		return fn(dm, o, &ref, NULL, status);
 	}
 	for (int i = 0; i < argc; i++) {
-		char prefix[PM_DM_NAME_LEN + 4];
 		snprintf(prefix, sizeof(prefix), "%s: ", argv[i]);
 		ref_for(o, argv[i], &ref);
-		rc |= print_table(dm, o, &ref, status, argc > 1 ? prefix : NULL);
+		rc |= fn(dm, o, &ref, argc > 1 ? prefix : NULL, status);
 	}
 	return rc;
 }
 
-static int print_deps(struct pm_dm *dm, const struct pm_dm_ref *ref, const char *prefix)
+static int print_deps(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref, const char *prefix,
+		      bool status)
 {
 	dev_t *d;
 	size_t n;
 	int r = pm_dm_deps(dm, ref, &d, &n);
+
+	(void)o;
+	(void)status;
 
 	if (r < 0) {
 		ioctl_failed("deps", ref, r);
@@ -786,40 +794,6 @@ static int print_deps(struct pm_dm *dm, const struct pm_dm_ref *ref, const char 
 	printf("\n");
 	free(d);
 	return 0;
-}
-
-static int cmd_deps(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
-{
-	struct pm_dm_ref ref;
-	int rc = 0;
-
-	if (argc == 0 && !o->uuid && o->major < 0) {
-		struct pm_dm_name *v;
-		size_t n;
-		if (all_devices(dm, &v, &n))
-			return 1;
-		if (!n)
-			printf("No devices found\n");
-		for (size_t i = 0; i < n; i++) {
-			char prefix[PM_DM_NAME_LEN + 4];
-			snprintf(prefix, sizeof(prefix), "%s: ", v[i].name);
-			ref_for(o, v[i].name, &ref);
-			rc |= print_deps(dm, &ref, prefix);
-		}
-		free(v);
-		return rc;
-	}
-	if (argc == 0) {
-		ref_for(o, NULL, &ref);
-		return print_deps(dm, &ref, NULL);
-	}
-	for (int i = 0; i < argc; i++) {
-		char prefix[PM_DM_NAME_LEN + 4];
-		snprintf(prefix, sizeof(prefix), "%s: ", argv[i]);
-		ref_for(o, argv[i], &ref);
-		rc |= print_deps(dm, &ref, argc > 1 ? prefix : NULL);
-	}
-	return rc;
 }
 
 static int cmd_ls(struct pm_dm *dm)
@@ -997,38 +971,72 @@ static int cmd_version(struct pm_dm *dm)
 	return 0;
 }
 
+enum { O_NOTABLE = 256, O_TABLE, O_RETRY, O_DEFERRED, O_NOFLUSH, O_NOLOCKFS, O_SHOWKEYS, O_NOHEAD, O_SEP,
+       O_SETUUID, O_VERSION, O_NOUDEVSYNC, O_NOUDEVRULES, O_INACTIVE, O_VERIFYUDEV };
+static const struct option longopts[] = {
+	{ "uuid", required_argument, NULL, 'u' },
+	{ "major", required_argument, NULL, 'j' },
+	{ "minor", required_argument, NULL, 'm' },
+	{ "readonly", no_argument, NULL, 'r' },
+	{ "force", no_argument, NULL, 'f' },
+	{ "columns", no_argument, NULL, 'c' },
+	{ "options", required_argument, NULL, 'o' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "yes", no_argument, NULL, 'y' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "notable", no_argument, NULL, O_NOTABLE },
+	{ "table", required_argument, NULL, O_TABLE },
+	{ "retry", no_argument, NULL, O_RETRY },
+	{ "deferred", no_argument, NULL, O_DEFERRED },
+	{ "noflush", no_argument, NULL, O_NOFLUSH },
+	{ "nolockfs", no_argument, NULL, O_NOLOCKFS },
+	{ "showkeys", no_argument, NULL, O_SHOWKEYS },
+	{ "noheadings", no_argument, NULL, O_NOHEAD },
+	{ "separator", required_argument, NULL, O_SEP },
+	{ "setuuid", no_argument, NULL, O_SETUUID },
+	{ "version", no_argument, NULL, O_VERSION },
+	{ "noudevsync", no_argument, NULL, O_NOUDEVSYNC },
+	{ "noudevrules", no_argument, NULL, O_NOUDEVRULES },
+	{ "verifyudev", no_argument, NULL, O_VERIFYUDEV },
+	{ "inactive", no_argument, NULL, O_INACTIVE },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* one option, before or after the command; -1 when unknown */
+static int apply_opt(int c, const char *arg, struct dopts *o, bool *setuuid, bool *noudevsync)
+{
+	switch (c) {
+	case 'u': o->uuid = arg; break;
+	case 'j': o->major = atoi(arg); break;
+	case 'm': o->minor = atoi(arg); break;
+	case 'r': o->readonly = true; break;
+	case 'f': o->force = true; break;
+	case 'c':
+	case 'C': o->columns = true; break;
+	case 'o': o->fields = arg; o->columns = true; break;
+	case 'v': o->verbose = true; break;
+	case 'y': break;
+	case O_NOTABLE: o->notable = true; break;
+	case O_TABLE: o->table = arg; break;
+	case O_RETRY: o->retry = true; break;
+	case O_DEFERRED: o->deferred = true; break;
+	case O_NOFLUSH: o->noflush = true; break;
+	case O_NOLOCKFS: o->nolockfs = true; break;
+	case O_SHOWKEYS: o->showkeys = true; break;
+	case O_NOHEAD: o->noheadings = true; break;
+	case O_SEP: o->separator = arg; break;
+	case O_SETUUID: *setuuid = true; break;
+	case O_NOUDEVSYNC: *noudevsync = true; break;
+	case O_NOUDEVRULES:
+	case O_VERIFYUDEV: break;
+	case O_INACTIVE: o->inactive = true; break;
+	default: return -1;
+	}
+	return 0;
+}
+
 int dmsetup_main(int argc, char **argv)
 {
-	enum { O_NOTABLE = 256, O_TABLE, O_RETRY, O_DEFERRED, O_NOFLUSH, O_NOLOCKFS, O_SHOWKEYS, O_NOHEAD, O_SEP,
-	       O_SETUUID, O_VERSION, O_NOUDEVSYNC, O_NOUDEVRULES, O_INACTIVE, O_VERIFYUDEV };
-	static const struct option longopts[] = {
-		{ "uuid", required_argument, NULL, 'u' },
-		{ "major", required_argument, NULL, 'j' },
-		{ "minor", required_argument, NULL, 'm' },
-		{ "readonly", no_argument, NULL, 'r' },
-		{ "force", no_argument, NULL, 'f' },
-		{ "columns", no_argument, NULL, 'c' },
-		{ "options", required_argument, NULL, 'o' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "yes", no_argument, NULL, 'y' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "notable", no_argument, NULL, O_NOTABLE },
-		{ "table", required_argument, NULL, O_TABLE },
-		{ "retry", no_argument, NULL, O_RETRY },
-		{ "deferred", no_argument, NULL, O_DEFERRED },
-		{ "noflush", no_argument, NULL, O_NOFLUSH },
-		{ "nolockfs", no_argument, NULL, O_NOLOCKFS },
-		{ "showkeys", no_argument, NULL, O_SHOWKEYS },
-		{ "noheadings", no_argument, NULL, O_NOHEAD },
-		{ "separator", required_argument, NULL, O_SEP },
-		{ "setuuid", no_argument, NULL, O_SETUUID },
-		{ "version", no_argument, NULL, O_VERSION },
-		{ "noudevsync", no_argument, NULL, O_NOUDEVSYNC },
-		{ "noudevrules", no_argument, NULL, O_NOUDEVRULES },
-		{ "verifyudev", no_argument, NULL, O_VERIFYUDEV },
-		{ "inactive", no_argument, NULL, O_INACTIVE },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct dopts o = { .major = -1, .minor = -1 };
 	bool noudevsync = false, setuuid = false;
 	struct pm_dm dm;
@@ -1038,34 +1046,15 @@ int dmsetup_main(int argc, char **argv)
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+u:j:m:rfcCo:vyh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'u': o.uuid = optarg; break;
-		case 'j': o.major = atoi(optarg); break;
-		case 'm': o.minor = atoi(optarg); break;
-		case 'r': o.readonly = true; break;
-		case 'f': o.force = true; break;
-		case 'c':
-		case 'C': o.columns = true; break;
-		case 'o': o.fields = optarg; o.columns = true; break;
-		case 'v': o.verbose = true; break;
-		case 'y': break;
-		case 'h': usage(stdout); return 0;
-		case O_NOTABLE: o.notable = true; break;
-		case O_TABLE: o.table = optarg; break;
-		case O_RETRY: o.retry = true; break;
-		case O_DEFERRED: o.deferred = true; break;
-		case O_NOFLUSH: o.noflush = true; break;
-		case O_NOLOCKFS: o.nolockfs = true; break;
-		case O_SHOWKEYS: o.showkeys = true; break;
-		case O_NOHEAD: o.noheadings = true; break;
-		case O_SEP: o.separator = optarg; break;
-		case O_SETUUID: setuuid = true; break;
-		case O_VERSION: printf("dmsetup (partmap) %s\n", PARTMAP_VERSION); return 0;
-		case O_NOUDEVSYNC: noudevsync = true; break;
-		case O_NOUDEVRULES:
-		case O_VERIFYUDEV: break;
-		case O_INACTIVE: o.inactive = true; break;
-		default:
+		if (c == 'h') {
+			usage(stdout);
+			return 0;
+		}
+		if (c == O_VERSION) {
+			printf("dmsetup (partmap) %s\n", PARTMAP_VERSION);
+			return 0;
+		}
+		if (apply_opt(c, optarg, &o, &setuuid, &noudevsync) < 0) {
 			fprintf(stderr, "dmsetup: unknown option %s\n", argv[optind - 1]);
 			usage(stderr);
 			return 1;
@@ -1082,32 +1071,7 @@ int dmsetup_main(int argc, char **argv)
 		char **rest = argv + optind - 1;
 		optind = 1;
 		while ((c = getopt_long(rest_argc, rest, "u:j:m:rfcCo:vyh", longopts, NULL)) != -1) {
-			switch (c) {
-			case 'u': o.uuid = optarg; break;
-			case 'j': o.major = atoi(optarg); break;
-			case 'm': o.minor = atoi(optarg); break;
-			case 'r': o.readonly = true; break;
-			case 'f': o.force = true; break;
-			case 'c':
-			case 'C': o.columns = true; break;
-			case 'o': o.fields = optarg; o.columns = true; break;
-			case 'v': o.verbose = true; break;
-			case 'y': break;
-			case O_NOTABLE: o.notable = true; break;
-			case O_TABLE: o.table = optarg; break;
-			case O_RETRY: o.retry = true; break;
-			case O_DEFERRED: o.deferred = true; break;
-			case O_NOFLUSH: o.noflush = true; break;
-			case O_NOLOCKFS: o.nolockfs = true; break;
-			case O_SHOWKEYS: o.showkeys = true; break;
-			case O_NOHEAD: o.noheadings = true; break;
-			case O_SEP: o.separator = optarg; break;
-			case O_SETUUID: setuuid = true; break;
-			case O_NOUDEVSYNC: noudevsync = true; break;
-			case O_NOUDEVRULES:
-			case O_VERIFYUDEV: break;
-			case O_INACTIVE: o.inactive = true; break;
-			default:
+			if (apply_opt(c, optarg, &o, &setuuid, &noudevsync) < 0) {
 				fprintf(stderr, "dmsetup: unknown option %s\n", rest[optind - 1]);
 				return 1;
 			}
@@ -1168,11 +1132,11 @@ int dmsetup_main(int argc, char **argv)
 	else if (!strcmp(cmd, "info"))
 		r = cmd_info(&dm, &o, argc, argv);
 	else if (!strcmp(cmd, "table"))
-		r = cmd_table(&dm, &o, argc, argv, false);
+		r = for_devices(&dm, &o, argc, argv, print_table, false);
 	else if (!strcmp(cmd, "status"))
-		r = cmd_table(&dm, &o, argc, argv, true);
+		r = for_devices(&dm, &o, argc, argv, print_table, true);
 	else if (!strcmp(cmd, "deps"))
-		r = cmd_deps(&dm, &o, argc, argv);
+		r = for_devices(&dm, &o, argc, argv, print_deps, false);
 	else if (!strcmp(cmd, "ls"))
 		r = cmd_ls(&dm);
 	else if (!strcmp(cmd, "targets"))

@@ -77,18 +77,11 @@ static int loop_list(struct pm_parent *p, struct pm_mapping **out, size_t *n)
 			continue;
 		if (ours(p, idx, &m) != 1)
 			continue;
-		if (*n == cap) {
-			size_t nc = cap ? cap * 2 : 16;
-			struct pm_mapping *nv = realloc(v, nc * sizeof(*nv));
-			if (!nv) {
-				closedir(d);
-				free(v);
-				return -ENOMEM;
-			}
-			v = nv;
-			cap = nc;
+		if (pm_mappings_push(&v, n, &cap, &m) < 0) {
+			closedir(d);
+			free(v);
+			return -ENOMEM;
 		}
-		v[(*n)++] = m;
 	}
 	closedir(d);
 	pm_sort_mappings(v, *n);

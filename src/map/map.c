@@ -39,6 +39,20 @@ int pm_sort_mappings(struct pm_mapping *m, size_t n)
 	return 0;
 }
 
+int pm_mappings_push(struct pm_mapping **v, size_t *n, size_t *cap, const struct pm_mapping *m)
+{
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 16;
+		struct pm_mapping *nv = realloc(*v, nc * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		*v = nv;
+		*cap = nc;
+	}
+	(*v)[(*n)++] = *m;
+	return 0;
+}
+
 /* a whole-file loop for the image, with the sector size its table needs */
 static int attach_whole(struct pm_parent *p, const struct pm_parent_opts *o)
 {

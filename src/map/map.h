@@ -114,5 +114,7 @@ const struct pm_backend *pm_backend_in_use(struct pm_parent *p);
 /* shared by the backends */
 int pm_name_for(const struct pm_parent *p, unsigned num, char *buf, size_t len);
 int pm_sort_mappings(struct pm_mapping *m, size_t n);
+/* append m to a growing list; -ENOMEM */
+int pm_mappings_push(struct pm_mapping **v, size_t *n, size_t *cap, const struct pm_mapping *m);
 
 #endif

@@ -18,22 +18,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int read_u64(const char *path, uint64_t *v)
-{
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	char buf[32];
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, sizeof(buf) - 1);
-	if (n <= 0)
-		return n < 0 ? -errno : -EINVAL;
-	buf[n] = 0;
-	*v = strtoull(buf, NULL, 10);
-	return 0;
-}
-
 static int blkpg(struct pm_parent *p, int op, unsigned num, uint64_t start, uint64_t size)
 {
 	struct blkpg_partition bp = { .start = (long long)(start * 512), .length = (long long)(size * 512),
@@ -71,14 +55,14 @@ static int read_entry(struct pm_parent *p, const char *entry, struct pm_mapping 
 	memset(m, 0, sizeof(*m));
 	m->loop_index = -1;
 	snprintf(path, sizeof(path), "%s/%s/partition", p->sysdir, entry);
-	if ((r = read_u64(path, &v)) < 0)
+	if ((r = pm_read_u64(path, &v)) < 0)
 		return r;
 	m->num = (unsigned)v;
 	snprintf(path, sizeof(path), "%s/%s/start", p->sysdir, entry);
-	if ((r = read_u64(path, &m->start)) < 0)
+	if ((r = pm_read_u64(path, &m->start)) < 0)
 		return r;
 	snprintf(path, sizeof(path), "%s/%s/size", p->sysdir, entry);
-	if ((r = read_u64(path, &m->size)) < 0)
+	if ((r = pm_read_u64(path, &m->size)) < 0)
 		return r;
 	snprintf(path, sizeof(path), "%s/%s/dev", p->sysdir, entry);
 	if ((r = pm_sysfs_devnum(path, &m->dev)) < 0)
@@ -106,18 +90,11 @@ static int part_list(struct pm_parent *p, struct pm_mapping **out, size_t *n)
 
 		if (de->d_name[0] == '.' || read_entry(p, de->d_name, &m) < 0)
 			continue;
-		if (*n == cap) {
-			size_t nc = cap ? cap * 2 : 16;
-			struct pm_mapping *nv = realloc(v, nc * sizeof(*nv));
-			if (!nv) {
-				closedir(d);
-				free(v);
-				return -ENOMEM;
-			}
-			v = nv;
-			cap = nc;
+		if (pm_mappings_push(&v, n, &cap, &m) < 0) {
+			closedir(d);
+			free(v);
+			return -ENOMEM;
 		}
-		v[(*n)++] = m;
 	}
 	closedir(d);
 	pm_sort_mappings(v, *n);
