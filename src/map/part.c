@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The "part" backend: kernel partitions on the parent block device through BLKPG (what partx -a
- * does); nodes /dev/loopNpM. Works wherever the kernel accepts partitions on the parent, even with
- * no partition parsers built in. The kernel refuses overlapping partitions this way. */
+/* The "part" backend: kernel partitions on the parent loop device through BLKPG (what partx -a
+ * does); nodes /dev/loopNpM. Works wherever the kernel accepts partitions on loop devices, even with
+ * no partition parsers built in. The kernel refuses overlapping partitions this way. Other block
+ * devices are left to the loop backend, so that a disk's own partitions are never taken for ours. */
 #include "map.h"
 #include "../node.h"
 #include "../util.h"
@@ -37,6 +38,10 @@ static int part_usable(struct pm_parent *p)
 
 	if (p->rdev == 0)
 		return -ENODEV;
+	/* only loop devices: on a real disk the kernel's own partitions would pass for partmap's
+	 * mappings, and -d would delete them from the kernel's table */
+	if (p->loop_index < 0)
+		return -EOPNOTSUPP;
 	snprintf(path, sizeof(path), "%s/partition", p->sysdir);
 	if (access(path, F_OK) == 0)
 		return -EINVAL; /* a partition cannot hold partitions */

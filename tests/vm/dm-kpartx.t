@@ -133,6 +133,13 @@ same "$ours" "$theirs" "DM parent: same maps as Debian kpartx"
 grep -q "^vg0-guest1:part1-LVM-partmaptest:" <<<"$ours"; ok $? "DM parent: vg0-guest1 with UUID part1-LVM-partmaptest"
 "$PARTMAP" kpartx -d /dev/mapper/vg0-guest
 is "$(dmsetup ls | awk '{print $1}')" "vg0-guest" "DM parent: -d leaves the parent alone"
+# a disk that is not a loop device never gets BLKPG partitions (its own would pass for ours)
+"$PARTMAP" kpartx -a --backend=part /dev/mapper/vg0-guest 2>"$TMP/err"; is $? 1 "not a loop device: --backend=part refused"
+grep -q "cannot be used here" "$TMP/err"; ok $? "not a loop device: says why"
+"$PARTMAP" kpartx -a --backend=loop /dev/mapper/vg0-guest; ok $? "not a loop device: --backend=loop maps it"
+is "$(blockdev --getsz /dev/mapper/vg0-guest5 2>/dev/null)" 8192 "not a loop device: vg0-guest5 through a loop over the DM device"
+"$PARTMAP" kpartx -d /dev/mapper/vg0-guest; ok $? "not a loop device: -d"
+is "$(losetup -a | grep -c "$(basename "$base")" ) $(ls /dev/mapper | grep -c 'vg0-guest[0-9]')" "1 0" "not a loop device: its loops and links gone"
 dmsetup remove vg0-guest
 
 # a 4096-byte-sector image over the device mapper
