@@ -403,6 +403,9 @@ int pm_dm_remove(struct pm_dm *dm, const struct pm_dm_ref *ref, bool deferred, i
 {
 	int r;
 
+	/* deferred removal came with interface 4.27 */
+	if (deferred && dm->version[1] < 27)
+		return -EOPNOTSUPP;
 	for (int i = 0;; i++) {
 		r = dm_call_udev(dm, DM_DEV_REMOVE, ref, deferred ? DM_DEFERRED_REMOVE : 0, NULL, 0, NULL);
 		if (r != -EBUSY || i >= retries)

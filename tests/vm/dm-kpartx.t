@@ -114,7 +114,18 @@ env -u DM_DISABLE_UDEV "$PARTMAP" kpartx -a -n "$img" 2>/dev/null; ok $? "udev s
 [ ! -e /dev/mapper/${n}p1 ]; ok $? "udev silent, -n: nodes left to udev"
 env -u DM_DISABLE_UDEV PARTMAP_UDEV_TIMEOUT=1 "$PARTMAP" kpartx -d "$img" 2>/dev/null; ok $? "udev silent: -d"
 is "$(dmsetup ls)" "No devices found" "udev silent: all maps removed"
+# a run killed while it waits for udev leaves its cookie semaphore: dmsetup udevcomplete_all clears it
+env -u DM_DISABLE_UDEV PARTMAP_UDEV_TIMEOUT=60 "$PARTMAP" kpartx -a "$img" 2>/dev/null &
+pid=$!
+for _ in $(seq 1 100); do awk 'NR > 1 && int($1 / 65536) == 3405 { f = 1 } END { exit !f }' /proc/sysvipc/sem && break; sleep 0.1; done
+kill -9 $pid; wait $pid 2>/dev/null
+cookies() { awk 'NR > 1 && int($1 / 65536) == 3405' /proc/sysvipc/sem | wc -l; }
+is "$(cookies)" 1 "killed while waiting for udev: its cookie semaphore is left"
+out=$("$PARTMAP" dmsetup udevcomplete_all); ok $? "dmsetup udevcomplete_all exit 0"
+is "$out" "1 semaphores with keys prefixed by 0x0D4D (device-mapper cookies) destroyed." "udevcomplete_all says what it destroyed"
+is "$(cookies)" 0 "udevcomplete_all: no cookie left"
 rm -f /run/udev/control
+"$PARTMAP" kpartx -d "$img"; is "$(dmsetup ls)" "No devices found" "the killed run's maps removed by -d"
 
 # -r: read-only maps
 "$PARTMAP" kpartx -a -r "$img"

@@ -156,4 +156,10 @@ same "$("$PARTMAP" dmsetup table mixc)" "$(dmsetup table mixa)" "the round trip 
 is "$("$PARTMAP" dmsetup targets | awk '{print $1}' | sort | tr '\n' ' ')" "$(dmsetup targets | awk '{print $1}' | sort | tr '\n' ' ')" "targets: same list"
 same "$("$PARTMAP" dmsetup targets)" "$(dmsetup targets)" "targets: same format"
 is "$("$PARTMAP" dmsetup version | sed -n 2p)" "$(dmsetup version | sed -n 2p)" "version: same driver line"
+# mknodes puts back a missing node and removes one for a device that is gone
+echo 0 8 zero | "$PARTMAP" dmsetup create mk1
+rm /dev/mapper/mk1; mknod /dev/mapper/stale b 254 250
+"$PARTMAP" dmsetup mknodes; ok $? "mknodes exit 0"
+[ -b /dev/mapper/mk1 ]; ok $? "mknodes: the missing node is back"
+"$PARTMAP" dmsetup remove mk1; rm -f /dev/mapper/stale
 done_testing

@@ -73,6 +73,28 @@ perl -e '
 	}
 	seek($f, (34816 + 1) * 512, 0); print $f $v . $slices;
 ' "$img"
+# DOS slots holding UnixWare (0x63, label in sector 29 of the slot) and Minix (0x81) subpartitions
+img=$(new dos-unixware-minix 32M)
+sf "$img" <<'S'
+label: dos
+start=2048, size=16384, type=63
+start=20480, size=16384, type=81
+S
+perl -e '
+	open(my $f, "+<", $ARGV[0]) or die;
+	# UnixWare: d_magic at 4, vtoc magic at 156, slices from 216 (slice 0 skipped); absolute sectors
+	my $l = ("\0" x 4) . pack("V", 0xCA5E600D) . ("\0" x 148) . pack("V", 0x600DDEEE) . ("\0" x 56);
+	$l .= pack("v v V V", 0, 0, 0, 0);
+	$l .= pack("v v V V", 1, 0, 2048 + 64, 4096);
+	$l .= pack("v v V V", 2, 0, 2048 + 8192, 2048);
+	seek($f, (2048 + 29) * 512, 0); print $f $l;
+	# Minix: a DOS-style table in the first sector of the slot, first entry 0x81; absolute starts
+	my $t = "";
+	$t .= pack("C C3 C C3 V V", 0, 0,0,0, 0x81, 0,0,0, 20480 + 64, 4096);
+	$t .= pack("C C3 C C3 V V", 0, 0,0,0, 0x81, 0,0,0, 20480 + 8192, 4096);
+	seek($f, 20480 * 512 + 0x1be, 0); print $f $t;
+	seek($f, 20480 * 512 + 510, 0); print $f "\x55\xaa";
+' "$img"
 # a truncated image: the last partition runs past the end, one starts past it
 img=$(new dos-truncated 32M)
 sf "$img" <<'S'
