@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/dm-ioctl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -521,86 +522,128 @@ int pm_dm_deps(struct pm_dm *dm, const struct pm_dm_ref *ref, dev_t **out, size_
 	return 0;
 }
 
+/* The chained records of a LIST_DEVICES or LIST_VERSIONS reply: each holds at next_at the offset of
+ * the next one (0 ends it). fn gets every record that fits in the reply and ends the walk by
+ * returning false. */
+static void chain_walk(const struct dm_ioctl *io, size_t rec_size, size_t next_at,
+		       bool (*fn)(const char *rec, void *arg), void *arg)
+{
+	const char *data = (const char *)io + io->data_start, *end = (const char *)io + io->data_size;
+	size_t off = 0;
+
+	for (;;) {
+		const char *rec = data + off;
+		uint32_t next;
+
+		if (rec + rec_size > end || !fn(rec, arg))
+			return;
+		memcpy(&next, rec + next_at, sizeof(next));
+		if (!next)
+			return;
+		off += next;
+	}
+}
+
+/* room for one more element of size elem in *v (capacity *cap, n used); false when out of memory */
+static bool grow(void *v, size_t *cap, size_t n, size_t elem)
+{
+	void **pv = v, *nv;
+
+	if (n < *cap)
+		return true;
+	nv = realloc(*pv, (*cap ? *cap * 2 : 32) * elem);
+	if (!nv)
+		return false;
+	*pv = nv;
+	*cap = *cap ? *cap * 2 : 32;
+	return true;
+}
+
+struct names {
+	struct pm_dm_name *v;
+	size_t n, cap;
+	int err;
+};
+
+static bool add_name(const char *rec, void *arg)
+{
+	const struct dm_name_list *nl = (const void *)rec;
+	struct names *c = arg;
+
+	if (!nl->dev) /* a first record with no device: there are none */
+		return false;
+	if (!grow(&c->v, &c->cap, c->n, sizeof(*c->v))) {
+		c->err = -ENOMEM;
+		return false;
+	}
+	c->v[c->n].dev = dec_dev(nl->dev);
+	pm_strlcpy(c->v[c->n].name, nl->name, PM_DM_NAME_LEN);
+	c->n++;
+	return true;
+}
+
 int pm_dm_list(struct pm_dm *dm, struct pm_dm_name **out, size_t *n)
 {
+	struct names c = { 0 };
 	struct dm_ioctl *io;
-	const char *data, *end;
-	size_t cap = 0, off = 0;
 	int r = dm_call(dm, DM_LIST_DEVICES, NULL, 0, 0, NULL, 0, OUT_START, &io);
 
 	*out = NULL;
 	*n = 0;
 	if (r < 0)
 		return r;
-	data = (const char *)io + io->data_start;
-	end = (const char *)io + io->data_size;
-	for (;;) {
-		const struct dm_name_list *nl = (const void *)(data + off);
-		struct pm_dm_name *v;
-
-		if ((const char *)(nl + 1) > end || !nl->dev)
-			break;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 32;
-			v = realloc(*out, cap * sizeof(*v));
-			if (!v) {
-				free(*out);
-				*out = NULL;
-				*n = 0;
-				free(io);
-				return -ENOMEM;
-			}
-			*out = v;
-		}
-		(*out)[*n].dev = dec_dev(nl->dev);
-		pm_strlcpy((*out)[*n].name, nl->name, PM_DM_NAME_LEN);
-		(*n)++;
-		if (!nl->next)
-			break;
-		off += nl->next;
-	}
+	chain_walk(io, sizeof(struct dm_name_list), offsetof(struct dm_name_list, next), add_name, &c);
 	free(io);
+	if (c.err) {
+		free(c.v);
+		return c.err;
+	}
+	*out = c.v;
+	*n = c.n;
 	return 0;
+}
+
+struct versions {
+	struct pm_dm_version *v;
+	size_t n, cap;
+	int err;
+};
+
+static bool add_version(const char *rec, void *arg)
+{
+	const struct dm_target_versions *tv = (const void *)rec;
+	struct versions *c = arg;
+
+	if (!tv->name[0])
+		return false;
+	if (!grow(&c->v, &c->cap, c->n, sizeof(*c->v))) {
+		c->err = -ENOMEM;
+		return false;
+	}
+	pm_strlcpy(c->v[c->n].name, tv->name, sizeof(c->v[c->n].name));
+	memcpy(c->v[c->n].version, tv->version, sizeof(tv->version));
+	c->n++;
+	return true;
 }
 
 int pm_dm_versions(struct pm_dm *dm, struct pm_dm_version **out, size_t *n)
 {
+	struct versions c = { 0 };
 	struct dm_ioctl *io;
-	const char *data, *end;
-	size_t cap = 0, off = 0;
 	int r = dm_call(dm, DM_LIST_VERSIONS, NULL, 0, 0, NULL, 0, OUT_START, &io);
 
 	*out = NULL;
 	*n = 0;
 	if (r < 0)
 		return r;
-	data = (const char *)io + io->data_start;
-	end = (const char *)io + io->data_size;
-	for (;;) {
-		const struct dm_target_versions *tv = (const void *)(data + off);
-		struct pm_dm_version *v;
-
-		if ((const char *)(tv + 1) > end || !tv->name[0])
-			break;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 32;
-			v = realloc(*out, cap * sizeof(*v));
-			if (!v) {
-				free(*out);
-				*out = NULL;
-				free(io);
-				return -ENOMEM;
-			}
-			*out = v;
-		}
-		pm_strlcpy((*out)[*n].name, tv->name, sizeof((*out)[*n].name));
-		memcpy((*out)[*n].version, tv->version, sizeof(tv->version));
-		(*n)++;
-		if (!tv->next)
-			break;
-		off += tv->next;
-	}
+	chain_walk(io, sizeof(struct dm_target_versions), offsetof(struct dm_target_versions, next), add_version, &c);
 	free(io);
+	if (c.err) {
+		free(c.v);
+		return c.err;
+	}
+	*out = c.v;
+	*n = c.n;
 	return 0;
 }
 
