@@ -18,9 +18,10 @@ OPT ?= -O2 -g
 CPPFLAGS += -D_GNU_SOURCE -DPARTMAP_VERSION=\"$(VERSION)\"
 CFLAGS += $(CSTD) $(WARN) $(OPT)
 
-LIB_SRC := $(wildcard src/*.c) $(wildcard src/table/*.c) $(wildcard src/map/*.c)
+LIB_SRC := $(wildcard src/*.c) $(wildcard src/table/*.c) $(wildcard src/map/*.c) $(wildcard src/image/*.c)
+LIBS := -lzstd -lz -lpthread
 CLI_SRC := $(wildcard src/cli/*.c)
-HDRS := $(wildcard src/*.h src/cli/*.h src/map/*.h)
+HDRS := $(wildcard src/*.h src/cli/*.h src/map/*.h src/image/*.h)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
@@ -31,7 +32,7 @@ ASAN_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan/%)
 UNIT_HELPERS := tests/unit/imgbuild.c
 
 FUZZ_TYPES := gpt sgi dos bsd sun atari mac ps3 solaris unixware
-FUZZ_SRC := src/ptable.c src/disk.c src/crc32.c src/util.c $(wildcard src/table/*.c)
+FUZZ_SRC := src/ptable.c src/disk.c src/crc32.c src/util.c $(wildcard src/table/*.c) $(wildcard src/image/*.c)
 FUZZ_BIN := $(FUZZ_TYPES:%=$(BUILD)/fuzz/fuzz_%)
 
 .PHONY: all static install demo check deps unit asan fuzz clang-build bench clean vm
@@ -43,7 +44,7 @@ $(BUILD)/obj/%.o: %.c $(HDRS)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/partmap: $(LIB_OBJ) $(CLI_OBJ)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/kpartx: $(BUILD)/partmap
 	ln -sf partmap $@
@@ -51,7 +52,7 @@ $(BUILD)/kpartx: $(BUILD)/partmap
 static: $(BUILD)/static/partmap
 $(BUILD)/static/partmap: $(LIB_SRC) $(CLI_SRC) $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -static -o $@ $(LIB_SRC) $(CLI_SRC)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -static -o $@ $(LIB_SRC) $(CLI_SRC) $(LIBS)
 
 install: all
 	install -D -m 0755 $(BUILD)/partmap $(DESTDIR)$(PREFIX)/sbin/partmap
@@ -62,12 +63,12 @@ install: all
 # ---- tests ----
 $(BUILD)/tests/%: tests/unit/%.c $(UNIT_HELPERS) $(LIB_SRC) $(HDRS) tests/unit/imgbuild.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -Isrc -o $@ $< $(UNIT_HELPERS) $(LIB_SRC) -lcmocka
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Isrc -o $@ $< $(UNIT_HELPERS) $(LIB_SRC) -lcmocka $(LIBS)
 
 $(BUILD)/asan/%: tests/unit/%.c $(UNIT_HELPERS) $(LIB_SRC) $(HDRS) tests/unit/imgbuild.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CSTD) $(WARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
-		-fno-omit-frame-pointer -Isrc -o $@ $< $(UNIT_HELPERS) $(LIB_SRC) -lcmocka
+		-fno-omit-frame-pointer -Isrc -o $@ $< $(UNIT_HELPERS) $(LIB_SRC) -lcmocka $(LIBS)
 
 unit: $(UNIT_BIN)
 asan: $(ASAN_BIN)
@@ -75,7 +76,7 @@ asan: $(ASAN_BIN)
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_table.c $(FUZZ_SRC) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(CPPFLAGS) $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-		-DFUZZ_TYPE=\"$*\" -Isrc -o $@ $< $(FUZZ_SRC)
+		-DFUZZ_TYPE=\"$*\" -Isrc -o $@ $< $(FUZZ_SRC) $(LIBS)
 
 fuzz: $(FUZZ_BIN)
 
@@ -110,6 +111,6 @@ clean:
 
 $(BUILD)/fuzz/mkseeds: tests/fuzz/mkseeds.c $(UNIT_HELPERS) $(LIB_SRC) $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -Isrc -o $@ $< $(UNIT_HELPERS) $(LIB_SRC)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Isrc -o $@ $< $(UNIT_HELPERS) $(LIB_SRC) $(LIBS)
 
 fuzz: $(BUILD)/fuzz/mkseeds

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "disk.h"
 #include "util.h"
+#include "image/image.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -77,6 +78,13 @@ void pm_disk_from_mem(struct pm_disk *d, const void *buf, uint64_t len, unsigned
 	d->sector_size = sector_size;
 }
 
+void pm_disk_from_image(struct pm_disk *d, struct pm_image *img)
+{
+	disk_init(d);
+	d->img = img;
+	d->size = pm_image_size(img);
+}
+
 void pm_disk_close(struct pm_disk *d)
 {
 	free(d->cache);
@@ -92,6 +100,13 @@ static int raw_read(struct pm_disk *d, uint64_t off, void *buf, size_t len)
 	if (d->mem) {
 		memcpy(buf, d->mem + off, len);
 		return 0;
+	}
+	if (d->img) {
+		int r = pm_image_read(d->img, off, buf, len);
+		d->nreads++;
+		if (r == 0)
+			d->bytes_read += len;
+		return r;
 	}
 	while (done < len) {
 		ssize_t n = pread(d->fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));

@@ -11,8 +11,11 @@
 #define PM_CACHE_SLOTS 8
 #define PM_CACHE_MAX 4096  /* reads up to this size are cached; larger ones go straight to the file */
 
+struct pm_image;
+
 struct pm_disk {
 	int fd;                  /* -1 for a memory disk */
+	struct pm_image *img;    /* a VM image's virtual disk (not closed by pm_disk_close) */
 	bool owns_fd;
 	const uint8_t *mem;      /* memory disk (tests, fuzzers) */
 	uint64_t size;           /* bytes */
@@ -41,6 +44,8 @@ int pm_disk_open(struct pm_disk *d, const char *path, int flags);
 int pm_disk_from_fd(struct pm_disk *d, int fd);
 /* A disk over a buffer; len bytes; sector_size may be 0 (unknown). */
 void pm_disk_from_mem(struct pm_disk *d, const void *buf, uint64_t len, unsigned sector_size);
+/* The virtual disk of an open image (image/image.h); sector size unknown. */
+void pm_disk_from_image(struct pm_disk *d, struct pm_image *img);
 void pm_disk_close(struct pm_disk *d);
 
 /* Read len bytes at byte offset off. -ERANGE if any byte lies outside the device, -EIO on a short

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The kpartx applet: option parsing compatible with multipath-tools' kpartx, and -l. */
 #include "applets.h"
+#include "common.h"
+#include "../image/image.h"
 #include "../loop.h"
 #include "../dm.h"
 #include "../map/map.h"
@@ -28,6 +30,7 @@ struct kopts {
 	const char *delim;      /* NULL = default rule */
 	struct pm_opts probe;
 	const char *backend;
+	const char *format;     /* --format; NULL = detect */
 };
 
 /* What a path stands for: the device printed, the base of the map names, the disk to read. */
@@ -37,6 +40,7 @@ struct target {
 	char base[PM_NAME_MAX];
 	struct pm_disk disk;
 	bool is_file;
+	struct pm_image *img;   /* an image file (raw included), for -l */
 };
 
 static void usage(FILE *f)
@@ -60,6 +64,8 @@ static void usage(FILE *f)
 		fprintf(f, ", %s", pm_table_types[i]);
 	fprintf(f, ")\n"
 		   "\t--json            with -l: print the partitions as JSON\n"
+		   "\t--format FMT      read the file as this image format (raw, qcow2, vmdk, vhd, vhdx, vdi;\n"
+		   "\t                  default: detected by its magic)\n"
 		   "\t--sector-size N   read the table with N-byte sectors (512, 4096 ...)\n"
 		   "\t--version         print the version\n"
 		   "exit status: 0 done (also: no partition table), 1 usage or open error or a failed\n"
@@ -68,13 +74,14 @@ static void usage(FILE *f)
 
 static int parse_opts(int argc, char **argv, struct kopts *o)
 {
-	enum { OPT_JSON = 256, OPT_SSZ, OPT_VERSION, OPT_HELP, OPT_BACKEND };
+	enum { OPT_JSON = 256, OPT_SSZ, OPT_VERSION, OPT_HELP, OPT_BACKEND, OPT_FORMAT };
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "sector-size", required_argument, NULL, OPT_SSZ },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ "backend", required_argument, NULL, OPT_BACKEND },
+		{ "format", required_argument, NULL, OPT_FORMAT },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -97,6 +104,7 @@ static int parse_opts(int argc, char **argv, struct kopts *o)
 		case 'n': o->nowait = true; break;
 		case OPT_JSON: o->json = true; break;
 		case OPT_BACKEND: o->backend = optarg; break;
+		case OPT_FORMAT: o->format = optarg; break;
 		case OPT_SSZ: {
 			char *end;
 			unsigned long v = strtoul(optarg, &end, 10);
@@ -115,6 +123,15 @@ static int parse_opts(int argc, char **argv, struct kopts *o)
 			return 0;
 		default:
 			usage(stdout);
+			return 1;
+		}
+	}
+	if (o->format && strcmp(o->format, "auto")) {
+		bool ok = !strcmp(o->format, "vpc");
+		for (int i = 0; pm_image_formats[i]; i++)
+			ok |= !strcmp(pm_image_formats[i], o->format);
+		if (!ok) {
+			fprintf(stderr, "kpartx: unknown image format '%s' (raw, qcow2, vmdk, vhd, vhdx, vdi)\n", o->format);
 			return 1;
 		}
 	}
@@ -166,10 +183,31 @@ static int open_target(struct target *t, const char *path, struct kopts *o)
 	}
 
 	t->is_file = true;
+	struct pm_image_diag diag;
+	r = pm_image_open(&t->img, path, o->format, &diag);
+	cli_image_warnings("kpartx", &diag);
+	if (r < 0) {
+		fprintf(stderr, "kpartx: %s\n", diag.error[0] ? diag.error : strerror(-r));
+		return 1;
+	}
+	bool raw = !strcmp(pm_image_format(t->img), "raw");
+	if (!raw) {
+		/* the virtual disk, read through the image layer */
+		pm_disk_close(&t->disk);
+		pm_disk_from_image(&t->disk, t->img);
+	}
+	if (o->verbose) {
+		struct pm_image_layer l[PM_IMG_MAX_CHAIN];
+		unsigned n = pm_image_layers(t->img, l, PM_IMG_MAX_CHAIN);
+		fprintf(stderr, "kpartx: %s: %s image, virtual size %" PRIu64 " bytes", path, l[0].format, l[0].virtual_size);
+		for (unsigned i = 1; i < n; i++)
+			fprintf(stderr, "%s %s (%s)", i == 1 ? ", backing chain:" : " ->", l[i].path, l[i].format);
+		fputc('\n', stderr);
+	}
 	/* an image file: named after the loop device that holds it, or the one -a would take */
 	struct pm_loop_info li;
 	int idx = -1;
-	if (pm_loop_find_whole(st.st_dev, st.st_ino, (uint64_t)st.st_size, &li) == 1) {
+	if (raw && pm_loop_find_whole(st.st_dev, st.st_ino, (uint64_t)st.st_size, &li) == 1) {
 		idx = li.index;
 		if (!o->probe.sector_size && li.block_size != 512)
 			o->probe.sector_size = li.block_size;
@@ -190,20 +228,6 @@ static int open_target(struct target *t, const char *path, struct kopts *o)
 	return 0;
 }
 
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20)
-			fprintf(f, "\\u%04x", *p);
-		else
-			fputc(*p, f);
-	}
-	fputc('"', f);
-}
-
 static const char *kind_name(enum pm_kind k)
 {
 	switch (k) {
@@ -217,13 +241,18 @@ static const char *kind_name(enum pm_kind k)
 static void print_json(const struct target *t, const struct pm_table *tab, const char *delim)
 {
 	printf("{\"device\":");
-	json_str(stdout, t->device);
+	cli_json_str(stdout, t->device);
 	printf(",\"table\":");
 	if (tab->type)
-		json_str(stdout, tab->type);
+		cli_json_str(stdout, tab->type);
 	else
 		printf("null");
-	printf(",\"sector_size\":%u,\"partitions\":[", tab->sector_size);
+	printf(",\"sector_size\":%u,\"image\":", tab->sector_size);
+	if (t->img)
+		cli_image_json(stdout, t->img);
+	else
+		printf("null");
+	printf(",\"partitions\":[");
 	for (size_t i = 0; i < tab->nparts; i++) {
 		const struct pm_part *p = &tab->parts[i];
 		char name[PM_NAME_MAX + 16], guid[37];
@@ -231,7 +260,7 @@ static void print_json(const struct target *t, const struct pm_table *tab, const
 		if (pm_part_name(name, sizeof(name), t->base, delim, p->num) < 0)
 			snprintf(name, sizeof(name), "?");
 		printf("%s\n {\"number\":%u,\"name\":", i ? "," : "", p->num);
-		json_str(stdout, name);
+		cli_json_str(stdout, name);
 		printf(",\"start\":%" PRIu64 ",\"size\":%" PRIu64 ",\"start_bytes\":%" PRIu64 ",\"size_bytes\":%" PRIu64,
 		       p->start, p->size, p->start * 512, p->size * 512);
 		printf(",\"table\":\"%s\",\"sector_size\":%u,\"kind\":\"%s\"", tab->type, tab->sector_size,
@@ -246,7 +275,7 @@ static void print_json(const struct target *t, const struct pm_table *tab, const
 		}
 		if (p->label[0]) {
 			printf(",\"part_name\":");
-			json_str(stdout, p->label);
+			cli_json_str(stdout, p->label);
 		}
 		if (p->container) {
 			printf(",\"container\":%u", p->container);
@@ -475,6 +504,29 @@ static int do_map(const char *path, struct kopts *o)
 	return failures ? 1 : 0;
 }
 
+/* -a/-d/-u map an image file's own bytes: refuse a file whose bytes are another format's container. */
+static int refuse_image(const char *path, const struct kopts *o)
+{
+	struct stat st;
+	struct pm_image_diag diag;
+	_cleanup_image_ struct pm_image *img = NULL;
+
+	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		return 0; /* block devices, and errors do_map reports */
+	if (pm_image_open(&img, path, o->format, &diag) < 0) {
+		fprintf(stderr, "kpartx: %s\n", diag.error);
+		return 1;
+	}
+	if (strcmp(pm_image_format(img), "raw")) {
+		fprintf(stderr,
+			"kpartx: %s: a %s image: this version lists its partitions (-l) but maps only raw images; "
+			"make one with 'partmap image raw %s OUT'\n",
+			path, pm_image_format(img), path);
+		return 1;
+	}
+	return 0;
+}
+
 int kpartx_main(int argc, char **argv)
 {
 	struct kopts o = { .action = ACT_LIST };
@@ -492,12 +544,17 @@ int kpartx_main(int argc, char **argv)
 		fprintf(stderr, "kpartx: --json goes with -l only\n");
 		return 1;
 	}
-	if (o.action != ACT_LIST)
+	if (o.action != ACT_LIST) {
+		rc = refuse_image(argv[optind], &o);
+		if (rc)
+			return rc;
 		return do_map(argv[optind], &o);
+	}
 	rc = open_target(&t, argv[optind], &o);
 	if (rc)
 		return rc;
 	rc = do_list(&t, &o);
 	pm_disk_close(&t.disk);
+	pm_image_close(t.img);
 	return rc;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The losetup applet: util-linux's options and output formats over src/loop.c. */
 #include "applets.h"
+#include "common.h"
 #include "../loop.h"
 #include "../node.h"
 #include "../util.h"
@@ -231,20 +232,6 @@ static void cell(const struct pm_loop_info *li, enum col c, char *buf, size_t le
 	}
 }
 
-static void json_string(const char *s)
-{
-	putchar('"');
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			printf("\\%c", *p);
-		else if (*p < 0x20)
-			printf("\\u%04x", *p);
-		else
-			putchar(*p);
-	}
-	putchar('"');
-}
-
 static void raw_string(const char *s)
 {
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
@@ -284,7 +271,7 @@ static int list(const struct lopts *o, const int *idx, size_t n)
 				else if (cols[c].type == T_NUM)
 					printf("%s", buf);
 				else
-					json_string(buf);
+					cli_json_str(stdout, buf);
 				printf("%s\n", k + 1 < o->nout ? "," : "");
 			}
 			printf("      }%s", i + 1 < m ? "," : "\n");

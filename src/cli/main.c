@@ -12,6 +12,7 @@ static const struct {
 	{ "kpartx", kpartx_main },
 	{ "dmsetup", dmsetup_main },
 	{ "losetup", losetup_main },
+	{ "image", image_main },
 };
 
 static const char *base(const char *p)

@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Private to src/image/: what a format reader implements and the helpers it shares (bounded file
+ * reads, the table-window cache, the decoded-cluster cache, backing files, decompression). */
+#ifndef PARTMAP_IMAGE_FORMAT_H
+#define PARTMAP_IMAGE_FORMAT_H
+
+#include "image.h"
+
+#include <pthread.h>
+#include <sys/types.h>
+
+#define PM_IMG_BELOW 3           /* not in this layer: the backing file's bytes (or zeros) */
+#define PM_IMG_DECODE 4          /* a compressed unit: decoded, then copied from */
+#define PM_IMG_PROBE_HEAD 4096   /* bytes of the file's start given to probe() */
+
+struct pm_image;
+struct pm_img_piece;
+
+typedef int (*pm_decode_fn)(struct pm_image *img, const struct pm_img_piece *pc, uint8_t *out, size_t len);
+
+/* What lies at a guest offset, as a format's map() says: len bytes (> 0) of one kind. */
+struct pm_img_piece {
+	int kind;                 /* PM_IMG_DATA, PM_IMG_ZERO, PM_IMG_BELOW or PM_IMG_DECODE */
+	uint64_t len;
+	int fd;                   /* DATA: the file and the offset of the first byte in it */
+	uint64_t fsize;
+	uint64_t host;
+	uint32_t fid;             /* DECODE: the unit (file id, key = its host offset), its size and */
+	uint64_t key;             /* where the piece starts in it; decode() fills the unit */
+	uint64_t unit, unit_off;
+	pm_decode_fn decode;
+	uint64_t arg;             /* for decode() */
+	const void *argp;
+};
+
+struct pm_image_fmt {
+	const char *name;
+	/* 1 when the file is of this format: head = the first bytes (n of them), tail = its last 512
+	 * bytes (all zeros when the file is shorter). */
+	int (*probe)(const uint8_t *head, size_t n, const uint8_t *tail, uint64_t fsize);
+	/* Parse the headers, set size (and cluster_size, subformat, in_place), open what it needs. */
+	int (*open)(struct pm_image *img);
+	/* What lies at off, for at most max bytes (off < size, max > 0): fills pc; 0 or -errno. */
+	int (*map)(struct pm_image *img, uint64_t off, uint64_t max, struct pm_img_piece *pc);
+	void (*close)(struct pm_image *img);
+};
+
+extern const struct pm_image_fmt pm_fmt_raw, pm_fmt_qcow2, pm_fmt_vmdk, pm_fmt_vhd, pm_fmt_vhdx, pm_fmt_vdi;
+
+/* A cache of byte ranges, keyed by (file id, offset); thread-safe; nslots buffers of slot_max. */
+struct pm_bcache {
+	pthread_mutex_t lock;
+	bool init;
+	unsigned nslots;
+	size_t slot_max;
+	uint64_t clock;
+	struct {
+		uint32_t fid;
+		uint64_t off;
+		size_t len;       /* 0 = empty */
+		uint64_t stamp;
+		uint8_t *data;
+	} slot[PM_IMG_META_SLOTS];
+};
+
+struct pm_image {
+	const struct pm_image_fmt *fmt;
+	char *path;               /* as opened (a backing file: resolved against its overlay's folder) */
+	int fd;
+	uint64_t file_size;
+	uint64_t size;            /* virtual size, bytes */
+	uint32_t cluster_size;
+	const char *subformat;
+	bool in_place;            /* data lies as it is in files: writable in place */
+	const char *ro_reason;    /* set by a format that cannot be written */
+	uint64_t extra_allocated; /* bytes taken by its files on disk */
+	const char *flat_path;    /* the whole virtual disk lies as it is in this file ... */
+	uint64_t flat_offset;     /* ... from this byte on (set by the format) */
+	struct pm_image *backing;
+	unsigned depth;           /* 0 = the top layer */
+	dev_t st_dev;
+	ino_t st_ino;
+	void *priv;
+	struct pm_bcache meta;    /* table windows */
+	struct pm_bcache dec;     /* decoded clusters */
+	struct pm_image_diag *diag; /* during open only */
+	const struct pm_image *top; /* for loop detection during open */
+};
+
+/* Messages during open (no-ops after it). pm_img_fail returns err. */
+void pm_img_warn(struct pm_image *img, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int pm_img_fail(struct pm_image *img, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* pread of exactly len bytes inside [0, fsize): -EIO past the end or on a short read. */
+int pm_img_pread(int fd, uint64_t fsize, uint64_t off, void *buf, size_t len);
+/* Read len bytes at byte 'at' of a table that lies at tbl_off, tbl_len bytes long, in file fid
+ * (fd, fsize), through the image's table cache (windows of PM_IMG_META_WINDOW from the table's
+ * start). -EIO when the bytes lie outside the table or the file. */
+int pm_img_table(struct pm_image *img, uint32_t fid, int fd, uint64_t fsize, uint64_t tbl_off, uint64_t tbl_len,
+		 uint64_t at, void *buf, size_t len);
+/* Open the backing/parent file NAME (relative to the folder of img->path unless absolute) as FORMAT
+ * (NULL: detect) into img->backing; checks depth and loops. want_size: unused. */
+int pm_img_open_backing(struct pm_image *img, const char *name, const char *format);
+/* Resolve NAME against the folder of img->path into a new string (NULL on ENOMEM). */
+char *pm_img_resolve(const struct pm_image *img, const char *name);
+/* Open a further file of this image (an extent, an external data file) read-only; its size in *size.
+ * -errno with the diag set naming the path. */
+int pm_img_open_file(struct pm_image *img, const char *path, const char *what, uint64_t *size);
+/* The same checks for a layer about to be opened: is this file one of the layers above? */
+bool pm_img_is_above(const struct pm_image *img, dev_t dev, ino_t ino);
+
+/* Decompression. Exactly out_len bytes must come out: fewer or more is -EIO. */
+int pm_inflate_raw(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len);
+/* zlib-wrapped deflate; *out_len in: room, out: bytes produced; more than the room is -EIO. */
+int pm_inflate_zlib(const uint8_t *in, size_t in_len, uint8_t *out, size_t *out_len);
+int pm_zstd_decompress(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len);
+
+/* UTF-16 (LE or BE) to UTF-8, at most out_len-1 bytes, stops at a NUL; returns the length. */
+size_t pm_utf16_to_utf8(const uint8_t *in, size_t in_bytes, bool big_endian, char *out, size_t out_len);
+uint32_t pm_crc32c(uint32_t crc, const void *buf, size_t len);
+
+#endif

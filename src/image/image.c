@@ -1,0 +1,600 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The image layer: the format registry, detection by magic, backing chains, and the helpers every
+ * format shares (bounded reads, the table and decoded-cluster caches). */
+#include "format.h"
+#include "../util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Detection order: formats with a magic at the start first, VHD (footer at the end) last, raw never
+ * by detection unless nothing else matches. */
+static const struct pm_image_fmt *const formats[] = {
+	&pm_fmt_qcow2, &pm_fmt_vmdk, &pm_fmt_vhdx, &pm_fmt_vdi, &pm_fmt_vhd, &pm_fmt_raw,
+};
+
+const char *const pm_image_formats[] = { "raw", "qcow2", "vmdk", "vhd", "vhdx", "vdi", NULL };
+
+/* "vpc" is qemu's name for VHD */
+static const struct pm_image_fmt *format_by_name(const char *name)
+{
+	if (!strcmp(name, "vpc"))
+		name = "vhd";
+	for (size_t i = 0; i < ARRAY_SIZE(formats); i++)
+		if (!strcmp(formats[i]->name, name))
+			return formats[i];
+	return NULL;
+}
+
+void pm_img_warn(struct pm_image *img, const char *fmt, ...)
+{
+	va_list ap;
+	struct pm_image_diag *d = img->diag;
+
+	if (!d || d->nwarnings >= PM_IMG_MAX_WARNINGS)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(d->warnings[d->nwarnings++], sizeof(d->warnings[0]), fmt, ap);
+	va_end(ap);
+}
+
+int pm_img_fail(struct pm_image *img, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (img->diag && !img->diag->error[0]) {
+		va_start(ap, fmt);
+		vsnprintf(img->diag->error, sizeof(img->diag->error), fmt, ap);
+		va_end(ap);
+	}
+	return err;
+}
+
+int pm_img_pread(int fd, uint64_t fsize, uint64_t off, void *buf, size_t len)
+{
+	size_t done = 0;
+
+	if (off > fsize || len > fsize - off)
+		return -EIO;
+	while (done < len) {
+		ssize_t n = pread(fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/* ---- the byte-range cache ---- */
+
+static int bcache_init(struct pm_bcache *c, unsigned nslots, size_t slot_max)
+{
+	if (pthread_mutex_init(&c->lock, NULL))
+		return -ENOMEM;
+	c->init = true;
+	c->nslots = nslots;
+	c->slot_max = slot_max;
+	return 0;
+}
+
+static void bcache_free(struct pm_bcache *c)
+{
+	if (!c->init)
+		return;
+	for (unsigned i = 0; i < c->nslots; i++)
+		free(c->slot[i].data);
+	pthread_mutex_destroy(&c->lock);
+	memset(c, 0, sizeof(*c));
+}
+
+/* Copy [off, off+n) of file fid from a slot that holds it; true when found. Lock held. */
+static bool bcache_lookup(struct pm_bcache *c, uint32_t fid, uint64_t off, void *buf, size_t n)
+{
+	for (unsigned i = 0; i < c->nslots; i++) {
+		if (c->slot[i].len && c->slot[i].fid == fid && c->slot[i].off <= off &&
+		    off - c->slot[i].off <= c->slot[i].len && n <= c->slot[i].len - (off - c->slot[i].off)) {
+			c->slot[i].stamp = ++c->clock;
+			memcpy(buf, c->slot[i].data + (off - c->slot[i].off), n);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* The least recently used slot, with its buffer allocated; NULL on ENOMEM. Lock held. */
+static unsigned bcache_victim(struct pm_bcache *c)
+{
+	unsigned v = 0;
+
+	for (unsigned i = 1; i < c->nslots; i++)
+		if (c->slot[i].stamp < c->slot[v].stamp)
+			v = i;
+	return v;
+}
+
+int pm_img_table(struct pm_image *img, uint32_t fid, int fd, uint64_t fsize, uint64_t tbl_off, uint64_t tbl_len,
+		 uint64_t at, void *buf, size_t len)
+{
+	struct pm_bcache *c = &img->meta;
+	uint64_t wstart, wend;
+	unsigned v;
+	int r;
+
+	if (at > tbl_len || len > tbl_len - at || tbl_off > UINT64_MAX - tbl_len)
+		return -EIO;
+	wstart = at / PM_IMG_META_WINDOW * PM_IMG_META_WINDOW;
+	wend = wstart + PM_IMG_META_WINDOW < tbl_len ? wstart + PM_IMG_META_WINDOW : tbl_len;
+	if (at + len > wend) {
+		/* an entry that straddles two windows (odd table offsets): read it in two parts */
+		size_t first = (size_t)(wend - at);
+		r = pm_img_table(img, fid, fd, fsize, tbl_off, tbl_len, at, buf, first);
+		if (r < 0)
+			return r;
+		return pm_img_table(img, fid, fd, fsize, tbl_off, tbl_len, wend, (uint8_t *)buf + first, len - first);
+	}
+	pthread_mutex_lock(&c->lock);
+	if (bcache_lookup(c, fid, tbl_off + at, buf, len)) {
+		pthread_mutex_unlock(&c->lock);
+		return 0;
+	}
+	v = bcache_victim(c);
+	if (!c->slot[v].data && !(c->slot[v].data = malloc(c->slot_max))) {
+		pthread_mutex_unlock(&c->lock);
+		return -ENOMEM;
+	}
+	c->slot[v].len = 0;
+	r = pm_img_pread(fd, fsize, tbl_off + wstart, c->slot[v].data, (size_t)(wend - wstart));
+	if (r == -EIO && tbl_off + at + len <= fsize) {
+		/* the table runs past the end of the file but this entry does not: read just it */
+		pthread_mutex_unlock(&c->lock);
+		return pm_img_pread(fd, fsize, tbl_off + at, buf, len);
+	}
+	if (r == 0) {
+		c->slot[v].fid = fid;
+		c->slot[v].off = tbl_off + wstart;
+		c->slot[v].len = (size_t)(wend - wstart);
+		c->slot[v].stamp = ++c->clock;
+		memcpy(buf, c->slot[v].data + (at - wstart), len);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+/* Copy a piece of a decoded unit: from the decoded cache, or decode it into the cache first. */
+static int read_decoded(struct pm_image *img, const struct pm_img_piece *pc, void *buf)
+{
+	struct pm_bcache *c = &img->dec;
+	unsigned v;
+	int r;
+
+	if (pc->unit > c->slot_max || pc->unit_off > pc->unit || pc->len > pc->unit - pc->unit_off)
+		return -EIO;
+	pthread_mutex_lock(&c->lock);
+	for (unsigned i = 0; i < c->nslots; i++) {
+		if (c->slot[i].len == pc->unit && c->slot[i].fid == pc->fid && c->slot[i].off == pc->key) {
+			c->slot[i].stamp = ++c->clock;
+			memcpy(buf, c->slot[i].data + pc->unit_off, pc->len);
+			pthread_mutex_unlock(&c->lock);
+			return 0;
+		}
+	}
+	v = bcache_victim(c);
+	if (!c->slot[v].data && !(c->slot[v].data = malloc(c->slot_max))) {
+		pthread_mutex_unlock(&c->lock);
+		return -ENOMEM;
+	}
+	c->slot[v].len = 0;
+	r = pc->decode(img, pc, c->slot[v].data, pc->unit);
+	if (r == 0) {
+		c->slot[v].fid = pc->fid;
+		c->slot[v].off = pc->key;
+		c->slot[v].len = pc->unit;
+		c->slot[v].stamp = ++c->clock;
+		memcpy(buf, c->slot[v].data + pc->unit_off, pc->len);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+static int layer_read(struct pm_image *img, uint64_t off, void *buf, size_t len);
+
+/* A range this layer does not hold: the backing file's bytes, zeros past its end or without one. */
+static int read_below(struct pm_image *img, uint64_t off, void *buf, size_t len)
+{
+	struct pm_image *b = img->backing;
+	size_t have = 0;
+
+	if (b && off < b->size) {
+		have = b->size - off < len ? (size_t)(b->size - off) : len;
+		int r = layer_read(b, off, buf, have);
+		if (r < 0)
+			return r;
+	}
+	memset((uint8_t *)buf + have, 0, len - have);
+	return 0;
+}
+
+/* The one read loop of every format: map a piece, read it, go on. Pieces that follow each other in
+ * the same file are read with one pread. */
+static int layer_read(struct pm_image *img, uint64_t off, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	struct pm_img_piece pc, next;
+	int r;
+
+	while (len) {
+		memset(&pc, 0, sizeof(pc));
+		if ((r = img->fmt->map(img, off, len, &pc)) < 0)
+			return r;
+		if (pc.len == 0 || pc.len > len)
+			return -EIO;
+		while (pc.kind == PM_IMG_DATA && pc.len < len) {
+			memset(&next, 0, sizeof(next));
+			if (img->fmt->map(img, off + pc.len, len - pc.len, &next) < 0 || next.kind != PM_IMG_DATA ||
+			    next.fd != pc.fd || next.host != pc.host + pc.len || next.len == 0 || next.len > len - pc.len)
+				break;
+			pc.len += next.len;
+		}
+		switch (pc.kind) {
+		case PM_IMG_DATA:
+			r = pm_img_pread(pc.fd, pc.fsize, pc.host, p, pc.len);
+			break;
+		case PM_IMG_ZERO:
+			memset(p, 0, pc.len);
+			r = 0;
+			break;
+		case PM_IMG_BELOW:
+			r = read_below(img, off, p, pc.len);
+			break;
+		case PM_IMG_DECODE:
+			r = read_decoded(img, &pc, p);
+			break;
+		default:
+			r = -EIO;
+		}
+		if (r < 0)
+			return r;
+		p += pc.len;
+		off += pc.len;
+		len -= pc.len;
+	}
+	return 0;
+}
+
+/* ---- opening ---- */
+
+char *pm_img_resolve(const struct pm_image *img, const char *name)
+{
+	const char *slash;
+	char *s;
+
+	if (name[0] == '/' || !(slash = strrchr(img->path, '/')))
+		return strdup(name);
+	if (asprintf(&s, "%.*s/%s", (int)(slash - img->path), img->path, name) < 0)
+		return NULL;
+	return s;
+}
+
+bool pm_img_is_above(const struct pm_image *img, dev_t dev, ino_t ino)
+{
+	/* the layers above are reachable from the top through ->backing down to img */
+	for (const struct pm_image *l = img->top; l; l = l->backing) {
+		if (l->st_dev == dev && l->st_ino == ino)
+			return true;
+		if (l == img)
+			break;
+	}
+	return false;
+}
+
+int pm_img_open_file(struct pm_image *img, const char *path, const char *what, uint64_t *size)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0)
+		return pm_img_fail(img, -errno, "%s %s: %s", what, path, strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return pm_img_fail(img, -EINVAL, "%s %s: not a regular file", what, path);
+	}
+	*size = (uint64_t)st.st_size;
+	img->extra_allocated += (uint64_t)st.st_blocks * 512;
+	return fd;
+}
+
+static int layer_open(struct pm_image **out, const char *path, const char *format, struct pm_image_diag *diag,
+		      const struct pm_image *above);
+
+int pm_img_open_backing(struct pm_image *img, const char *name, const char *format)
+{
+	_cleanup_free_ char *path = pm_img_resolve(img, name);
+	struct pm_image *b = NULL;
+	int r;
+
+	if (!path)
+		return -ENOMEM;
+	if (img->depth + 1 >= PM_IMG_MAX_CHAIN)
+		return pm_img_fail(img, -ELOOP, "%s: the backing chain is deeper than %d layers", img->path,
+				   PM_IMG_MAX_CHAIN);
+	if (format && !format_by_name(format))
+		return pm_img_fail(img, -ENOTSUP, "%s: backing file %s has format '%s', which partmap does not read",
+				   img->path, path, format);
+	r = layer_open(&b, path, format, img->diag, img);
+	if (r < 0)
+		return r;
+	img->backing = b;
+	return 0;
+}
+
+static int layer_open(struct pm_image **out, const char *path, const char *format, struct pm_image_diag *diag,
+		      const struct pm_image *above)
+{
+	struct pm_image *img;
+	struct stat st;
+	uint8_t head[PM_IMG_PROBE_HEAD] = { 0 }, tail[512] = { 0 };
+	int r;
+
+	img = calloc(1, sizeof(*img));
+	if (!img)
+		return -ENOMEM;
+	img->fd = -1;
+	img->diag = diag;
+	img->depth = above ? above->depth + 1 : 0;
+	img->top = above ? above->top : img;
+	img->path = strdup(path);
+	if (!img->path) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	img->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (img->fd < 0) {
+		r = -errno;
+		if (above)
+			pm_img_fail(img, r, "backing file %s of %s: %s", path, above->path, strerror(-r));
+		else
+			pm_img_fail(img, r, "%s: %s", path, strerror(-r));
+		goto fail;
+	}
+	if (fstat(img->fd, &st) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		r = pm_img_fail(img, -EISDIR, "%s: is a directory, not a disk image", path);
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = pm_img_fail(img, -EINVAL, "%s: not a regular file", path);
+		goto fail;
+	}
+	img->st_dev = st.st_dev;
+	img->st_ino = st.st_ino;
+	if (above && pm_img_is_above(above, st.st_dev, st.st_ino)) {
+		r = pm_img_fail(img, -ELOOP, "%s: the backing chain loops back to %s", above->path, path);
+		goto fail;
+	}
+	img->file_size = (uint64_t)st.st_size;
+	img->extra_allocated = (uint64_t)st.st_blocks * 512;
+
+	if (format && strcmp(format, "auto")) {
+		img->fmt = format_by_name(format);
+		if (!img->fmt) {
+			r = pm_img_fail(img, -EINVAL, "unknown image format '%s'", format);
+			goto fail;
+		}
+	} else {
+		size_t n = img->file_size < sizeof(head) ? (size_t)img->file_size : sizeof(head);
+		r = pm_img_pread(img->fd, img->file_size, 0, head, n);
+		if (r == 0 && img->file_size >= 512)
+			r = pm_img_pread(img->fd, img->file_size, img->file_size - 512, tail, 512);
+		if (r < 0) {
+			pm_img_fail(img, r, "%s: cannot read: %s", path, strerror(-r));
+			goto fail;
+		}
+		for (size_t i = 0; i < ARRAY_SIZE(formats); i++) {
+			if (formats[i]->probe(head, n, tail, img->file_size)) {
+				img->fmt = formats[i];
+				break;
+			}
+		}
+	}
+	r = bcache_init(&img->meta, PM_IMG_META_SLOTS, PM_IMG_META_WINDOW);
+	if (r == 0)
+		r = bcache_init(&img->dec, PM_IMG_DATA_SLOTS, 0);
+	if (r < 0)
+		goto fail;
+	r = img->fmt->open(img);
+	if (r < 0) {
+		if (diag && !diag->error[0])
+			pm_img_fail(img, r, "%s: not a valid %s image: %s", path, img->fmt->name, strerror(-r));
+		goto fail;
+	}
+	/* the decoded cache holds whole clusters: size its slots now that the format knows them */
+	img->dec.slot_max = img->cluster_size;
+	img->diag = NULL;
+	*out = img;
+	return 0;
+fail:
+	img->diag = NULL;
+	pm_image_close(img);
+	return r;
+}
+
+int pm_image_open(struct pm_image **out, const char *path, const char *format, struct pm_image_diag *diag)
+{
+	struct pm_image_diag scratch;
+
+	if (!diag)
+		diag = &scratch;
+	memset(diag, 0, sizeof(*diag));
+	*out = NULL;
+	return layer_open(out, path, format, diag, NULL);
+}
+
+void pm_image_close(struct pm_image *img)
+{
+	if (!img)
+		return;
+	pm_image_close(img->backing);
+	if (img->fmt && img->priv && img->fmt->close)
+		img->fmt->close(img);
+	bcache_free(&img->meta);
+	bcache_free(&img->dec);
+	if (img->fd >= 0)
+		close(img->fd);
+	free(img->path);
+	free(img);
+}
+
+void pm_image_closep(struct pm_image **img)
+{
+	pm_image_close(*img);
+	*img = NULL;
+}
+
+uint64_t pm_image_size(const struct pm_image *img)
+{
+	return img->size;
+}
+
+const char *pm_image_format(const struct pm_image *img)
+{
+	return img->fmt->name;
+}
+
+int pm_image_read(struct pm_image *img, uint64_t off, void *buf, size_t len)
+{
+	if (off > img->size || len > img->size - off)
+		return -ERANGE;
+	if (len == 0)
+		return 0;
+	return layer_read(img, off, buf, len);
+}
+
+int pm_image_extent(struct pm_image *img, uint64_t off, uint64_t max, uint64_t *len)
+{
+	if (off >= img->size || max == 0)
+		return -ERANGE;
+	if (max > img->size - off)
+		max = img->size - off;
+	for (;;) {
+		struct pm_img_piece pc = { 0 };
+		int r = img->fmt->map(img, off, max, &pc);
+		if (r < 0)
+			return r;
+		if (pc.len == 0 || pc.len > max)
+			return -EIO;
+		*len = pc.len;
+		if (pc.kind != PM_IMG_BELOW)
+			return pc.kind == PM_IMG_ZERO ? PM_IMG_ZERO : PM_IMG_DATA;
+		/* not in this layer: the backing file's extent, zeros past its end */
+		max = *len;
+		img = img->backing;
+		if (!img || off >= img->size)
+			return PM_IMG_ZERO;
+		if (max > img->size - off)
+			max = img->size - off;
+	}
+}
+
+unsigned pm_image_layers(const struct pm_image *img, struct pm_image_layer *layers, unsigned max)
+{
+	unsigned n = 0;
+
+	for (; img && n < max; img = img->backing, n++) {
+		layers[n] = (struct pm_image_layer){
+			.format = img->fmt->name,
+			.path = img->path,
+			.virtual_size = img->size,
+			.cluster_size = img->cluster_size,
+			.subformat = img->subformat,
+			.writable_in_place = img->in_place,
+		};
+	}
+	return n;
+}
+
+const char *pm_image_readonly_reason(const struct pm_image *img)
+{
+	if (img->ro_reason)
+		return img->ro_reason;
+	if (!img->in_place)
+		return "sparse format: partmap does not write it yet";
+	if (img->backing)
+		return "has a backing file";
+	return NULL;
+}
+
+uint64_t pm_image_allocated(const struct pm_image *img)
+{
+	uint64_t n = 0;
+
+	for (; img; img = img->backing)
+		n += img->extra_allocated;
+	return n;
+}
+
+/* ---- raw ---- */
+
+static int raw_probe(const uint8_t *head, size_t n, const uint8_t *tail, uint64_t fsize)
+{
+	(void)head, (void)n, (void)tail, (void)fsize;
+	return 1;
+}
+
+static int raw_open(struct pm_image *img)
+{
+	img->size = img->file_size;
+	img->in_place = true;
+	img->flat_path = img->path;
+	return 0;
+}
+
+static int raw_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_img_piece *pc)
+{
+	off_t data = lseek(img->fd, (off_t)off, SEEK_DATA), hole;
+
+	pc->fd = img->fd;
+	pc->fsize = img->file_size;
+	pc->host = off;
+	pc->len = max;
+	pc->kind = PM_IMG_DATA;
+	if (data < 0 && errno == ENXIO) { /* only a hole from here to the end */
+		pc->kind = PM_IMG_ZERO;
+	} else if (data >= 0 && (uint64_t)data > off) {
+		pc->kind = PM_IMG_ZERO;
+		if ((uint64_t)data - off < max)
+			pc->len = (uint64_t)data - off;
+	} else if (data >= 0 && (hole = lseek(img->fd, (off_t)off, SEEK_HOLE)) > (off_t)off &&
+		   (uint64_t)hole - off < max) {
+		pc->len = (uint64_t)hole - off;
+	}
+	return 0;
+}
+
+int pm_image_flat_file(const struct pm_image *img, const char **path, uint64_t *offset)
+{
+	if (img->flat_path && !img->backing) {
+		*path = img->flat_path;
+		*offset = img->flat_offset;
+		return 0;
+	}
+	return -ENOTSUP;
+}
+
+const struct pm_image_fmt pm_fmt_raw = {
+	.name = "raw",
+	.probe = raw_probe,
+	.open = raw_open,
+	.map = raw_map,
+};

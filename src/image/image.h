@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The image layer: a VM disk image (raw, qcow2, VMDK, VHD, VHDX, VDI) opened as a virtual disk, with
+ * its virtual size and reads of any byte range of it. It sits below the sector reader (disk.h), so
+ * every partition-table reader works on every format.
+ *
+ * Reads are safe from several threads at once (the table caches take a lock). Memory is bounded
+ * whatever the virtual size: per layer PM_IMG_META_SLOTS metadata windows of at most
+ * PM_IMG_META_WINDOW bytes and PM_IMG_DATA_SLOTS decoded (decompressed) clusters; chains are at most
+ * PM_IMG_MAX_CHAIN layers deep. */
+#ifndef PARTMAP_IMAGE_H
+#define PARTMAP_IMAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PM_IMG_MAX_CHAIN 16          /* layers in a backing chain, the top one included */
+#define PM_IMG_META_WINDOW 65536     /* bytes of a table read at once */
+#define PM_IMG_META_SLOTS 32         /* cached table windows per layer (2 MiB) */
+#define PM_IMG_DATA_SLOTS 4          /* decoded clusters kept per layer (at most 4 x 2 MiB) */
+#define PM_IMG_MAX_WARNINGS 8
+
+struct pm_image;
+
+/* What an open found out, for the applets to print: the reason of a failure, and warnings. */
+struct pm_image_diag {
+	char error[512];
+	char warnings[PM_IMG_MAX_WARNINGS][256];
+	unsigned nwarnings;
+};
+
+/* One layer of an open image, for info and --json. */
+struct pm_image_layer {
+	const char *format;       /* "qcow2", "vmdk", ... */
+	const char *path;         /* the file as partmap opened it */
+	uint64_t virtual_size;    /* bytes */
+	uint32_t cluster_size;    /* cluster, grain or block size in bytes; 0 for raw */
+	const char *subformat;    /* "monolithicSparse", "dynamic", "fixed", "differencing", ... or NULL */
+	bool writable_in_place;   /* its data lies as it is in a file (raw, fixed VHD, flat VMDK) */
+};
+
+/* Open PATH as FORMAT (NULL or "auto": detect by magic; "raw": the file's own bytes). Backing files,
+ * parents and extents are opened too. Returns 0 or -errno; diag->error names the reason. */
+int pm_image_open(struct pm_image **out, const char *path, const char *format, struct pm_image_diag *diag);
+void pm_image_close(struct pm_image *img);
+void pm_image_closep(struct pm_image **img);
+#define _cleanup_image_ __attribute__((cleanup(pm_image_closep)))
+
+uint64_t pm_image_size(const struct pm_image *img);
+/* The format of the top layer. */
+const char *pm_image_format(const struct pm_image *img);
+/* Read len bytes of the virtual disk at off: 0, -ERANGE past the end, -EIO for a damaged image (a
+ * table entry out of range, a cluster that does not decompress), -errno from the files. */
+int pm_image_read(struct pm_image *img, uint64_t off, void *buf, size_t len);
+
+/* Extents of the virtual disk, for sparse copies: from off, how many bytes (at most max) are all
+ * PM_IMG_DATA or all PM_IMG_ZERO (reads as zeros without reading data). Returns the kind or -errno. */
+#define PM_IMG_DATA 1
+#define PM_IMG_ZERO 2
+int pm_image_extent(struct pm_image *img, uint64_t off, uint64_t max, uint64_t *len);
+
+/* The chain, top first; returns the number of layers (at most PM_IMG_MAX_CHAIN). */
+unsigned pm_image_layers(const struct pm_image *img, struct pm_image_layer *layers, unsigned max);
+/* Why writes are not possible, or NULL when every layer is one file read-write in place (raw). */
+const char *pm_image_readonly_reason(const struct pm_image *img);
+/* Bytes the image's files take on disk (st_blocks), all layers and extents. */
+uint64_t pm_image_allocated(const struct pm_image *img);
+/* The raw byte range of the file behind the whole virtual disk, when there is one (raw, fixed VHD,
+ * a single flat VMDK extent): 0 with *path set; -ENOTSUP otherwise. */
+int pm_image_flat_file(const struct pm_image *img, const char **path, uint64_t *offset);
+
+/* Names of the formats, for --format and --help; NULL-terminated. */
+extern const char *const pm_image_formats[];
+
+#endif

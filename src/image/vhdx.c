@@ -1,0 +1,350 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* VHDX (MS-VHDX): two headers (the valid one with the higher sequence number wins), two region
+ * tables naming the BAT and the metadata region, metadata items (block size, virtual size, logical
+ * sector size, parent locator), a BAT whose payload entries are interleaved with sector-bitmap entries
+ * (one per chunk). Little-endian; GUIDs in the mixed-endian order of GPT. An image whose log holds
+ * entries that were not replayed is refused: reading it as it is could give stale data. */
+#include "format.h"
+#include "../util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define KiB 1024ull
+#define MiB (1024ull * 1024)
+#define HEADER_SIZE (4 * KiB)
+#define REGION_SIZE (64 * KiB)
+#define MAX_LOG (256 * MiB)
+#define MAX_BLOCK (256 * MiB)
+
+#define PB_NOT_PRESENT 0
+#define PB_UNDEFINED 1
+#define PB_ZERO 2
+#define PB_UNMAPPED 3
+#define PB_FULLY_PRESENT 6
+#define PB_PARTIALLY_PRESENT 7
+#define SB_PRESENT 6
+
+/* GUIDs as stored (first three fields little-endian) */
+static const uint8_t GUID_BAT[16] = { 0x66, 0x77, 0xc2, 0x2d, 0x23, 0xf6, 0x00, 0x42,
+				      0x9d, 0x64, 0x11, 0x5e, 0x9b, 0xfd, 0x4a, 0x08 };
+static const uint8_t GUID_METADATA[16] = { 0x06, 0xa2, 0x7c, 0x8b, 0x90, 0x47, 0x9a, 0x4b,
+					   0xb8, 0xfe, 0x57, 0x5f, 0x05, 0x0f, 0x88, 0x6e };
+static const uint8_t GUID_FILE_PARAMS[16] = { 0x37, 0x67, 0xa1, 0xca, 0x36, 0xfa, 0x43, 0x4d,
+					      0xb3, 0xb6, 0x33, 0xf0, 0xaa, 0x44, 0xe7, 0x6b };
+static const uint8_t GUID_DISK_SIZE[16] = { 0x24, 0x42, 0xa5, 0x2f, 0x1b, 0xcd, 0x76, 0x48,
+					    0xb2, 0x11, 0x5d, 0xbe, 0xd8, 0x3b, 0xf4, 0xb8 };
+static const uint8_t GUID_LOGICAL_SECTOR[16] = { 0x1d, 0xbf, 0x41, 0x81, 0x6f, 0xa9, 0x09, 0x47,
+						 0xba, 0x47, 0xf2, 0x33, 0xa8, 0xfa, 0xab, 0x5f };
+static const uint8_t GUID_PHYSICAL_SECTOR[16] = { 0xc7, 0x48, 0xa3, 0xcd, 0x5d, 0x44, 0x71, 0x44,
+						  0x9c, 0xc9, 0xe9, 0x88, 0x52, 0x51, 0xc5, 0x56 };
+static const uint8_t GUID_PAGE83[16] = { 0xab, 0x12, 0xca, 0xbe, 0xe6, 0xb2, 0x23, 0x45,
+					 0x93, 0xef, 0xc3, 0x09, 0xe0, 0x00, 0xc7, 0x46 };
+static const uint8_t GUID_PARENT_LOCATOR[16] = { 0x2d, 0x5f, 0xd3, 0xa8, 0x0b, 0xb3, 0x4d, 0x45,
+						 0xab, 0xf7, 0xd3, 0xd8, 0x48, 0x34, 0xab, 0x0c };
+
+struct vhdx {
+	uint64_t bat_off, bat_len;
+	uint32_t block_size, lss;
+	uint64_t chunk_ratio;
+	bool has_parent;
+	uint8_t data_write_guid[16];
+};
+
+static int vhdx_probe(const uint8_t *head, size_t n, const uint8_t *tail, uint64_t fsize)
+{
+	(void)tail, (void)fsize;
+	return n >= 8 && !memcmp(head, "vhdxfile", 8);
+}
+
+static void guid_text(const uint8_t g[16], char *out)
+{
+	sprintf(out, "{%08x-%04x-%04x-%02x%02x-%02x%02x%02x%02x%02x%02x}", get_le32(g), get_le16(g + 4), get_le16(g + 6),
+		g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]);
+}
+
+/* Read and check a 4 KiB header or 64 KiB region table (CRC-32C with its checksum field as zero). */
+static bool read_checked(struct pm_image *img, uint64_t off, uint8_t *buf, size_t len, const char *sig)
+{
+	if (pm_img_pread(img->fd, img->file_size, off, buf, len) < 0 || memcmp(buf, sig, 4))
+		return false;
+	uint32_t want = get_le32(buf + 4);
+	put_le32(buf + 4, 0);
+	bool ok = pm_crc32c(0, buf, len) == want;
+	put_le32(buf + 4, want);
+	return ok;
+}
+
+/* Does the log hold an entry of this log GUID? (Then it was not replayed.) */
+static bool log_has_entries(struct pm_image *img, const uint8_t *log_guid, uint64_t off, uint64_t len)
+{
+	uint8_t e[64];
+
+	for (uint64_t p = 0; p + sizeof(e) <= len; p += HEADER_SIZE) {
+		if (pm_img_pread(img->fd, img->file_size, off + p, e, sizeof(e)) < 0)
+			return false;
+		if (!memcmp(e, "loge", 4) && !memcmp(e + 32, log_guid, 16))
+			return true;
+	}
+	return false;
+}
+
+static int open_parent(struct pm_image *img, const uint8_t *loc, uint32_t loc_len)
+{
+	static const char *const keys[] = { "relative_path", "absolute_win32_path", "volume_path" };
+	char linkage[64] = "", path[1024];
+	int r = -ENOENT;
+
+	if (loc_len < 20)
+		return pm_img_fail(img, -EINVAL, "%s: VHDX parent locator cut short", img->path);
+	unsigned count = get_le16(loc + 18);
+	if (20 + (uint64_t)count * 12 > loc_len)
+		return pm_img_fail(img, -EINVAL, "%s: VHDX parent locator entries run past it", img->path);
+	for (size_t k = 0; k <= ARRAY_SIZE(keys) && !img->backing; k++) {
+		for (unsigned i = 0; i < count; i++) {
+			const uint8_t *kv = loc + 20 + 12 * i;
+			uint32_t ko = get_le32(kv), vo = get_le32(kv + 4);
+			unsigned kl = get_le16(kv + 8), vl = get_le16(kv + 10);
+			char key[64];
+			if ((uint64_t)ko + kl > loc_len || (uint64_t)vo + vl > loc_len)
+				return pm_img_fail(img, -EINVAL, "%s: VHDX parent locator entry outside it", img->path);
+			pm_utf16_to_utf8(loc + ko, kl, false, key, sizeof(key));
+			if (k == ARRAY_SIZE(keys)) {
+				if (!strcmp(key, "parent_linkage"))
+					pm_utf16_to_utf8(loc + vo, vl, false, linkage, sizeof(linkage));
+				continue;
+			}
+			if (strcmp(key, keys[k]))
+				continue;
+			pm_utf16_to_utf8(loc + vo, vl, false, path, sizeof(path));
+			for (char *p = path; *p; p++)
+				if (*p == '\\')
+					*p = '/';
+			char *use = !strncmp(path, "./", 2) ? path + 2 : path;
+			struct pm_image_diag *saved = img->diag, scratch = { 0 };
+			img->diag = &scratch;
+			r = pm_img_open_backing(img, use, "vhdx");
+			img->diag = saved;
+			if (r < 0 && r != -ENOENT)
+				return pm_img_fail(img, r, "%s", scratch.error);
+			if (r == 0)
+				break;
+		}
+	}
+	if (!img->backing)
+		return pm_img_fail(img, -ENOENT, "%s: VHDX parent not found through its locator", img->path);
+	struct vhdx *pv = img->backing->priv;
+	char have[64];
+	guid_text(pv->data_write_guid, have);
+	if (linkage[0] && strcasecmp(linkage, have))
+		return pm_img_fail(img, -EINVAL, "%s: VHDX parent %s is not the disk this one was made from (linkage %s, parent %s)",
+				   img->path, img->backing->path, linkage, have);
+	return 0;
+}
+
+static int vhdx_open(struct pm_image *img)
+{
+	struct vhdx *v = calloc(1, sizeof(*v));
+	_cleanup_free_ uint8_t *buf = malloc(REGION_SIZE);
+	uint8_t hdr[2][HEADER_SIZE];
+	bool ok[2];
+	int r;
+
+	if (!v || !buf) {
+		free(v);
+		return -ENOMEM;
+	}
+	img->priv = v;
+	for (int i = 0; i < 2; i++) {
+		ok[i] = read_checked(img, (uint64_t)(i + 1) * 64 * KiB, hdr[i], HEADER_SIZE, "head");
+		if (ok[i] && get_le16(hdr[i] + 66) != 1)
+			return pm_img_fail(img, -ENOTSUP, "%s: VHDX version %u is not supported", img->path,
+					   get_le16(hdr[i] + 66));
+	}
+	if (!ok[0] && !ok[1])
+		return pm_img_fail(img, -EINVAL, "%s: both VHDX headers are damaged", img->path);
+	const uint8_t *h = !ok[1] || (ok[0] && get_le64(hdr[0] + 8) >= get_le64(hdr[1] + 8)) ? hdr[0] : hdr[1];
+	memcpy(v->data_write_guid, h + 32, 16);
+	static const uint8_t zero_guid[16];
+	if (memcmp(h + 48, zero_guid, 16)) {
+		uint64_t log_off = get_le64(h + 72), log_len = get_le32(h + 68);
+		if (log_len > MAX_LOG || log_off > img->file_size || log_len > img->file_size - log_off ||
+		    log_has_entries(img, h + 48, log_off, log_len))
+			return pm_img_fail(img, -ENOTSUP,
+					   "%s: the VHDX log holds changes that were never replayed; partmap does not replay "
+					   "it (open the image once read-write with Hyper-V or qemu-img check -r all)",
+					   img->path);
+	}
+
+	/* the region table: either copy that checks */
+	if (!read_checked(img, 192 * KiB, buf, REGION_SIZE, "regi") &&
+	    !read_checked(img, 256 * KiB, buf, REGION_SIZE, "regi"))
+		return pm_img_fail(img, -EINVAL, "%s: both VHDX region tables are damaged", img->path);
+	uint32_t nreg = get_le32(buf + 8);
+	uint64_t meta_off = 0, meta_len = 0;
+	if (nreg > 2047)
+		return pm_img_fail(img, -EINVAL, "%s: VHDX region table has %u entries", img->path, nreg);
+	for (uint32_t i = 0; i < nreg; i++) {
+		const uint8_t *e = buf + 16 + 32 * i;
+		if (!memcmp(e, GUID_BAT, 16)) {
+			v->bat_off = get_le64(e + 16);
+			v->bat_len = get_le32(e + 24);
+		} else if (!memcmp(e, GUID_METADATA, 16)) {
+			meta_off = get_le64(e + 16);
+			meta_len = get_le32(e + 24);
+		} else if (get_le32(e + 28) & 1) {
+			return pm_img_fail(img, -ENOTSUP, "%s: VHDX has a required region partmap does not know", img->path);
+		}
+	}
+	if (!meta_len || meta_len > REGION_SIZE * 16 || meta_off > img->file_size || meta_len > img->file_size - meta_off)
+		return pm_img_fail(img, -EINVAL, "%s: VHDX metadata region missing or outside the file", img->path);
+	if (!v->bat_len || v->bat_off > img->file_size || v->bat_len > img->file_size - v->bat_off)
+		return pm_img_fail(img, -EINVAL, "%s: VHDX block table missing or outside the file", img->path);
+
+	_cleanup_free_ uint8_t *meta = malloc(meta_len);
+	if (!meta)
+		return -ENOMEM;
+	if ((r = pm_img_pread(img->fd, img->file_size, meta_off, meta, meta_len)) < 0)
+		return r;
+	if (meta_len < 32 || memcmp(meta, "metadata", 8))
+		return pm_img_fail(img, -EINVAL, "%s: VHDX metadata table damaged", img->path);
+	unsigned nmeta = get_le16(meta + 10);
+	uint64_t size = 0;
+	uint32_t flags = 0;
+	const uint8_t *loc = NULL;
+	uint32_t loc_len = 0;
+	if (32 + (uint64_t)nmeta * 32 > meta_len)
+		return pm_img_fail(img, -EINVAL, "%s: VHDX metadata table has %u entries", img->path, nmeta);
+	for (unsigned i = 0; i < nmeta; i++) {
+		const uint8_t *e = meta + 32 + 32 * i;
+		uint32_t off = get_le32(e + 16), len = get_le32(e + 20), f = get_le32(e + 24);
+		if ((uint64_t)off + len > meta_len)
+			return pm_img_fail(img, -EINVAL, "%s: VHDX metadata item outside its region", img->path);
+		const uint8_t *d = meta + off;
+		if (!memcmp(e, GUID_FILE_PARAMS, 16) && len >= 8) {
+			v->block_size = get_le32(d);
+			flags = get_le32(d + 4);
+		} else if (!memcmp(e, GUID_DISK_SIZE, 16) && len >= 8) {
+			size = get_le64(d);
+		} else if (!memcmp(e, GUID_LOGICAL_SECTOR, 16) && len >= 4) {
+			v->lss = get_le32(d);
+		} else if (!memcmp(e, GUID_PARENT_LOCATOR, 16)) {
+			loc = d;
+			loc_len = len;
+		} else if (!memcmp(e, GUID_PHYSICAL_SECTOR, 16) || !memcmp(e, GUID_PAGE83, 16)) {
+			/* not needed to read */
+		} else if (f & 4) {
+			return pm_img_fail(img, -ENOTSUP, "%s: VHDX has a required metadata item partmap does not know",
+					   img->path);
+		}
+	}
+	if (v->block_size < MiB || v->block_size > MAX_BLOCK || (v->block_size & (v->block_size - 1)))
+		return pm_img_fail(img, -EINVAL, "%s: VHDX block size %u out of range", img->path, v->block_size);
+	if (v->lss != 512 && v->lss != 4096)
+		return pm_img_fail(img, -EINVAL, "%s: VHDX logical sector size %u out of range", img->path, v->lss);
+	if (!size || size > (64ull << 40) * 1024 || size % v->lss)
+		return pm_img_fail(img, -EINVAL, "%s: VHDX virtual size out of range", img->path);
+	v->has_parent = flags & 2;
+	v->chunk_ratio = (8388608ull * v->lss) / v->block_size;
+	uint64_t payload = (size + v->block_size - 1) / v->block_size;
+	uint64_t need = v->has_parent ? (payload + v->chunk_ratio - 1) / v->chunk_ratio * (v->chunk_ratio + 1)
+				      : payload + (payload - 1) / v->chunk_ratio;
+	if (need * 8 > v->bat_len)
+		return pm_img_fail(img, -EINVAL, "%s: VHDX block table too small for the virtual size", img->path);
+	img->size = size;
+	img->cluster_size = v->block_size;
+	img->subformat = v->has_parent ? "differencing" : "dynamic";
+	if (v->has_parent) {
+		if (!loc)
+			return pm_img_fail(img, -EINVAL, "%s: differencing VHDX without a parent locator", img->path);
+		return open_parent(img, loc, loc_len);
+	}
+	return 0;
+}
+
+static int bat_entry(struct pm_image *img, uint64_t idx, uint64_t *e)
+{
+	struct vhdx *v = img->priv;
+	uint8_t b[8];
+	int r = pm_img_table(img, 0, img->fd, img->file_size, v->bat_off, v->bat_len, idx * 8, b, 8);
+
+	*e = get_le64(b);
+	return r;
+}
+
+static int vhdx_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_img_piece *pc)
+{
+	struct vhdx *v = img->priv;
+	uint64_t blk = off / v->block_size, in = off % v->block_size, e;
+	int r;
+
+	pc->len = v->block_size - in < max ? v->block_size - in : max;
+	pc->fd = img->fd;
+	pc->fsize = img->file_size;
+	if ((r = bat_entry(img, blk + blk / v->chunk_ratio, &e)) < 0)
+		return r;
+	uint64_t foff = e & ~(MiB - 1);
+	switch (e & 7) {
+	case PB_NOT_PRESENT:
+	case PB_UNDEFINED:
+	case PB_UNMAPPED:
+		pc->kind = v->has_parent ? PM_IMG_BELOW : PM_IMG_ZERO;
+		return 0;
+	case PB_ZERO:
+		pc->kind = PM_IMG_ZERO;
+		return 0;
+	case PB_FULLY_PRESENT:
+		pc->kind = PM_IMG_DATA;
+		pc->host = foff + in;
+		return 0;
+	case PB_PARTIALLY_PRESENT:
+		if (v->has_parent)
+			break;
+		/* fall through */
+	default:
+		return -EIO;
+	}
+	/* the chunk's sector bitmap: one bit per logical sector, least significant bit first */
+	uint64_t chunk = blk / v->chunk_ratio, sb;
+	if ((r = bat_entry(img, chunk * (v->chunk_ratio + 1) + v->chunk_ratio, &sb)) < 0)
+		return r;
+	if ((sb & 7) != SB_PRESENT)
+		return -EIO;
+	uint64_t sb_off = sb & ~(MiB - 1);
+	uint64_t first = (off - chunk * v->chunk_ratio * v->block_size) / v->lss;
+	uint64_t nsec = (in + pc->len + v->lss - 1) / v->lss - in / v->lss, t;
+	uint8_t b = 0;
+	bool here = false;
+	for (t = 0; t < nsec; t++) {
+		uint64_t s = first + t;
+		if ((t == 0 || s % 8 == 0) && (r = pm_img_table(img, 0, img->fd, img->file_size, sb_off, MiB, s / 8, &b, 1)) < 0)
+			return r;
+		bool bit = (b >> (s % 8)) & 1;
+		if (t == 0)
+			here = bit;
+		else if (bit != here)
+			break;
+	}
+	uint64_t end = (in / v->lss + t) * v->lss;
+	if (end < in + pc->len)
+		pc->len = end - in;
+	pc->host = foff + in;
+	pc->kind = here ? PM_IMG_DATA : PM_IMG_BELOW;
+	return 0;
+}
+
+static void vhdx_close(struct pm_image *img)
+{
+	free(img->priv);
+	img->priv = NULL;
+}
+
+const struct pm_image_fmt pm_fmt_vhdx = {
+	.name = "vhdx",
+	.probe = vhdx_probe,
+	.open = vhdx_open,
+	.map = vhdx_map,
+	.close = vhdx_close,
+};

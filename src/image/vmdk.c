@@ -1,0 +1,464 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* VMDK: a text descriptor (a file of its own, or embedded in a sparse extent) lists extents that
+ * follow each other on the virtual disk: FLAT and VMFS (the bytes as they are, from an offset), ZERO,
+ * SPARSE (hosted sparse extents, "KDMV": grain directory, grain tables, grains; compressed grains with
+ * markers for streamOptimized) and VMFSSPARSE (ESXi delta extents, "COWD"). Delta disks name their
+ * parent in parentFileNameHint. Little-endian. */
+#include "format.h"
+#include "../util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#define KDMV_MAGIC 0x564d444bu /* "KDMV" */
+#define COWD_MAGIC 0x44574f43u /* "COWD" */
+#define FLAG_NL_TEST 0x1u
+#define FLAG_ZERO_GRAIN 0x4u
+#define FLAG_COMPRESSED 0x10000u
+#define FLAG_MARKERS 0x20000u
+#define GD_AT_END 0xffffffffffffffffull
+#define GTE_ZEROED 1u
+#define MAX_DESCRIPTOR (1u << 20)
+#define MAX_EXTENTS 4096
+#define MAX_GRAIN_SECTORS 0x20000u   /* 64 MiB grains: far above any real image */
+#define MAX_GTES 512u                /* per grain table, as VMware writes them */
+#define MARKER_EOS 0
+#define MARKER_FOOTER 3
+
+enum ext_type { EXT_FLAT, EXT_ZERO, EXT_SPARSE, EXT_COWD };
+
+struct extent {
+	enum ext_type type;
+	uint64_t start, sectors;   /* on the virtual disk, in sectors */
+	int fd;                    /* -1: ZERO, or the descriptor's own file (not closed) */
+	bool own_fd;
+	uint64_t fsize;
+	uint64_t flat_off;         /* FLAT: byte offset in the file */
+	/* sparse */
+	uint64_t grain;            /* bytes */
+	uint32_t gtes;             /* entries per grain table */
+	uint64_t gd_off;           /* bytes */
+	uint64_t gd_entries;
+	bool zero_grain, compressed, markers;
+};
+
+struct vmdk {
+	struct extent *ext;
+	size_t n;
+	char *flat_file;
+};
+
+static bool is_descriptor(const uint8_t *head, size_t n)
+{
+	static const char sig[] = "# Disk DescriptorFile";
+
+	return n >= sizeof(sig) - 1 && !memcmp(head, sig, sizeof(sig) - 1);
+}
+
+static int vmdk_probe(const uint8_t *head, size_t n, const uint8_t *tail, uint64_t fsize)
+{
+	(void)tail, (void)fsize;
+	return (n >= 4 && (get_le32(head) == KDMV_MAGIC || get_le32(head) == COWD_MAGIC)) || is_descriptor(head, n);
+}
+
+/* Open a sparse extent file's header (KDMV or COWD) into e. */
+static int open_sparse(struct pm_image *img, struct extent *e, const char *path)
+{
+	uint8_t h[512];
+
+	if (pm_img_pread(e->fd, e->fsize, 0, h, sizeof(h)) < 0)
+		return pm_img_fail(img, -EINVAL, "%s: VMDK sparse header cut short", path);
+	if (get_le32(h) == COWD_MAGIC) {
+		/* ESXi vmfsSparse: 4096 entries per grain table, the directory at a sector offset */
+		e->type = EXT_COWD;
+		e->sectors = get_le32(h + 12);
+		e->grain = (uint64_t)get_le32(h + 16) * 512;
+		e->gd_off = (uint64_t)get_le32(h + 20) * 512;
+		e->gd_entries = get_le32(h + 24);
+		e->gtes = 4096;
+	} else if (get_le32(h) == KDMV_MAGIC) {
+		uint32_t version = get_le32(h + 4), flags = get_le32(h + 8);
+		if (version < 1 || version > 3)
+			return pm_img_fail(img, -ENOTSUP, "%s: VMDK sparse version %u is not supported", path, version);
+		uint64_t gd = get_le64(h + 56);
+		if (gd == GD_AT_END) {
+			/* streamOptimized: the real header is the footer, 1024 bytes before the end */
+			uint8_t ft[1536];
+			if (e->fsize < 1536 + 512 || pm_img_pread(e->fd, e->fsize, e->fsize - 1536, ft, sizeof(ft)) < 0 ||
+			    get_le32(ft + 12) != MARKER_FOOTER || get_le32(ft + 8) != 0 || get_le32(ft + 512) != KDMV_MAGIC ||
+			    get_le32(ft + 1024 + 12) != MARKER_EOS || get_le32(ft + 1024 + 8) != 0)
+				return pm_img_fail(img, -EINVAL, "%s: VMDK footer (grain directory at the end) missing", path);
+			memcpy(h, ft + 512, 512);
+			flags = get_le32(h + 8);
+			gd = get_le64(h + 56);
+		}
+		if ((flags & FLAG_NL_TEST) && (h[73] != '\n' || h[74] != ' ' || h[75] != '\r' || h[76] != '\n'))
+			return pm_img_fail(img, -EINVAL, "%s: VMDK header damaged by a newline conversion (FTP in text mode?)",
+					   path);
+		e->type = EXT_SPARSE;
+		e->sectors = get_le64(h + 12);
+		e->grain = get_le64(h + 20) > MAX_GRAIN_SECTORS ? 0 : get_le64(h + 20) * 512;
+		e->gtes = get_le32(h + 44);
+		e->gd_off = gd > UINT64_MAX / 512 ? UINT64_MAX : gd * 512;
+		e->zero_grain = flags & FLAG_ZERO_GRAIN;
+		e->compressed = flags & FLAG_COMPRESSED;
+		e->markers = flags & FLAG_MARKERS;
+		if (e->compressed && get_le16(h + 77) != 1)
+			return pm_img_fail(img, -ENOTSUP, "%s: VMDK compression algorithm %u is not supported", path,
+					   get_le16(h + 77));
+		if (!e->gtes || e->gtes > MAX_GTES)
+			return pm_img_fail(img, -EINVAL, "%s: VMDK grain table size %u out of range", path, e->gtes);
+		if (!e->grain)
+			return pm_img_fail(img, -EINVAL, "%s: VMDK grain size out of range", path);
+		uint64_t span = e->grain / 512 * e->gtes;
+		e->gd_entries = (e->sectors + span - 1) / span;
+	} else {
+		return pm_img_fail(img, -EINVAL, "%s: not a VMDK sparse extent", path);
+	}
+	if (!e->grain || e->grain > (uint64_t)MAX_GRAIN_SECTORS * 512 || (e->grain & (e->grain - 1)))
+		return pm_img_fail(img, -EINVAL, "%s: VMDK grain size out of range", path);
+	if (e->gd_off > e->fsize || e->gd_entries > (e->fsize - e->gd_off) / 4)
+		return pm_img_fail(img, -EINVAL, "%s: VMDK grain directory lies outside the file", path);
+	if (e->sectors > e->gd_entries * e->gtes * (e->grain / 512))
+		return pm_img_fail(img, -EINVAL, "%s: VMDK grain directory too small for the capacity", path);
+	if (e->grain > img->cluster_size)
+		img->cluster_size = (uint32_t)e->grain;
+	return 0;
+}
+
+/* One descriptor line "ACCESS SECTORS TYPE ["FILE" [OFFSET]]" into a new extent. */
+static int add_extent(struct pm_image *img, struct vmdk *v, const char *line, uint64_t *pos)
+{
+	char access[16], type[16], name[1024] = "";
+	unsigned long long sectors, offset = 0;
+	int n = sscanf(line, "%15s %llu %15s \"%1023[^\"]\" %llu", access, &sectors, type, name, &offset);
+	struct extent *e;
+
+	if (n < 3)
+		return 0;
+	if (strcmp(access, "RW") && strcmp(access, "RDONLY") && strcmp(access, "NOACCESS"))
+		return 0;
+	if (v->n >= MAX_EXTENTS)
+		return pm_img_fail(img, -E2BIG, "%s: more than %d VMDK extents", img->path, MAX_EXTENTS);
+	if (sectors > (uint64_t)INT64_MAX / 512 || *pos > (uint64_t)INT64_MAX / 512 - sectors)
+		return pm_img_fail(img, -EINVAL, "%s: VMDK extents add up to more than 2^63 bytes", img->path);
+	e = &v->ext[v->n];
+	memset(e, 0, sizeof(*e));
+	e->fd = -1;
+	e->start = *pos;
+	e->sectors = sectors;
+	if (!strcmp(type, "ZERO")) {
+		e->type = EXT_ZERO;
+	} else if (!strcmp(type, "FLAT") || !strcmp(type, "VMFS") || !strcmp(type, "SPARSE") ||
+		   !strcmp(type, "VMFSSPARSE")) {
+		if (n < 4 || !name[0])
+			return pm_img_fail(img, -EINVAL, "%s: VMDK extent without a file name: %s", img->path, line);
+		_cleanup_free_ char *path = pm_img_resolve(img, name);
+		if (!path)
+			return -ENOMEM;
+		int fd = pm_img_open_file(img, path, "VMDK extent", &e->fsize);
+		if (fd < 0)
+			return fd;
+		e->fd = fd;
+		e->own_fd = true;
+		v->n++; /* from here the extent is closed with the image */
+		if (type[0] == 'F' || !strcmp(type, "VMFS")) {
+			e->type = EXT_FLAT;
+			if (offset > UINT64_MAX / 512)
+				return pm_img_fail(img, -EINVAL, "%s: VMDK extent offset out of range", img->path);
+			e->flat_off = offset * 512;
+			if (e->flat_off > e->fsize || sectors * 512 > e->fsize - e->flat_off)
+				return pm_img_fail(img, -EINVAL, "%s: VMDK flat extent %s is shorter than the descriptor says",
+						   img->path, path);
+			if (!v->flat_file && (v->flat_file = strdup(path)))
+				img->flat_offset = e->flat_off;
+		} else {
+			int r = open_sparse(img, e, path);
+			if (r < 0)
+				return r;
+			/* qemu takes a sparse extent's length from its header; so does partmap */
+			e->sectors = e->type == EXT_SPARSE ? e->sectors : sectors;
+		}
+		*pos += e->sectors;
+		return 0;
+	} else {
+		return pm_img_fail(img, -ENOTSUP, "%s: VMDK extent type %s is not supported (device-backed or unknown)",
+				   img->path, type);
+	}
+	v->n++;
+	*pos += e->sectors;
+	return 0;
+}
+
+/* A descriptor value: key="value" or key=value, into out. */
+static bool desc_value(const char *text, const char *key, char *out, size_t outlen)
+{
+	size_t kl = strlen(key);
+
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		while (*l == ' ' || *l == '\t')
+			l++;
+		if (strncmp(l, key, kl))
+			continue;
+		const char *p = l + kl;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p++ != '=')
+			continue;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		bool quoted = *p == '"';
+		p += quoted;
+		size_t i = 0;
+		while (*p && *p != '\n' && *p != '\r' && (quoted ? *p != '"' : (*p != ' ' && *p != '\t')) && i + 1 < outlen)
+			out[i++] = *p++;
+		out[i] = 0;
+		return true;
+	}
+	return false;
+}
+
+static int parse_descriptor(struct pm_image *img, struct vmdk *v, char *text, bool embedded)
+{
+	char ctype[64] = "", parent[1024] = "";
+	uint64_t pos = 0;
+	size_t lines = 1;
+	int r;
+
+	for (char *p = text; *p; p++)
+		lines += *p == '\n';
+	v->ext = calloc(lines < MAX_EXTENTS ? lines : MAX_EXTENTS + 1, sizeof(*v->ext));
+	if (!v->ext)
+		return -ENOMEM;
+	desc_value(text, "createType", ctype, sizeof(ctype));
+	for (char *l = text; l && *l;) {
+		char *nl = strchr(l, '\n');
+		if (nl)
+			*nl = 0;
+		while (*l == ' ' || *l == '\t')
+			l++;
+		if (*l != '#') {
+			if (embedded && (!strncmp(l, "RW ", 3) || !strncmp(l, "RDONLY ", 7))) {
+				/* the embedded descriptor's single SPARSE extent is this very file */
+				char access[16], type[16];
+				unsigned long long sectors;
+				if (sscanf(l, "%15s %llu %15s", access, &sectors, type) == 3 && !strcmp(type, "SPARSE")) {
+					if (v->n)
+						return pm_img_fail(img, -EINVAL, "%s: a VMDK sparse file lists more than itself",
+								   img->path);
+					struct extent *e = &v->ext[v->n++];
+					e->fd = img->fd;
+					e->fsize = img->file_size;
+					e->start = 0;
+					if ((r = open_sparse(img, e, img->path)) < 0)
+						return r;
+					pos = e->sectors;
+				}
+			} else if (!embedded && (r = add_extent(img, v, l, &pos)) < 0) {
+				return r;
+			}
+		}
+		l = nl ? nl + 1 : NULL;
+	}
+	if (!v->n)
+		return pm_img_fail(img, -EINVAL, "%s: the VMDK descriptor lists no extent", img->path);
+	img->size = pos * 512;
+	static const char *const known[] = { "monolithicSparse", "monolithicFlat", "twoGbMaxExtentSparse",
+					     "twoGbMaxExtentFlat", "streamOptimized", "vmfs", "vmfsSparse",
+					     "vmfsThin", "vmfsPreallocated", "vmfsEagerZeroedThick" };
+	for (size_t i = 0; i < ARRAY_SIZE(known); i++)
+		if (!strcmp(ctype, known[i]))
+			img->subformat = known[i];
+	bool all_flat = true;
+	for (size_t i = 0; i < v->n; i++)
+		all_flat &= v->ext[i].type == EXT_FLAT;
+	if (all_flat && v->n == 1) {
+		img->in_place = true;
+		img->flat_path = v->flat_file;
+	} else if (all_flat) {
+		img->in_place = true; /* each extent in place; not one file */
+	}
+	if (desc_value(text, "parentFileNameHint", parent, sizeof(parent)) && parent[0]) {
+		char cid[16] = "";
+		if (desc_value(text, "parentCID", cid, sizeof(cid)) && !strcmp(cid, "ffffffff"))
+			return 0;
+		return pm_img_open_backing(img, parent, "vmdk");
+	}
+	return 0;
+}
+
+static int vmdk_open(struct pm_image *img)
+{
+	struct vmdk *v = calloc(1, sizeof(*v));
+	uint8_t h[512];
+	uint64_t off, len;
+	bool embedded;
+
+	if (!v)
+		return -ENOMEM;
+	img->priv = v;
+	if (img->file_size < 4 || pm_img_pread(img->fd, img->file_size, 0, h, img->file_size < 512 ? 4 : 512) < 0)
+		return pm_img_fail(img, -EINVAL, "%s: too short for a VMDK image", img->path);
+	if (get_le32(h) == KDMV_MAGIC || get_le32(h) == COWD_MAGIC) {
+		if (img->file_size < 512)
+			return pm_img_fail(img, -EINVAL, "%s: VMDK header cut short", img->path);
+		off = get_le32(h) == KDMV_MAGIC ? get_le64(h + 28) * 512 : 0;
+		len = get_le32(h) == KDMV_MAGIC ? get_le64(h + 36) * 512 : 0;
+		embedded = true;
+		if (!off || !len) {
+			/* a sparse extent opened on its own: it is the whole disk */
+			v->ext = calloc(1, sizeof(*v->ext));
+			if (!v->ext)
+				return -ENOMEM;
+			struct extent *e = &v->ext[v->n++];
+			e->fd = img->fd;
+			e->fsize = img->file_size;
+			int r = open_sparse(img, e, img->path);
+			if (r < 0)
+				return r;
+			img->size = e->sectors * 512;
+			img->subformat = e->type == EXT_COWD ? "vmfsSparse" : "monolithicSparse";
+			return 0;
+		}
+	} else {
+		off = 0;
+		len = img->file_size;
+		embedded = false;
+	}
+	if (len > MAX_DESCRIPTOR || off > img->file_size || len > img->file_size - off)
+		return pm_img_fail(img, -EINVAL, "%s: VMDK descriptor larger than %u bytes or outside the file", img->path,
+				   MAX_DESCRIPTOR);
+	_cleanup_free_ char *text = calloc(1, len + 1);
+	if (!text)
+		return -ENOMEM;
+	if (pm_img_pread(img->fd, img->file_size, off, text, len) < 0)
+		return -EIO;
+	return parse_descriptor(img, v, text, embedded);
+}
+
+/* The extent holding sector s (binary search: extents follow each other). */
+static struct extent *find_extent(struct vmdk *v, uint64_t s)
+{
+	size_t lo = 0, hi = v->n;
+
+	while (lo + 1 < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (v->ext[mid].start <= s)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return &v->ext[lo];
+}
+
+static int grain_decode(struct pm_image *img, const struct pm_img_piece *pc, uint8_t *out, size_t len)
+{
+	const struct extent *e = pc->argp;
+	uint64_t data = pc->key, clen;
+	int r;
+
+	(void)img;
+	if (e->markers) {
+		uint8_t m[12];
+		if ((r = pm_img_pread(e->fd, e->fsize, pc->key, m, 12)) < 0)
+			return r;
+		clen = get_le32(m + 8);
+		data += 12;
+	} else {
+		/* no marker gives the length: at most what a grain can deflate to */
+		clen = e->fsize - pc->key < 2 * len + 1024 ? e->fsize - pc->key : 2 * len + 1024;
+	}
+	if (!clen || clen > 2 * len + 1024 || data > e->fsize || clen > e->fsize - data)
+		return -EIO;
+	_cleanup_free_ uint8_t *in = malloc(clen);
+	if (!in)
+		return -ENOMEM;
+	if ((r = pm_img_pread(e->fd, e->fsize, data, in, clen)) < 0)
+		return r;
+	size_t n = len;
+	if ((r = pm_inflate_zlib(in, clen, out, &n)) < 0)
+		return r;
+	memset(out + n, 0, len - n); /* the last grain of a disk may be shorter */
+	return 0;
+}
+
+static int vmdk_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_img_piece *pc)
+{
+	struct vmdk *v = img->priv;
+	struct extent *e = find_extent(v, off / 512);
+	uint64_t rel = off - e->start * 512, left = e->sectors * 512 - rel;
+	int r;
+
+	pc->len = left < max ? left : max;
+	pc->fd = e->fd;
+	pc->fsize = e->fsize;
+	switch (e->type) {
+	case EXT_ZERO:
+		pc->kind = PM_IMG_ZERO;
+		return 0;
+	case EXT_FLAT:
+		pc->kind = PM_IMG_DATA;
+		pc->host = e->flat_off + rel;
+		return 0;
+	case EXT_SPARSE:
+	case EXT_COWD:
+		break;
+	}
+	uint64_t grain_idx = rel / e->grain, in = rel % e->grain;
+	uint64_t gd_idx = grain_idx / e->gtes, gt_idx = grain_idx % e->gtes;
+	uint32_t fid = (uint32_t)(e - v->ext);
+	uint8_t b[4];
+	if (e->grain - in < pc->len)
+		pc->len = e->grain - in;
+	r = pm_img_table(img, fid, e->fd, e->fsize, e->gd_off, e->gd_entries * 4, gd_idx * 4, b, 4);
+	if (r < 0)
+		return r;
+	uint64_t gt = (uint64_t)get_le32(b) * 512;
+	pc->kind = PM_IMG_BELOW;
+	if (!gt)
+		return 0;
+	r = pm_img_table(img, fid, e->fd, e->fsize, gt, (uint64_t)e->gtes * 4, gt_idx * 4, b, 4);
+	if (r < 0)
+		return r;
+	uint32_t g = get_le32(b);
+	if (!g)
+		return 0;
+	if (g == GTE_ZEROED && e->zero_grain) {
+		pc->kind = PM_IMG_ZERO;
+	} else if (e->compressed) {
+		pc->kind = PM_IMG_DECODE;
+		pc->fid = fid;
+		pc->key = (uint64_t)g * 512;
+		pc->unit = e->grain;
+		pc->unit_off = in;
+		pc->decode = grain_decode;
+		pc->argp = e;
+	} else {
+		pc->kind = PM_IMG_DATA;
+		pc->host = (uint64_t)g * 512 + in;
+	}
+	return 0;
+}
+
+static void vmdk_close(struct pm_image *img)
+{
+	struct vmdk *v = img->priv;
+
+	for (size_t i = 0; i < v->n; i++)
+		if (v->ext[i].own_fd)
+			close(v->ext[i].fd);
+	free(v->ext);
+	free(v->flat_file);
+	free(v);
+	img->priv = NULL;
+}
+
+const struct pm_image_fmt pm_fmt_vmdk = {
+	.name = "vmdk",
+	.probe = vmdk_probe,
+	.open = vmdk_open,
+	.map = vmdk_map,
+	.close = vmdk_close,
+};
