@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #define COPY_CHUNK (1u << 20)
+#define ZERO_GRAIN 4096u   /* the smallest run of zeros left as a hole */
 
 static void usage(FILE *f)
 {
@@ -139,20 +140,30 @@ static int to_raw(struct pm_image *img, const char *in, const char *out)
 					return 1;
 				}
 			}
-			/* a regular file keeps a hole where the disk reads as zeros; a device is written */
-			bool zero = k == PM_IMG_ZERO || all_zero(buf, n);
-			if (!zero || !regular) {
-				const uint8_t *src = buf;
-				if (zero) {
-					if (!zeros && !(zeros = calloc(1, COPY_CHUNK)))
-						return 1;
-					src = zeros;
-				}
-				r = write_all(fd, src, n, off + done);
-				if (r < 0) {
-					fprintf(stderr, "image: %s: write: %s\n", out, strerror(-r));
+			/* a regular file keeps a hole where the disk reads as zeros (in ZERO_GRAIN steps, as
+			 * qemu-img convert does); a device is written whole */
+			if (k == PM_IMG_ZERO && !regular) {
+				if (!zeros && !(zeros = calloc(1, COPY_CHUNK)))
 					return 1;
+				r = write_all(fd, zeros, n, off + done);
+			} else if (k == PM_IMG_DATA) {
+				r = 0;
+				for (size_t s = 0, e; s < n && r == 0; s = e) {
+					bool z = regular && all_zero(buf + s, n - s < ZERO_GRAIN ? n - s : ZERO_GRAIN);
+					for (e = s; e < n; e += ZERO_GRAIN) {
+						size_t g = n - e < ZERO_GRAIN ? n - e : ZERO_GRAIN;
+						if (regular && all_zero(buf + e, g) != z)
+							break;
+					}
+					if (e > n)
+						e = n;
+					if (!z)
+						r = write_all(fd, buf + s, e - s, off + done + s);
 				}
+			}
+			if (r < 0) {
+				fprintf(stderr, "image: %s: write: %s\n", out, strerror(-r));
+				return 1;
 			}
 			done += n;
 		}

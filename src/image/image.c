@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -301,8 +302,14 @@ int pm_img_open_file(struct pm_image *img, const char *path, const char *what, u
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 
-	if (fd < 0)
-		return pm_img_fail(img, -errno, "%s %s: %s", what, path, strerror(errno));
+	if (fd < 0) {
+		int e = errno;
+		char cwd[PATH_MAX] = "";
+		if (path[0] != '/' && !getcwd(cwd, sizeof(cwd)))
+			cwd[0] = 0;
+		return pm_img_fail(img, -e, "%s %s%s%s of %s: %s", what, cwd, cwd[0] ? "/" : "", path, img->path,
+				   strerror(e));
+	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
 		return pm_img_fail(img, -EINVAL, "%s %s: not a regular file", what, path);
@@ -359,10 +366,16 @@ static int layer_open(struct pm_image **out, const char *path, const char *forma
 	img->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (img->fd < 0) {
 		r = -errno;
-		if (above)
-			pm_img_fail(img, r, "backing file %s of %s: %s", path, above->path, strerror(-r));
-		else
+		if (above) {
+			/* name the path looked for in full: a relative one depends on the folder it ran in */
+			char cwd[PATH_MAX] = "";
+			if (path[0] != '/' && !getcwd(cwd, sizeof(cwd)))
+				cwd[0] = 0;
+			pm_img_fail(img, r, "backing file %s%s%s of %s: %s", cwd, cwd[0] ? "/" : "", path, above->path,
+				    strerror(-r));
+		} else {
 			pm_img_fail(img, r, "%s: %s", path, strerror(-r));
+		}
 		goto fail;
 	}
 	if (fstat(img->fd, &st) < 0) {

@@ -222,7 +222,7 @@ static bool desc_value(const char *text, const char *key, char *out, size_t outl
 
 static int parse_descriptor(struct pm_image *img, struct vmdk *v, char *text, bool embedded)
 {
-	char ctype[64] = "", parent[1024] = "";
+	char ctype[64] = "", parent[1024] = "", cid[16] = "";
 	uint64_t pos = 0;
 	size_t lines = 1;
 	int r;
@@ -232,7 +232,10 @@ static int parse_descriptor(struct pm_image *img, struct vmdk *v, char *text, bo
 	v->ext = calloc(lines < MAX_EXTENTS ? lines : MAX_EXTENTS + 1, sizeof(*v->ext));
 	if (!v->ext)
 		return -ENOMEM;
+	/* the values first: the walk over the lines below cuts the text into lines */
 	desc_value(text, "createType", ctype, sizeof(ctype));
+	desc_value(text, "parentFileNameHint", parent, sizeof(parent));
+	desc_value(text, "parentCID", cid, sizeof(cid));
 	for (char *l = text; l && *l;) {
 		char *nl = strchr(l, '\n');
 		if (nl)
@@ -280,12 +283,8 @@ static int parse_descriptor(struct pm_image *img, struct vmdk *v, char *text, bo
 	} else if (all_flat) {
 		img->in_place = true; /* each extent in place; not one file */
 	}
-	if (desc_value(text, "parentFileNameHint", parent, sizeof(parent)) && parent[0]) {
-		char cid[16] = "";
-		if (desc_value(text, "parentCID", cid, sizeof(cid)) && !strcmp(cid, "ffffffff"))
-			return 0;
+	if (parent[0] && strcmp(cid, "ffffffff"))
 		return pm_img_open_backing(img, parent, "vmdk");
-	}
 	return 0;
 }
 
