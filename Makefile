@@ -29,11 +29,12 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 ASAN_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan/%)
-UNIT_HELPERS := tests/unit/imgbuild.c
+UNIT_HELPERS := tests/unit/imgbuild.c tests/unit/imgfmt.c
 
 FUZZ_TYPES := gpt sgi dos bsd sun atari mac ps3 solaris unixware
 FUZZ_SRC := src/ptable.c src/disk.c src/crc32.c src/util.c $(wildcard src/table/*.c) $(wildcard src/image/*.c)
-FUZZ_BIN := $(FUZZ_TYPES:%=$(BUILD)/fuzz/fuzz_%)
+FUZZ_FORMATS := qcow2 vmdk vhd vhdx vdi
+FUZZ_BIN := $(FUZZ_TYPES:%=$(BUILD)/fuzz/fuzz_%) $(FUZZ_FORMATS:%=$(BUILD)/fuzz/fuzz_img_%)
 
 .PHONY: all static install demo check deps unit asan fuzz clang-build bench clean vm
 
@@ -61,11 +62,11 @@ install: all
 	ln -sf partmap.8 $(DESTDIR)$(PREFIX)/share/man/man8/kpartx.8
 
 # ---- tests ----
-$(BUILD)/tests/%: tests/unit/%.c $(UNIT_HELPERS) $(LIB_SRC) $(HDRS) tests/unit/imgbuild.h
+$(BUILD)/tests/%: tests/unit/%.c $(UNIT_HELPERS) $(LIB_SRC) $(HDRS) tests/unit/imgbuild.h tests/unit/imgfmt.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Isrc -o $@ $< $(UNIT_HELPERS) $(LIB_SRC) -lcmocka $(LIBS)
 
-$(BUILD)/asan/%: tests/unit/%.c $(UNIT_HELPERS) $(LIB_SRC) $(HDRS) tests/unit/imgbuild.h
+$(BUILD)/asan/%: tests/unit/%.c $(UNIT_HELPERS) $(LIB_SRC) $(HDRS) tests/unit/imgbuild.h tests/unit/imgfmt.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CSTD) $(WARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
 		-fno-omit-frame-pointer -Isrc -o $@ $< $(UNIT_HELPERS) $(LIB_SRC) -lcmocka $(LIBS)
@@ -77,6 +78,11 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_table.c $(FUZZ_SRC) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(CPPFLAGS) $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-DFUZZ_TYPE=\"$*\" -Isrc -o $@ $< $(FUZZ_SRC) $(LIBS)
+
+$(BUILD)/fuzz/fuzz_img_%: tests/fuzz/fuzz_image.c $(FUZZ_SRC) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(CPPFLAGS) $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-DFUZZ_FORMAT=\"$*\" -Isrc -o $@ $< $(FUZZ_SRC) $(LIBS)
 
 fuzz: $(FUZZ_BIN)
 

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 
 #define COPY_CHUNK (1u << 20)
 #define ZERO_GRAIN 4096u   /* the smallest run of zeros left as a hole */
+#define COPY_THREADS 4u    /* at most, and no more than the processors */
 
 static void usage(FILE *f)
 {
@@ -93,21 +95,97 @@ static bool all_zero(const uint8_t *p, size_t n)
 	return n == 0 || (p[0] == 0 && !memcmp(p, p + 1, n - 1));
 }
 
+struct copy {
+	struct pm_image *img;
+	const char *in, *out;
+	int fd;
+	bool regular;
+	uint64_t size;
+	uint64_t next;            /* the next chunk to copy (atomic) */
+	int failed;               /* set once by the first worker that fails (atomic) */
+};
+
+/* Copy [off, off+len) of the virtual disk: data read and written, zeros left as holes in a regular
+ * file (in ZERO_GRAIN steps, as qemu-img convert does) or written to a device. */
+static int copy_range(struct copy *c, uint8_t *buf, const uint8_t *zeros, uint64_t off, uint64_t len)
+{
+	int r;
+
+	while (len) {
+		uint64_t n;
+		int k = pm_image_extent(c->img, off, len, &n);
+		if (k < 0) {
+			fprintf(stderr, "image: %s: cannot map byte %" PRIu64 ": %s\n", c->in, off, strerror(-k));
+			return k;
+		}
+		if (k == PM_IMG_ZERO) {
+			for (uint64_t done = 0; !c->regular && done < n; done += COPY_CHUNK) {
+				size_t w = n - done < COPY_CHUNK ? (size_t)(n - done) : COPY_CHUNK;
+				if ((r = write_all(c->fd, zeros, w, off + done)) < 0)
+					goto write_error;
+			}
+		} else {
+			if ((r = pm_image_read(c->img, off, buf, (size_t)n)) < 0) {
+				fprintf(stderr, "image: %s: cannot read byte %" PRIu64 ": %s\n", c->in, off, strerror(-r));
+				return r;
+			}
+			for (size_t s = 0, e; s < n; s = e) {
+				bool z = c->regular && all_zero(buf + s, n - s < ZERO_GRAIN ? n - s : ZERO_GRAIN);
+				for (e = s; e < n; e += ZERO_GRAIN) {
+					size_t g = n - e < ZERO_GRAIN ? n - e : ZERO_GRAIN;
+					if (c->regular && all_zero(buf + e, g) != z)
+						break;
+				}
+				if (e > n)
+					e = n;
+				if (!z && (r = write_all(c->fd, buf + s, e - s, off + s)) < 0)
+					goto write_error;
+			}
+		}
+		off += n;
+		len -= n;
+	}
+	return 0;
+write_error:
+	fprintf(stderr, "image: %s: write: %s\n", c->out, strerror(-r));
+	return r;
+}
+
+/* A worker: takes chunks in turn until none is left or one worker failed. */
+static void *copy_worker(void *arg)
+{
+	struct copy *c = arg;
+	_cleanup_free_ uint8_t *buf = malloc(COPY_CHUNK), *zeros = calloc(1, COPY_CHUNK);
+
+	if (!buf || !zeros) {
+		__atomic_store_n(&c->failed, 1, __ATOMIC_RELAXED);
+		return NULL;
+	}
+	while (!__atomic_load_n(&c->failed, __ATOMIC_RELAXED)) {
+		uint64_t off = __atomic_fetch_add(&c->next, 1, __ATOMIC_RELAXED) * COPY_CHUNK;
+		if (off >= c->size)
+			break;
+		uint64_t len = c->size - off < COPY_CHUNK ? c->size - off : COPY_CHUNK;
+		if (copy_range(c, buf, zeros, off, len) < 0)
+			__atomic_store_n(&c->failed, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
 static int to_raw(struct pm_image *img, const char *in, const char *out)
 {
 	struct stat ist, ost;
-	uint64_t size = pm_image_size(img), off = 0;
-	_cleanup_free_ uint8_t *buf = malloc(COPY_CHUNK), *zeros = NULL;
-	_cleanup_close_ int fd = -1;
-	int r;
+	struct copy c = { .img = img, .in = in, .out = out, .size = pm_image_size(img) };
+	pthread_t th[COPY_THREADS];
+	unsigned nth = 0;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
-	if (!buf)
-		return -ENOMEM;
-	fd = open(out, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
-	if (fd < 0 || fstat(fd, &ost) < 0) {
+	c.fd = open(out, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+	if (c.fd < 0 || fstat(c.fd, &ost) < 0) {
 		fprintf(stderr, "image: %s: %s\n", out, strerror(errno));
 		return 1;
 	}
+	_cleanup_close_ int fd = c.fd;
 	/* never write over the image, or one of its layers, being read */
 	struct pm_image_layer l[PM_IMG_MAX_CHAIN];
 	unsigned nl = pm_image_layers(img, l, PM_IMG_MAX_CHAIN);
@@ -117,63 +195,25 @@ static int to_raw(struct pm_image *img, const char *in, const char *out)
 			return 1;
 		}
 	}
-	(void)in;
-	bool regular = S_ISREG(ost.st_mode);
-	if (regular && ftruncate(fd, 0) < 0) {
+	c.regular = S_ISREG(ost.st_mode);
+	/* emptied, then its full size at once: all holes, which the data then fills */
+	if (c.regular && (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)c.size) < 0)) {
 		fprintf(stderr, "image: %s: %s\n", out, strerror(errno));
 		return 1;
 	}
-	while (off < size) {
-		uint64_t len;
-		int k = pm_image_extent(img, off, size - off, &len);
-		if (k < 0) {
-			fprintf(stderr, "image: %s: cannot map byte %" PRIu64 ": %s\n", in, off, strerror(-k));
-			return 1;
-		}
-		for (uint64_t done = 0; done < len;) {
-			size_t n = len - done < COPY_CHUNK ? (size_t)(len - done) : COPY_CHUNK;
-			if (k == PM_IMG_DATA) {
-				r = pm_image_read(img, off + done, buf, n);
-				if (r < 0) {
-					fprintf(stderr, "image: %s: cannot read byte %" PRIu64 ": %s\n", in, off + done,
-						strerror(-r));
-					return 1;
-				}
-			}
-			/* a regular file keeps a hole where the disk reads as zeros (in ZERO_GRAIN steps, as
-			 * qemu-img convert does); a device is written whole */
-			if (k == PM_IMG_ZERO && !regular) {
-				if (!zeros && !(zeros = calloc(1, COPY_CHUNK)))
-					return 1;
-				r = write_all(fd, zeros, n, off + done);
-			} else if (k == PM_IMG_DATA) {
-				r = 0;
-				for (size_t s = 0, e; s < n && r == 0; s = e) {
-					bool z = regular && all_zero(buf + s, n - s < ZERO_GRAIN ? n - s : ZERO_GRAIN);
-					for (e = s; e < n; e += ZERO_GRAIN) {
-						size_t g = n - e < ZERO_GRAIN ? n - e : ZERO_GRAIN;
-						if (regular && all_zero(buf + e, g) != z)
-							break;
-					}
-					if (e > n)
-						e = n;
-					if (!z)
-						r = write_all(fd, buf + s, e - s, off + done + s);
-				}
-			}
-			if (r < 0) {
-				fprintf(stderr, "image: %s: write: %s\n", out, strerror(-r));
-				return 1;
-			}
-			done += n;
-		}
-		off += len;
-	}
-	if (regular && ftruncate(fd, (off_t)size) < 0) {
-		fprintf(stderr, "image: %s: %s\n", out, strerror(errno));
+	/* one worker per processor: reads, decompression and writes of different chunks overlap */
+	while (nth < COPY_THREADS && nth < (unsigned)(ncpu > 0 ? ncpu : 1) &&
+	       pthread_create(&th[nth], NULL, copy_worker, &c) == 0)
+		nth++;
+	if (nth == 0)
+		copy_worker(&c);
+	for (unsigned i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+	if (c.failed)
 		return 1;
-	}
-	if (fsync(fd) < 0 && errno != EINVAL) {
+	/* like cp and qemu-img convert: written, not synced; close() reports what it can */
+	fd = -1;
+	if (close(c.fd) < 0) {
 		fprintf(stderr, "image: %s: %s\n", out, strerror(errno));
 		return 1;
 	}

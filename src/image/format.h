@@ -12,6 +12,7 @@
 #define PM_IMG_BELOW 3           /* not in this layer: the backing file's bytes (or zeros) */
 #define PM_IMG_DECODE 4          /* a compressed unit: decoded, then copied from */
 #define PM_IMG_PROBE_HEAD 4096   /* bytes of the file's start given to probe() */
+#define PM_IMG_EXTENT_JOIN 4096  /* pieces pm_image_extent() joins into one answer */
 
 struct pm_image;
 struct pm_img_piece;
@@ -35,8 +36,9 @@ struct pm_img_piece {
 
 struct pm_image_fmt {
 	const char *name;
-	/* 1 when the file is of this format: head = the first bytes (n of them), tail = its last 512
-	 * bytes (all zeros when the file is shorter). */
+	/* 1 when the file is of this format: head = the first bytes (n of them); tail = its last 512
+	 * bytes (all zeros when the file is shorter), or NULL in the first pass, which looks at the
+	 * start only (most formats have their magic there; a fixed VHD has it only at its end). */
 	int (*probe)(const uint8_t *head, size_t n, const uint8_t *tail, uint64_t fsize);
 	/* Parse the headers, set size (and cluster_size, subformat, in_place), open what it needs. */
 	int (*open)(struct pm_image *img);

@@ -111,7 +111,7 @@ static bool bcache_lookup(struct pm_bcache *c, uint32_t fid, uint64_t off, void 
 	return false;
 }
 
-/* The least recently used slot, with its buffer allocated; NULL on ENOMEM. Lock held. */
+/* The least recently used slot. Lock held. */
 static unsigned bcache_victim(struct pm_bcache *c)
 {
 	unsigned v = 0;
@@ -170,10 +170,12 @@ int pm_img_table(struct pm_image *img, uint32_t fid, int fd, uint64_t fsize, uin
 	return r;
 }
 
-/* Copy a piece of a decoded unit: from the decoded cache, or decode it into the cache first. */
+/* Copy a piece of a decoded unit from the decoded cache, or decode it (outside the lock, so that
+ * several threads decompress at once) and put it there. */
 static int read_decoded(struct pm_image *img, const struct pm_img_piece *pc, void *buf)
 {
 	struct pm_bcache *c = &img->dec;
+	uint8_t *unit;
 	unsigned v;
 	int r;
 
@@ -188,22 +190,27 @@ static int read_decoded(struct pm_image *img, const struct pm_img_piece *pc, voi
 			return 0;
 		}
 	}
-	v = bcache_victim(c);
-	if (!c->slot[v].data && !(c->slot[v].data = malloc(c->slot_max))) {
-		pthread_mutex_unlock(&c->lock);
-		return -ENOMEM;
-	}
-	c->slot[v].len = 0;
-	r = pc->decode(img, pc, c->slot[v].data, pc->unit);
-	if (r == 0) {
-		c->slot[v].fid = pc->fid;
-		c->slot[v].off = pc->key;
-		c->slot[v].len = pc->unit;
-		c->slot[v].stamp = ++c->clock;
-		memcpy(buf, c->slot[v].data + pc->unit_off, pc->len);
-	}
 	pthread_mutex_unlock(&c->lock);
-	return r;
+	unit = malloc(c->slot_max);
+	if (!unit)
+		return -ENOMEM;
+	r = pc->decode(img, pc, unit, pc->unit);
+	if (r < 0) {
+		free(unit);
+		return r;
+	}
+	memcpy(buf, unit + pc->unit_off, pc->len);
+	/* keep it: the least recently used slot takes this buffer, its old one is freed */
+	pthread_mutex_lock(&c->lock);
+	v = bcache_victim(c);
+	free(c->slot[v].data);
+	c->slot[v].data = unit;
+	c->slot[v].fid = pc->fid;
+	c->slot[v].off = pc->key;
+	c->slot[v].len = pc->unit;
+	c->slot[v].stamp = ++c->clock;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
 }
 
 static int layer_read(struct pm_image *img, uint64_t off, void *buf, size_t len);
@@ -408,17 +415,20 @@ static int layer_open(struct pm_image **out, const char *path, const char *forma
 	} else {
 		size_t n = img->file_size < sizeof(head) ? (size_t)img->file_size : sizeof(head);
 		r = pm_img_pread(img->fd, img->file_size, 0, head, n);
-		if (r == 0 && img->file_size >= 512)
-			r = pm_img_pread(img->fd, img->file_size, img->file_size - 512, tail, 512);
+		/* magics at the start first; only then the last sector (a fixed VHD's footer) */
+		for (int pass = 0; r == 0 && pass < 2 && !img->fmt; pass++) {
+			if (pass == 1 && img->file_size >= 512)
+				r = pm_img_pread(img->fd, img->file_size, img->file_size - 512, tail, 512);
+			for (size_t i = 0; r == 0 && i < ARRAY_SIZE(formats); i++) {
+				if (formats[i]->probe(head, n, pass ? tail : NULL, img->file_size)) {
+					img->fmt = formats[i];
+					break;
+				}
+			}
+		}
 		if (r < 0) {
 			pm_img_fail(img, r, "%s: cannot read: %s", path, strerror(-r));
 			goto fail;
-		}
-		for (size_t i = 0; i < ARRAY_SIZE(formats); i++) {
-			if (formats[i]->probe(head, n, tail, img->file_size)) {
-				img->fmt = formats[i];
-				break;
-			}
 		}
 	}
 	r = bcache_init(&img->meta, PM_IMG_META_SLOTS, PM_IMG_META_WINDOW);
@@ -494,12 +504,9 @@ int pm_image_read(struct pm_image *img, uint64_t off, void *buf, size_t len)
 	return layer_read(img, off, buf, len);
 }
 
-int pm_image_extent(struct pm_image *img, uint64_t off, uint64_t max, uint64_t *len)
+/* The kind of the single piece at off (through the backing chain), at most max bytes. */
+static int extent_once(struct pm_image *img, uint64_t off, uint64_t max, uint64_t *len)
 {
-	if (off >= img->size || max == 0)
-		return -ERANGE;
-	if (max > img->size - off)
-		max = img->size - off;
 	for (;;) {
 		struct pm_img_piece pc = { 0 };
 		int r = img->fmt->map(img, off, max, &pc);
@@ -518,6 +525,25 @@ int pm_image_extent(struct pm_image *img, uint64_t off, uint64_t max, uint64_t *
 		if (max > img->size - off)
 			max = img->size - off;
 	}
+}
+
+int pm_image_extent(struct pm_image *img, uint64_t off, uint64_t max, uint64_t *len)
+{
+	uint64_t n;
+	int kind;
+
+	if (off >= img->size || max == 0)
+		return -ERANGE;
+	if (max > img->size - off)
+		max = img->size - off;
+	kind = extent_once(img, off, max, len);
+	/* join the pieces of the same kind that follow (a bounded number: one call stays cheap) */
+	for (int i = 0; kind > 0 && i < PM_IMG_EXTENT_JOIN && *len < max; i++) {
+		if (extent_once(img, off + *len, max - *len, &n) != kind)
+			break;
+		*len += n;
+	}
+	return kind;
 }
 
 unsigned pm_image_layers(const struct pm_image *img, struct pm_image_layer *layers, unsigned max)
@@ -561,8 +587,8 @@ uint64_t pm_image_allocated(const struct pm_image *img)
 
 static int raw_probe(const uint8_t *head, size_t n, const uint8_t *tail, uint64_t fsize)
 {
-	(void)head, (void)n, (void)tail, (void)fsize;
-	return 1;
+	(void)head, (void)n, (void)fsize;
+	return tail != NULL; /* whatever no other format claims, once the end was looked at too */
 }
 
 static int raw_open(struct pm_image *img)

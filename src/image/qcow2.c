@@ -55,7 +55,7 @@ struct qcow2 {
 static int qcow2_probe(const uint8_t *head, size_t n, const uint8_t *tail, uint64_t fsize)
 {
 	(void)tail, (void)fsize;
-	return n >= 8 && get_be32(head) == QCOW2_MAGIC && (get_be32(head + 4) == 2 || get_be32(head + 4) == 3);
+	return n >= 4 && get_be32(head) == QCOW2_MAGIC; /* any version: open() names one it does not read */
 }
 
 static int qcow2_decode(struct pm_image *img, const struct pm_img_piece *pc, uint8_t *out, size_t len)

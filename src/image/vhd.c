@@ -33,7 +33,7 @@ struct vhd {
 static int vhd_probe(const uint8_t *head, size_t n, const uint8_t *tail, uint64_t fsize)
 {
 	/* a dynamic image starts with a footer copy; a fixed one has it only at its end */
-	return (n >= 8 && !memcmp(head, "conectix", 8)) || (fsize >= 1024 && !memcmp(tail, "conectix", 8));
+	return (n >= 8 && !memcmp(head, "conectix", 8)) || (tail && fsize >= 1024 && !memcmp(tail, "conectix", 8));
 }
 
 static uint32_t vhd_checksum(const uint8_t *b, size_t n, size_t skip)

@@ -102,8 +102,9 @@ static int open_parent(struct pm_image *img, const uint8_t *loc, uint32_t loc_le
 	unsigned count = get_le16(loc + 18);
 	if (20 + (uint64_t)count * 12 > loc_len)
 		return pm_img_fail(img, -EINVAL, "%s: VHDX parent locator entries run past it", img->path);
+	/* the keys, in the order they are tried; parent_linkage (the parent's identity) first */
 	for (size_t k = 0; k <= ARRAY_SIZE(keys) && !img->backing; k++) {
-		for (unsigned i = 0; i < count; i++) {
+		for (unsigned i = 0; i < count && !img->backing; i++) {
 			const uint8_t *kv = loc + 20 + 12 * i;
 			uint32_t ko = get_le32(kv), vo = get_le32(kv + 4);
 			unsigned kl = get_le16(kv + 8), vl = get_le16(kv + 10);
@@ -111,26 +112,23 @@ static int open_parent(struct pm_image *img, const uint8_t *loc, uint32_t loc_le
 			if ((uint64_t)ko + kl > loc_len || (uint64_t)vo + vl > loc_len)
 				return pm_img_fail(img, -EINVAL, "%s: VHDX parent locator entry outside it", img->path);
 			pm_utf16_to_utf8(loc + ko, kl, false, key, sizeof(key));
-			if (k == ARRAY_SIZE(keys)) {
+			if (k == 0) {
 				if (!strcmp(key, "parent_linkage"))
 					pm_utf16_to_utf8(loc + vo, vl, false, linkage, sizeof(linkage));
 				continue;
 			}
-			if (strcmp(key, keys[k]))
+			if (strcmp(key, keys[k - 1]))
 				continue;
 			pm_utf16_to_utf8(loc + vo, vl, false, path, sizeof(path));
 			for (char *p = path; *p; p++)
 				if (*p == '\\')
 					*p = '/';
-			char *use = !strncmp(path, "./", 2) ? path + 2 : path;
 			struct pm_image_diag *saved = img->diag, scratch = { 0 };
-			img->diag = &scratch;
-			r = pm_img_open_backing(img, use, "vhdx");
+			img->diag = &scratch; /* a locator that leads nowhere is not yet an error */
+			r = pm_img_open_backing(img, !strncmp(path, "./", 2) ? path + 2 : path, "vhdx");
 			img->diag = saved;
 			if (r < 0 && r != -ENOENT)
 				return pm_img_fail(img, r, "%s", scratch.error);
-			if (r == 0)
-				break;
 		}
 	}
 	if (!img->backing)
