@@ -53,14 +53,20 @@ int pm_inflate_zlib(const uint8_t *in, size_t in_len, uint8_t *out, size_t *out_
 	return inflate_exact(15, in, in_len, out, out_len, false);
 }
 
-int pm_zstd_decompress(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len)
+int pm_zstd_decompress(struct pm_image *img, const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len)
 {
-	ZSTD_DCtx *dc = ZSTD_createDCtx();
+	ZSTD_DCtx *dc = NULL;
 	ZSTD_inBuffer ib = { in, in_len, 0 };
 	ZSTD_outBuffer ob = { out, out_len, 0 };
 	int r = 0;
 
-	if (!dc)
+	pthread_mutex_lock(&img->dec.lock);
+	if (img->nzstd)
+		dc = img->zstd_pool[--img->nzstd];
+	pthread_mutex_unlock(&img->dec.lock);
+	if (dc)
+		ZSTD_DCtx_reset(dc, ZSTD_reset_session_only);
+	else if (!(dc = ZSTD_createDCtx()))
 		return -ENOMEM;
 	/* the compressed data is followed by padding up to a sector: stop when the frame ends */
 	for (;;) {
@@ -86,10 +92,22 @@ int pm_zstd_decompress(const uint8_t *in, size_t in_len, uint8_t *out, size_t ou
 			break;
 		}
 	}
+	pthread_mutex_lock(&img->dec.lock);
+	if (img->nzstd < PM_IMG_DATA_SLOTS) {
+		img->zstd_pool[img->nzstd++] = dc;
+		dc = NULL;
+	}
+	pthread_mutex_unlock(&img->dec.lock);
 	ZSTD_freeDCtx(dc);
 	if (r == 0 && ob.pos != out_len)
 		r = -EIO;
 	return r;
+}
+
+void pm_zstd_pool_free(struct pm_image *img)
+{
+	while (img->nzstd)
+		ZSTD_freeDCtx(img->zstd_pool[--img->nzstd]);
 }
 
 size_t pm_utf16_to_utf8(const uint8_t *in, size_t in_bytes, bool be, char *out, size_t out_len)

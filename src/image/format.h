@@ -45,6 +45,8 @@ struct pm_image_fmt {
 	/* What lies at off, for at most max bytes (off < size, max > 0): fills pc; 0 or -errno. */
 	int (*map)(struct pm_image *img, uint64_t off, uint64_t max, struct pm_img_piece *pc);
 	void (*close)(struct pm_image *img);
+	/* fdatasync the files holding data besides img->fd (extents, external data); optional */
+	int (*sync)(struct pm_image *img);
 };
 
 extern const struct pm_image_fmt pm_fmt_raw, pm_fmt_qcow2, pm_fmt_vmdk, pm_fmt_vhd, pm_fmt_vhdx, pm_fmt_vdi;
@@ -74,6 +76,8 @@ struct pm_image {
 	uint32_t cluster_size;
 	const char *subformat;
 	bool in_place;            /* data lies as it is in files: writable in place */
+	bool want_write;          /* opened PM_IMG_WRITABLE (top layer only) */
+	bool files_rw;            /* its files are open read-write */
 	const char *ro_reason;    /* set by a format that cannot be written */
 	uint64_t extra_allocated; /* bytes taken by its files on disk */
 	const char *flat_path;    /* the whole virtual disk lies as it is in this file ... */
@@ -85,6 +89,8 @@ struct pm_image {
 	void *priv;
 	struct pm_bcache meta;    /* table windows */
 	struct pm_bcache dec;     /* decoded clusters */
+	void *zstd_pool[PM_IMG_DATA_SLOTS]; /* idle zstd contexts (under dec.lock): one made per cluster costs more than the cluster */
+	unsigned nzstd;
 	struct pm_image_diag *diag; /* during open only */
 	const struct pm_image *top; /* for loop detection during open */
 };
@@ -105,7 +111,8 @@ int pm_img_table(struct pm_image *img, uint32_t fid, int fd, uint64_t fsize, uin
 int pm_img_open_backing(struct pm_image *img, const char *name, const char *format);
 /* Resolve NAME against the folder of img->path into a new string (NULL on ENOMEM). */
 char *pm_img_resolve(const struct pm_image *img, const char *name);
-/* Open a further file of this image (an extent, an external data file) read-only; its size in *size.
+/* Open a further file of this image (an extent, an external data file), read-write when the image
+ * was opened so (else read-only); its size in *size.
  * -errno with the diag set naming the path. */
 int pm_img_open_file(struct pm_image *img, const char *path, const char *what, uint64_t *size);
 /* The same checks for a layer about to be opened: is this file one of the layers above? */
@@ -115,7 +122,8 @@ bool pm_img_is_above(const struct pm_image *img, dev_t dev, ino_t ino);
 int pm_inflate_raw(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len);
 /* zlib-wrapped deflate; *out_len in: room, out: bytes produced; more than the room is -EIO. */
 int pm_inflate_zlib(const uint8_t *in, size_t in_len, uint8_t *out, size_t *out_len);
-int pm_zstd_decompress(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len);
+int pm_zstd_decompress(struct pm_image *img, const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len);
+void pm_zstd_pool_free(struct pm_image *img);
 
 /* UTF-16 (LE or BE) to UTF-8, at most out_len-1 bytes, stops at a NUL; returns the length. */
 size_t pm_utf16_to_utf8(const uint8_t *in, size_t in_bytes, bool big_endian, char *out, size_t out_len);

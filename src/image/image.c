@@ -304,10 +304,27 @@ bool pm_img_is_above(const struct pm_image *img, dev_t dev, ino_t ino)
 	return false;
 }
 
+/* Open a file read-write when the image wants writes and it can be, else read-only. */
+static int open_data_file(struct pm_image *img, const char *path)
+{
+	int fd = -1;
+
+	if (img->want_write) {
+		fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
+		if (fd < 0 && (errno == EACCES || errno == EROFS || errno == EPERM || errno == ETXTBSY)) {
+			img->files_rw = false;
+			img->ro_reason = errno == EROFS ? "on a read-only file system" : "a file of it is not writable";
+		}
+	}
+	if (fd < 0)
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	return fd;
+}
+
 int pm_img_open_file(struct pm_image *img, const char *path, const char *what, uint64_t *size)
 {
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	int fd = open_data_file(img, path);
 
 	if (fd < 0) {
 		int e = errno;
@@ -326,8 +343,8 @@ int pm_img_open_file(struct pm_image *img, const char *path, const char *what, u
 	return fd;
 }
 
-static int layer_open(struct pm_image **out, const char *path, const char *format, struct pm_image_diag *diag,
-		      const struct pm_image *above);
+static int layer_open(struct pm_image **out, const char *path, const char *format, unsigned flags,
+		      struct pm_image_diag *diag, const struct pm_image *above);
 
 int pm_img_open_backing(struct pm_image *img, const char *name, const char *format)
 {
@@ -343,15 +360,15 @@ int pm_img_open_backing(struct pm_image *img, const char *name, const char *form
 	if (format && !format_by_name(format))
 		return pm_img_fail(img, -ENOTSUP, "%s: backing file %s has format '%s', which partmap does not read",
 				   img->path, path, format);
-	r = layer_open(&b, path, format, img->diag, img);
+	r = layer_open(&b, path, format, 0, img->diag, img);
 	if (r < 0)
 		return r;
 	img->backing = b;
 	return 0;
 }
 
-static int layer_open(struct pm_image **out, const char *path, const char *format, struct pm_image_diag *diag,
-		      const struct pm_image *above)
+static int layer_open(struct pm_image **out, const char *path, const char *format, unsigned flags,
+		      struct pm_image_diag *diag, const struct pm_image *above)
 {
 	struct pm_image *img;
 	struct stat st;
@@ -370,7 +387,8 @@ static int layer_open(struct pm_image **out, const char *path, const char *forma
 		r = -ENOMEM;
 		goto fail;
 	}
-	img->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	img->want_write = img->files_rw = (flags & PM_IMG_WRITABLE) && !above;
+	img->fd = open_data_file(img, path);
 	if (img->fd < 0) {
 		r = -errno;
 		if (above) {
@@ -453,7 +471,8 @@ fail:
 	return r;
 }
 
-int pm_image_open(struct pm_image **out, const char *path, const char *format, struct pm_image_diag *diag)
+int pm_image_open_flags(struct pm_image **out, const char *path, const char *format, unsigned flags,
+			struct pm_image_diag *diag)
 {
 	struct pm_image_diag scratch;
 
@@ -461,7 +480,52 @@ int pm_image_open(struct pm_image **out, const char *path, const char *format, s
 		diag = &scratch;
 	memset(diag, 0, sizeof(*diag));
 	*out = NULL;
-	return layer_open(out, path, format, diag, NULL);
+	return layer_open(out, path, format, flags, diag, NULL);
+}
+
+int pm_image_open(struct pm_image **out, const char *path, const char *format, struct pm_image_diag *diag)
+{
+	return pm_image_open_flags(out, path, format, 0, diag);
+}
+
+int pm_image_write(struct pm_image *img, uint64_t off, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	if (off > img->size || len > img->size - off)
+		return -ERANGE;
+	if (!img->want_write || !img->files_rw || pm_image_readonly_reason(img))
+		return -EROFS;
+	while (len) {
+		struct pm_img_piece pc = { 0 };
+		int r = img->fmt->map(img, off, len, &pc);
+		if (r < 0)
+			return r;
+		if (pc.len == 0 || pc.len > len)
+			return -EIO;
+		/* only where the data lies as it is: nothing to allocate, no table to change */
+		if (pc.kind != PM_IMG_DATA)
+			return -EROFS;
+		for (uint64_t done = 0; done < pc.len;) {
+			ssize_t n = pwrite(pc.fd, p + done, pc.len - done, (off_t)(pc.host + done));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return n < 0 ? -errno : -EIO;
+			done += (uint64_t)n;
+		}
+		p += pc.len;
+		off += pc.len;
+		len -= pc.len;
+	}
+	return 0;
+}
+
+int pm_image_sync(struct pm_image *img)
+{
+	if (fdatasync(img->fd) < 0)
+		return -errno;
+	return img->fmt->sync ? img->fmt->sync(img) : 0;
 }
 
 void pm_image_close(struct pm_image *img)
@@ -471,6 +535,7 @@ void pm_image_close(struct pm_image *img)
 	pm_image_close(img->backing);
 	if (img->fmt && img->priv && img->fmt->close)
 		img->fmt->close(img);
+	pm_zstd_pool_free(img);
 	bcache_free(&img->meta);
 	bcache_free(&img->dec);
 	if (img->fd >= 0)

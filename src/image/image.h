@@ -42,6 +42,11 @@ struct pm_image_layer {
 /* Open PATH as FORMAT (NULL or "auto": detect by magic; "raw": the file's own bytes). Backing files,
  * parents and extents are opened too. Returns 0 or -errno; diag->error names the reason. */
 int pm_image_open(struct pm_image **out, const char *path, const char *format, struct pm_image_diag *diag);
+/* The same with flags: PM_IMG_WRITABLE opens the top layer's files read-write where they can be
+ * (when not, pm_image_readonly_reason() says why). */
+#define PM_IMG_WRITABLE 0x1u
+int pm_image_open_flags(struct pm_image **out, const char *path, const char *format, unsigned flags,
+			struct pm_image_diag *diag);
 void pm_image_close(struct pm_image *img);
 void pm_image_closep(struct pm_image **img);
 #define _cleanup_image_ __attribute__((cleanup(pm_image_closep)))
@@ -52,6 +57,12 @@ const char *pm_image_format(const struct pm_image *img);
 /* Read len bytes of the virtual disk at off: 0, -ERANGE past the end, -EIO for a damaged image (a
  * table entry out of range, a cluster that does not decompress), -errno from the files. */
 int pm_image_read(struct pm_image *img, uint64_t off, void *buf, size_t len);
+
+/* Write len bytes of the virtual disk at off, in place: only an image opened PM_IMG_WRITABLE whose
+ * readonly reason is NULL, and only where its data lies as it is in a file; -EROFS otherwise. */
+int pm_image_write(struct pm_image *img, uint64_t off, const void *buf, size_t len);
+/* fdatasync every file of the top layer that holds data. */
+int pm_image_sync(struct pm_image *img);
 
 /* Extents of the virtual disk, for sparse copies: from off, how many bytes (at most max) are all
  * PM_IMG_DATA or all PM_IMG_ZERO (reads as zeros without reading data). Returns the kind or -errno. */

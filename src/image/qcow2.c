@@ -77,7 +77,7 @@ static int qcow2_decode(struct pm_image *img, const struct pm_img_piece *pc, uin
 	r = pm_img_pread(img->fd, img->file_size, coff, in, csize);
 	if (r < 0)
 		return r;
-	return q->zstd ? pm_zstd_decompress(in, csize, out, len) : pm_inflate_raw(in, csize, out, len);
+	return q->zstd ? pm_zstd_decompress(img, in, csize, out, len) : pm_inflate_raw(in, csize, out, len);
 }
 
 /* What lies at guest offset off, and how many bytes from off (at most max) share it. */
@@ -334,6 +334,13 @@ static int qcow2_open(struct pm_image *img)
 	return 0;
 }
 
+static int qcow2_sync(struct pm_image *img)
+{
+	struct qcow2 *q = img->priv;
+
+	return q->data_fd != img->fd && fdatasync(q->data_fd) < 0 ? -errno : 0;
+}
+
 static void qcow2_close(struct pm_image *img)
 {
 	struct qcow2 *q = img->priv;
@@ -351,4 +358,5 @@ const struct pm_image_fmt pm_fmt_qcow2 = {
 	.open = qcow2_open,
 	.map = qcow2_map,
 	.close = qcow2_close,
+	.sync = qcow2_sync,
 };

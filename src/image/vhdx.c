@@ -18,6 +18,7 @@
 #define REGION_SIZE (64 * KiB)
 #define MAX_LOG (256 * MiB)
 #define MAX_BLOCK (256 * MiB)
+#define META_TABLE (64 * KiB)   /* the metadata table; also the largest item read */
 
 #define PB_NOT_PRESENT 0
 #define PB_UNDEFINED 1
@@ -201,35 +202,45 @@ static int vhdx_open(struct pm_image *img)
 	if (!v->bat_len || v->bat_off > img->file_size || v->bat_len > img->file_size - v->bat_off)
 		return pm_img_fail(img, -EINVAL, "%s: VHDX block table missing or outside the file", img->path);
 
-	_cleanup_free_ uint8_t *meta = malloc(meta_len);
+	/* the metadata table (at most 64 KiB), then each item it names: not the whole region */
+	uint64_t tbl_len = meta_len < META_TABLE ? meta_len : META_TABLE;
+	_cleanup_free_ uint8_t *meta = malloc(tbl_len), *loc = NULL;
 	if (!meta)
 		return -ENOMEM;
-	if ((r = pm_img_pread(img->fd, img->file_size, meta_off, meta, meta_len)) < 0)
+	if ((r = pm_img_pread(img->fd, img->file_size, meta_off, meta, tbl_len)) < 0)
 		return r;
-	if (meta_len < 32 || memcmp(meta, "metadata", 8))
+	if (tbl_len < 32 || memcmp(meta, "metadata", 8))
 		return pm_img_fail(img, -EINVAL, "%s: VHDX metadata table damaged", img->path);
 	unsigned nmeta = get_le16(meta + 10);
 	uint64_t size = 0;
-	uint32_t flags = 0;
-	const uint8_t *loc = NULL;
-	uint32_t loc_len = 0;
-	if (32 + (uint64_t)nmeta * 32 > meta_len)
+	uint32_t flags = 0, loc_len = 0;
+	if (32 + (uint64_t)nmeta * 32 > tbl_len)
 		return pm_img_fail(img, -EINVAL, "%s: VHDX metadata table has %u entries", img->path, nmeta);
 	for (unsigned i = 0; i < nmeta; i++) {
 		const uint8_t *e = meta + 32 + 32 * i;
 		uint32_t off = get_le32(e + 16), len = get_le32(e + 20), f = get_le32(e + 24);
+		uint8_t d[8];
 		if ((uint64_t)off + len > meta_len)
 			return pm_img_fail(img, -EINVAL, "%s: VHDX metadata item outside its region", img->path);
-		const uint8_t *d = meta + off;
+		bool known = !memcmp(e, GUID_FILE_PARAMS, 16) || !memcmp(e, GUID_DISK_SIZE, 16) ||
+			     !memcmp(e, GUID_LOGICAL_SECTOR, 16);
+		if (known && (len < 4 || pm_img_pread(img->fd, img->file_size, meta_off + off, d, len < 8 ? 4 : 8) < 0))
+			return pm_img_fail(img, -EINVAL, "%s: VHDX metadata item cut short", img->path);
 		if (!memcmp(e, GUID_FILE_PARAMS, 16) && len >= 8) {
 			v->block_size = get_le32(d);
 			flags = get_le32(d + 4);
 		} else if (!memcmp(e, GUID_DISK_SIZE, 16) && len >= 8) {
 			size = get_le64(d);
-		} else if (!memcmp(e, GUID_LOGICAL_SECTOR, 16) && len >= 4) {
+		} else if (!memcmp(e, GUID_LOGICAL_SECTOR, 16)) {
 			v->lss = get_le32(d);
 		} else if (!memcmp(e, GUID_PARENT_LOCATOR, 16)) {
-			loc = d;
+			if (len > META_TABLE)
+				return pm_img_fail(img, -EINVAL, "%s: VHDX parent locator of %u bytes", img->path, len);
+			free(loc);
+			if (!(loc = malloc(len ? len : 1)))
+				return -ENOMEM;
+			if ((r = pm_img_pread(img->fd, img->file_size, meta_off + off, loc, len)) < 0)
+				return r;
 			loc_len = len;
 		} else if (!memcmp(e, GUID_PHYSICAL_SECTOR, 16) || !memcmp(e, GUID_PAGE83, 16)) {
 			/* not needed to read */

@@ -441,6 +441,16 @@ static int vmdk_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_
 	return 0;
 }
 
+static int vmdk_sync(struct pm_image *img)
+{
+	struct vmdk *v = img->priv;
+
+	for (size_t i = 0; i < v->n; i++)
+		if (v->ext[i].own_fd && fdatasync(v->ext[i].fd) < 0)
+			return -errno;
+	return 0;
+}
+
 static void vmdk_close(struct pm_image *img)
 {
 	struct vmdk *v = img->priv;
@@ -460,4 +470,5 @@ const struct pm_image_fmt pm_fmt_vmdk = {
 	.open = vmdk_open,
 	.map = vmdk_map,
 	.close = vmdk_close,
+	.sync = vmdk_sync,
 };
