@@ -19,7 +19,8 @@ CPPFLAGS += -D_GNU_SOURCE -DPARTMAP_VERSION=\"$(VERSION)\"
 CFLAGS += $(CSTD) $(WARN) $(OPT)
 
 LIB_SRC := $(wildcard src/*.c) $(wildcard src/table/*.c) $(wildcard src/map/*.c) $(wildcard src/image/*.c)
-LIBS := -lzstd -lz -lpthread
+LIBS := -lfuse3 -lzstd -lz -lpthread -ldl -lrt
+CPPFLAGS += -I/usr/include/fuse3
 CLI_SRC := $(wildcard src/cli/*.c)
 HDRS := $(wildcard src/*.h src/cli/*.h src/map/*.h src/image/*.h)
 

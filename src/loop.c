@@ -81,7 +81,9 @@ int pm_loop_info(int index, struct pm_loop_info *info)
 	return 1;
 }
 
-int pm_loop_find_whole(dev_t dev, ino_t ino, uint64_t file_size, struct pm_loop_info *info)
+/* The lowest-numbered bound loop device that match() accepts (as a user listing them would take). */
+static int loop_find(bool (*match)(const struct pm_loop_info *li, const void *arg), const void *arg,
+		     struct pm_loop_info *info)
 {
 	DIR *d = opendir("/sys/block");
 	struct dirent *de;
@@ -99,13 +101,8 @@ int pm_loop_find_whole(dev_t dev, ino_t ino, uint64_t file_size, struct pm_loop_
 		idx = strtol(de->d_name + 4, &end, 10);
 		if (*end || idx < 0 || idx > INT32_MAX)
 			continue;
-		if (pm_loop_info((int)idx, &li) != 1 || !li.backing_known)
+		if (pm_loop_info((int)idx, &li) != 1 || !match(&li, arg))
 			continue;
-		if (li.backing_dev != dev || li.backing_ino != ino)
-			continue;
-		if (li.offset != 0 || (li.sizelimit != 0 && li.sizelimit < file_size))
-			continue;
-		/* several: take the lowest number, as a user listing them would */
 		if (best < 0 || idx < best) {
 			best = (int)idx;
 			*info = li;
@@ -113,6 +110,38 @@ int pm_loop_find_whole(dev_t dev, ino_t ino, uint64_t file_size, struct pm_loop_
 	}
 	closedir(d);
 	return best >= 0 ? 1 : 0;
+}
+
+struct whole {
+	dev_t dev;
+	ino_t ino;
+	uint64_t size;
+};
+
+static bool match_whole(const struct pm_loop_info *li, const void *arg)
+{
+	const struct whole *w = arg;
+	return li->backing_known && li->backing_dev == w->dev && li->backing_ino == w->ino && li->offset == 0 &&
+	       (li->sizelimit == 0 || li->sizelimit >= w->size);
+}
+
+int pm_loop_find_whole(dev_t dev, ino_t ino, uint64_t file_size, struct pm_loop_info *info)
+{
+	struct whole w = { dev, ino, file_size };
+	return loop_find(match_whole, &w, info);
+}
+
+static bool match_path(const struct pm_loop_info *li, const void *arg)
+{
+	const char *path = arg;
+	size_t n = strlen(path);
+	return li->offset == 0 && !strncmp(li->backing, path, n) &&
+	       (!li->backing[n] || !strcmp(li->backing + n, " (deleted)"));
+}
+
+int pm_loop_find_path(const char *path, struct pm_loop_info *info)
+{
+	return loop_find(match_path, path, info);
 }
 
 int pm_loop_get_free(void)

@@ -28,6 +28,10 @@ int pm_loop_info(int index, struct pm_loop_info *info);
  * no size limit or one at least file_size). Returns 1 and fills info, 0 when none, -errno. */
 int pm_loop_find_whole(dev_t dev, ino_t ino, uint64_t file_size, struct pm_loop_info *info);
 
+/* Find a bound loop device, at offset 0, whose backing file sysfs names PATH (the file need not be
+ * reachable: a FUSE file whose server died). Returns 1 and fills info, 0 when none, -errno. */
+int pm_loop_find_path(const char *path, struct pm_loop_info *info);
+
 /* LOOP_CTL_GET_FREE: the index of a free loop device (the kernel may create one). -errno on error. */
 int pm_loop_get_free(void);
 

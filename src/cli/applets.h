@@ -10,5 +10,6 @@ int kpartx_main(int argc, char **argv);
 int dmsetup_main(int argc, char **argv);
 int losetup_main(int argc, char **argv);
 int image_main(int argc, char **argv);
+int fuse_main_applet(int argc, char **argv);
 
 #endif

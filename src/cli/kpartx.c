@@ -7,6 +7,7 @@
 #include "../dm.h"
 #include "../map/map.h"
 #include "../names.h"
+#include "../serve.h"
 #include "../ptable.h"
 #include "../util.h"
 
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -31,6 +33,7 @@ struct kopts {
 	struct pm_opts probe;
 	const char *backend;
 	const char *format;     /* --format; NULL = detect */
+	const char *shown;      /* the name messages give the device (an image behind its server) */
 };
 
 /* What a path stands for: the device printed, the base of the map names, the disk to read. */
@@ -207,7 +210,12 @@ static int open_target(struct target *t, const char *path, struct kopts *o)
 	/* an image file: named after the loop device that holds it, or the one -a would take */
 	struct pm_loop_info li;
 	int idx = -1;
-	if (raw && pm_loop_find_whole(st.st_dev, st.st_ino, (uint64_t)st.st_size, &li) == 1) {
+	char served[PATH_MAX];
+	pm_serve_dir(st.st_dev, st.st_ino, served, sizeof(served));
+	pm_strlcpy(served + strlen(served), "/disk", sizeof(served) - strlen(served));
+	if (!raw && pm_loop_find_path(served, &li) == 1) {
+		idx = li.index; /* served and mapped by -a: the names it made */
+	} else if (raw && pm_loop_find_whole(st.st_dev, st.st_ino, (uint64_t)st.st_size, &li) == 1) {
 		idx = li.index;
 		if (!o->probe.sector_size && li.block_size != 512)
 			o->probe.sector_size = li.block_size;
@@ -427,7 +435,7 @@ static int do_map(const char *path, struct kopts *o)
 	};
 	struct report_ctx rc = { .o = o };
 	struct pm_parent p;
-	const char *why;
+	const char *why, *shown = o->shown ? o->shown : path;
 	int r, failures = 0;
 
 	r = pm_parent_open(&p, path, &po, &why);
@@ -436,7 +444,7 @@ static int do_map(const char *path, struct kopts *o)
 	if (r == 0 && getenv("PARTMAP_UDEV_TIMEOUT") && pm_backend_dm.usable(&p) == 0)
 		p.dm->udev_wait_ms = atoi(getenv("PARTMAP_UDEV_TIMEOUT")) * 1000;
 	if (r < 0) {
-		fprintf(stderr, "kpartx: %s: %s%s%s\n", path, why, *why ? ": " : "", strerror(-r));
+		fprintf(stderr, "kpartx: %s: %s%s%s\n", shown, why, *why ? ": " : "", strerror(-r));
 		if (p.loop_attached)
 			pm_parent_detach(&p);
 		pm_parent_close(&p);
@@ -470,10 +478,10 @@ static int do_map(const char *path, struct kopts *o)
 		/* an image is read through its loop device's view: the whole file from offset 0 */
 		r = pm_probe(&d, &popts, &t);
 		for (size_t i = 0; i < t.nwarnings; i++)
-			fprintf(stderr, "kpartx: %s: warning: %s\n", path, t.warnings[i]);
+			fprintf(stderr, "kpartx: %s: warning: %s\n", shown, t.warnings[i]);
 	}
 	if (r < 0) {
-		fprintf(stderr, "kpartx: %s: %s\n", path, t.error[0] ? t.error : strerror(-r));
+		fprintf(stderr, "kpartx: %s: %s\n", shown, t.error[0] ? t.error : strerror(-r));
 		if (p.loop_attached)
 			pm_parent_detach(&p);
 		pm_table_free(&t);
@@ -482,13 +490,13 @@ static int do_map(const char *path, struct kopts *o)
 		return r == -EBADMSG ? 2 : 1;
 	}
 	if (r == PM_NOTFOUND && o->verbose)
-		fprintf(stderr, "kpartx: %s: no partition table found\n", path);
+		fprintf(stderr, "kpartx: %s: no partition table found\n", shown);
 	const struct pm_backend *b = choose_backend(&p, o, &t);
 	if (!b) {
 		failures = 1;
 	} else {
 		if (o->verbose)
-			fprintf(stderr, "kpartx: %s: %s table, %zu partitions, backend %s\n", path,
+			fprintf(stderr, "kpartx: %s: %s table, %zu partitions, backend %s\n", shown,
 				t.type ? t.type : "no", t.nparts, b->name);
 		failures = pm_map_sync(&p, b, &t, o->action == ACT_UPDATE ? PM_SYNC_UPDATE : PM_SYNC_ADD, report, &rc);
 	}
@@ -504,27 +512,89 @@ static int do_map(const char *path, struct kopts *o)
 	return failures ? 1 : 0;
 }
 
-/* -a/-d/-u map an image file's own bytes: refuse a file whose bytes are another format's container. */
-static int refuse_image(const char *path, const struct kopts *o)
+/* -a/-d/-u of an image that is not raw: its virtual disk is served by `partmap fuse` on a private
+ * mount, a loop device holds DIR/disk, and the partitions are mapped on that loop device as for a raw
+ * image. -d undoes all of it, found again from the kernel, also after the server was killed. */
+static int map_image(const char *path, struct pm_image *img, struct kopts *o)
 {
+	char dir[PATH_MAX], disk[PATH_MAX + 8], exe[PATH_MAX];
 	struct stat st;
-	struct pm_image_diag diag;
-	_cleanup_image_ struct pm_image *img = NULL;
+	struct pm_loop_info li;
+	int r, rc = 0;
 
-	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
-		return 0; /* block devices, and errors do_map reports */
-	if (pm_image_open(&img, path, o->format, &diag) < 0) {
-		fprintf(stderr, "kpartx: %s\n", diag.error);
+	/* one run at a time per image: two -a at once end with one server and one set of maps */
+	_cleanup_close_ int lock = open(path, O_RDONLY | O_CLOEXEC);
+	if (lock < 0 || fstat(lock, &st) < 0 || flock(lock, LOCK_EX) < 0) {
+		fprintf(stderr, "kpartx: %s: cannot lock: %s\n", path, strerror(errno));
 		return 1;
 	}
-	if (strcmp(pm_image_format(img), "raw")) {
-		fprintf(stderr,
-			"kpartx: %s: a %s image: this version lists its partitions (-l) but maps only raw images; "
-			"make one with 'partmap image raw %s OUT'\n",
-			path, pm_image_format(img), path);
-		return 1;
+	pm_serve_dir(st.st_dev, st.st_ino, dir, sizeof(dir));
+	snprintf(disk, sizeof(disk), "%s/disk", dir);
+	o->shown = path;
+	enum pm_serve_state state = pm_serve_state(dir);
+
+	if (state == PM_SERVE_DEAD || (o->action == ACT_DELETE && state == PM_SERVE_NONE)) {
+		/* a killed server (or a mount already gone): the maps on its loop device, the loop device,
+		 * the mount, in that order */
+		r = pm_loop_find_path(disk, &li);
+		if (r == 1) {
+			char node[32];
+			struct kopts del = *o;
+			del.action = ACT_DELETE;
+			snprintf(node, sizeof(node), "/dev/loop%d", li.index);
+			rc = do_map(node, &del);
+			if (rc == 0) {
+				r = pm_loop_detach(li.index, false);
+				if (r < 0) {
+					fprintf(stderr, "kpartx: %s: cannot detach: %s\n", node, strerror(-r));
+					rc = 1;
+				} else if (o->verbose) {
+					fprintf(stderr, "loop deleted : %s\n", node);
+				}
+			}
+		}
+		if (rc == 0 && (r = pm_serve_stop(dir)) < 0) {
+			fprintf(stderr, "kpartx: %s: cannot unmount %s: %s\n", path, dir, strerror(-r));
+			rc = 1;
+		}
+		if (o->action == ACT_DELETE || rc)
+			return rc;
+		state = PM_SERVE_NONE;
 	}
-	return 0;
+	if (o->action == ACT_DELETE) {
+		rc = do_map(disk, o);
+		if (rc == 0 && pm_loop_find_path(disk, &li) != 1 && (r = pm_serve_stop(dir)) < 0) {
+			fprintf(stderr, "kpartx: %s: cannot unmount %s: %s\n", path, dir, strerror(-r));
+			rc = 1;
+		}
+		return rc;
+	}
+	const char *ro = pm_image_readonly_reason(img);
+	bool started = false;
+	if (ro && !o->readonly)
+		fprintf(stderr, "kpartx: %s: %s image mapped read-only (%s)\n", path, pm_image_format(img), ro);
+	if (ro)
+		o->readonly = true;
+	if (state == PM_SERVE_NONE) {
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		if (n <= 0) {
+			fprintf(stderr, "kpartx: cannot find partmap's own binary: %s\n", strerror(errno));
+			return 1;
+		}
+		exe[n] = 0;
+		r = pm_serve_start(exe, path, dir, o->format, o->readonly);
+		if (r < 0) {
+			fprintf(stderr, "kpartx: %s: cannot serve the image: %s\n", path,
+				r == -EIO ? "the server failed (its message is above)" : strerror(-r));
+			return 1;
+		}
+		started = true;
+	}
+	rc = do_map(disk, o);
+	/* nothing mapped (a failure, no partitions): nothing left behind */
+	if (pm_loop_find_path(disk, &li) != 1 && (started || rc == 0))
+		pm_serve_stop(dir);
+	return rc;
 }
 
 int kpartx_main(int argc, char **argv)
@@ -545,9 +615,18 @@ int kpartx_main(int argc, char **argv)
 		return 1;
 	}
 	if (o.action != ACT_LIST) {
-		rc = refuse_image(argv[optind], &o);
-		if (rc)
-			return rc;
+		struct stat st;
+		if (stat(argv[optind], &st) == 0 && S_ISREG(st.st_mode)) {
+			struct pm_image_diag diag;
+			_cleanup_image_ struct pm_image *img = NULL;
+			if (pm_image_open(&img, argv[optind], o.format, &diag) < 0) {
+				fprintf(stderr, "kpartx: %s\n", diag.error);
+				return 1;
+			}
+			cli_image_warnings("kpartx", &diag);
+			if (strcmp(pm_image_format(img), "raw"))
+				return map_image(argv[optind], img, &o);
+		}
 		return do_map(argv[optind], &o);
 	}
 	rc = open_target(&t, argv[optind], &o);

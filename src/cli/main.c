@@ -13,6 +13,7 @@ static const struct {
 	{ "dmsetup", dmsetup_main },
 	{ "losetup", losetup_main },
 	{ "image", image_main },
+	{ "fuse", fuse_main_applet },
 };
 
 static const char *base(const char *p)

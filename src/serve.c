@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "serve.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+void pm_serve_dir(dev_t dev, ino_t ino, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/image-%u:%u-%llu", PM_SERVE_ROOT, major(dev), minor(dev), (unsigned long long)ino);
+}
+
+/* Is a FUSE file system of partmap's mounted on dir (mountinfo's mount point, with octal escapes)? */
+static bool mounted_on(const char *dir)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[PATH_MAX * 2 + 256];
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char mp[PATH_MAX], fstype[64], src[PATH_MAX];
+		const char *dash = strstr(line, " - ");
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT ... - FSTYPE SOURCE OPTIONS */
+		if (!dash || sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1 ||
+		    sscanf(dash + 3, "%63s %4095s", fstype, src) != 2)
+			continue;
+		found = !strcmp(mp, dir) && !strcmp(fstype, "fuse.partmap") &&
+			!strncmp(src, PM_SERVE_FSNAME_PREFIX, strlen(PM_SERVE_FSNAME_PREFIX));
+	}
+	fclose(f);
+	return found;
+}
+
+enum pm_serve_state pm_serve_state(const char *dir)
+{
+	char disk[PATH_MAX];
+
+	if (!mounted_on(dir))
+		return PM_SERVE_NONE;
+	snprintf(disk, sizeof(disk), "%s/disk", dir);
+	/* a server killed leaves its mount: "Transport endpoint is not connected". An open asks the
+	 * server (a stat may be answered from the kernel's attribute cache). */
+	int fd = open(disk, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return errno == ENOTCONN || errno == ECONNABORTED ? PM_SERVE_DEAD : PM_SERVE_RUNNING;
+	close(fd);
+	return PM_SERVE_RUNNING;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+int pm_serve_start(const char *exe, const char *image, const char *dir, const char *format, bool read_only)
+{
+	char *argv[8];
+	int n = 0, st;
+	pid_t pid;
+
+	if (mkdir(PM_SERVE_ROOT, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	argv[n++] = (char *)"partmap";
+	argv[n++] = (char *)"fuse";
+	if (read_only)
+		argv[n++] = (char *)"-r";
+	if (format) {
+		argv[n++] = (char *)"--format";
+		argv[n++] = (char *)format;
+	}
+	argv[n++] = (char *)image;
+	argv[n++] = (char *)dir;
+	argv[n] = NULL;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		execv(exe, argv);
+		_exit(127);
+	}
+	/* it exits once mounted (its daemon goes on); bounded, so that a stuck mount cannot hang us */
+	for (unsigned waited = 0;; waited += 10) {
+		pid_t w = waitpid(pid, &st, WNOHANG);
+		if (w == pid)
+			break;
+		if (w < 0 && errno != EINTR)
+			return -errno;
+		if (waited >= PM_SERVE_WAIT_MS) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			umount2(dir, MNT_DETACH);
+			rmdir(dir);
+			return -ETIMEDOUT;
+		}
+		sleep_ms(10);
+	}
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		rmdir(dir);
+		return -EIO;
+	}
+	return 0;
+}
+
+int pm_serve_stop(const char *dir)
+{
+	if (mounted_on(dir) && umount2(dir, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
+		return -errno;
+	if (rmdir(dir) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+bool pm_dir_has_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	bool any = false;
+
+	if (!d)
+		return false;
+	while (!any && (de = readdir(d)))
+		any = strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+	closedir(d);
+	return any;
+}
+
+bool pm_have_command(const char *name)
+{
+	const char *path = getenv("PATH");
+	char buf[PATH_MAX];
+
+	if (!path)
+		path = "/usr/bin:/bin:/usr/sbin:/sbin";
+	for (const char *p = path; *p;) {
+		const char *e = strchr(p, ':');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		snprintf(buf, sizeof(buf), "%.*s/%s", (int)n, p, name);
+		if (access(buf, X_OK) == 0)
+			return true;
+		p += n + (e ? 1 : 0);
+	}
+	return false;
+}
