@@ -7,7 +7,8 @@ declare -A need=(
 	[kpartx]=kpartx [dmsetup]=dmsetup [sfdisk]=fdisk [fdisk]=fdisk [sgdisk]=gdisk [parted]=parted
 	[mkfs.ext4]=e2fsprogs [debugfs]=e2fsprogs [mkfs.vfat]=dosfstools [mcopy]=mtools [losetup]=mount
 	[partx]=util-linux [unshare]=util-linux [setpriv]=util-linux
-	[qemu-system-x86_64]=qemu-system-x86 [qemu-img]=qemu-utils [qemu-io]=qemu-utils [cpio]=cpio [depmod]=kmod [perl]=perl [bc]=bc
+	[qemu-system-x86_64]=qemu-system-x86 [qemu-img]=qemu-utils [qemu-io]=qemu-utils [fusermount3]=fuse3 [fio]=fio
+	[qemu-storage-daemon]=qemu-system-common [cpio]=cpio [depmod]=kmod [perl]=perl [bc]=bc
 )
 pkgs=()
 for cmd in "${!need[@]}"; do
@@ -16,6 +17,7 @@ done
 # libraries and files rather than commands
 [ -f /usr/include/cmocka.h ] || pkgs+=(libcmocka-dev)
 [ -f /usr/include/zlib.h ] && [ -f /usr/lib/x86_64-linux-gnu/libz.a ] || pkgs+=(zlib1g-dev)
+[ -f /usr/include/fuse3/fuse.h ] && [ -f /usr/lib/x86_64-linux-gnu/libfuse3.a ] || pkgs+=(libfuse3-dev)
 [ -f /usr/include/zstd.h ] && [ -f /usr/lib/x86_64-linux-gnu/libzstd.a ] || pkgs+=(libzstd-dev)
 ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || pkgs+=(libclang-rt-dev)
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || pkgs+=(libc6-dev)

@@ -582,7 +582,9 @@ static int map_image(const char *path, struct pm_image *img, struct kopts *o)
 			return 1;
 		}
 		exe[n] = 0;
-		r = pm_serve_start(exe, path, dir, o->format, o->readonly);
+		/* the server is named by the image's full path (ps, mountinfo show it) */
+		char abs[PATH_MAX];
+		r = pm_serve_start(exe, realpath(path, abs) ? abs : path, dir, o->format, o->readonly);
 		if (r < 0) {
 			fprintf(stderr, "kpartx: %s: cannot serve the image: %s\n", path,
 				r == -EIO ? "the server failed (its message is above)" : strerror(-r));
