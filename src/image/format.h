@@ -23,7 +23,8 @@ typedef int (*pm_decode_fn)(struct pm_image *img, const struct pm_img_piece *pc,
 struct pm_img_piece {
 	int kind;                 /* PM_IMG_DATA, PM_IMG_ZERO, PM_IMG_BELOW or PM_IMG_DECODE */
 	uint64_t len;
-	int fd;                   /* DATA: the file and the offset of the first byte in it */
+	bool hole;                /* ZERO, but a hole in a file at fd/host: written in place */
+	int fd;                   /* DATA (and a hole): the file and the offset of the first byte in it */
 	uint64_t fsize;
 	uint64_t host;
 	uint32_t fid;             /* DECODE: the unit (file id, key = its host offset), its size and */

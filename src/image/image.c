@@ -503,8 +503,8 @@ int pm_image_write(struct pm_image *img, uint64_t off, const void *buf, size_t l
 			return r;
 		if (pc.len == 0 || pc.len > len)
 			return -EIO;
-		/* only where the data lies as it is: nothing to allocate, no table to change */
-		if (pc.kind != PM_IMG_DATA)
+		/* only where the data lies as it is (or a hole of the file itself): no table to change */
+		if (pc.kind != PM_IMG_DATA && !pc.hole)
 			return -EROFS;
 		for (uint64_t done = 0; done < pc.len;) {
 			ssize_t n = pwrite(pc.fd, p + done, pc.len - done, (off_t)(pc.host + done));
@@ -675,8 +675,10 @@ static int raw_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_i
 	pc->kind = PM_IMG_DATA;
 	if (data < 0 && errno == ENXIO) { /* only a hole from here to the end */
 		pc->kind = PM_IMG_ZERO;
+		pc->hole = true;
 	} else if (data >= 0 && (uint64_t)data > off) {
 		pc->kind = PM_IMG_ZERO;
+		pc->hole = true;
 		if ((uint64_t)data - off < max)
 			pc->len = (uint64_t)data - off;
 	} else if (data >= 0 && (hole = lseek(img->fd, (off_t)off, SEEK_HOLE)) > (off_t)off &&
