@@ -104,4 +104,18 @@ start=10240, size=40960
 start=55296, size=4096
 S
 truncate -s 16M "$img"
+# served images (tests/vm/serve-dm.t): a DOS disk with logicals and known data, as qcow2 and VMDK
+mkdir -p "$d/serve"
+s=$d/serve/disk.raw
+truncate -s 32M "$s"
+sf "$s" <<'S'
+label: dos
+start=2048, size=8192, type=83
+start=10240, type=5
+start=12288, size=16384, type=83
+S
+for mib in 1 6 12; do dd if=/dev/urandom of="$s" bs=1M seek=$mib count=1 conv=notrunc status=none; done
+qemu-img convert -q -f raw -O qcow2 -c "$s" "$d/serve/disk.qcow2"
+qemu-img convert -q -f raw -O vmdk -o subformat=streamOptimized "$s" "$d/serve/disk.vmdk"
+qemu-img convert -q -f raw -O vpc -o subformat=fixed,force_size=on "$s" "$d/serve/fixed.vhd"
 ls "$d" | wc -l

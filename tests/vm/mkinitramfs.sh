@@ -42,7 +42,7 @@ echo "root:x:0:0:root:/root:/bin/bash" >"$root/etc/passwd"
 echo "root:x:0:" >"$root/etc/group"
 
 # modules (and what they need), loaded in dependency order by modprobe from modules.dep
-mods="loop dm-mod dm-zero dm-snapshot dm-crypt dm-mirror dm-delay dm-flakey ext4 crc32c_generic xts ecb"
+mods="loop fuse dm-mod dm-zero dm-snapshot dm-crypt dm-mirror dm-delay dm-flakey ext4 crc32c_generic xts ecb"
 m=$kdir/lib/modules/$ver
 for f in modules.dep modules.alias modules.symbols modules.builtin modules.order modules.builtin.modinfo modules.softdep modules.dep.bin modules.alias.bin modules.symbols.bin modules.builtin.bin; do
 	[ -f "$m/$f" ] && cp "$m/$f" "$root/lib/modules/$ver/"
