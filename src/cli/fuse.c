@@ -146,19 +146,27 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	return 0;
 }
 
+/* The file of a request and its size cut at the file's end: 1 to go on, 0 at or past the end. */
+static int request(struct server *s, const char *path, off_t off, size_t *size, const struct file **f)
+{
+	if (!(*f = find(s, path)))
+		return -ENOENT;
+	if (off < 0 || (uint64_t)off >= (*f)->size)
+		return 0;
+	if (*size > (*f)->size - (uint64_t)off)
+		*size = (size_t)((*f)->size - (uint64_t)off);
+	return 1;
+}
+
 static int fs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct server *s = srv();
-	const struct file *f = find(s, path);
-	int r;
+	const struct file *f;
+	int r = request(s, path, off, &size, &f);
 
 	(void)fi;
-	if (!f)
-		return -ENOENT;
-	if (off < 0 || (uint64_t)off >= f->size)
-		return 0;
-	if (size > f->size - (uint64_t)off)
-		size = (size_t)(f->size - (uint64_t)off);
+	if (r <= 0)
+		return r;
 	r = pm_image_read(s->img, f->off + (uint64_t)off, buf, size);
 	if (r < 0) {
 		logf_(s, LOG_ERR, "%s: read of %zu bytes at %" PRIu64 " failed: %s", s->image_path, size,
@@ -171,18 +179,16 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
 static int fs_write(const char *path, const char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct server *s = srv();
-	const struct file *f = find(s, path);
-	int r;
+	const struct file *f;
+	int r = request(s, path, off, &size, &f);
 
 	(void)fi;
-	if (!f)
-		return -ENOENT;
+	if (r < 0)
+		return r;
 	if (s->read_only)
 		return -EROFS;
-	if (off < 0 || (uint64_t)off >= f->size)
+	if (r == 0)
 		return size ? -ENOSPC : 0;
-	if (size > f->size - (uint64_t)off)
-		size = (size_t)(f->size - (uint64_t)off);
 	r = pm_image_write(s->img, f->off + (uint64_t)off, buf, size);
 	if (r < 0) {
 		logf_(s, LOG_ERR, "%s: write of %zu bytes at %" PRIu64 " failed: %s", s->image_path, size,

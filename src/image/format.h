@@ -45,6 +45,7 @@ struct pm_image_fmt {
 	int (*open)(struct pm_image *img);
 	/* What lies at off, for at most max bytes (off < size, max > 0): fills pc; 0 or -errno. */
 	int (*map)(struct pm_image *img, uint64_t off, uint64_t max, struct pm_img_piece *pc);
+	/* free img->priv and what it holds; NULL: img->priv is freed */
 	void (*close)(struct pm_image *img);
 	/* fdatasync the files holding data besides img->fd (extents, external data); optional */
 	int (*sync)(struct pm_image *img);

@@ -535,6 +535,8 @@ void pm_image_close(struct pm_image *img)
 	pm_image_close(img->backing);
 	if (img->fmt && img->priv && img->fmt->close)
 		img->fmt->close(img);
+	else
+		free(img->priv); /* a format whose state is one allocation needs no close() */
 	pm_zstd_pool_free(img);
 	bcache_free(&img->meta);
 	bcache_free(&img->dec);

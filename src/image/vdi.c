@@ -92,16 +92,9 @@ static int vdi_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_i
 	return 0;
 }
 
-static void vdi_close(struct pm_image *img)
-{
-	free(img->priv);
-	img->priv = NULL;
-}
-
 const struct pm_image_fmt pm_fmt_vdi = {
 	.name = "vdi",
 	.probe = vdi_probe,
 	.open = vdi_open,
 	.map = vdi_map,
-	.close = vdi_close,
 };

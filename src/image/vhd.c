@@ -243,16 +243,9 @@ static int vhd_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_i
 	return 0;
 }
 
-static void vhd_close(struct pm_image *img)
-{
-	free(img->priv);
-	img->priv = NULL;
-}
-
 const struct pm_image_fmt pm_fmt_vhd = {
 	.name = "vhd",
 	.probe = vhd_probe,
 	.open = vhd_open,
 	.map = vhd_map,
-	.close = vhd_close,
 };

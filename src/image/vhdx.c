@@ -344,16 +344,9 @@ static int vhdx_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_
 	return 0;
 }
 
-static void vhdx_close(struct pm_image *img)
-{
-	free(img->priv);
-	img->priv = NULL;
-}
-
 const struct pm_image_fmt pm_fmt_vhdx = {
 	.name = "vhdx",
 	.probe = vhdx_probe,
 	.open = vhdx_open,
 	.map = vhdx_map,
-	.close = vhdx_close,
 };

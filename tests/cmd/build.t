@@ -17,9 +17,9 @@ if [ -x "$B/static/partmap" ]; then
 else
 	fail "static binary not built (make static)"
 fi
-# runtime dependencies: libc only
-libs=$(ldd "$PARTMAP" | awk '{print $1}' | grep -Ev '^(linux-vdso|/lib64/ld-linux|libc\.so)' )
-is "$libs" "" "no runtime dependency beyond libc"
+# runtime dependencies: libc, and for images zlib, libzstd and libfuse3 (the static build has none)
+libs=$(ldd "$PARTMAP" | awk '{print $1}' | grep -Ev '^(linux-vdso|/lib64/ld-linux|libc\.so|libz\.so|libzstd\.so|libfuse3\.so)' )
+is "$libs" "" "no runtime dependency beyond libc, zlib, libzstd, libfuse3"
 
 make -s -C "$top" BUILD="$B" install DESTDIR="$TMP/root" PREFIX=/usr >/dev/null 2>&1; ok $? "make install with DESTDIR and PREFIX"
 [ -x "$TMP/root/usr/sbin/partmap" ] && [ "$(readlink "$TMP/root/usr/sbin/kpartx")" = partmap ] && \
