@@ -172,6 +172,20 @@ bool pm_dm_udev_running(void)
 	return access("/run/udev/control", F_OK) == 0;
 }
 
+int pm_udev_timeout_env(int *ms)
+{
+	const char *s = getenv("PARTMAP_UDEV_TIMEOUT");
+	unsigned long v;
+
+	*ms = PM_UDEV_TIMEOUT_DEFAULT_MS;
+	if (!s)
+		return 0;
+	if (pm_parse_ulong(s, PM_UDEV_TIMEOUT_MAX_S, &v) < 0)
+		return -EINVAL;
+	*ms = (int)v * 1000;
+	return 0;
+}
+
 int pm_dm_open(struct pm_dm *dm)
 {
 	struct dm_ioctl *io = NULL;
@@ -205,7 +219,7 @@ int pm_dm_open(struct pm_dm *dm)
 		return -EPROTO;
 	}
 	dm->udev = pm_dm_udev_running();
-	dm->udev_wait_ms = 10000;
+	dm->udev_wait_ms = PM_UDEV_TIMEOUT_DEFAULT_MS;
 	return 0;
 }
 

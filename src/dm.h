@@ -58,6 +58,12 @@ struct pm_dm_version {
 
 /* Open /dev/mapper/control (made when missing: 10:236, or the numbers in /proc/misc) and negotiate
  * the interface version. -ENODEV when the kernel has no device mapper. */
+#define PM_UDEV_TIMEOUT_DEFAULT_MS 10000
+#define PM_UDEV_TIMEOUT_MAX_S 3600
+/* The udev wait from PARTMAP_UDEV_TIMEOUT (whole seconds, 0 to PM_UDEV_TIMEOUT_MAX_S), or the default
+ * when it is not set: 0 and *ms set, or -EINVAL for anything else. */
+int pm_udev_timeout_env(int *ms);
+
 int pm_dm_open(struct pm_dm *dm);
 void pm_dm_close(struct pm_dm *dm);
 

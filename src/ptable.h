@@ -43,6 +43,8 @@ struct pm_table {
 	size_t nwarnings;
 	size_t dropped_warnings;
 	char error[256];          /* the reason when pm_probe fails or the table is damaged */
+	bool has_disk_id;         /* DOS: the disk signature (MBR byte 440), the kernel's PARTUUID prefix */
+	uint32_t disk_id;
 };
 
 struct pm_opts {

@@ -45,3 +45,18 @@ int pm_read_u64(const char *path, uint64_t *v)
 	*v = strtoull(buf, &end, 10);
 	return errno || end == buf ? -EINVAL : 0;
 }
+
+int pm_parse_ulong(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}

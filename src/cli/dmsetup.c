@@ -1007,8 +1007,19 @@ static int apply_opt(int c, const char *arg, struct dopts *o, bool *setuuid, boo
 {
 	switch (c) {
 	case 'u': o->uuid = arg; break;
-	case 'j': o->major = atoi(arg); break;
-	case 'm': o->minor = atoi(arg); break;
+	case 'j':
+	case 'm': {
+		unsigned long v;
+		if (pm_parse_ulong(arg, c == 'j' ? 4095 : 1048575, &v) < 0) {
+			fprintf(stderr, "Invalid %s number: %s\n", c == 'j' ? "major" : "minor", arg);
+			return -2;
+		}
+		if (c == 'j')
+			o->major = (int)v;
+		else
+			o->minor = (int)v;
+		break;
+	}
 	case 'r': o->readonly = true; break;
 	case 'f': o->force = true; break;
 	case 'c':
@@ -1054,7 +1065,10 @@ int dmsetup_main(int argc, char **argv)
 			printf("dmsetup (partmap) %s\n", PARTMAP_VERSION);
 			return 0;
 		}
-		if (apply_opt(c, optarg, &o, &setuuid, &noudevsync) < 0) {
+		r = apply_opt(c, optarg, &o, &setuuid, &noudevsync);
+		if (r == -2)
+			return 1; /* a bad value, said */
+		if (r < 0) {
 			fprintf(stderr, "dmsetup: unknown option %s\n", argv[optind - 1]);
 			usage(stderr);
 			return 1;
@@ -1069,9 +1083,14 @@ int dmsetup_main(int argc, char **argv)
 	{
 		int rest_argc = argc - optind + 1;
 		char **rest = argv + optind - 1;
-		optind = 1;
+		/* optind = 0, not 1: glibc's getopt then starts afresh; with 1 it keeps the first pass's
+		 * state (its '+' mode, the position inside a group) and stops at the first argument */
+		optind = 0;
 		while ((c = getopt_long(rest_argc, rest, "u:j:m:rfcCo:vyh", longopts, NULL)) != -1) {
-			if (apply_opt(c, optarg, &o, &setuuid, &noudevsync) < 0) {
+			r = apply_opt(c, optarg, &o, &setuuid, &noudevsync);
+			if (r == -2)
+				return 1;
+			if (r < 0) {
 				fprintf(stderr, "dmsetup: unknown option %s\n", rest[optind - 1]);
 				return 1;
 			}
@@ -1100,6 +1119,12 @@ int dmsetup_main(int argc, char **argv)
 		printf("%d semaphores with keys prefixed by 0x0D4D (device-mapper cookies) destroyed.\n", r);
 		return 0;
 	}
+	int udev_wait_ms;
+	if (pm_udev_timeout_env(&udev_wait_ms) < 0) {
+		fprintf(stderr, "PARTMAP_UDEV_TIMEOUT='%s': not a whole number of seconds from 0 to %d\n",
+			getenv("PARTMAP_UDEV_TIMEOUT"), PM_UDEV_TIMEOUT_MAX_S);
+		return 1;
+	}
 	r = pm_dm_open(&dm);
 	if (r < 0) {
 		fprintf(stderr, "/dev/mapper/control: open failed: %s\n", strerror(-r));
@@ -1110,8 +1135,7 @@ int dmsetup_main(int argc, char **argv)
 	}
 	if (noudevsync || getenv("DM_DISABLE_UDEV"))
 		dm.udev = false;
-	if (getenv("PARTMAP_UDEV_TIMEOUT"))
-		dm.udev_wait_ms = atoi(getenv("PARTMAP_UDEV_TIMEOUT")) * 1000;
+	dm.udev_wait_ms = udev_wait_ms;
 
 	if (!strcmp(cmd, "create"))
 		r = cmd_create(&dm, &o, argc, argv);

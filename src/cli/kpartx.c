@@ -34,6 +34,7 @@ struct kopts {
 	const char *backend;
 	const char *format;     /* --format; NULL = detect */
 	const char *shown;      /* the name messages give the device (an image behind its server) */
+	int udev_wait_ms;       /* PARTMAP_UDEV_TIMEOUT */
 };
 
 /* What a path stands for: the device printed, the base of the map names, the disk to read. */
@@ -280,6 +281,9 @@ static void print_json(const struct target *t, const struct pm_table *tab, const
 			printf(",\"type\":\"%s\"", guid);
 			pm_guid_str(p->uuid, guid);
 			printf(",\"uuid\":\"%s\"", guid);
+		} else if (tab->has_disk_id && p->kind != PM_NESTED) {
+			/* the kernel's PARTUUID of a DOS partition: disk signature and number */
+			printf(",\"uuid\":\"%08x-%02x\"", tab->disk_id, p->num);
 		}
 		if (p->label[0]) {
 			printf(",\"part_name\":");
@@ -441,8 +445,8 @@ static int do_map(const char *path, struct kopts *o)
 	r = pm_parent_open(&p, path, &po, &why);
 	if (r == 0 && getenv("DM_DISABLE_UDEV") && pm_backend_dm.usable(&p) == 0)
 		p.dm->udev = false;
-	if (r == 0 && getenv("PARTMAP_UDEV_TIMEOUT") && pm_backend_dm.usable(&p) == 0)
-		p.dm->udev_wait_ms = atoi(getenv("PARTMAP_UDEV_TIMEOUT")) * 1000;
+	if (r == 0 && pm_backend_dm.usable(&p) == 0)
+		p.dm->udev_wait_ms = o->udev_wait_ms;
 	if (r < 0) {
 		fprintf(stderr, "kpartx: %s: %s%s%s\n", shown, why, *why ? ": " : "", strerror(-r));
 		if (p.loop_attached)
@@ -618,6 +622,11 @@ int kpartx_main(int argc, char **argv)
 	}
 	if (o.action != ACT_LIST) {
 		struct stat st;
+		if (pm_udev_timeout_env(&o.udev_wait_ms) < 0) {
+			fprintf(stderr, "kpartx: PARTMAP_UDEV_TIMEOUT='%s': not a whole number of seconds from 0 to %d\n",
+				getenv("PARTMAP_UDEV_TIMEOUT"), PM_UDEV_TIMEOUT_MAX_S);
+			return 1;
+		}
 		if (stat(argv[optind], &st) == 0 && S_ISREG(st.st_mode)) {
 			struct pm_image_diag diag;
 			_cleanup_image_ struct pm_image *img = NULL;

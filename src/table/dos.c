@@ -175,6 +175,8 @@ int pm_read_dos(struct pm_ctx *c)
 	for (int i = 0; i < 4; i++)
 		if (e[i].type == TYPE_GPT_PMBR)
 			return PM_NOTFOUND; /* the GPT reader's business */
+	c->t->has_disk_id = true;
+	c->t->disk_id = get_le32(mbr + 440);
 
 	for (unsigned slot = 1; slot <= 4; slot++) {
 		const struct dos_entry *d = &e[slot - 1];

@@ -75,4 +75,16 @@ printf '\x00\x08\x00\x00' | dd of="$TMP/loop.img" bs=1 seek=$((ebr2 * 512 + 0x1c
 is "$(timeout 10 "$PARTMAP" kpartx -l "$TMP/loop.img" 2>"$TMP/err" | wc -l)" 3 "looping EBR chain: finishes, lists extended + 2 logicals"
 grep -q "loops back" "$TMP/err"; ok $? "looping EBR chain: warns"
 
+# PARTMAP_UDEV_TIMEOUT: whole seconds or nothing (it was atoi()*1000: garbage waited 0 s, large
+# values overflowed)
+for v in abc -5 12x 99999999999999999999 3601; do
+	PARTMAP_UDEV_TIMEOUT=$v "$PARTMAP" kpartx -a "$TMP/blank.img" >/dev/null 2>"$TMP/err"
+	is $? 1 "PARTMAP_UDEV_TIMEOUT=$v: exit 1"
+	grep -q "PARTMAP_UDEV_TIMEOUT='$v': not a whole number of seconds" "$TMP/err"; ok $? "PARTMAP_UDEV_TIMEOUT=$v: says why"
+done
+is "$(losetup -j "$TMP/blank.img" | wc -l)" 0 "PARTMAP_UDEV_TIMEOUT garbage: nothing attached"
+PARTMAP_UDEV_TIMEOUT=x "$PARTMAP" dmsetup ls >/dev/null 2>"$TMP/err"; is $? 1 "dmsetup: PARTMAP_UDEV_TIMEOUT garbage: exit 1"
+grep -q "not a whole number of seconds" "$TMP/err"; ok $? "dmsetup: PARTMAP_UDEV_TIMEOUT garbage: says why"
+"$PARTMAP" dmsetup -j 7q -m 1 info >/dev/null 2>"$TMP/err"; is $? 1 "dmsetup -j garbage: exit 1"
+grep -q "Invalid major number: 7q" "$TMP/err"; ok $? "dmsetup -j garbage: says why"
 done_testing

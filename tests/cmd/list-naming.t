@@ -46,4 +46,17 @@ attach dev4 -b 4096 "$TMP/disk.img"
 same "$("$PARTMAP" kpartx -l "$dev4" 2>"$TMP/err")" "${dev4#/dev/}p1 : 0 49152 $dev4 16384" \
 	"4096-byte loop device: the table read in 4096-byte sectors (BLKSSZGET), p1 cut at the end, the rest dropped"
 grep -q "dropped" "$TMP/err"; ok $? "4096-byte loop device: warns about what lies past the end"
+# --json uuid: the kernel's PARTUUID of DOS partitions (disk signature - number), as partx shows it;
+# none for labels nested in a DOS slot (the kernel gives them none either)
+mkimg "$TMP/sig.img" 32M <<'S'
+label: dos
+label-id: 0x5eed1e55
+start=2048, size=8192
+start=10240, type=5
+start=12288, size=4096
+start=18432, size=4096
+S
+same "$("$PARTMAP" kpartx -l --json "$TMP/sig.img" | jq -r '.partitions[] | "\(.number) \(.uuid)"')" \
+	"$(partx --show -g -o NR,UUID "$TMP/sig.img" | awk '{print $1, $2}')" "--json uuid of DOS partitions equals partx's PARTUUID"
+is "$("$PARTMAP" kpartx -l --json "$TMP/sig.img" | jq -r '.partitions[2].uuid')" 5eed1e55-05 "--json uuid of p5: 5eed1e55-05"
 done_testing

@@ -162,4 +162,23 @@ rm /dev/mapper/mk1; mknod /dev/mapper/stale b 254 250
 "$PARTMAP" dmsetup mknodes; ok $? "mknodes exit 0"
 [ -b /dev/mapper/mk1 ]; ok $? "mknodes: the missing node is back"
 "$PARTMAP" dmsetup remove mk1; rm -f /dev/mapper/stale
+
+# options after the device name work as before it (lvm2's dmsetup takes them anywhere)
+echo "0 64 zero" >"$TMP/zt"
+for D in dmsetup "$PARTMAP dmsetup"; do
+	w=${D%% *}; w=${w##*/}
+	$D create tx --table "0 1000 linear $L1 0"; ok $? "[$w] create NAME --table: exit 0"
+	is "$($D table tx | cut -d' ' -f1-3)" "0 1000 linear" "[$w] create NAME --table: the table given after the name"
+	$D create tz -u OPTORDER-UUID "$TMP/zt"; ok $? "[$w] create NAME -u UUID FILE: exit 0"
+	is "$($D info -c --noheadings -o uuid tz)" OPTORDER-UUID "[$w] create NAME -u UUID FILE: the UUID"
+	$D create ty "$TMP/zt" -r; ok $? "[$w] create NAME FILE -r: exit 0"
+	is "$($D info -c --noheadings -o attr ty)" "L--r" "[$w] create NAME FILE -r: read-only"
+	exec 7</dev/mapper/tz
+	$D remove tz -f >/dev/null 2>&1
+	is "$($D table tz 2>/dev/null | cut -d' ' -f3)" error "[$w] remove NAME -f: -f applied (an open device gets the error table)"
+	exec 7<&-
+	$D remove tz tx ty; ok $? "[$w] remove after the option-order checks"
+done
+"$PARTMAP" dmsetup -j 12x -m 3 info >/dev/null 2>&1; is $? 1 "-j with garbage: exit 1"
+PARTMAP_UDEV_TIMEOUT=9x "$PARTMAP" dmsetup ls >/dev/null 2>&1; is $? 1 "PARTMAP_UDEV_TIMEOUT garbage: exit 1"
 done_testing
