@@ -718,17 +718,13 @@ int pm_dm_make_node(const char *name, dev_t dev, mode_t mode, uid_t uid, gid_t g
 {
 	char path[PATH_MAX];
 	bool made;
-	int r;
 
 	if (!name[0] || strchr(name, '/') || strlen(name) >= PM_DM_NAME_LEN)
 		return -EINVAL;
 	if (mkdir("/dev/mapper", 0755) < 0 && errno != EEXIST)
 		return -errno;
 	snprintf(path, sizeof(path), "/dev/mapper/%s", name);
-	r = pm_node_ensure(path, dev, mode ? mode : 0600, 0, &made);
-	if (r == 0 && made && (uid || gid) && chown(path, uid, gid) < 0)
-		return -errno;
-	return r;
+	return pm_node_ensure(path, dev, mode, uid, gid, 0, &made);
 }
 
 int pm_dm_remove_node(const char *name)

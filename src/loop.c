@@ -176,7 +176,7 @@ int pm_loop_open(int index, int flags)
 	r = pm_sysfs_devnum(sys, &dev);
 	if (r < 0)
 		return r == -ENOENT ? -ENODEV : r;
-	r = pm_node_ensure(node, dev, 0660, pm_dev_is_devtmpfs() ? 200 : 0, NULL);
+	r = pm_node_ensure(node, dev, 0660, 0, 0, pm_dev_is_devtmpfs() ? 200 : 0, NULL);
 	if (r < 0)
 		return r;
 	fd = open(node, flags | O_CLOEXEC);

@@ -54,7 +54,7 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-int pm_node_ensure(const char *path, dev_t dev, mode_t mode, int wait_ms, bool *made)
+int pm_node_ensure(const char *path, dev_t dev, mode_t mode, uid_t uid, gid_t gid, int wait_ms, bool *made)
 {
 	struct stat st;
 
@@ -77,13 +77,20 @@ int pm_node_ensure(const char *path, dev_t dev, mode_t mode, int wait_ms, bool *
 			break;
 		sleep_ms(10);
 	}
-	if (mknod(path, S_IFBLK | (mode ? mode : 0600), dev) < 0) {
+	if (!mode)
+		mode = 0600;
+	if (mknod(path, S_IFBLK | mode, dev) < 0) {
 		if (errno == EEXIST && lstat(path, &st) == 0 && S_ISBLK(st.st_mode) && st.st_rdev == dev)
 			return 0; /* devtmpfs was faster after all */
 		return -errno;
 	}
 	if (made)
 		*made = true;
+	/* mknod() obeys the umask: set the mode given, and the owner, on the node itself (a symlink put
+	 * there meanwhile is never followed). On failure the node keeps a narrower mode, or root. */
+	(void)fchmodat(AT_FDCWD, path, mode, AT_SYMLINK_NOFOLLOW);
+	if (uid || gid)
+		(void)fchownat(AT_FDCWD, path, uid, gid, AT_SYMLINK_NOFOLLOW);
 	return 0;
 }
 

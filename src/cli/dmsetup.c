@@ -560,59 +560,73 @@ static int field_index(const char *name)
 	return -1;
 }
 
+static void info_cell(const struct pm_dm_info *d, int field, char *c, size_t len)
+{
+	switch (field) {
+	case 0: snprintf(c, len, "%s", d->name); break;
+	case 1: snprintf(c, len, "%u", major(d->dev)); break;
+	case 2: snprintf(c, len, "%u", minor(d->dev)); break;
+	case 3: attr_str(d, c); break;
+	case 4: snprintf(c, len, "%d", d->open_count); break;
+	case 5: snprintf(c, len, "%u", d->target_count); break;
+	case 6: snprintf(c, len, "%u", d->event_nr); break;
+	case 7: snprintf(c, len, "%s", d->uuid); break;
+	default: c[0] = 0;
+	}
+}
+
+/* The column report: any number of devices and fields (two passes: widths, then the rows). */
 static int info_columns(struct pm_dm *dm, const struct dopts *o, struct pm_dm_info *v, size_t n)
 {
-	int sel[16], ns = 0;
-	const char *sep = o->separator ? o->separator : ":";
+	_cleanup_free_ int *sel = NULL, *width = NULL;
+	size_t ns = 0, max = ARRAY_SIZE(fields);
+	char c[PM_DM_UUID_LEN + 16];
 
 	(void)dm;
+	if (o->fields)
+		for (const char *p = o->fields; *p; p++)
+			max += *p == ',';
+	sel = calloc(max, sizeof(*sel));
+	width = calloc(max, sizeof(*width));
+	if (!sel || !width)
+		return 1;
 	if (o->fields) {
-		char *copy = strdup(o->fields), *tok, *save = NULL;
+		_cleanup_free_ char *copy = strdup(o->fields);
+		char *tok, *save = NULL;
 		if (!copy)
 			return 1;
-		for (tok = strtok_r(copy, ",", &save); tok && ns < 16; tok = strtok_r(NULL, ",", &save)) {
+		for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 			int k = field_index(tok);
 			if (k < 0) {
 				fprintf(stderr, "dmsetup: unrecognised field: %s\n", tok);
-				free(copy);
 				return 1;
 			}
 			sel[ns++] = k;
 		}
-		free(copy);
 	} else {
 		for (int k = 0; k < (int)ARRAY_SIZE(fields); k++)
 			sel[ns++] = k;
 	}
-	/* with the default separator the report is aligned, as dmsetup does it */
-	bool aligned = !o->separator;
-	int width[16];
-	for (int j = 0; j < ns; j++) {
+	/* libdm aligns the report only with headings and the default separator; --noheadings or
+	 * --separator give plain fields joined by the separator (":" by default) */
+	bool aligned = !o->separator && !o->noheadings;
+	const char *sep = o->separator ? o->separator : ":";
+	for (size_t j = 0; aligned && j < ns; j++) {
 		width[j] = (int)strlen(fields[sel[j]].head);
 		if (fields[sel[j]].width > width[j])
 			width[j] = fields[sel[j]].width;
-	}
-	char cells[64][16][160];
-	size_t rows = n > 64 ? 64 : n;
-	for (size_t i = 0; i < rows; i++)
-		for (int j = 0; j < ns; j++) {
-			char *c = cells[i][j];
-			switch (sel[j]) {
-			case 0: snprintf(c, 160, "%s", v[i].name); break;
-			case 1: snprintf(c, 160, "%u", major(v[i].dev)); break;
-			case 2: snprintf(c, 160, "%u", minor(v[i].dev)); break;
-			case 3: attr_str(&v[i], c); break;
-			case 4: snprintf(c, 160, "%d", v[i].open_count); break;
-			case 5: snprintf(c, 160, "%u", v[i].target_count); break;
-			case 6: snprintf(c, 160, "%u", v[i].event_nr); break;
-			case 7: snprintf(c, 160, "%s", v[i].uuid); break;
-			}
+		for (size_t i = 0; i < n; i++) {
+			info_cell(&v[i], sel[j], c, sizeof(c));
 			if ((int)strlen(c) > width[j])
 				width[j] = (int)strlen(c);
 		}
-	for (size_t i = o->noheadings ? 1 : 0; i <= rows; i++) {
-		for (int j = 0; j < ns; j++) {
-			const char *c = i == 0 ? fields[sel[j]].head : cells[i - 1][j];
+	}
+	for (size_t i = o->noheadings ? 1 : 0; i <= n; i++) {
+		for (size_t j = 0; j < ns; j++) {
+			if (i == 0)
+				snprintf(c, sizeof(c), "%s", fields[sel[j]].head);
+			else
+				info_cell(&v[i - 1], sel[j], c, sizeof(c));
 			if (j)
 				printf("%s", aligned ? " " : sep);
 			/* headings are left-aligned, numbers right-aligned, every column padded (as libdm) */

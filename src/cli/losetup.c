@@ -453,7 +453,7 @@ static int attach(const struct lopts *o, const char *dev, const char *file)
 				snprintf(devf, sizeof(devf), "%s/%s/dev", sys, de->d_name);
 				snprintf(node, sizeof(node), "/dev/%s", de->d_name);
 				if (pm_sysfs_devnum(devf, &pd) == 0)
-					pm_node_ensure(node, pd, 0660, pm_dev_is_devtmpfs() ? 500 : 0, NULL);
+					pm_node_ensure(node, pd, 0660, 0, 0, pm_dev_is_devtmpfs() ? 500 : 0, NULL);
 			}
 			closedir(d);
 		}

@@ -241,7 +241,7 @@ const struct pm_backend *pm_backend_in_use(struct pm_parent *p)
 }
 
 /* node and /dev/mapper link for a mapping that exists */
-static int publish(struct pm_parent *p, const struct pm_mapping *m, pm_report_fn report, void *arg)
+static int publish(struct pm_parent *p, const struct pm_mapping *m)
 {
 	bool made = false;
 	int r;
@@ -250,17 +250,11 @@ static int publish(struct pm_parent *p, const struct pm_mapping *m, pm_report_fn
 		/* the map's own node: made by the backend (or udev); put it back if it went missing */
 		if (p->dm && p->dm->udev && p->udev_nowait)
 			return 0;
-		r = pm_node_ensure(m->node, m->dev, p->node_mode ? p->node_mode : 0600, 0, &made);
-		if (r == 0 && made && (p->node_uid || p->node_gid) && chown(m->node, p->node_uid, p->node_gid) < 0)
-			report(arg, PM_EV_WARN, p, m, -errno);
-		return r;
+		return pm_node_ensure(m->node, m->dev, p->node_mode, p->node_uid, p->node_gid, 0, &made);
 	}
-	r = pm_node_ensure(m->node, m->dev, p->node_mode ? p->node_mode : 0600,
-			   p->devtmpfs ? 1000 : 0, &made);
+	r = pm_node_ensure(m->node, m->dev, p->node_mode, p->node_uid, p->node_gid, p->devtmpfs ? 1000 : 0, &made);
 	if (r < 0)
 		return r;
-	if (made && (p->node_uid || p->node_gid) && chown(m->node, p->node_uid, p->node_gid) < 0)
-		report(arg, PM_EV_WARN, p, m, -errno);
 	return pm_mapper_link(m->name, m->node);
 }
 
@@ -417,7 +411,7 @@ int pm_map_sync(struct pm_parent *p, const struct pm_backend *b, const struct pm
 			memcpy(keep.name, m.name, sizeof(m.name));
 			/* the name may have changed (-p): drop links under other names */
 			unpublish(&links, old);
-			r = publish(p, &keep, report, arg);
+			r = publish(p, &keep);
 			report(arg, r < 0 ? PM_EV_FAIL : PM_EV_ADD, p, &keep, r);
 			failures += r < 0;
 			continue;
@@ -432,7 +426,7 @@ int pm_map_sync(struct pm_parent *p, const struct pm_backend *b, const struct pm
 		}
 		r = b->add(p, part, &m);
 		if (r == 0)
-			r = publish(p, &m, report, arg);
+			r = publish(p, &m);
 		if (r < 0) {
 			report(arg, PM_EV_FAIL, p, &m, r);
 			failures++;

@@ -125,7 +125,7 @@ static int part_add(struct pm_parent *p, const struct pm_part *part, struct pm_m
 	if (p->read_only) {
 		/* a writable parent: make the partition itself read-only */
 		int one = 1, fd;
-		r = pm_node_ensure(m->node, m->dev, p->node_mode, p->devtmpfs ? 1000 : 0, NULL);
+		r = pm_node_ensure(m->node, m->dev, p->node_mode, p->node_uid, p->node_gid, p->devtmpfs ? 1000 : 0, NULL);
 		if (r == 0 && (fd = open(m->node, O_RDONLY | O_CLOEXEC)) >= 0) {
 			if (ioctl(fd, BLKROSET, &one) < 0)
 				r = -errno;

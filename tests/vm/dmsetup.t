@@ -29,6 +29,10 @@ walk() { # walk "DMSETUP COMMAND"
 	is "$(blockdev --getsz /dev/mapper/onenahalf)" $((REST1 + S2)) "[$TOOL] onenahalf: half of loop1 spliced to loop2"
 	run $D table; run $D table half onenahalf; run $D ls; run $D info; run $D info -c
 	run $D info -c -o name,attr,open,segments --noheadings --separator :; run $D deps onenahalf; run $D deps
+	# every column-report variant, byte for byte
+	run $D info -c --noheadings; run $D info -c -o name,uuid --noheadings; run $D info -c -o uuid,name
+	run $D info -c --separator ,; run $D info -c --noheadings --separator ' | '; run $D info -c -o major,minor,name half
+	run $D info -c -o events,open,segments,attr --noheadings
 	run $D status
 	run $D remove half; run $D remove onenahalf
 
@@ -162,6 +166,17 @@ rm /dev/mapper/mk1; mknod /dev/mapper/stale b 254 250
 "$PARTMAP" dmsetup mknodes; ok $? "mknodes exit 0"
 [ -b /dev/mapper/mk1 ]; ok $? "mknodes: the missing node is back"
 "$PARTMAP" dmsetup remove mk1; rm -f /dev/mapper/stale
+
+# more than 64 devices and more than 16 fields in the column report (a fixed 64x16 table dropped
+# the rest)
+for i in $(seq -w 1 70); do echo "0 8 zero" | "$PARTMAP" dmsetup create many$i; done
+is "$("$PARTMAP" dmsetup info -c --noheadings -o name | grep -c '^many')" 70 "info -c: all 70 devices listed"
+same "$("$PARTMAP" dmsetup info -c | sed 's/ [0-9]* *[0-9]* / M m /')" "$(dmsetup info -c | sed 's/ [0-9]* *[0-9]* / M m /')" \
+	"info -c with 70 devices: as Debian's dmsetup"
+f=name,major,minor,attr,open,segments,events,uuid
+same "$("$PARTMAP" dmsetup info -c -o $f,$f,name,uuid many01)" "$(dmsetup info -c -o $f,$f,name,uuid many01)" \
+	"info -c with 18 fields: as Debian's dmsetup"
+"$PARTMAP" dmsetup remove $(seq -f 'many%02g' 1 70)
 
 # options after the device name work as before it (lvm2's dmsetup takes them anywhere)
 echo "0 64 zero" >"$TMP/zt"
