@@ -388,27 +388,40 @@ static void report(void *arg, enum pm_event ev, const struct pm_parent *p, const
 	fflush(stdout);
 }
 
+/* Why backend b cannot map table t here, for the message: NULL when it can. */
+static const char *cannot_map(const struct pm_backend *b, struct pm_parent *p, const struct pm_table *t, int *err)
+{
+	*err = b->usable(p);
+	if (*err < 0)
+		return "";
+	*err = t && b->can_map ? b->can_map(p, t) : 0;
+	if (*err == -EINVAL)
+		return "the partitions overlap";
+	if (*err == -ERANGE)
+		return "partition numbers above 255 (the kernel's limit for partitions of a device)";
+	return *err < 0 ? "" : NULL;
+}
+
 static const struct pm_backend *choose_backend(struct pm_parent *p, const struct kopts *o, const struct pm_table *t)
 {
+	static const struct pm_backend *const order[] = { &pm_backend_dm, &pm_backend_part, &pm_backend_loop };
 	const struct pm_backend *b;
-	int r;
+	const char *why;
+	int err;
 
 	if (o->backend) {
-		b = !strcmp(o->backend, "dm")	  ? &pm_backend_dm
-		    : !strcmp(o->backend, "part") ? &pm_backend_part
-		    : !strcmp(o->backend, "loop") ? &pm_backend_loop
-						  : NULL;
+		b = NULL;
+		for (size_t i = 0; i < ARRAY_SIZE(order); i++)
+			if (!strcmp(o->backend, order[i]->name))
+				b = order[i];
 		if (!b) {
 			fprintf(stderr, "kpartx: unknown backend '%s' (dm, part, loop)\n", o->backend);
 			return NULL;
 		}
-		r = b->usable(p);
-		if (r < 0) {
-			fprintf(stderr, "kpartx: %s: the %s backend cannot be used here: %s\n", p->path, b->name, strerror(-r));
-			return NULL;
-		}
-		if (b == &pm_backend_part && t && pm_table_overlaps(t)) {
-			fprintf(stderr, "kpartx: %s: the part backend cannot map overlapping partitions\n", p->path);
+		why = cannot_map(b, p, t, &err);
+		if (why) {
+			fprintf(stderr, "kpartx: %s: the %s backend cannot be used here: %s\n", p->path, b->name,
+				*why ? why : strerror(-err));
 			return NULL;
 		}
 		return b;
@@ -417,12 +430,10 @@ static const struct pm_backend *choose_backend(struct pm_parent *p, const struct
 	b = pm_backend_in_use(p);
 	if (b)
 		return b;
-	if (pm_backend_dm.usable(p) == 0)
-		return &pm_backend_dm;
-	if (pm_backend_part.usable(p) == 0 && !(t && pm_table_overlaps(t)))
-		return &pm_backend_part;
-	if (pm_backend_loop.usable(p) == 0)
-		return &pm_backend_loop;
+	/* the first that can: the device mapper, kernel partitions, one loop device per partition */
+	for (size_t i = 0; i < ARRAY_SIZE(order); i++)
+		if (!cannot_map(order[i], p, t, &err))
+			return order[i];
 	fprintf(stderr, "kpartx: %s: no way to map partitions here (no device mapper, no partitions on the device, no free loop device)\n",
 		p->path);
 	return NULL;

@@ -59,6 +59,8 @@ struct pm_backend {
 	const char *name;
 	/* 0 when it can map partitions of this parent, else -errno (why not) */
 	int (*usable)(struct pm_parent *p);
+	/* 0 when it can map this table's partitions (optional), else -errno (why not) */
+	int (*can_map)(const struct pm_parent *p, const struct pm_table *t);
 	/* the mappings of this parent that exist now, sorted by number */
 	int (*list)(struct pm_parent *p, struct pm_mapping **out, size_t *n);
 	/* make one; fills dev, node (and loop_index) */
@@ -68,6 +70,9 @@ struct pm_backend {
 	/* give an existing mapping its new name (after -p changed); NULL: names are only links */
 	int (*rename)(struct pm_parent *p, const struct pm_mapping *m, const char *new_name);
 };
+
+/* The kernel takes partition numbers up to this through BLKPG (DISK_MAX_PARTS - 1). */
+#define PM_BLKPG_MAX_PARTNO 255
 
 extern const struct pm_backend pm_backend_part;
 extern const struct pm_backend pm_backend_loop;

@@ -31,6 +31,18 @@ static int blkpg(struct pm_parent *p, int op, unsigned num, uint64_t start, uint
 	return ioctl(fd, BLKPG, &arg) < 0 ? -errno : 0;
 }
 
+/* Kernel partitions cannot overlap, and BLKPG numbers stop at 255. */
+static int part_can_map(const struct pm_parent *p, const struct pm_table *t)
+{
+	(void)p;
+	if (pm_table_overlaps(t))
+		return -EINVAL;
+	for (size_t i = 0; i < t->nparts; i++)
+		if (t->parts[i].num > PM_BLKPG_MAX_PARTNO)
+			return -ERANGE;
+	return 0;
+}
+
 static int part_usable(struct pm_parent *p)
 {
 	char path[PATH_MAX + 16];
@@ -155,6 +167,7 @@ static int part_remove(struct pm_parent *p, const struct pm_mapping *m)
 const struct pm_backend pm_backend_part = {
 	.name = "part",
 	.usable = part_usable,
+	.can_map = part_can_map,
 	.list = part_list,
 	.add = part_add,
 	.remove = part_remove,

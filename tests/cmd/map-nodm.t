@@ -124,4 +124,23 @@ is "$(loops_of "$img" | wc -l)" 1 "two -a at once: one loop device"
 is "$(mapper_count)" 5 "two -a at once: one set of mappings"
 "$PARTMAP" kpartx -d "$img"
 
+# 300 partitions: the kernel takes BLKPG numbers up to 255 only (-a mapped 255 and failed the rest
+# with "Invalid argument"): partmap chooses per-partition loop devices for such a table
+img=$TMP/p300.img
+rm -f "$img"; truncate -s 1G "$img"
+args=(); for i in $(seq 1 300); do args+=(-n "$i:0:+1M"); done
+sgdisk -o -a 1 --resize-table=304 "${args[@]}" "$img" >/dev/null
+defer release_image "$img"
+start300=$("$PARTMAP" kpartx -l "$img" | awk '$1 ~ /p300$/ {print $6}')
+printf 'partition-300' | dd of="$img" bs=512 seek="$start300" conv=notrunc status=none
+"$PARTMAP" kpartx -a -v "$img" >"$TMP/out" 2>"$TMP/err"; ok $? "300 partitions: -a exit 0"
+grep -q "backend loop" "$TMP/err"; ok $? "300 partitions: the loop backend chosen"
+is "$(grep -c '^add map' "$TMP/out")" 300 "300 partitions: 300 maps"
+n=$(loops_of "$img" | head -1); n=${n#/dev/}
+is "$(head -c 13 /dev/mapper/${n}p300)" partition-300 "300 partitions: p300 reads its own bytes"
+"$PARTMAP" kpartx -a --backend=part "$img" 2>"$TMP/err"; is $? 1 "300 partitions: --backend=part refused"
+grep -q "above 255" "$TMP/err"; ok $? "300 partitions: --backend=part says why"
+"$PARTMAP" kpartx -d "$img"; ok $? "300 partitions: -d exit 0"
+is "$(mapper_count)" 0 "300 partitions: -d removed every mapping"
+is "$(losetup -a | grep -c "$img")" 0 "300 partitions: no loop device left"
 done_testing
