@@ -80,6 +80,14 @@ struct pm_part *pm_put(struct pm_ctx *c, unsigned num, uint64_t start, uint64_t 
 
 	if (c->err)
 		return NULL;
+	if (num > PM_MAX_PARTS) {
+		if (!c->capped)
+			pm_warn(c, "more than %d partitions: partition %u and those after it are not listed (partmap's limit)",
+				PM_MAX_PARTS, num);
+		c->capped = true;
+		memset(&c->scratch, 0, sizeof(c->scratch));
+		return &c->scratch;
+	}
 	/* numbers nearly always grow; only search when this one does not */
 	if (t->nparts && t->parts[t->nparts - 1].num >= num) {
 		for (size_t i = 0; i < t->nparts; i++)
@@ -254,6 +262,7 @@ int pm_probe(struct pm_disk *d, const struct pm_opts *opts, struct pm_table *t)
 		table_reset(t);
 		c.next = 5;
 		c.err = 0;
+		c.capped = false;
 		r = readers[i].fn(&c);
 		if (c.err)
 			r = c.err;

@@ -16,6 +16,10 @@ enum pm_kind {
 	PM_NESTED,        /* a slice of a label nested in a DOS slot (BSD, Solaris, UnixWare, Minix) */
 };
 
+/* Partitions per table, at most: far above real tables (kpartx stops at 256, the kernel's BLKPG at
+ * 255), low enough that a crafted chain of a million EBRs costs neither the memory nor a million maps. */
+#define PM_MAX_PARTS 4096
+
 #define PM_PF_TRUNCATED 0x1u   /* ran past the end of the device and was cut to it */
 #define PM_PF_OUTSIDE   0x2u   /* a GPT entry outside the header's usable range */
 
@@ -80,10 +84,14 @@ struct pm_ctx {
 	unsigned ssz;             /* logical sector size in bytes */
 	unsigned next;            /* next free number for logical and nested partitions (kernel state->next) */
 	int err;                  /* sticky -ENOMEM from pm_put */
+	bool capped;              /* a number above PM_MAX_PARTS was put: readers may stop */
+	struct pm_part scratch;   /* what pm_put hands out for such numbers: filled, never listed */
 };
 
 /* Add a partition; start and size in 512-byte sectors. Returns the entry to fill in, or NULL
- * (out of memory: ctx->err is set). A later put of the same number replaces the earlier one. */
+ * (out of memory: ctx->err is set). A later put of the same number replaces the earlier one. A
+ * number above PM_MAX_PARTS is not listed (a warning says so once, ctx->capped is set): the entry
+ * returned is a scratch one. */
 struct pm_part *pm_put(struct pm_ctx *c, unsigned num, uint64_t start, uint64_t size, enum pm_kind kind);
 void pm_warn(struct pm_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pm_set_error(struct pm_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

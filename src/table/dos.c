@@ -140,6 +140,8 @@ static int parse_extended(struct pm_ctx *c, uint64_t first, uint64_t first_size,
 			c->next++;
 			empty_links = 0;
 		}
+		if (c->capped)
+			break; /* past the limit: the rest of the chain lists nothing */
 		/* then the first link to the next EBR, relative to the extended partition's start */
 		for (i = 0; i < 4; i++)
 			if (e[i].size && pm_dos_is_extended(e[i].type))

@@ -158,9 +158,13 @@ static void test_dos_chain_10000_links(void **state)
 			img_dos(&im, at, 1, 0, 0x05, 2 * (i + 1), 2);
 	}
 	assert_int_equal(probe(&im, 512, false, &t), PM_FOUND);
-	assert_int_equal(t.nparts, 1 + links);
+	/* listed up to the cap (the extended partition, then logicals 5 to 4096), with a warning */
+	assert_int_equal(t.nparts, 1 + PM_MAX_PARTS - 4);
 	expect_part(&t, 5, 2049, 1);
-	expect_part(&t, 4 + links, 2048 + 2 * (links - 1) + 1, 1);
+	expect_part(&t, PM_MAX_PARTS, 2048 + 2 * (PM_MAX_PARTS - 5) + 1, 1);
+	assert_null(pm_table_find(&t, PM_MAX_PARTS + 1));
+	assert_int_equal(t.nwarnings, 1);
+	assert_non_null(strstr(t.warnings[0], "more than 4096 partitions"));
 	pm_table_free(&t);
 	img_free(&im);
 }
