@@ -81,7 +81,8 @@ int pm_loop_info(int index, struct pm_loop_info *info)
 	return 1;
 }
 
-/* The lowest-numbered bound loop device that match() accepts (as a user listing them would take). */
+/* The lowest-numbered bound loop device that match() accepts (as a user listing them would take).
+ * One directory read, and one openat() per unbound device: -l stays cheap with hundreds of them. */
 static int loop_find(bool (*match)(const struct pm_loop_info *li, const void *arg), const void *arg,
 		     struct pm_loop_info *info)
 {
@@ -93,7 +94,7 @@ static int loop_find(bool (*match)(const struct pm_loop_info *li, const void *ar
 		return -errno;
 	while ((de = readdir(d))) {
 		struct pm_loop_info li;
-		char *end;
+		char rel[NAME_MAX + 32], *end;
 		long idx;
 
 		if (strncmp(de->d_name, "loop", 4) || !de->d_name[4])
@@ -101,6 +102,11 @@ static int loop_find(bool (*match)(const struct pm_loop_info *li, const void *ar
 		idx = strtol(de->d_name + 4, &end, 10);
 		if (*end || idx < 0 || idx > INT32_MAX)
 			continue;
+		snprintf(rel, sizeof(rel), "%s/loop/backing_file", de->d_name);
+		int fd = openat(dirfd(d), rel, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* not bound */
+		close(fd);
 		if (pm_loop_info((int)idx, &li) != 1 || !match(&li, arg))
 			continue;
 		if (best < 0 || idx < best) {
@@ -254,6 +260,32 @@ int pm_loop_attach(int backing_fd, const struct pm_loop_cfg *cfg)
 		return r;
 	}
 	return -EBUSY;
+}
+
+#define LOOP_REMOVE_TRIES 5
+
+/* Loop devices the kernel makes at boot: max_loop, or CONFIG_BLK_DEV_LOOP_MIN_COUNT (8 in Debian's
+ * kernels) when max_loop is 0. Devices above were made on demand (LOOP_CTL_GET_FREE). */
+#define LOOP_BOOT_COUNT 8
+
+int pm_loop_remove_device(int index)
+{
+	uint64_t max_loop = 0;
+
+	pm_read_u64("/sys/module/loop/parameters/max_loop", &max_loop);
+	if ((uint64_t)index < (max_loop ? max_loop : LOOP_BOOT_COUNT))
+		return 0;
+	_cleanup_close_ int fd = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	for (int i = 0;; i++) {
+		if (ioctl(fd, LOOP_CTL_REMOVE, index) >= 0)
+			return 0;
+		/* EBUSY while something (udev's probe) still has it open: a few tries, then leave it */
+		if (errno != EBUSY || i >= LOOP_REMOVE_TRIES)
+			return errno == ENODEV ? 0 : -errno;
+		sleep_ms(10);
+	}
 }
 
 int pm_loop_detach(int index, bool check_busy)

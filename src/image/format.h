@@ -11,7 +11,7 @@
 
 #define PM_IMG_BELOW 3           /* not in this layer: the backing file's bytes (or zeros) */
 #define PM_IMG_DECODE 4          /* a compressed unit: decoded, then copied from */
-#define PM_IMG_PROBE_HEAD 4096   /* bytes of the file's start given to probe() */
+#define PM_IMG_PROBE_HEAD 512    /* bytes of the file's start given to probe(): every magic lies there */
 #define PM_IMG_EXTENT_JOIN 4096  /* pieces pm_image_extent() joins into one answer */
 
 struct pm_image;

@@ -119,8 +119,13 @@ static int loop_add(struct pm_parent *p, const struct pm_part *part, struct pm_m
 
 static int loop_remove(struct pm_parent *p, const struct pm_mapping *m)
 {
+	int r;
+
 	(void)p;
-	return pm_loop_detach(m->loop_index, true);
+	r = pm_loop_detach(m->loop_index, true);
+	if (r == 0)
+		pm_loop_remove_device(m->loop_index); /* made for this mapping: not left behind */
+	return r;
 }
 
 const struct pm_backend pm_backend_loop = {

@@ -133,6 +133,7 @@ sgdisk -o -a 1 --resize-table=304 "${args[@]}" "$img" >/dev/null
 defer release_image "$img"
 start300=$("$PARTMAP" kpartx -l "$img" | awk '$1 ~ /p300$/ {print $6}')
 printf 'partition-300' | dd of="$img" bs=512 seek="$start300" conv=notrunc status=none
+devices_before=$(ls /sys/block | grep -c '^loop')
 "$PARTMAP" kpartx -a -v "$img" >"$TMP/out" 2>"$TMP/err"; ok $? "300 partitions: -a exit 0"
 grep -q "backend loop" "$TMP/err"; ok $? "300 partitions: the loop backend chosen"
 is "$(grep -c '^add map' "$TMP/out")" 300 "300 partitions: 300 maps"
@@ -143,4 +144,7 @@ grep -q "above 255" "$TMP/err"; ok $? "300 partitions: --backend=part says why"
 "$PARTMAP" kpartx -d "$img"; ok $? "300 partitions: -d exit 0"
 is "$(mapper_count)" 0 "300 partitions: -d removed every mapping"
 is "$(losetup -a | grep -c "$img")" 0 "300 partitions: no loop device left"
+devices_after=$(ls /sys/block | grep -c '^loop')
+[ "$devices_after" -le "$devices_before" ]
+ok $? "300 partitions: the loop devices made for -a are removed by -d ($devices_before before, $devices_after after)"
 done_testing
