@@ -461,7 +461,7 @@ static int do_map(const char *path, struct kopts *o)
 	if (r < 0) {
 		fprintf(stderr, "kpartx: %s: %s%s%s\n", shown, why, *why ? ": " : "", strerror(-r));
 		if (p.loop_attached)
-			pm_parent_detach(&p);
+			pm_parent_detach(&p, false);
 		pm_parent_close(&p);
 		return 1;
 	}
@@ -471,7 +471,7 @@ static int do_map(const char *path, struct kopts *o)
 			if (all[i]->usable(&p) == 0)
 				failures += pm_map_sync(&p, all[i], NULL, PM_SYNC_DELETE, report, &rc);
 		if (!failures && p.is_file && p.loop_index >= 0) {
-			r = pm_parent_detach(&p);
+			r = pm_parent_detach(&p, true);
 			if (r == 0)
 				report(&rc, PM_EV_LOOPDEL, &p, NULL, 0);
 			else {
@@ -498,7 +498,7 @@ static int do_map(const char *path, struct kopts *o)
 	if (r < 0) {
 		fprintf(stderr, "kpartx: %s: %s\n", shown, t.error[0] ? t.error : strerror(-r));
 		if (p.loop_attached)
-			pm_parent_detach(&p);
+			pm_parent_detach(&p, false);
 		pm_table_free(&t);
 		pm_disk_close(&d);
 		pm_parent_close(&p);
@@ -520,7 +520,7 @@ static int do_map(const char *path, struct kopts *o)
 			p.dm->udev_wait_ms / 1000);
 	/* nothing to map: do not leave a loop device behind that nobody asked for */
 	if (p.loop_attached && (t.nparts == 0 || !b))
-		pm_parent_detach(&p);
+		pm_parent_detach(&p, false);
 	pm_table_free(&t);
 	pm_disk_close(&d);
 	pm_parent_close(&p);
@@ -577,8 +577,10 @@ static int map_image(const char *path, struct pm_image *img, struct kopts *o)
 		state = PM_SERVE_NONE;
 	}
 	if (o->action == ACT_DELETE) {
+		/* the loop device detached, or to be detached by the kernel when its last user closes it:
+		 * a lazy unmount then ends the server when that happens */
 		rc = do_map(disk, o);
-		if (rc == 0 && pm_loop_find_path(disk, &li) != 1 && (r = pm_serve_stop(dir)) < 0) {
+		if (rc == 0 && (r = pm_serve_stop(dir)) < 0) {
 			fprintf(stderr, "kpartx: %s: cannot unmount %s: %s\n", path, dir, strerror(-r));
 			rc = 1;
 		}

@@ -215,11 +215,11 @@ void pm_parent_close(struct pm_parent *p)
 	p->fd = p->lock_fd = -1;
 }
 
-int pm_parent_detach(struct pm_parent *p)
+int pm_parent_detach(struct pm_parent *p, bool deferred)
 {
 	if (!p->is_file || p->loop_index < 0)
 		return 0;
-	return pm_loop_detach(p->loop_index, true);
+	return pm_loop_detach(p->loop_index, !deferred);
 }
 
 const struct pm_backend *pm_backend_in_use(struct pm_parent *p)

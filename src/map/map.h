@@ -110,8 +110,10 @@ void pm_parent_close(struct pm_parent *p);
 int pm_map_sync(struct pm_parent *p, const struct pm_backend *b, const struct pm_table *t,
 		enum pm_sync_mode mode, pm_report_fn report, void *arg);
 
-/* Detach the whole-file loop of an image (after -d), unless it is in use. */
-int pm_parent_detach(struct pm_parent *p);
+/* Detach the whole-file loop of an image. deferred (-d, as kpartx): LOOP_CLR_FD even when something
+ * else holds the device open; the kernel then detaches it when the last user closes it (autoclear).
+ * Otherwise (undoing a failed -a) only when nothing holds it. */
+int pm_parent_detach(struct pm_parent *p, bool deferred);
 
 /* Which backend already holds mappings of this parent (NULL if none). */
 const struct pm_backend *pm_backend_in_use(struct pm_parent *p);

@@ -147,4 +147,20 @@ is "$(losetup -a | grep -c "$img")" 0 "300 partitions: no loop device left"
 devices_after=$(ls /sys/block | grep -c '^loop')
 [ "$devices_after" -le "$devices_before" ]
 ok $? "300 partitions: the loop devices made for -a are removed by -d ($devices_before before, $devices_after after)"
+# -d while something else holds the image's loop device (an open fd, or the user's own map on it):
+# the mappings go, and the loop device is detached by the kernel when its last user closes it
+# (LOOP_CLR_FD's deferred detach, as kpartx -d does); -d used to refuse with "busy", exit 1
+img=$TMP/held.img
+mk4 "$img"
+defer release_image "$img"
+"$PARTMAP" kpartx -a "$img"
+l=$(loops_of "$img" | head -1)
+exec 7<"$l"
+"$PARTMAP" kpartx -d -v "$img" >"$TMP/out" 2>&1; ok $? "held loop device: -d exit 0"
+is "$(mapper_count)" 0 "held loop device: the mappings are gone"
+is "$(cat /sys/block/${l#/dev/}/loop/autoclear 2>/dev/null)" 1 "held loop device: detach deferred (autoclear)"
+grep -q "loop deleted : $l" "$TMP/out"; ok $? "held loop device: says 'loop deleted' as kpartx does"
+exec 7<&-
+for _ in 1 2 3 4 5 6 7 8 9 10; do [ -z "$(loops_of "$img")" ] && break; sleep 0.1; done
+is "$(loops_of "$img")" "" "held loop device: released when the holder closed it"
 done_testing
