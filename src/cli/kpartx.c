@@ -447,6 +447,7 @@ static int do_map(const char *path, struct kopts *o)
 		.sector_size = o->probe.sector_size,
 		.delim = o->delim,
 		.udev_nowait = o->nowait,
+		.delete_foreign = o->force_devmap && o->action == ACT_DELETE,
 	};
 	struct report_ctx rc = { .o = o };
 	struct pm_parent p;

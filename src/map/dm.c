@@ -41,9 +41,10 @@ static void parent_uuid(struct pm_parent *p, char *buf, size_t len)
 	struct pm_dm_info info;
 
 	if (!p->dm_parent_uuid[0]) {
-		if (pm_dm_info(p->dm, &ref, &info) == 0 && info.uuid[0])
+		if (pm_dm_info(p->dm, &ref, &info) == 0 && info.uuid[0]) {
 			pm_strlcpy(p->dm_parent_uuid, info.uuid, sizeof(p->dm_parent_uuid));
-		else
+			p->dm_parent_has_uuid = true;
+		} else
 			snprintf(p->dm_parent_uuid, sizeof(p->dm_parent_uuid), "devnode_%u:%u_Wh5pYvM",
 				 major(p->rdev), minor(p->rdev));
 	}
@@ -94,7 +95,10 @@ static int ours(struct pm_parent *p, const char *puuid, const struct pm_dm_name 
 	r = 0;
 	if (n == 1 && !strcmp(t[0].type, "linear") && linear_on(t[0].params, p->rdev, &start)) {
 		unsigned num = uuid_num(info.uuid, puuid);
-		if (num) {
+		/* kpartx -d -f on a parent without a DM UUID skips the UUID check: any single linear map
+		 * over the parent goes (numbered 0: not a partition partmap knows) */
+		bool foreign = !num && p->delete_foreign && !p->dm_parent_has_uuid;
+		if (num || foreign) {
 			memset(m, 0, sizeof(*m));
 			m->num = num;
 			pm_strlcpy(m->name, dn->name, sizeof(m->name));

@@ -99,6 +99,7 @@ int pm_parent_open(struct pm_parent *p, const char *path, const struct pm_parent
 	p->path = path;
 	p->read_only = o->read_only;
 	p->udev_nowait = o->udev_nowait;
+	p->delete_foreign = o->delete_foreign;
 	*why = "cannot open";
 	if (stat(path, &st) < 0)
 		return -errno;

@@ -38,6 +38,9 @@ struct pm_parent {
 	bool read_only;
 	struct pm_dm *dm;          /* the device-mapper handle, when that backend is used */
 	char dm_parent_uuid[132];  /* kpartx's parent UUID, worked out once */
+	bool dm_parent_has_uuid;   /* ... and it is the parent's own DM UUID, not the devnode_ stand-in */
+	bool delete_foreign;       /* -d -f: also linear maps over a parent without a DM UUID that
+				    * partmap or kpartx did not make (kpartx's -f with -d) */
 	bool udev_nowait;          /* -n: leave nodes to udev, do not wait for it */
 	mode_t node_mode;          /* copied to the nodes partmap makes */
 	uid_t node_uid;
@@ -97,6 +100,7 @@ struct pm_parent_opts {
 	unsigned sector_size;      /* for a new whole-file loop; 0 = guess from the table */
 	const char *delim;         /* NULL = kpartx's default rule */
 	bool udev_nowait;          /* -n */
+	bool delete_foreign;       /* -d -f */
 };
 
 /* Open and lock the parent, find (or attach) the image's loop device, work out names. 0 or -errno;

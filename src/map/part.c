@@ -131,19 +131,29 @@ static int part_add(struct pm_parent *p, const struct pm_part *part, struct pm_m
 	pm_part_name(entry, sizeof(entry), p->sysname, pm_default_delim(p->sysname), part->num);
 	r = read_entry(p, entry, &found);
 	if (r < 0)
-		return r;
+		goto undo;
 	m->dev = found.dev;
 	memcpy(m->node, found.node, sizeof(m->node));
 	if (p->read_only) {
-		/* a writable parent: make the partition itself read-only */
-		int one = 1, fd;
+		/* a writable parent: make the partition itself read-only, and check that it is */
+		int one = 1, ro = 0;
 		r = pm_node_ensure(m->node, m->dev, p->node_mode, p->node_uid, p->node_gid, p->devtmpfs ? 1000 : 0, NULL);
-		if (r == 0 && (fd = open(m->node, O_RDONLY | O_CLOEXEC)) >= 0) {
-			if (ioctl(fd, BLKROSET, &one) < 0)
-				r = -errno;
-			close(fd);
+		if (r < 0)
+			goto undo;
+		_cleanup_close_ int fd = open(m->node, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || ioctl(fd, BLKROSET, &one) < 0 || ioctl(fd, BLKROGET, &ro) < 0) {
+			r = -errno;
+			goto undo;
+		}
+		if (!ro) {
+			r = -EIO;
+			goto undo;
 		}
 	}
+	return 0;
+undo:
+	/* nothing half-made: a partition that is not what was asked for is removed again */
+	blkpg(p, BLKPG_DEL_PARTITION, part->num, 0, 0);
 	return r;
 }
 

@@ -49,6 +49,20 @@ is "$(debugfs -R 'cat /f' "$TMP/p5" 2>/dev/null)" container "container: the file
 "$PARTMAP" kpartx -d "$img"; ok $? "container, loop backend: -d"
 is "$(loops_of "$img")" "" "container, loop backend: no loop device left"
 
+# part backend, -r, and the partition's node cannot be made (a read-only /dev): -a fails and leaves no
+# kernel partition behind (it used to stay, writable, half-made)
+img2=$TMP/ro.img
+cp "$img" "$img2"
+defer release_image "$img2"
+rl=$("$PARTMAP" losetup -f --show "$img2"); rn=${rl#/dev/}
+defer "losetup -d $rl"
+mount -o remount,ro /dev
+"$PARTMAP" kpartx -a -r --backend=part "$rl" >/dev/null 2>&1; rc=$?
+mount -o remount,rw /dev
+is $rc 1 "-r, node not makeable: -a exit 1"
+is "$(ls /sys/block/$rn | grep -c "^${rn}p")" 0 "-r, node not makeable: no kernel partition left behind"
+"$PARTMAP" kpartx -d "$rl" >/dev/null 2>&1
+
 # 4096-byte sectors: the image's loop device gets block size 4096 and a filesystem on a partition mounts
 img=$TMP/4k.img
 rm -f "$img"; truncate -s 64M "$img"

@@ -162,4 +162,27 @@ n=$(losetup -j "$TMP/4k.img" -O NAME -n | head -1); n=${n#/dev/}
 is "$(blockdev --getss /dev/mapper/${n}p5) $(blockdev --getsz /dev/mapper/${n}p5)" "4096 32768" "4096: ${n}p5 has 4096-byte sectors and 16 MiB"
 mkfs.ext4 -q -F /dev/mapper/${n}p5 >/dev/null 2>&1 && mount /dev/mapper/${n}p5 "$TMP/mnt" && umount "$TMP/mnt"; ok $? "4096: a filesystem on ${n}p5 mounts"
 "$PARTMAP" kpartx -d "$TMP/4k.img"; ok $? "4096: -d"
+# -d -f: kpartx's meaning: on a parent without a DM UUID, linear maps over it that no kpartx made
+# (here one with an LVM- UUID, as an LVM volume on a loop device has) go too; without -f they stay
+mkimg "$TMP/force.img" 32M <<'S'
+label: dos
+start=2048, size=8192, type=83
+S
+defer release_image "$TMP/force.img"
+attach FL "$TMP/force.img"
+for tool in partmap debian; do
+	K=kpartx; [ $tool = partmap ] && K="$PARTMAP kpartx"
+	$K -a "$FL" >/dev/null 2>&1
+	dmsetup create lvlike -u LVM-forcetestvg-forcetestlv --table "0 1024 linear $FL 12288"
+	dmsetup create striplike --table "0 1024 striped 2 8 $FL 20480 $FL 22528"
+	$K -d "$FL" >/dev/null 2>&1
+	is "$(dmsetup ls | awk '{print $1}' | grep -E '^(lvlike|striplike)$' | sort | tr '\n' ' ')" "lvlike striplike " \
+		"[$tool] -d without -f leaves the LVM-like and the striped map"
+	$K -a "$FL" >/dev/null 2>&1
+	$K -d -f -v "$FL" >"$TMP/fout" 2>&1
+	is "$(dmsetup ls | awk '{print $1}' | grep -E '^(lvlike|striplike|'"${FL#/dev/}"'p1)$' | tr '\n' ' ')" "striplike " \
+		"[$tool] -d -f removes the partition and the LVM-like linear map, not the striped one"
+	grep -q "del devmap : lvlike" "$TMP/fout"; ok $? "[$tool] -d -f -v names the LVM-like map"
+	dmsetup remove striplike
+done
 done_testing
