@@ -64,6 +64,11 @@ int pm_node_ensure(const char *path, dev_t dev, mode_t mode, uid_t uid, gid_t gi
 		if (lstat(path, &st) == 0) {
 			if (S_ISBLK(st.st_mode) && st.st_rdev == dev)
 				return 0;
+			/* udev's entry: a link to the device's node (/dev/mapper/loop0p1 -> ../dm-0) is left
+			 * alone; replacing it makes udev log "Conflicting inode" and drop its link */
+			struct stat tgt;
+			if (S_ISLNK(st.st_mode) && stat(path, &tgt) == 0 && S_ISBLK(tgt.st_mode) && tgt.st_rdev == dev)
+				return 0;
 			/* stale: a node for another device, or something else in the way */
 			if (!S_ISBLK(st.st_mode) && !S_ISLNK(st.st_mode))
 				return -EEXIST;

@@ -13,7 +13,8 @@ int pm_sysfs_devnum(const char *path, dev_t *dev);
 bool pm_dev_is_devtmpfs(void);
 /* Make sure path is a block node for dev: waits up to wait_ms for devtmpfs to make it, then makes it
  * with exactly this mode (0600 when 0; the umask does not apply) and owner (left as root when both
- * are 0); never follows a symlink to set them. Replaces a stale node with the wrong number. *made
+ * are 0); never follows a symlink to set them. A symlink to a node of dev (udev's) is kept as it is.
+ * Replaces a stale node (or link) for another number. *made
  * tells whether partmap made it. 0 or -errno. */
 int pm_node_ensure(const char *path, dev_t dev, mode_t mode, uid_t uid, gid_t gid, int wait_ms, bool *made);
 /* Remove path if it is a block node for dev (left by us or stale). 0, or -errno. */

@@ -11,8 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "disk.h"
+#include "node.h"
 #include "names.h"
 #include "ptable.h"
 #include "util.h"
@@ -118,6 +121,50 @@ static void test_guid_str(void **state)
 	assert_string_equal(s, "0fc63daf-8483-4772-8e79-3d69d8477de4");
 }
 
+/* pm_node_ensure: a node it makes has exactly the mode given whatever the umask; udev's symlink to the
+ * right node is kept; a stale node or a link to another device is replaced. Needs root (mknod). */
+static void test_node_ensure(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/pm-node-test.XXXXXX", node[64], real[64], link[64], other[64];
+	struct stat st;
+	bool made;
+	dev_t dev = makedev(7, 250), dev2 = makedev(7, 251);
+
+	if (geteuid() != 0)
+		fail_msg("test_node_ensure needs root (mknod)");
+	assert_non_null(mkdtemp(dir));
+	snprintf(node, sizeof(node), "%s/n", dir);
+	snprintf(real, sizeof(real), "%s/dm-x", dir);
+	snprintf(link, sizeof(link), "%s/l", dir);
+	snprintf(other, sizeof(other), "%s/dm-y", dir);
+	mode_t old = umask(077);
+	assert_int_equal(pm_node_ensure(node, dev, 0664, 0, 6, 0, &made), 0);
+	umask(old);
+	assert_true(made);
+	assert_int_equal(lstat(node, &st), 0);
+	assert_true(S_ISBLK(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0664);
+	assert_int_equal(st.st_gid, 6);
+	/* udev's link to the device's node stays a link */
+	assert_int_equal(mknod(real, S_IFBLK | 0600, dev), 0);
+	assert_int_equal(symlink("dm-x", link), 0);
+	assert_int_equal(pm_node_ensure(link, dev, 0600, 0, 0, 0, &made), 0);
+	assert_false(made);
+	assert_int_equal(lstat(link, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	/* a link to another device is stale: replaced by a node */
+	assert_int_equal(mknod(other, S_IFBLK | 0600, dev2), 0);
+	unlink(link);
+	assert_int_equal(symlink("dm-y", link), 0);
+	assert_int_equal(pm_node_ensure(link, dev, 0600, 0, 0, 0, &made), 0);
+	assert_true(made);
+	assert_int_equal(lstat(link, &st), 0);
+	assert_true(S_ISBLK(st.st_mode) && st.st_rdev == dev);
+	unlink(node), unlink(real), unlink(link), unlink(other);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -126,6 +173,7 @@ int main(void)
 		cmocka_unit_test(test_reader_file_and_cache),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_guid_str),
+		cmocka_unit_test(test_node_ensure),
 	};
 	return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }
