@@ -8,7 +8,7 @@ declare -A need=(
 	[mkfs.ext4]=e2fsprogs [debugfs]=e2fsprogs [mkfs.vfat]=dosfstools [mcopy]=mtools [losetup]=mount
 	[partx]=util-linux [unshare]=util-linux [setpriv]=util-linux
 	[qemu-system-x86_64]=qemu-system-x86 [qemu-img]=qemu-utils [qemu-io]=qemu-utils [fusermount3]=fuse3 [fio]=fio
-	[qemu-storage-daemon]=qemu-system-common [cpio]=cpio [depmod]=kmod [perl]=perl [bc]=bc
+	[qemu-storage-daemon]=qemu-system-common [udevadm]=udev [cpio]=cpio [depmod]=kmod [perl]=perl [bc]=bc
 )
 pkgs=()
 for cmd in "${!need[@]}"; do

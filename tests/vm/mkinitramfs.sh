@@ -11,7 +11,8 @@ root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 export PATH=$PATH:/usr/sbin:/sbin
 
-mkdir -p "$root"/{bin,bb,dev,proc,sys,tmp,run,etc,partmap,lib/modules/"$ver"}
+mkdir -p "$root"/{bin,bb,dev,proc,sys,tmp,run,etc,partmap,lib/modules/"$ver",usr/sbin}
+ln -s usr/sbin "$root/sbin" # the udev rules call /sbin/dmsetup
 cp "$(command -v busybox)" "$root/bb/busybox"
 for a in $("$root/bb/busybox" --list); do [ "$a" = busybox ] || ln -s busybox "$root/bb/$a"; done
 ln -s /bb/busybox "$root/bin/sh"
@@ -33,13 +34,23 @@ copy_bin() {
 }
 for t in bash kpartx dmsetup losetup sfdisk fdisk sgdisk partx blockdev mke2fs debugfs jq cmp od awk sed grep \
 	sort tr cut head tail wc diff mktemp seq stat readlink truncate dd sleep timeout mount umount sync cat strace \
-	ls mkdir rm cp ln env uname id printf find xargs basename dirname date chmod rmdir; do
+	ls mkdir rm cp ln env uname id printf find xargs basename dirname date chmod rmdir udevadm ipcs; do
 	copy_bin "$t"
 done
+# Debian's systemd-udevd and the dm, kpartx and storage rules (tests/vm/udev.t starts it); rules and
+# helpers where the rules look for them
+copy_bin /lib/systemd/systemd-udevd
+mkdir -p "$root/tests/udev-rules" "$root/lib/udev" "$root/usr/lib/udev" "$root/etc/udev"
+for r in 50-udev-default.rules 55-dm.rules 56-dm-parts.rules 60-block.rules 60-persistent-storage.rules \
+	60-persistent-storage-dm.rules 60-kpartx.rules 68-del-part-nodes.rules 95-dm-notify.rules; do
+	cp "/lib/udev/rules.d/$r" "$root/tests/udev-rules/"
+done
+cp /lib/udev/kpartx_id "$root/lib/udev/"; cp /lib/udev/kpartx_id "$root/usr/lib/udev/"
+[ -f /etc/udev/udev.conf ] && cp /etc/udev/udev.conf "$root/etc/udev/"
 ln -sf mke2fs "$root/usr/sbin/mkfs.ext4" 2>/dev/null || ln -sf "$(readlink -f "$(command -v mke2fs)")" "$root/sbin/mkfs.ext4"
 [ -f /etc/mke2fs.conf ] && cp /etc/mke2fs.conf "$root/etc/"
 echo "root:x:0:0:root:/root:/bin/bash" >"$root/etc/passwd"
-echo "root:x:0:" >"$root/etc/group"
+printf 'root:x:0:\ndisk:x:6:\n' >"$root/etc/group"
 
 # modules (and what they need), loaded in dependency order by modprobe from modules.dep
 mods="loop fuse dm-mod dm-zero dm-snapshot dm-crypt dm-mirror dm-delay dm-flakey ext4 crc32c_generic xts ecb"
@@ -71,7 +82,7 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin:/bb
 /bb/mount -t tmpfs tmp /tmp
 /bb/mount -t tmpfs run /run
 /bb/ln -s /proc/self/fd /dev/fd
-/bb/ln -s /bb/busybox /sbin/modprobe 2>/dev/null || { /bb/mkdir -p /sbin; /bb/ln -s /bb/busybox /sbin/modprobe; }
+/bb/ln -s /bb/busybox /sbin/modprobe 2>/dev/null
 for m in $(/bb/cat /modules.list); do /bb/modprobe "$m" || echo "init: cannot load $m"; done
 export DM_DISABLE_UDEV=1 HOME=/root
 /usr/bin/bash /tests/run-in-vm.sh >/dev/ttyS1 2>&1

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# With Debian's systemd-udevd running and the dm rules from the dmsetup package and kpartx's rules:
+# Debian's kpartx and partmap side by side on DOS (with logicals) and GPT images on loop devices.
+# -a returns within seconds; /dev/mapper/<name> is udev's entry (a link to ../dm-N) with kpartx's
+# mode and owner; udev makes the same /dev/disk links for partmap's maps as for kpartx's; no cookie
+# or semaphore is left; -d removes maps, nodes and links; partmap dmsetup create/rename/remove; then
+# udev running without the dm rules: one bounded wait, usable nodes with the parent's mode.
+. "$(dirname "$0")/lib.sh"
+unset DM_DISABLE_UDEV
+start_udev() { # start_udev RULES...
+	mkdir -p /etc/udev/rules.d /run/udev
+	rm -f /etc/udev/rules.d/*.rules
+	for r in "$@"; do cp "/tests/udev-rules/$r" /etc/udev/rules.d/; done
+	/lib/systemd/systemd-udevd --daemon >/dev/null 2>&1
+	for _ in $(seq 100); do [ -e /run/udev/control ] && break; sleep 0.1; done
+	udevadm trigger --action=add >/dev/null 2>&1
+	udevadm settle --timeout=60
+}
+stop_udev() { udevadm control --exit >/dev/null 2>&1; for _ in $(seq 50); do [ -e /run/udev/control ] || break; sleep 0.1; done; rm -f /run/udev/control; }
+defer stop_udev
+all_rules=$(ls /tests/udev-rules)
+# shellcheck disable=SC2086
+start_udev $all_rules
+[ -e /run/udev/control ]; ok $? "systemd-udevd runs with Debian's dm and kpartx rules"
+
+cookies() { { dmsetup udevcookies 2>/dev/null | tail -n +2; ipcs -s 2>/dev/null | awk '$1 ~ /^0x0d4d/'; } | grep -c .; }
+links_of() { # the /dev/disk links that point at a map, names with the map's name and minor cut out
+	local dm=$1 name=$2
+	find /dev/disk -type l 2>/dev/null | while read -r l; do
+		[ "$(readlink -f "$l")" = "/dev/$dm" ] && echo "${l//$name/NAME}"
+	done | sort
+}
+mkimg "$TMP/dos.img" 64M <<'S'
+label: dos
+start=2048, size=8192, type=83
+start=10240, type=5
+start=12288, size=8192
+start=22528, size=8192
+S
+rm -f "$TMP/gpt.img"; truncate -s 64M "$TMP/gpt.img"
+sgdisk -n 1:0:+4M -n 2:0:+4M -n 3:0:+4M "$TMP/gpt.img" >/dev/null
+for t in dos gpt; do
+	img=$TMP/$t.img
+	defer release_image "$img"
+	attach L "$img"; n=${L#/dev/}
+	udevadm settle --timeout=30
+	declare -A seen=()
+	for tool in kpartx partmap; do
+		K=kpartx; [ $tool = partmap ] && K="$PARTMAP kpartx"
+		s=$(date +%s)
+		timeout 60 $K -a -v "$L" >"$TMP/out" 2>"$TMP/err"
+		rc=$?
+		took=$(( $(date +%s) - s ))
+		is $rc 0 "$t [$tool]: -a exit 0"
+		[ $took -le 15 ]; ok $? "$t [$tool]: -a returned within seconds ($took s)"
+		udevadm settle --timeout=30
+		grep -q "did not confirm" "$TMP/err"; [ $? -ne 0 ]; ok $? "$t [$tool]: udev confirmed (no fallback)"
+		p1=/dev/mapper/${n}p1
+		[ -L "$p1" ] && [ "$(readlink "$p1")" = "../$(basename "$(readlink -f "$p1")")" ]
+		ok $? "$t [$tool]: $p1 is udev's link to ../dm-N"
+		dm=$(basename "$(readlink -f "$p1")")
+		seen[$tool]="$(stat -L -c '%a %U %G' "$p1")|$(links_of "$dm" "${n}p1")"
+		[ "$(links_of "$dm" "${n}p1" | grep -c dm-name-)" -ge 1 ] && [ "$(links_of "$dm" "${n}p1" | grep -c dm-uuid-part1-)" -ge 1 ]
+		ok $? "$t [$tool]: /dev/disk/by-id dm-name- and dm-uuid-part1- links"
+		is "$(cookies)" 0 "$t [$tool]: no cookie or semaphore left"
+		journal=$(find /run/udev -name '*.log' 2>/dev/null)
+		$K -d "$L" >/dev/null 2>&1; ok $? "$t [$tool]: -d exit 0"
+		udevadm settle --timeout=30
+		is "$(ls /dev/mapper | grep -c "^${n}p")" 0 "$t [$tool]: -d removed the maps' entries"
+		is "$(find /dev/disk -lname "*/$dm" 2>/dev/null | wc -l)" 0 "$t [$tool]: -d removed udev's links"
+	done
+	same "${seen[partmap]}" "${seen[kpartx]}" "$t: partmap's map has kpartx's mode, owner and the same /dev/disk links"
+done
+
+# partmap dmsetup with udev
+echo "0 64 zero" | "$PARTMAP" dmsetup create udz; ok $? "dmsetup create with udev"
+udevadm settle --timeout=30
+[ -L /dev/mapper/udz ]; ok $? "dmsetup create: /dev/mapper/udz is udev's link"
+"$PARTMAP" dmsetup rename udz udz2; ok $? "dmsetup rename with udev"
+udevadm settle --timeout=30
+[ -L /dev/mapper/udz2 ] && [ ! -e /dev/mapper/udz ]; ok $? "dmsetup rename: udev moved the link"
+"$PARTMAP" dmsetup remove udz2; ok $? "dmsetup remove with udev"
+udevadm settle --timeout=30
+[ ! -e /dev/mapper/udz2 ]; ok $? "dmsetup remove: the entry is gone"
+is "$(cookies)" 0 "dmsetup: no cookie or semaphore left"
+
+# udev running but without the dm rules (nobody counts the cookies down): one bounded wait, then
+# partmap makes usable nodes with the parent's mode
+stop_udev
+start_udev 50-udev-default.rules 60-block.rules
+img=$TMP/dos.img
+attach L2 "$img"; n=${L2#/dev/}
+chmod 0640 "$L2"
+s=$(date +%s)
+PARTMAP_UDEV_TIMEOUT=3 "$PARTMAP" kpartx -a "$L2" 2>"$TMP/err"; rc=$?
+took=$(( $(date +%s) - s ))
+is $rc 0 "no dm rules: -a exit 0"
+[ $took -ge 3 ] && [ $took -le 12 ]; ok $? "no dm rules: one bounded wait ($took s for 3 maps, PARTMAP_UDEV_TIMEOUT=3)"
+grep -q "did not confirm" "$TMP/err"; ok $? "no dm rules: says it made the nodes itself"
+is "$(stat -L -c '%F %a' /dev/mapper/${n}p5 2>&1)" "block special file 640" "no dm rules: usable nodes with the parent's mode"
+is "$(cookies)" 0 "no dm rules: no cookie or semaphore left"
+"$PARTMAP" kpartx -d "$L2"; ok $? "no dm rules: -d"
+done_testing
