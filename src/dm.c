@@ -35,12 +35,6 @@ static dev_t dec_dev(uint64_t d)
 	return makedev((unsigned)((d & 0xfff00) >> 8), (unsigned)((d & 0xff) | ((d >> 12) & 0xfff00)));
 }
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
-
 static int set_ref(struct dm_ioctl *io, const struct pm_dm_ref *ref)
 {
 	if (!ref)
@@ -425,7 +419,7 @@ int pm_dm_remove(struct pm_dm *dm, const struct pm_dm_ref *ref, bool deferred, i
 		r = dm_call_udev(dm, DM_DEV_REMOVE, ref, deferred ? DM_DEFERRED_REMOVE : 0, NULL, 0, NULL);
 		if (r != -EBUSY || i >= retries)
 			return r;
-		sleep_ms(200);
+		pm_sleep_ms(200);
 	}
 }
 

@@ -81,19 +81,15 @@ int pm_loop_info(int index, struct pm_loop_info *info)
 	return 1;
 }
 
-/* The lowest-numbered bound loop device that match() accepts (as a user listing them would take).
- * One directory read, and one openat() per unbound device: -l stays cheap with hundreds of them. */
-static int loop_find(bool (*match)(const struct pm_loop_info *li, const void *arg), const void *arg,
-		     struct pm_loop_info *info)
+int pm_loop_each_bound(int (*fn)(int index, void *arg), void *arg)
 {
 	DIR *d = opendir("/sys/block");
 	struct dirent *de;
-	int best = -1;
+	int r = 0;
 
 	if (!d)
 		return -errno;
-	while ((de = readdir(d))) {
-		struct pm_loop_info li;
+	while (r == 0 && (de = readdir(d))) {
 		char rel[NAME_MAX + 32], *end;
 		long idx;
 
@@ -102,20 +98,45 @@ static int loop_find(bool (*match)(const struct pm_loop_info *li, const void *ar
 		idx = strtol(de->d_name + 4, &end, 10);
 		if (*end || idx < 0 || idx > INT32_MAX)
 			continue;
+		/* one openat() tells a bound device: cheap with hundreds of unbound ones */
 		snprintf(rel, sizeof(rel), "%s/loop/backing_file", de->d_name);
 		int fd = openat(dirfd(d), rel, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
-			continue; /* not bound */
-		close(fd);
-		if (pm_loop_info((int)idx, &li) != 1 || !match(&li, arg))
 			continue;
-		if (best < 0 || idx < best) {
-			best = (int)idx;
-			*info = li;
-		}
+		close(fd);
+		r = fn((int)idx, arg);
 	}
 	closedir(d);
-	return best >= 0 ? 1 : 0;
+	return r < 0 ? r : 0;
+}
+
+struct find {
+	bool (*match)(const struct pm_loop_info *li, const void *arg);
+	const void *arg;
+	int best;
+	struct pm_loop_info *info;
+};
+
+static int find_one(int idx, void *arg)
+{
+	struct find *f = arg;
+	struct pm_loop_info li;
+
+	if (pm_loop_info(idx, &li) == 1 && f->match(&li, f->arg) && (f->best < 0 || idx < f->best)) {
+		f->best = idx;
+		*f->info = li;
+	}
+	return 0;
+}
+
+/* The lowest-numbered bound loop device that match() accepts (as a user listing them would take). */
+static int loop_find(bool (*match)(const struct pm_loop_info *li, const void *arg), const void *arg,
+		     struct pm_loop_info *info)
+{
+	struct find f = { match, arg, -1, info };
+	int r = pm_loop_each_bound(find_one, &f);
+
+	return r < 0 ? r : f.best >= 0 ? 1 : 0;
 }
 
 struct whole {
@@ -159,12 +180,6 @@ int pm_loop_get_free(void)
 		return -errno;
 	r = ioctl(fd, LOOP_CTL_GET_FREE);
 	return r < 0 ? -errno : r;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
 }
 
 int pm_loop_open(int index, int flags)
@@ -235,7 +250,7 @@ int pm_loop_attach(int backing_fd, const struct pm_loop_cfg *cfg)
 		if (lfd < 0) {
 			/* udev may still be setting the new node's permissions */
 			if ((lfd == -EACCES || lfd == -ENOENT || lfd == -ENODEV) && attempt < 5) {
-				sleep_ms(20);
+				pm_sleep_ms(20);
 				continue;
 			}
 			return lfd;
@@ -254,7 +269,7 @@ int pm_loop_attach(int backing_fd, const struct pm_loop_cfg *cfg)
 			return idx;
 		if (r == -EBUSY && cfg->index < 0) {
 			/* another process took this one between GET_FREE and our configure */
-			sleep_ms(attempt < 8 ? 1 : 20);
+			pm_sleep_ms(attempt < 8 ? 1 : 20);
 			continue;
 		}
 		return r;
@@ -284,7 +299,7 @@ int pm_loop_remove_device(int index)
 		/* EBUSY while something (udev's probe) still has it open: a few tries, then leave it */
 		if (errno != EBUSY || i >= LOOP_REMOVE_TRIES)
 			return errno == ENODEV ? 0 : -errno;
-		sleep_ms(10);
+		pm_sleep_ms(10);
 	}
 }
 
@@ -305,7 +320,7 @@ int pm_loop_detach(int index, bool check_busy)
 		r = ioctl(fd, LOOP_CLR_FD, 0) < 0 ? -errno : 0;
 		if (r != -EBUSY)
 			break;
-		sleep_ms(50);
+		pm_sleep_ms(50);
 	}
 	close(fd);
 	return r == -ENXIO ? 0 : r; /* ENXIO: already free */

@@ -28,6 +28,10 @@ int pm_loop_info(int index, struct pm_loop_info *info);
  * no size limit or one at least file_size). Returns 1 and fills info, 0 when none, -errno. */
 int pm_loop_find_whole(dev_t dev, ino_t ino, uint64_t file_size, struct pm_loop_info *info);
 
+/* Call fn(index) for each bound loop device, in sysfs directory order (as util-linux lists them); fn
+ * returns 0 to go on, non-zero to stop (a negative value is returned). */
+int pm_loop_each_bound(int (*fn)(int index, void *arg), void *arg);
+
 /* Find a bound loop device, at offset 0, whose backing file sysfs names PATH (the file need not be
  * reachable: a FUSE file whose server died). Returns 1 and fills info, 0 when none, -errno. */
 int pm_loop_find_path(const char *path, struct pm_loop_info *info);

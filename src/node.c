@@ -48,12 +48,6 @@ bool pm_dev_is_devtmpfs(void)
 	return devtmpfs;
 }
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
-
 int pm_node_ensure(const char *path, dev_t dev, mode_t mode, uid_t uid, gid_t gid, int wait_ms, bool *made)
 {
 	struct stat st;
@@ -80,7 +74,7 @@ int pm_node_ensure(const char *path, dev_t dev, mode_t mode, uid_t uid, gid_t gi
 			return -errno;
 		if (waited >= wait_ms)
 			break;
-		sleep_ms(10);
+		pm_sleep_ms(10);
 	}
 	if (!mode)
 		mode = 0600;

@@ -62,13 +62,6 @@ enum pm_serve_state pm_serve_state(const char *dir)
 	return PM_SERVE_RUNNING;
 }
 
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 int pm_serve_start(const char *exe, const char *image, const char *dir, const char *format, bool read_only)
 {
 	char *argv[8];
@@ -111,7 +104,7 @@ int pm_serve_start(const char *exe, const char *image, const char *dir, const ch
 			rmdir(dir);
 			return -ETIMEDOUT;
 		}
-		sleep_ms(10);
+		pm_sleep_ms(10);
 	}
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		rmdir(dir);

@@ -106,6 +106,8 @@ size_t pm_strlcpy(char *dst, const char *src, size_t n);
 int pm_read_line(const char *path, char *buf, size_t len);
 /* a decimal number from such a file */
 int pm_read_u64(const char *path, uint64_t *v);
+/* sleep this many milliseconds (resumed after a signal) */
+void pm_sleep_ms(unsigned ms);
 /* a whole decimal number, nothing else, at most max: 0, or -EINVAL */
 int pm_parse_ulong(const char *s, unsigned long max, unsigned long *out);
 

@@ -153,39 +153,41 @@ static bool node_exists(int idx)
 	return access(p, F_OK) == 0;
 }
 
+struct bound {
+	int *v;
+	size_t n, cap;
+};
+
+static int add_bound(int idx, void *arg)
+{
+	struct bound *b = arg;
+
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 16;
+		int *v = realloc(b->v, cap * sizeof(int));
+		if (!v)
+			return -ENOMEM;
+		b->v = v;
+		b->cap = cap;
+	}
+	b->v[b->n++] = idx;
+	return 0;
+}
+
 /* the bound loop devices in sysfs directory order (as util-linux lists them) */
 static int bound_loops(int **out, size_t *n)
 {
-	DIR *d = opendir("/sys/block");
-	struct dirent *de;
-	size_t cap = 0;
+	struct bound b = { 0 };
+	int r = pm_loop_each_bound(add_bound, &b);
 
-	*out = NULL;
-	*n = 0;
-	if (!d)
-		return -errno;
-	while ((de = readdir(d))) {
-		struct pm_loop_info li;
-		int idx;
-		char extra;
-
-		if (sscanf(de->d_name, "loop%d%c", &idx, &extra) != 1)
-			continue;
-		if (pm_loop_info(idx, &li) != 1)
-			continue;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 16;
-			int *v = realloc(*out, cap * sizeof(int));
-			if (!v) {
-				closedir(d);
-				return -ENOMEM;
-			}
-			*out = v;
-		}
-		(*out)[(*n)++] = idx;
+	if (r < 0) {
+		free(b.v); /* nothing half-returned */
+		b.v = NULL;
+		b.n = 0;
 	}
-	closedir(d);
-	return 0;
+	*out = b.v;
+	*n = b.n;
+	return r;
 }
 
 static void print_status_line(const struct pm_loop_info *li)
@@ -442,7 +444,7 @@ static int attach(const struct lopts *o, const char *dev, const char *file)
 		char sys[96];
 		DIR *d;
 		struct dirent *de;
-		usleep(100000);
+		pm_sleep_ms(100);
 		snprintf(sys, sizeof(sys), "/sys/block/loop%d", idx);
 		if ((d = opendir(sys))) {
 			while ((de = readdir(d))) {

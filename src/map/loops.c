@@ -57,35 +57,36 @@ static int ours(struct pm_parent *p, int idx, struct pm_mapping *m)
 	return pm_name_for(p, num, m->name, sizeof(m->name)) < 0 ? 0 : 1;
 }
 
+struct list_ctx {
+	struct pm_parent *p;
+	struct pm_mapping *v;
+	size_t n, cap;
+};
+
+static int list_one(int idx, void *arg)
+{
+	struct list_ctx *c = arg;
+	struct pm_mapping m;
+
+	if (idx == c->p->loop_index || ours(c->p, idx, &m) != 1)
+		return 0;
+	return pm_mappings_push(&c->v, &c->n, &c->cap, &m);
+}
+
 static int loop_list(struct pm_parent *p, struct pm_mapping **out, size_t *n)
 {
-	DIR *d = opendir("/sys/block");
-	struct dirent *de;
-	struct pm_mapping *v = NULL;
-	size_t cap = 0;
+	struct list_ctx c = { .p = p };
+	int r = pm_loop_each_bound(list_one, &c);
 
 	*out = NULL;
 	*n = 0;
-	if (!d)
-		return -errno;
-	while ((de = readdir(d))) {
-		struct pm_mapping m;
-		int idx;
-		char extra;
-
-		if (sscanf(de->d_name, "loop%d%c", &idx, &extra) != 1 || idx == p->loop_index)
-			continue;
-		if (ours(p, idx, &m) != 1)
-			continue;
-		if (pm_mappings_push(&v, n, &cap, &m) < 0) {
-			closedir(d);
-			free(v);
-			return -ENOMEM;
-		}
+	if (r < 0) {
+		free(c.v);
+		return r;
 	}
-	closedir(d);
-	pm_sort_mappings(v, *n);
-	*out = v;
+	pm_sort_mappings(c.v, c.n);
+	*out = c.v;
+	*n = c.n;
 	return 0;
 }
 
