@@ -277,32 +277,6 @@ int pm_loop_attach(int backing_fd, const struct pm_loop_cfg *cfg)
 	return -EBUSY;
 }
 
-#define LOOP_REMOVE_TRIES 5
-
-/* Loop devices the kernel makes at boot: max_loop, or CONFIG_BLK_DEV_LOOP_MIN_COUNT (8 in Debian's
- * kernels) when max_loop is 0. Devices above were made on demand (LOOP_CTL_GET_FREE). */
-#define LOOP_BOOT_COUNT 8
-
-int pm_loop_remove_device(int index)
-{
-	uint64_t max_loop = 0;
-
-	pm_read_u64("/sys/module/loop/parameters/max_loop", &max_loop);
-	if ((uint64_t)index < (max_loop ? max_loop : LOOP_BOOT_COUNT))
-		return 0;
-	_cleanup_close_ int fd = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	for (int i = 0;; i++) {
-		if (ioctl(fd, LOOP_CTL_REMOVE, index) >= 0)
-			return 0;
-		/* EBUSY while something (udev's probe) still has it open: a few tries, then leave it */
-		if (errno != EBUSY || i >= LOOP_REMOVE_TRIES)
-			return errno == ENODEV ? 0 : -errno;
-		pm_sleep_ms(10);
-	}
-}
-
 int pm_loop_detach(int index, bool check_busy)
 {
 	int fd, r = 0;

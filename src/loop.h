@@ -54,9 +54,6 @@ int pm_loop_attach(int backing_fd, const struct pm_loop_cfg *cfg);
 /* LOOP_CLR_FD, retried a few times on EBUSY. With check_busy, first refuse (-EBUSY) when the device is
  * held open exclusively (mounted, or used by another mapping). */
 int pm_loop_detach(int index, bool check_busy);
-/* LOOP_CTL_REMOVE a free loop device that was made on demand (not one of those the kernel makes at
- * boot), so that devices partmap allocated do not pile up. 0 (also when kept), or -errno. */
-int pm_loop_remove_device(int index);
 /* Open /dev/loopN, making the node from sysfs when it is missing. Returns an fd or -errno. */
 int pm_loop_open(int index, int flags);
 /* Read lo_file_name (our tag) and lo_rdevice (backing block device, 0 for a file). */
