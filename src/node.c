@@ -134,7 +134,16 @@ int pm_mapper_link(const char *name, const char *target)
 
 	if (r < 0)
 		return r;
-	if (mkdir(MAPPER_DIR, 0755) < 0 && errno != EEXIST)
+	/* the common case, a name not yet taken: one syscall */
+	if (symlink(target, path) == 0)
+		return 0;
+	if (errno == ENOENT) {
+		if (mkdir(MAPPER_DIR, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		if (symlink(target, path) == 0)
+			return 0;
+	}
+	if (errno != EEXIST)
 		return -errno;
 	if (lstat(path, &st) == 0) {
 		if (!S_ISLNK(st.st_mode))

@@ -95,6 +95,7 @@ int pm_parent_open(struct pm_parent *p, const char *path, const struct pm_parent
 	memset(p, 0, sizeof(*p));
 	p->fd = -1;
 	p->lock_fd = -1;
+	p->node_fd = -1;
 	p->loop_index = -1;
 	p->path = path;
 	p->read_only = o->read_only;
@@ -206,6 +207,8 @@ void pm_parent_close(struct pm_parent *p)
 {
 	if (p->fd >= 0)
 		close(p->fd);
+	if (p->node_fd >= 0)
+		close(p->node_fd);
 	if (p->lock_fd >= 0)
 		close(p->lock_fd); /* drops the lock */
 	if (p->dm) {
@@ -213,7 +216,7 @@ void pm_parent_close(struct pm_parent *p)
 		free(p->dm);
 		p->dm = NULL;
 	}
-	p->fd = p->lock_fd = -1;
+	p->fd = p->lock_fd = p->node_fd = -1;
 }
 
 int pm_parent_detach(struct pm_parent *p, bool deferred)

@@ -20,6 +20,7 @@ struct pm_parent {
 	const char *path;          /* as given */
 	bool is_file;
 	int fd;                    /* the image or the block device (given to loop devices as backing) */
+	int node_fd;               /* the parent's node, opened once for BLKPG (part backend); -1 */
 	int lock_fd;               /* a separate open of it that holds the flock: a loop device keeps its
 				    * backing file open, and a lock on that would outlive partmap */
 	dev_t file_dev;            /* image: its device and inode */

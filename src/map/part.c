@@ -24,11 +24,11 @@ static int blkpg(struct pm_parent *p, int op, unsigned num, uint64_t start, uint
 	struct blkpg_partition bp = { .start = (long long)(start * 512), .length = (long long)(size * 512),
 				      .pno = (int)num };
 	struct blkpg_ioctl_arg arg = { .op = op, .datalen = sizeof(bp), .data = &bp };
-	_cleanup_close_ int fd = open(p->node, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
-	if (fd < 0)
+	/* one open of the parent's node for all the partitions of a run */
+	if (p->node_fd < 0 && (p->node_fd = open(p->node, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
 		return -errno;
-	return ioctl(fd, BLKPG, &arg) < 0 ? -errno : 0;
+	return ioctl(p->node_fd, BLKPG, &arg) < 0 ? -errno : 0;
 }
 
 /* Kernel partitions cannot overlap, and BLKPG numbers stop at 255. */
@@ -63,18 +63,30 @@ static int part_usable(struct pm_parent *p)
 }
 
 /* one partition of the parent from sysfs: <sysdir>/<entry>/{partition,start,size,dev} */
+/* A partition's number from its sysfs name, <parent><delim><N> (loop0p12, sdb3): 0 when the entry
+ * is not a partition of the parent (queue, holders, ...). Saves reading "partition" for each entry. */
+static unsigned entry_num(const struct pm_parent *p, const char *entry)
+{
+	const char *delim = pm_default_delim(p->sysname);
+	size_t sl = strlen(p->sysname), dl = strlen(delim);
+	unsigned long v;
+
+	if (strncmp(entry, p->sysname, sl) || strncmp(entry + sl, delim, dl) || entry[sl + dl] == '0' ||
+	    pm_parse_ulong(entry + sl + dl, UINT32_MAX, &v) < 0 || v == 0)
+		return 0;
+	return (unsigned)v;
+}
+
 static int read_entry(struct pm_parent *p, const char *entry, struct pm_mapping *m)
 {
 	char path[PATH_MAX * 2];
-	uint64_t v;
 	int r;
 
 	memset(m, 0, sizeof(*m));
 	m->loop_index = -1;
-	snprintf(path, sizeof(path), "%s/%s/partition", p->sysdir, entry);
-	if ((r = pm_read_u64(path, &v)) < 0)
-		return r;
-	m->num = (unsigned)v;
+	m->num = entry_num(p, entry);
+	if (!m->num)
+		return -ENOENT;
 	snprintf(path, sizeof(path), "%s/%s/start", p->sysdir, entry);
 	if ((r = pm_read_u64(path, &m->start)) < 0)
 		return r;
@@ -121,19 +133,20 @@ static int part_list(struct pm_parent *p, struct pm_mapping **out, size_t *n)
 
 static int part_add(struct pm_parent *p, const struct pm_part *part, struct pm_mapping *m)
 {
-	struct pm_mapping found;
 	char entry[96];
 	int r = blkpg(p, BLKPG_ADD_PARTITION, part->num, part->start, part->size);
 
 	if (r < 0)
 		return r;
-	/* the kernel names it loop0p1 after a name ending in a digit, else sdb1 */
+	/* the kernel names it loop0p1 after a name ending in a digit, else sdb1; its number is all
+	 * that is not known already */
+	char path[PATH_MAX * 2];
 	pm_part_name(entry, sizeof(entry), p->sysname, pm_default_delim(p->sysname), part->num);
-	r = read_entry(p, entry, &found);
+	snprintf(path, sizeof(path), "%s/%s/dev", p->sysdir, entry);
+	r = pm_sysfs_devnum(path, &m->dev);
 	if (r < 0)
 		goto undo;
-	m->dev = found.dev;
-	memcpy(m->node, found.node, sizeof(m->node));
+	snprintf(m->node, sizeof(m->node), "/dev/%s", entry);
 	if (p->read_only) {
 		/* a writable parent: make the partition itself read-only, and check that it is */
 		int one = 1, ro = 0;
