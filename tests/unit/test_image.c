@@ -374,6 +374,51 @@ static void test_vmdk_sparse_hostile(void **state)
 	img_free(&im);
 }
 
+/* ESXi's vmfsSparse delta (COWD) over a VMFS flat base, both through descriptors: a grain of the
+ * delta, then the base's bytes where the delta has none */
+static void test_vmdk_vmfs_sparse(void **state)
+{
+	(void)state;
+	struct pm_image *img = NULL;
+	struct pm_image_diag d;
+	uint8_t buf[8192];
+	struct img base = img_new(64 * 512);
+	memset(base.data, 0x44, base.size);
+	save("base-flat.vmdk", &base);
+	img_free(&base);
+	const char *bd = "# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=ffffffff\ncreateType=\"vmfs\"\n"
+			 "RW 64 VMFS \"base-flat.vmdk\"\n";
+	struct img t = { (uint8_t *)bd, strlen(bd) };
+	save("base.vmdk", &t);
+
+	struct img c = img_new(40 * 512 + 4096);
+	memcpy(c.data, "COWD", 4);
+	put_le32(c.data + 4, 1);
+	put_le32(c.data + 8, 3);
+	put_le32(c.data + 12, 64);   /* disk sectors */
+	put_le32(c.data + 16, 8);    /* grain: 8 sectors */
+	put_le32(c.data + 20, 4);    /* grain directory at sector 4 */
+	put_le32(c.data + 24, 1);    /* one entry */
+	put_le32(c.data + 4 * 512, 8); /* its grain table at sector 8 (4096 entries) */
+	put_le32(c.data + 8 * 512, 40); /* grain 0 at sector 40; grain 1 not here */
+	memset(c.data + 40 * 512, 0x33, 4096);
+	save("delta-delta.vmdk", &c);
+	img_free(&c);
+	const char *dd = "# Disk DescriptorFile\nversion=1\nCID=2\nparentCID=1\ncreateType=\"vmfsSparse\"\n"
+			 "parentFileNameHint=\"base.vmdk\"\nRW 64 VMFSSPARSE \"delta-delta.vmdk\"\n";
+	t = (struct img){ (uint8_t *)dd, strlen(dd) };
+	assert_int_equal(open_img(save("delta.vmdk", &t), &img, &d), 0);
+	assert_int_equal(pm_image_size(img), 64 * 512);
+	assert_int_equal(pm_image_read(img, 0, buf, sizeof(buf)), 0);
+	assert_true(filled(buf, 4096, 0x33));
+	assert_true(filled(buf + 4096, 4096, 0x44));
+	struct pm_image_layer l[4];
+	assert_int_equal(pm_image_layers(img, l, 4), 2);
+	assert_string_equal(l[0].subformat, "vmfsSparse");
+	assert_string_equal(l[1].subformat, "vmfs");
+	pm_image_close(img);
+}
+
 /* ---- VHD ---- */
 
 static const uint8_t UUID_P[16] = { 0x11, 0x22, 0x33, 0x44, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
@@ -551,6 +596,7 @@ int main(void)
 		cmocka_unit_test(test_qcow2_backing_loop_and_missing),
 		cmocka_unit_test(test_vmdk_descriptors),
 		cmocka_unit_test(test_vmdk_sparse_hostile),
+		cmocka_unit_test(test_vmdk_vmfs_sparse),
 		cmocka_unit_test(test_vhd_differencing),
 		cmocka_unit_test(test_vhdx),
 		cmocka_unit_test(test_vdi),
