@@ -22,7 +22,7 @@ LIB_SRC := $(wildcard src/*.c) $(wildcard src/table/*.c) $(wildcard src/map/*.c)
 LIBS := -lfuse3 -lzstd -lz -lpthread -ldl -lrt
 CPPFLAGS += -I/usr/include/fuse3
 CLI_SRC := $(wildcard src/cli/*.c)
-HDRS := $(wildcard src/*.h src/cli/*.h src/map/*.h src/image/*.h)
+HDRS := $(wildcard src/*.h src/cli/*.h src/map/*.h src/image/*.h src/table/*.h)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)

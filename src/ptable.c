@@ -3,6 +3,7 @@
  * kernel's generic rules (block/partitions/core.c): a partition starting past the end of the device is
  * dropped, one running past it is cut to it, both with a warning. */
 #include "ptable.h"
+#include "table/reader.h"
 #include "util.h"
 
 #include <errno.h>
@@ -12,28 +13,32 @@
 
 #define PM_MAX_WARNINGS 64
 
-struct reader {
-	const char *name;
-	pm_reader_fn fn;
+const struct pm_reader pm_readers[] = {
+	{ "gpt", pm_read_gpt, pm_gpt_sector_size_hint },
+	{ "sgi", pm_read_sgi, NULL },
+	{ "dos", pm_read_dos, pm_dos_sector_size_hint },
+	{ "bsd", pm_read_bsd, NULL },
+	{ "sun", pm_read_sun, NULL },
+	{ "atari", pm_read_atari, NULL },
+	{ "mac", pm_read_mac, NULL },
+	{ "ps3", pm_read_ps3, NULL },
+	{ "solaris", pm_read_solaris, NULL },
+	{ "unixware", pm_read_unixware, NULL },
 };
+const size_t pm_nreaders = ARRAY_SIZE(pm_readers);
 
-/* The kernel's order (efi, sgi, msdos, osf, sun, atari, mac), then the readers only kpartx has. */
-static const struct reader readers[] = {
-	{ "gpt", pm_read_gpt },
-	{ "sgi", pm_read_sgi },
-	{ "dos", pm_read_dos },
-	{ "bsd", pm_read_bsd },
-	{ "sun", pm_read_sun },
-	{ "atari", pm_read_atari },
-	{ "mac", pm_read_mac },
-	{ "ps3", pm_read_ps3 },
-	{ "solaris", pm_read_solaris },
-	{ "unixware", pm_read_unixware },
-};
+const char *pm_table_type(size_t i)
+{
+	return i < pm_nreaders ? pm_readers[i].name : NULL;
+}
 
-const char *const pm_table_types[] = {
-	"gpt", "sgi", "dos", "bsd", "sun", "atari", "mac", "ps3", "solaris", "unixware", NULL,
-};
+bool pm_table_type_known(const char *name)
+{
+	for (size_t i = 0; i < pm_nreaders; i++)
+		if (!strcmp(pm_readers[i].name, name))
+			return true;
+	return false;
+}
 
 static void vadd_warning(struct pm_table *t, const char *fmt, va_list ap)
 {
@@ -223,18 +228,18 @@ static void finish(struct pm_ctx *c)
 
 static unsigned choose_sector_size(struct pm_disk *d, const struct pm_opts *o)
 {
-	uint8_t sig[8];
-
 	if (o && o->sector_size)
 		return o->sector_size;
 	if (d->sector_size)
 		return d->sector_size;
-	/* an image file: a GPT header tells by where it is; a DOS table by how it fits */
-	if (pm_disk_read(d, 512, sig, 8) == 0 && !memcmp(sig, "EFI PART", 8))
-		return 512;
-	if (pm_disk_read(d, 4096, sig, 8) == 0 && !memcmp(sig, "EFI PART", 8))
-		return 4096;
-	return pm_dos_guess_sector_size(d);
+	/* an image file: the readers that can tell (a GPT header by where it is, a DOS table by how
+	 * it fits), in registry order */
+	for (size_t i = 0; i < pm_nreaders; i++) {
+		unsigned ssz = pm_readers[i].sector_size_hint ? pm_readers[i].sector_size_hint(d) : 0;
+		if (ssz)
+			return ssz;
+	}
+	return 512;
 }
 
 int pm_probe(struct pm_disk *d, const struct pm_opts *opts, struct pm_table *t)
@@ -253,28 +258,28 @@ int pm_probe(struct pm_disk *d, const struct pm_opts *opts, struct pm_table *t)
 	}
 	t->sector_size = c.ssz;
 
-	for (size_t i = 0; i < ARRAY_SIZE(readers); i++) {
+	for (size_t i = 0; i < pm_nreaders; i++) {
 		int r;
 
-		if (c.opts->only && strcmp(c.opts->only, readers[i].name))
+		if (c.opts->only && strcmp(c.opts->only, pm_readers[i].name))
 			continue;
 		known = true;
 		table_reset(t);
 		c.next = 5;
 		c.err = 0;
 		c.capped = false;
-		r = readers[i].fn(&c);
+		r = pm_readers[i].read(&c);
 		if (c.err)
 			r = c.err;
 		if (r == PM_FOUND) {
-			t->type = readers[i].name;
+			t->type = pm_readers[i].name;
 			finish(&c);
 			return c.err ? c.err : PM_FOUND;
 		}
 		if (r == -EBADMSG) {
 			/* remember the first damaged table; another reader may still find a good one */
 			if (!damaged_type[0]) {
-				pm_strlcpy(damaged_type, readers[i].name, sizeof(damaged_type));
+				pm_strlcpy(damaged_type, pm_readers[i].name, sizeof(damaged_type));
 				memcpy(damaged_msg, t->error, sizeof(damaged_msg));
 			}
 			continue;
@@ -282,7 +287,7 @@ int pm_probe(struct pm_disk *d, const struct pm_opts *opts, struct pm_table *t)
 		if (r < 0 && r != -ERANGE) {
 			table_reset(t);
 			if (!t->error[0])
-				snprintf(t->error, sizeof(t->error), "%s reader: %s", readers[i].name, strerror(-r));
+				snprintf(t->error, sizeof(t->error), "%s reader: %s", pm_readers[i].name, strerror(-r));
 			return r;
 		}
 	}
@@ -292,9 +297,9 @@ int pm_probe(struct pm_disk *d, const struct pm_opts *opts, struct pm_table *t)
 		return -EINVAL;
 	}
 	if (damaged_type[0]) {
-		for (size_t i = 0; pm_table_types[i]; i++)
-			if (!strcmp(pm_table_types[i], damaged_type))
-				t->type = pm_table_types[i];
+		for (size_t i = 0; i < pm_nreaders; i++)
+			if (!strcmp(pm_readers[i].name, damaged_type))
+				t->type = pm_readers[i].name;
 		memcpy(t->error, damaged_msg, sizeof(t->error));
 		return -EBADMSG;
 	}

@@ -68,57 +68,14 @@ const struct pm_part *pm_table_find(const struct pm_table *t, unsigned num);
 /* Do any two partitions share a sector? (BSD slices inside their DOS slot, Sun's whole-disk slice) */
 bool pm_table_overlaps(const struct pm_table *t);
 
-/* Names of the readers, for -t and --help; NULL-terminated. */
-extern const char *const pm_table_types[];
+/* The registered readers' names, for -t and --help: the i-th, or NULL past the last. */
+const char *pm_table_type(size_t i);
+bool pm_table_type_known(const char *name);
+
+uint32_t pm_crc32(uint32_t crc, const void *buf, size_t len);
 
 /* Format a GUID (on-disk byte order) as lowercase text; buf must hold 37 bytes. */
 void pm_guid_str(const uint8_t g[16], char *buf);
 bool pm_guid_is_null(const uint8_t g[16]);
-
-/* ---- for the readers (src/table/) ---- */
-
-struct pm_ctx {
-	struct pm_disk *disk;
-	const struct pm_opts *opts;
-	struct pm_table *t;
-	unsigned ssz;             /* logical sector size in bytes */
-	unsigned next;            /* next free number for logical and nested partitions (kernel state->next) */
-	int err;                  /* sticky -ENOMEM from pm_put */
-	bool capped;              /* a number above PM_MAX_PARTS was put: readers may stop */
-	struct pm_part scratch;   /* what pm_put hands out for such numbers: filled, never listed */
-};
-
-/* Add a partition; start and size in 512-byte sectors. Returns the entry to fill in, or NULL
- * (out of memory: ctx->err is set). A later put of the same number replaces the earlier one. A
- * number above PM_MAX_PARTS is not listed (a warning says so once, ctx->capped is set): the entry
- * returned is a scratch one. */
-struct pm_part *pm_put(struct pm_ctx *c, unsigned num, uint64_t start, uint64_t size, enum pm_kind kind);
-void pm_warn(struct pm_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void pm_set_error(struct pm_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* A reader returns PM_FOUND, PM_NOTFOUND, -EBADMSG (recognised, damaged) or another -errno. */
-typedef int (*pm_reader_fn)(struct pm_ctx *c);
-int pm_read_dos(struct pm_ctx *c);
-int pm_read_gpt(struct pm_ctx *c);
-int pm_read_bsd(struct pm_ctx *c);
-int pm_read_sun(struct pm_ctx *c);
-int pm_read_sgi(struct pm_ctx *c);
-int pm_read_mac(struct pm_ctx *c);
-int pm_read_atari(struct pm_ctx *c);
-int pm_read_ps3(struct pm_ctx *c);
-int pm_read_solaris(struct pm_ctx *c);
-int pm_read_unixware(struct pm_ctx *c);
-
-/* Labels nested in a DOS slot; offset and size in 512-byte sectors, origin = the DOS slot number. */
-void pm_nested_bsd(struct pm_ctx *c, uint64_t offset, uint64_t size, unsigned origin, uint8_t id);
-void pm_nested_solaris(struct pm_ctx *c, uint64_t offset, uint64_t size, unsigned origin);
-void pm_nested_unixware(struct pm_ctx *c, uint64_t offset, uint64_t size, unsigned origin);
-void pm_nested_minix(struct pm_ctx *c, uint64_t offset, uint64_t size, unsigned origin);
-
-/* DOS helpers also used by GPT (protective MBR) and the sector-size guess */
-bool pm_dos_is_extended(uint8_t type);
-unsigned pm_dos_guess_sector_size(struct pm_disk *d);
-
-uint32_t pm_crc32(uint32_t crc, const void *buf, size_t len);
 
 #endif

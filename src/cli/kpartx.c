@@ -63,9 +63,9 @@ static void usage(FILE *f)
 		"\t-n nosync mode. Return before the partitions are created\n"
 		"\t-s sync mode (Default). Don't return until the partitions are created\n"
 		"\t-t TYPE read only this table type (%s",
-		pm_table_types[0]);
-	for (int i = 1; pm_table_types[i]; i++)
-		fprintf(f, ", %s", pm_table_types[i]);
+		pm_table_type(0));
+	for (size_t i = 1; pm_table_type(i); i++)
+		fprintf(f, ", %s", pm_table_type(i));
 	fprintf(f, ")\n"
 		   "\t--json            with -l: print the partitions as JSON\n"
 		   "\t--format FMT      read the file as this image format (raw, qcow2, vmdk, vhd, vhdx, vdi;\n"
@@ -140,10 +140,7 @@ static int parse_opts(int argc, char **argv, struct kopts *o)
 		}
 	}
 	if (o->probe.only) {
-		bool ok = false;
-		for (int i = 0; pm_table_types[i]; i++)
-			ok |= !strcmp(pm_table_types[i], o->probe.only);
-		if (!ok) {
+		if (!pm_table_type_known(o->probe.only)) {
 			fprintf(stderr, "kpartx: unknown partition table type '%s'\n", o->probe.only);
 			return 1;
 		}

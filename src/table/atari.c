@@ -2,7 +2,7 @@
 /* Atari AHDI root sector: four primary entries at 0x1c6 (flag, 3-character id, start, size; big-endian),
  * "XGM" entries start a chain of extended root sectors. No magic number: the table counts only when a
  * primary entry is active, has an alphanumeric id and fits the device, as the kernel requires. */
-#include "../ptable.h"
+#include "reader.h"
 #include "../util.h"
 
 #include <ctype.h>

@@ -2,7 +2,7 @@
 /* BSD disklabel: nested in a DOS slot (FreeBSD 0xa5, OpenBSD 0xa6, NetBSD 0xa9), read as the kernel
  * reads it, or on its own at byte 64 of sector 0 (what parted writes, the kernel's "osf" reader) or at
  * sector 1 (what kpartx also accepts). Little-endian on disk. */
-#include "../ptable.h"
+#include "reader.h"
 #include "../util.h"
 
 #include <errno.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* DOS/MBR: primaries 1-4 by slot, logical partitions from 5 in chain order, labels nested in slots
  * numbered after them, as the Linux kernel's msdos reader numbers them. */
-#include "../ptable.h"
+#include "reader.h"
 #include "../util.h"
 
 #include <errno.h>
@@ -240,7 +240,7 @@ int pm_read_dos(struct pm_ctx *c)
 /* Image files do not say their sector size. A DOS table is read at 512 and at 4096 bytes per
  * sector; the reading that fits the file and finds links, data, 1 MiB alignment and a table that
  * fills the image wins; a tie means 512. */
-unsigned pm_dos_guess_sector_size(struct pm_disk *d)
+unsigned pm_dos_sector_size_hint(struct pm_disk *d)
 {
 	static const unsigned sizes[2] = { 512, 4096 };
 	uint8_t mbr[512], buf[4096];

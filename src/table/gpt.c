@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* GUID partition table (UEFI spec, chapter 5): protective or hybrid MBR, primary header at LBA 1,
  * backup header at the last LBA, both CRC-checked. Entry i is partition i+1, as the kernel numbers it. */
-#include "../ptable.h"
+#include "reader.h"
 #include "../util.h"
 
 #include <errno.h>
@@ -255,4 +255,15 @@ int pm_read_gpt(struct pm_ctx *c)
 		}
 	}
 	return PM_FOUND;
+}
+
+unsigned pm_gpt_sector_size_hint(struct pm_disk *d)
+{
+	uint8_t sig[8];
+
+	if (pm_disk_read(d, 512, sig, 8) == 0 && !memcmp(sig, "EFI PART", 8))
+		return 512;
+	if (pm_disk_read(d, 4096, sig, 8) == 0 && !memcmp(sig, "EFI PART", 8))
+		return 4096;
+	return 0;
 }

@@ -2,7 +2,7 @@
 /* Apple Partition Map: driver descriptor "ER" in block 0 gives the block size, map entries "PM" from
  * block 1 on, each naming the map's length. Every entry is a partition (the map itself and free space
  * included), numbered from 1 as the kernel numbers them. Big-endian. */
-#include "../ptable.h"
+#include "reader.h"
 #include "../util.h"
 
 #include <errno.h>

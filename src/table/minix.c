@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Minix subpartitions: a DOS-style table in the first sector of a 0x81 slot whose first entry is
  * 0x81 too; up to four subpartitions with absolute starts. */
-#include "../ptable.h"
+#include "reader.h"
 #include "../util.h"
 
 void pm_nested_minix(struct pm_ctx *c, uint64_t offset, uint64_t size, unsigned origin)

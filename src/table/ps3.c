@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* PlayStation 3 disk label (kpartx's reader; the kernel has none): two magic numbers, eight regions of
  * 64-bit big-endian start and size in 512-byte sectors; used regions numbered in order. */
-#include "../ptable.h"
+#include "reader.h"
 #include "../util.h"
 
 #include <errno.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* SGI disk volume header (dvh): magic 0x0BE5A941, a 32-bit sum over the 512-byte header that must be
  * zero, 16 partitions; big-endian. Slot i is partition i+1 (volume header and whole-volume included). */
-#include "../ptable.h"
+#include "reader.h"
 #include "../util.h"
 
 #include <errno.h>

@@ -2,7 +2,7 @@
 /* Solaris x86 VTOC, in sector 1 of its slot: 32-bit little-endian fields (the real on-disk layout,
  * not one built from a host's `long`). Nested in DOS slots 0x82 (when the sanity value is there, since
  * 0x82 is also Linux swap) and 0xbf; kpartx also reads one at the start of a whole device. */
-#include "../ptable.h"
+#include "reader.h"
 #include "../util.h"
 
 #include <errno.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Sun disklabel (SPARC VTOC): magic 0xDABE and an XOR checksum over the 512-byte sector, eight
  * partitions in cylinders; big-endian. Slot i is partition i+1, the whole-disk slice included. */
-#include "../ptable.h"
+#include "reader.h"
 #include "../util.h"
 
 #include <errno.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* UnixWare disklabel in sector 29 of its slot; slice 0 (the whole slot) is skipped, the others are
  * absolute sector numbers. Nested in DOS slot type 0x63; kpartx also reads one on a whole device. */
-#include "../ptable.h"
+#include "reader.h"
 #include "../util.h"
 
 #define UW_MAGIC 0xCA5E600Du

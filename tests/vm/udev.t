@@ -72,6 +72,29 @@ for t in dos gpt; do
 	same "${seen[partmap]}" "${seen[kpartx]}" "$t: partmap's map has kpartx's mode, owner and the same /dev/disk links"
 done
 
+# -d of an image whose loop device something else holds: both tools remove their maps and leave the
+# loop device to the kernel's deferred detach (autoclear), released when the holder closes it
+mkimg "$TMP/held.img" 32M <<'S'
+label: dos
+start=2048, size=8192, type=83
+S
+defer release_image "$TMP/held.img"
+for tool in kpartx partmap; do
+	K=kpartx; [ $tool = partmap ] && K="$PARTMAP kpartx"
+	$K -a "$TMP/held.img" >/dev/null 2>&1
+	udevadm settle --timeout=30
+	hl=$(losetup -j "$TMP/held.img" -O NAME -n | head -1)
+	exec 7<"$hl"
+	$K -d "$TMP/held.img" >/dev/null 2>&1
+	is $? 0 "held loop device [$tool]: -d exit 0"
+	udevadm settle --timeout=30
+	is "$(ls /dev/mapper | grep -c "^${hl#/dev/}p")" 0 "held loop device [$tool]: the maps are gone"
+	is "$(cat /sys/block/${hl#/dev/}/loop/autoclear 2>/dev/null)" 1 "held loop device [$tool]: detach deferred (autoclear)"
+	exec 7<&-
+	for _ in $(seq 30); do [ -z "$(losetup -j "$TMP/held.img")" ] && break; sleep 0.1; done
+	is "$(losetup -j "$TMP/held.img")" "" "held loop device [$tool]: released when the holder closed it"
+done
+
 # partmap dmsetup with udev
 echo "0 64 zero" | "$PARTMAP" dmsetup create udz; ok $? "dmsetup create with udev"
 udevadm settle --timeout=30
