@@ -102,23 +102,40 @@ int pm_parent_open(struct pm_parent *p, const char *path, const struct pm_parent
 	p->udev_nowait = o->udev_nowait;
 	p->delete_foreign = o->delete_foreign;
 	*why = "cannot open";
-	if (stat(path, &st) < 0)
+	/* open once, then look at what was opened: type, device and inode all come from this descriptor
+	 * (a stat() of the path first may describe another file than the one opened). O_NONBLOCK so that
+	 * a FIFO cannot block the open; cleared once the type is known. */
+	int flags = O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+	p->fd = open(path, (p->read_only ? O_RDONLY : O_RDWR) | flags);
+	if (p->fd < 0 && !p->read_only && (errno == EACCES || errno == EROFS || errno == EPERM)) {
+		/* a read-only image or device: map it read-only rather than not at all */
+		p->fd = open(path, O_RDONLY | flags);
+		p->read_only = true;
+	}
+	if (p->fd < 0)
+		return -errno;
+	if (fstat(p->fd, &st) < 0)
 		return -errno;
 	if (S_ISDIR(st.st_mode))
 		return -EISDIR;
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
 		return -ENOTBLK;
-	p->fd = open(path, (p->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-	if (p->fd < 0 && !p->read_only && (errno == EACCES || errno == EROFS || errno == EPERM)) {
-		/* a read-only image or device: map it read-only rather than not at all */
-		p->fd = open(path, O_RDONLY | O_CLOEXEC);
-		p->read_only = true;
-	}
-	if (p->fd < 0)
+	if (fcntl(p->fd, F_SETFL, fcntl(p->fd, F_GETFL) & ~O_NONBLOCK) < 0)
 		return -errno;
 	*why = "cannot lock";
-	p->lock_fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (p->lock_fd < 0 || flock(p->lock_fd, LOCK_EX) < 0)
+	/* the lock on a second open file description of that same file (a loop device keeps p->fd's,
+	 * and a lock on it would outlive this run): a reopen through /proc, the path without /proc */
+	char self[64];
+	struct stat lst;
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", p->fd);
+	p->lock_fd = open(self, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (p->lock_fd < 0 && errno == ENOENT)
+		p->lock_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (p->lock_fd < 0 || fstat(p->lock_fd, &lst) < 0)
+		return -errno;
+	if (lst.st_dev != st.st_dev || lst.st_ino != st.st_ino)
+		return -ESTALE; /* the path now names another file */
+	if (flock(p->lock_fd, LOCK_EX) < 0)
 		return -errno;
 
 	if (S_ISREG(st.st_mode)) {

@@ -164,4 +164,10 @@ grep -q "loop deleted : $l" "$TMP/out"; ok $? "held loop device: says 'loop dele
 exec 7<&-
 for _ in 1 2 3 4 5 6 7 8 9 10; do [ -z "$(loops_of "$img")" ] && break; sleep 0.1; done
 is "$(loops_of "$img")" "" "held loop device: released when the holder closed it"
+# the parent is opened once and its type read from that descriptor: a FIFO or a directory is refused
+# at once (the open does not block on the FIFO)
+mkfifo "$TMP/fifo"
+timeout 10 "$PARTMAP" kpartx -a "$TMP/fifo" 2>"$TMP/err"; is $? 1 "-a on a FIFO: exit 1, no hang"
+grep -q "Block device required" "$TMP/err"; ok $? "-a on a FIFO: says why"
+timeout 10 "$PARTMAP" kpartx -d "$TMP" 2>"$TMP/err"; is $? 1 "-d on a directory: exit 1"
 done_testing
