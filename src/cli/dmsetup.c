@@ -1191,12 +1191,14 @@ int dmsetup_main(int argc, char **argv)
 			struct pm_dm_name *v;
 			size_t n;
 			r = all_devices(&dm, &v, &n);
-			for (size_t i = 0; !r && i < n; i++) {
-				struct pm_dm_ref ref = { .name = v[i].name };
-				r |= do_mknodes(&dm, &o, &ref);
-			}
-			if (!r)
+			if (r == 0) {
+				/* every device, whatever failed before it; then the list is freed */
+				for (size_t i = 0; i < n; i++) {
+					struct pm_dm_ref ref = { .name = v[i].name };
+					r |= do_mknodes(&dm, &o, &ref);
+				}
 				free(v);
+			}
 		}
 	} else {
 		fprintf(stderr, "dmsetup: unknown command '%s'\n", cmd);

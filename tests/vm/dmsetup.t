@@ -166,6 +166,12 @@ rm /dev/mapper/mk1; mknod /dev/mapper/stale b 254 250
 "$PARTMAP" dmsetup mknodes; ok $? "mknodes exit 0"
 [ -b /dev/mapper/mk1 ]; ok $? "mknodes: the missing node is back"
 "$PARTMAP" dmsetup remove mk1; rm -f /dev/mapper/stale
+# one node that cannot be made does not stop the others (mknodes stopped at the first failure)
+echo 0 8 zero | "$PARTMAP" dmsetup create mka; echo 0 8 zero | "$PARTMAP" dmsetup create mkb
+rm /dev/mapper/mka /dev/mapper/mkb; mkdir /dev/mapper/mka
+"$PARTMAP" dmsetup mknodes >/dev/null 2>&1; is $? 1 "mknodes with one node in the way: exit 1"
+[ -b /dev/mapper/mkb ]; ok $? "mknodes with one node in the way: the other node is made"
+rmdir /dev/mapper/mka; "$PARTMAP" dmsetup remove mka mkb
 
 # more than 64 devices and more than 16 fields in the column report (a fixed 64x16 table dropped
 # the rest)
