@@ -99,10 +99,13 @@ rm -f "$img"; truncate -s 1G "$img"
 args=(); for i in $(seq 1 128); do args+=(-n "$i:0:+1M"); done
 sgdisk "${args[@]}" "$img" >/dev/null
 defer release_image "$img"
-"$PARTMAP" kpartx -a --backend=loop "$img" &
-pid=$!
+# each /dev/mapper link delayed 20 ms under strace, so that the kill lands half way however fast -a is
+strace -f -o /dev/null -e trace=symlink -e inject=symlink:delay_enter=20000 \
+	"$PARTMAP" kpartx -a --backend=loop "$img" &
+spid=$!
 for _ in $(seq 1 500); do [ "$(mapper_count)" -ge 10 ] && break; sleep 0.01; done
-kill -9 $pid; wait $pid 2>/dev/null
+pid=$(pgrep -P $spid | head -1)
+kill -9 "$pid"; wait $spid 2>/dev/null
 made=$(mapper_count)
 [ "$made" -ge 10 ] && [ "$made" -lt 128 ]; ok $? "kill -9 during -a: stopped half way ($made of 128 mapped)"
 # a link half-made by a killed run (symlink made, not yet renamed into place)
