@@ -13,6 +13,16 @@ echo "\$ partmap kpartx -l $img"
 echo
 echo "\$ partmap kpartx -l --json $img"
 "$partmap" kpartx -l --json "$img"
+if command -v qemu-img >/dev/null; then
+	# the same disk as a compressed qcow2: listed directly, no conversion, no root
+	qemu-img convert -f raw -O qcow2 -c "$img" "$dir/disk.qcow2"
+	echo
+	echo "\$ partmap image info $dir/disk.qcow2"
+	"$partmap" image info "$dir/disk.qcow2"
+	echo
+	echo "\$ partmap kpartx -l $dir/disk.qcow2"
+	"$partmap" kpartx -l "$dir/disk.qcow2"
+fi
 if [ "$(id -u)" -ne 0 ]; then
 	echo "(not root: mapping skipped)"
 	exit 0
