@@ -111,6 +111,11 @@ int pm_img_table(struct pm_image *img, uint32_t fid, int fd, uint64_t fsize, uin
 /* Open the backing/parent file NAME (relative to the folder of img->path unless absolute) as FORMAT
  * (NULL: detect) into img->backing; checks depth and loops. want_size: unused. */
 int pm_img_open_backing(struct pm_image *img, const char *name, const char *format);
+/* A parent named by a locator (VHD, VHDX): path, as stored (Windows '\' separators, a leading ".\"
+ * for relative ones), is made a Linux path in place and tried as the backing file. -ENOENT, silently,
+ * when no file is there (the next locator may lead to it); any other failure is the open's error,
+ * with its message. */
+int pm_img_try_parent(struct pm_image *img, char *path, const char *format);
 /* Resolve NAME against the folder of img->path into a new string (NULL on ENOMEM). */
 char *pm_img_resolve(const struct pm_image *img, const char *name);
 /* Open a further file of this image (an extent, an external data file), read-write when the image

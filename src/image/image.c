@@ -367,6 +367,26 @@ int pm_img_open_backing(struct pm_image *img, const char *name, const char *form
 	return 0;
 }
 
+int pm_img_try_parent(struct pm_image *img, char *path, const char *format)
+{
+	struct pm_image_diag *saved = img->diag, scratch = { 0 };
+	int r;
+
+	for (char *p = path; *p; p++)
+		if (*p == '\\')
+			*p = '/';
+	if (!strncmp(path, "./", 2))
+		memmove(path, path + 2, strlen(path + 2) + 1);
+	if (!path[0])
+		return -ENOENT;
+	img->diag = &scratch; /* a locator that leads nowhere is not yet an error */
+	r = pm_img_open_backing(img, path, format);
+	img->diag = saved;
+	if (r < 0 && r != -ENOENT)
+		return pm_img_fail(img, r, "%s", scratch.error);
+	return r;
+}
+
 static int layer_open(struct pm_image **out, const char *path, const char *format, unsigned flags,
 		      struct pm_image_diag *diag, const struct pm_image *above)
 {

@@ -58,53 +58,44 @@ static uint64_t vhd_size(const uint8_t *f)
 	return current;
 }
 
-/* Read a parent locator's path into out (UTF-8, '/' separators). */
-static bool locator_path(struct pm_image *img, const uint8_t *loc, char *out, size_t outlen)
+/* Try the parent a locator names (its path left in tried): W2ru (relative) and W2ku (absolute) hold a
+ * Windows path in UTF-16LE, MacX a file:// URL in UTF-8. -ENOENT when it leads nowhere. */
+static int try_locator(struct pm_image *img, const uint8_t *loc, char *tried, size_t len)
 {
-	uint32_t code = get_be32(loc), len = get_be32(loc + 8);
+	uint32_t code = get_be32(loc), n = get_be32(loc + 8);
 	uint64_t off = get_be64(loc + 16);
 	uint8_t raw[2048];
 
-	if (!len || len > sizeof(raw) || pm_img_pread(img->fd, img->file_size, off, raw, len) < 0)
-		return false;
+	if (!n || n > sizeof(raw) || pm_img_pread(img->fd, img->file_size, off, raw, n) < 0)
+		return -ENOENT;
 	if (code == 0x57327275 /* W2ru */ || code == 0x57326b75 /* W2ku */) {
-		pm_utf16_to_utf8(raw, len, false, out, outlen);
-		for (char *p = out; *p; p++)
-			if (*p == '\\')
-				*p = '/';
-		if (code == 0x57327275 && !strncmp(out, "./", 2))
-			memmove(out, out + 2, strlen(out + 2) + 1);
-	} else if (code == 0x4d616358 /* MacX: a file:// URL in UTF-8 */) {
-		size_t n = len < outlen ? len : outlen - 1;
-		memcpy(out, raw, n);
-		out[n] = 0;
-		if (!strncmp(out, "file://", 7))
-			memmove(out, out + 7, strlen(out + 7) + 1);
+		pm_utf16_to_utf8(raw, n, false, tried, len);
+	} else if (code == 0x4d616358 /* MacX */) {
+		size_t k = n < len ? n : len - 1;
+		memcpy(tried, raw, k);
+		tried[k] = 0;
+		if (!strncmp(tried, "file://", 7))
+			memmove(tried, tried + 7, strlen(tried + 7) + 1);
 	} else {
-		return false;
+		return -ENOENT;
 	}
-	return out[0] != 0;
+	return pm_img_try_parent(img, tried, "vhd");
 }
 
 static int vhd_open_parent(struct pm_image *img, const uint8_t *dh)
 {
 	static const uint32_t order[] = { 0x57327275, 0x4d616358, 0x57326b75 }; /* relative first */
 	char path[1024], tried[1024] = "";
-	int r = -ENOENT;
+	int r;
 
 	for (size_t o = 0; o < ARRAY_SIZE(order) && !img->backing; o++) {
 		for (int i = 0; i < VHD_LOCATORS && !img->backing; i++) {
 			const uint8_t *loc = dh + 576 + 24 * i;
-			if (get_be32(loc) != order[o] || !locator_path(img, loc, path, sizeof(path)))
+			if (get_be32(loc) != order[o])
 				continue;
-			struct pm_image_diag *saved = img->diag, scratch = { 0 };
-			img->diag = &scratch; /* a locator that does not lead anywhere is not yet an error */
-			r = pm_img_open_backing(img, path, "vhd");
-			img->diag = saved;
-			if (r < 0 && r != -ENOENT) {
-				pm_img_fail(img, r, "%s", scratch.error);
+			r = try_locator(img, loc, path, sizeof(path));
+			if (r < 0 && r != -ENOENT)
 				return r;
-			}
 			if (!tried[0])
 				snprintf(tried, sizeof(tried), "%s", path);
 		}

@@ -121,15 +121,9 @@ static int open_parent(struct pm_image *img, const uint8_t *loc, uint32_t loc_le
 			if (strcmp(key, keys[k - 1]))
 				continue;
 			pm_utf16_to_utf8(loc + vo, vl, false, path, sizeof(path));
-			for (char *p = path; *p; p++)
-				if (*p == '\\')
-					*p = '/';
-			struct pm_image_diag *saved = img->diag, scratch = { 0 };
-			img->diag = &scratch; /* a locator that leads nowhere is not yet an error */
-			r = pm_img_open_backing(img, !strncmp(path, "./", 2) ? path + 2 : path, "vhdx");
-			img->diag = saved;
+			r = pm_img_try_parent(img, path, "vhdx");
 			if (r < 0 && r != -ENOENT)
-				return pm_img_fail(img, r, "%s", scratch.error);
+				return r;
 		}
 	}
 	if (!img->backing)
