@@ -3,6 +3,7 @@
 #include "node.h"
 #include "util.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -171,6 +172,26 @@ int pm_loop_find_path(const char *path, struct pm_loop_info *info)
 	return loop_find(match_path, path, info);
 }
 
+int pm_loop_index_of(dev_t dev)
+{
+	char link[64], target[PATH_MAX], *end;
+	const char *b;
+	ssize_t n;
+	long v;
+
+	snprintf(link, sizeof(link), "/sys/dev/block/%u:%u", major(dev), minor(dev));
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0)
+		return errno == ENOENT ? -ENODEV : -errno;
+	target[n] = 0;
+	b = strrchr(target, '/');
+	b = b ? b + 1 : target;
+	if (strncmp(b, "loop", 4) || !isdigit((unsigned char)b[4]))
+		return -ENODEV;
+	v = strtol(b + 4, &end, 10);
+	return *end || v > INT32_MAX ? -ENODEV : (int)v;
+}
+
 int pm_loop_get_free(void)
 {
 	_cleanup_close_ int fd = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
@@ -215,6 +236,27 @@ static void fill_info(struct loop_info64 *li, const struct pm_loop_cfg *cfg)
 		pm_strlcpy((char *)li->lo_file_name, cfg->tag, sizeof(li->lo_file_name));
 }
 
+/* How long the kernel may answer EAGAIN while udev or a reader still has pages of the device cached
+ * (util-linux retries the same calls): PM_LOOP_EAGAIN_TRIES tries PM_LOOP_EAGAIN_MS apart. */
+#define PM_LOOP_EAGAIN_TRIES 40
+#define PM_LOOP_EAGAIN_MS 25
+/* How often a free device is taken again when another process binds it first. */
+#define PM_LOOP_BUSY_TRIES 64
+/* How often a just-made node is opened again while udev sets its permissions. */
+#define PM_LOOP_NODE_TRIES 5
+
+/* ioctl() returning 0 or -errno, tried again while the kernel answers EAGAIN */
+static int loop_ioctl(int fd, unsigned long req, void *arg)
+{
+	for (int i = 0;; i++) {
+		if (ioctl(fd, req, arg) == 0)
+			return 0;
+		if (errno != EAGAIN || i + 1 >= PM_LOOP_EAGAIN_TRIES)
+			return -errno;
+		pm_sleep_ms(PM_LOOP_EAGAIN_MS);
+	}
+}
+
 /* the old way, for kernels before 5.8: bind, then set the status and the block size */
 static int attach_legacy(int lfd, int backing_fd, const struct pm_loop_cfg *cfg)
 {
@@ -225,31 +267,52 @@ static int attach_legacy(int lfd, int backing_fd, const struct pm_loop_cfg *cfg)
 		return -errno;
 	fill_info(&li, cfg);
 	li.lo_flags &= ~(unsigned)LO_FLAGS_READ_ONLY; /* comes from how the backing file was opened */
-	if (ioctl(lfd, LOOP_SET_STATUS64, &li) < 0)
-		goto fail;
-	if (cfg->block_size && cfg->block_size != 512 && ioctl(lfd, LOOP_SET_BLOCK_SIZE, (unsigned long)cfg->block_size) < 0)
-		goto fail;
-	return 0;
-fail:
-	r = -errno;
-	ioctl(lfd, LOOP_CLR_FD, 0);
+	r = loop_ioctl(lfd, LOOP_SET_STATUS64, &li);
+	if (r == 0 && cfg->block_size && cfg->block_size != 512)
+		r = loop_ioctl(lfd, LOOP_SET_BLOCK_SIZE, (void *)(unsigned long)cfg->block_size);
+	if (r < 0)
+		ioctl(lfd, LOOP_CLR_FD, 0);
 	return r;
+}
+
+/* Check what the kernel did: the device is bound, with the offset and size limit asked for. Kernels
+ * 5.8 to 5.10 ignored lo_sizelimit in LOOP_CONFIGURE, so a wrong size limit is set once more with
+ * LOOP_SET_STATUS64; anything else still wrong is -EIO. */
+static int attach_verify(int lfd, const struct pm_loop_cfg *cfg)
+{
+	struct loop_info64 li;
+	int r;
+
+	if (ioctl(lfd, LOOP_GET_STATUS64, &li) < 0)
+		return errno == ENXIO ? -EIO : -errno; /* ENXIO: the device is not bound after all */
+	if (li.lo_offset != cfg->offset)
+		return -EIO;
+	if (li.lo_sizelimit == cfg->sizelimit)
+		return 0;
+	li.lo_sizelimit = cfg->sizelimit;
+	r = loop_ioctl(lfd, LOOP_SET_STATUS64, &li);
+	if (r < 0)
+		return r;
+	if (ioctl(lfd, LOOP_GET_STATUS64, &li) < 0)
+		return -errno;
+	return li.lo_offset == cfg->offset && li.lo_sizelimit == cfg->sizelimit ? 0 : -EIO;
 }
 
 int pm_loop_attach(int backing_fd, const struct pm_loop_cfg *cfg)
 {
 	struct loop_config lc;
 
-	for (int attempt = 0; attempt < 64; attempt++) {
+	for (int attempt = 0; attempt < PM_LOOP_BUSY_TRIES; attempt++) {
 		int idx = cfg->index >= 0 ? cfg->index : pm_loop_get_free();
-		int lfd, r;
+		_cleanup_close_ int lfd = -1;
+		int r;
 
 		if (idx < 0)
 			return idx;
 		lfd = pm_loop_open(idx, cfg->read_only ? O_RDONLY : O_RDWR);
 		if (lfd < 0) {
 			/* udev may still be setting the new node's permissions */
-			if ((lfd == -EACCES || lfd == -ENOENT || lfd == -ENODEV) && attempt < 5) {
+			if ((lfd == -EACCES || lfd == -ENOENT || lfd == -ENODEV) && attempt < PM_LOOP_NODE_TRIES) {
 				pm_sleep_ms(20);
 				continue;
 			}
@@ -259,14 +322,18 @@ int pm_loop_attach(int backing_fd, const struct pm_loop_cfg *cfg)
 		lc.fd = (uint32_t)backing_fd;
 		lc.block_size = cfg->block_size;
 		fill_info(&lc.info, cfg);
-		r = ioctl(lfd, LOOP_CONFIGURE, &lc) < 0 ? -errno : 0;
+		r = loop_ioctl(lfd, LOOP_CONFIGURE, &lc);
 		if (r == -EINVAL || r == -ENOTTY) {
 			/* either no LOOP_CONFIGURE (older kernel) or a parameter it refuses: the old calls tell */
 			r = attach_legacy(lfd, backing_fd, cfg);
 		}
-		close(lfd);
-		if (r == 0)
-			return idx;
+		if (r == 0) {
+			r = attach_verify(lfd, cfg);
+			if (r == 0)
+				return idx;
+			ioctl(lfd, LOOP_CLR_FD, 0);
+			return r;
+		}
 		if (r == -EBUSY && cfg->index < 0) {
 			/* another process took this one between GET_FREE and our configure */
 			pm_sleep_ms(attempt < 8 ? 1 : 20);
@@ -337,7 +404,7 @@ int pm_loop_set_sizelimit(int index, uint64_t sizelimit)
 		r = -errno;
 	} else {
 		li.lo_sizelimit = sizelimit;
-		r = ioctl(fd, LOOP_SET_STATUS64, &li) < 0 ? -errno : 0;
+		r = loop_ioctl(fd, LOOP_SET_STATUS64, &li);
 	}
 	close(fd);
 	return r;

@@ -36,6 +36,11 @@ int pm_loop_each_bound(int (*fn)(int index, void *arg), void *arg);
  * reachable: a FUSE file whose server died). Returns 1 and fills info, 0 when none, -errno. */
 int pm_loop_find_path(const char *path, struct pm_loop_info *info);
 
+/* The index of the loop device with device number DEV, from sysfs (/sys/dev/block/M:m names the
+ * device loopN; the minor is the index only when the loop driver has max_part=0). -ENODEV when DEV is
+ * not a whole loop device (a partition of one included). */
+int pm_loop_index_of(dev_t dev);
+
 /* LOOP_CTL_GET_FREE: the index of a free loop device (the kernel may create one). -errno on error. */
 int pm_loop_get_free(void);
 

@@ -141,8 +141,8 @@ static int loop_index_of(const char *dev)
 by_node:;
 	/* a node under another name: its device number */
 	struct stat st;
-	if (stat(dev, &st) == 0 && S_ISBLK(st.st_mode) && major(st.st_rdev) == 7)
-		return (int)minor(st.st_rdev); /* loop devices without partitions: minor == index */
+	if (stat(dev, &st) == 0 && S_ISBLK(st.st_mode))
+		return pm_loop_index_of(st.st_rdev);
 	return -ENODEV;
 }
 
@@ -221,8 +221,9 @@ static void cell(const struct pm_loop_info *li, enum col c, char *buf, size_t le
 	case C_MAJMIN:
 		snprintf(path, sizeof(path), "/sys/block/loop%d/dev", li->index);
 		if (pm_sysfs_devnum(path, &d) < 0)
-			d = makedev(7, (unsigned)li->index);
-		snprintf(buf, len, "%3u:%-3u", major(d), minor(d));
+			buf[0] = 0; /* gone since it was listed */
+		else
+			snprintf(buf, len, "%3u:%-3u", major(d), minor(d));
 		break;
 	case C_OFFSET: snprintf(buf, len, "%" PRIu64, li->offset); break;
 	case C_PARTSCAN: snprintf(buf, len, "%d", li->partscan); break;
@@ -369,7 +370,8 @@ static int attach(const struct lopts *o, const char *dev, const char *file)
 	char tag[64];
 	struct stat st;
 	uint64_t size;
-	int fd, idx;
+	_cleanup_close_ int fd = -1;
+	int idx;
 
 	if (dev) {
 		cfg.index = loop_index_of(dev);
@@ -378,7 +380,14 @@ static int attach(const struct lopts *o, const char *dev, const char *file)
 			return 1;
 		}
 	}
-	if (stat(file, &st) < 0) {
+	/* open once and ask the descriptor: type, size and device/inode all describe the file bound */
+	/* O_NONBLOCK: a FIFO must not hang the open; cleared again for the file bound */
+	fd = open(file, (o->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK | (o->direct_io == 1 ? O_DIRECT : 0));
+	if (fd < 0 && !o->read_only && (errno == EACCES || errno == EROFS || errno == EPERM)) {
+		fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (o->direct_io == 1 ? O_DIRECT : 0));
+		cfg.read_only = true;
+	}
+	if (fd < 0 || fstat(fd, &st) < 0) {
 		fprintf(stderr, "losetup: %s: failed to set up loop device: %s\n", file, strerror(errno));
 		return 1;
 	}
@@ -387,28 +396,18 @@ static int attach(const struct lopts *o, const char *dev, const char *file)
 			S_ISDIR(st.st_mode) ? strerror(EISDIR) : "not a regular file or block device");
 		return 1;
 	}
-	fd = open(file, (o->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (o->direct_io == 1 ? O_DIRECT : 0));
-	if (fd < 0 && !o->read_only && (errno == EACCES || errno == EROFS || errno == EPERM)) {
-		fd = open(file, O_RDONLY | O_CLOEXEC | (o->direct_io == 1 ? O_DIRECT : 0));
-		cfg.read_only = true;
-	}
-	if (fd < 0) {
-		fprintf(stderr, "losetup: %s: failed to set up loop device: %s\n", file, strerror(errno));
-		return 1;
-	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	size = (uint64_t)st.st_size;
 	if (S_ISBLK(st.st_mode) && ioctl(fd, BLKGETSIZE64, &size) < 0)
 		size = 0;
 	if (o->offset >= size && size) {
 		fprintf(stderr, "losetup: %s: offset %" PRIu64 " is past the end of the file (%" PRIu64 " bytes): nothing attached\n",
 			file, o->offset, size);
-		close(fd);
 		return 1;
 	}
 	if (o->sizelimit && o->sizelimit < 512) {
 		fprintf(stderr, "losetup: %s: a size limit of %" PRIu64 " bytes gives a device of no sectors (0 means the whole file): nothing attached\n",
 			file, o->sizelimit);
-		close(fd);
 		return 1;
 	}
 	snprintf(tag, sizeof(tag), "%s", file);
@@ -425,7 +424,6 @@ static int attach(const struct lopts *o, const char *dev, const char *file)
 					if (o->show)
 						printf("/dev/loop%d\n", v[i]);
 					free(v);
-					close(fd);
 					return 0;
 				}
 			}
@@ -433,10 +431,10 @@ static int attach(const struct lopts *o, const char *dev, const char *file)
 		}
 	}
 	idx = pm_loop_attach(fd, &cfg);
-	close(fd);
 	if (idx < 0) {
 		fprintf(stderr, "losetup: %s: failed to set up loop device: %s\n", file,
-			idx == -EBUSY ? "Device or resource busy" : strerror(-idx));
+			idx == -EBUSY ? "Device or resource busy" :
+			idx == -EIO ? "the kernel did not set the device up as asked (nothing attached)" : strerror(-idx));
 		return 1;
 	}
 	if (o->partscan) {

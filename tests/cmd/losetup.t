@@ -94,6 +94,30 @@ bad "detach of an unbound device" -d "$(losetup -f)"
 L -d "$busy"
 is "$(losetup -a | wc -l)" "$before" "bad input left nothing attached"
 
+# what the kernel answers is checked: EAGAIN retried (udev holding the device), the old calls when
+# LOOP_CONFIGURE is refused, a configure that did nothing is caught (faults injected with strace)
+st() { # st INJECT-SPEC ARGS...: partmap losetup under strace, ioctls logged to $TMP/st.log
+	local spec=$1; shift
+	strace -o "$TMP/st.log" -e trace=ioctl -e "inject=ioctl:$spec" "$PARTMAP" losetup "$@"
+}
+d=$(st error=EAGAIN:when=2..3 -f --show -o 4096 --sizelimit 1MiB "$TMP/small.img" 2>"$TMP/err")
+is "$? $(grep -c 'LOOP_CONFIGURE.*EAGAIN' "$TMP/st.log")" "0 2" "EAGAIN twice from LOOP_CONFIGURE: tried again, exit 0"
+is "$(losetup -n -O OFFSET,SIZELIMIT "$d" 2>&1 | xargs)" "4096 1048576" "after EAGAIN: offset and size limit set"
+L -d "$d"
+d=$(st error=EINVAL:when=2 -f --show -o 4096 --sizelimit 1MiB "$TMP/small.img" 2>"$TMP/err")
+is "$? $(grep -c 'LOOP_SET_FD\|LOOP_SET_STATUS64' "$TMP/st.log")" "0 2" "LOOP_CONFIGURE refused: LOOP_SET_FD + LOOP_SET_STATUS64"
+is "$(losetup -n -O OFFSET,SIZELIMIT "$d" 2>&1 | xargs)" "4096 1048576" "the old calls: offset and size limit set"
+L -d "$d"
+st retval=0:when=2 -f --show "$TMP/small.img" >"$TMP/out" 2>"$TMP/err"
+is "$? $(wc -c <"$TMP/out")" "1 0" "LOOP_CONFIGURE that did nothing: exit 1, no device printed"
+grep -q "not set the device up as asked" "$TMP/err"; ok $? "... and says so ($(head -c 100 "$TMP/err"))"
+st error=EAGAIN:when=2+ -f --show "$TMP/small.img" >"$TMP/out" 2>"$TMP/err"
+is "$? $(grep -c 'LOOP_CONFIGURE' "$TMP/st.log")" "1 40" "EAGAIN for ever: a bounded 40 tries, then exit 1"
+is "$(losetup -j "$TMP/small.img")" "" "fault injection left nothing attached"
+mkfifo "$TMP/fifo"
+timeout 5 "$PARTMAP" losetup -r -f --show "$TMP/fifo" >/dev/null 2>"$TMP/err"
+is $? 1 "a FIFO with -r: exit 1 at once, no hang on the open"
+
 # a container's /dev: no loop-control gives 'no free device'; nodes that are missing are made
 (
 	nodes=()
