@@ -84,15 +84,15 @@ static int dm_call(struct pm_dm *dm, unsigned long cmd, const struct pm_dm_ref *
 		if (plen)
 			memcpy((char *)io + io->data_start, payload, plen);
 		dm->nioctls++;
-		if (ioctl(dm->fd, cmd, io) < 0) {
-			r = -errno;
+		r = dm->ioctl_fn ? dm->ioctl_fn(dm->fd, cmd, io) : ioctl(dm->fd, cmd, io);
+		if (r < 0 || (io->flags & DM_BUFFER_FULL_FLAG)) {
+			/* an error, or a reply that did not fit: wipe what may hold a key, then grow or fail */
+			r = r < 0 ? -errno : size < PM_DM_REPLY_MAX ? 0 : -ENOBUFS;
 			if (flags & DM_SECURE_DATA_FLAG)
 				explicit_bzero(io, size);
 			free(io);
-			return r;
-		}
-		if ((io->flags & DM_BUFFER_FULL_FLAG) && size < (64u << 20)) {
-			free(io);
+			if (r < 0)
+				return r;
 			size *= 2;
 			continue;
 		}

@@ -20,7 +20,13 @@ struct pm_dm {
 	int udev_wait_ms;         /* how long to wait for udev before making nodes ourselves */
 	bool udev_timed_out;      /* set when a wait ran out */
 	bool udev_nowait;         /* leave nodes to udev without waiting for it (kpartx -n) */
+	/* the DM ioctl; NULL = ioctl(2) on fd (tests put a fake kernel here) */
+	int (*ioctl_fn)(int fd, unsigned long cmd, void *io);
 };
+
+/* A reply the kernel still flags DM_BUFFER_FULL at this size is an error (-ENOBUFS), not a truncated
+ * answer returned as complete. */
+#define PM_DM_REPLY_MAX (64u << 20)
 
 /* A device is addressed by exactly one of these (name first, then uuid, then dev). */
 struct pm_dm_ref {

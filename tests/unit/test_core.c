@@ -15,6 +15,9 @@
 #include <sys/sysmacros.h>
 
 #include "disk.h"
+#include "dm.h"
+#include <sys/ioctl.h>
+#include <linux/dm-ioctl.h>
 #include "node.h"
 #include "names.h"
 #include "ptable.h"
@@ -165,6 +168,55 @@ static void test_node_ensure(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* A fake device mapper for dm_call's reply buffer: the list of one device fits only in `fake_need`
+ * bytes; a smaller buffer comes back flagged DM_BUFFER_FULL, as the kernel does. */
+static size_t fake_need;
+static unsigned fake_calls;
+static int fake_dm_ioctl(int fd, unsigned long cmd, void *arg)
+{
+	struct dm_ioctl *io = arg;
+	struct dm_name_list *nl = (void *)((char *)io + io->data_start);
+
+	(void)fd;
+	assert_int_equal(cmd, DM_LIST_DEVICES);
+	fake_calls++;
+	if (io->data_size < fake_need) {
+		io->flags |= DM_BUFFER_FULL_FLAG;
+		return 0;
+	}
+	nl->dev = (253u << 8) | 7; /* 253:7 in the kernel's encoding */
+	nl->next = 0;
+	strcpy(nl->name, "big");
+	io->data_size = io->data_start + (uint32_t)sizeof(*nl) + 4;
+	return 0;
+}
+
+static void test_dm_reply_grows_then_fails(void **state)
+{
+	struct pm_dm dm = { .fd = -1, .ioctl_fn = fake_dm_ioctl };
+	struct pm_dm_name *v = NULL;
+	size_t n = 0;
+
+	(void)state;
+	/* grows 16 KiB -> 128 KiB and then reads the answer */
+	fake_need = 100000;
+	fake_calls = 0;
+	assert_int_equal(pm_dm_list(&dm, &v, &n), 0);
+	assert_int_equal(fake_calls, 4);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].name, "big");
+	assert_int_equal(major(v[0].dev), 253);
+	assert_int_equal(minor(v[0].dev), 7);
+	free(v);
+	/* still full at the cap: an error, not a truncated list returned as complete */
+	fake_need = (size_t)PM_DM_REPLY_MAX + 1;
+	fake_calls = 0;
+	assert_int_equal(pm_dm_list(&dm, &v, &n), -ENOBUFS);
+	assert_int_equal(fake_calls, 13); /* 16 KiB, 32 KiB, ... 64 MiB */
+	assert_null(v);
+	assert_int_equal(n, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -174,6 +226,7 @@ int main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_guid_str),
 		cmocka_unit_test(test_node_ensure),
+		cmocka_unit_test(test_dm_reply_grows_then_fails),
 	};
 	return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }
