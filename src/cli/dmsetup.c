@@ -2,6 +2,7 @@
 /* The dmsetup applet: lvm2's dmsetup commands and output formats over src/dm.c (no libdevmapper). */
 #include "applets.h"
 #include "../dm.h"
+#include "../dmtable.h"
 #include "../util.h"
 
 #include <ctype.h>
@@ -95,134 +96,30 @@ static void ioctl_failed(const char *what, const struct pm_dm_ref *ref, int err)
 
 /* ---- tables ---- */
 
-struct table {
-	struct pm_dm_target *t;
-	size_t n, cap;
-	bool secure;            /* crypt keys inside */
-};
-
-static void table_free(struct table *tb)
+/* a refused table, said the way dmsetup users know */
+static void table_refused(const struct pm_dm_table_err *e)
 {
-	pm_dm_targets_free(tb->t, tb->n);
-	memset(tb, 0, sizeof(*tb));
-}
-
-/* a parameter that names a block device by path becomes major:minor */
-static char *resolve_params(const char *params)
-{
-	size_t cap = strlen(params) * 2 + 64, len = 0;
-	char *out = malloc(cap), *copy = strdup(params), *tok, *save = NULL;
-
-	if (!out || !copy) {
-		free(out);
-		free(copy);
-		return NULL;
-	}
-	out[0] = 0;
-	for (tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
-		char rep[32];
-		struct stat st;
-		const char *w = tok;
-
-		if (tok[0] == '/' && stat(tok, &st) == 0 && S_ISBLK(st.st_mode)) {
-			snprintf(rep, sizeof(rep), "%u:%u", major(st.st_rdev), minor(st.st_rdev));
-			w = rep;
-		}
-		if (len + strlen(w) + 2 > cap) {
-			cap = (len + strlen(w) + 2) * 2;
-			char *n = realloc(out, cap);
-			if (!n) {
-				free(out);
-				free(copy);
-				return NULL;
-			}
-			out = n;
-		}
-		len += (size_t)sprintf(out + len, "%s%s", len ? " " : "", w);
-	}
-	explicit_bzero(copy, strlen(params));
-	free(copy);
-	return out;
-}
-
-/* parse table text; 0 or 1 with a message */
-static int parse_table(const char *text, struct table *tb)
-{
-	const char *p = text;
-	unsigned lineno = 0;
-	uint64_t next = 0;
-
-	memset(tb, 0, sizeof(*tb));
-	while (*p) {
-		const char *e = strchr(p, '\n');
-		size_t l = e ? (size_t)(e - p) : strlen(p);
-		char *line = strndup(p, l), *s;
-		unsigned long long start, length;
-		char type[64];
-		int off = 0;
-
-		p += l + (e ? 1 : 0);
-		lineno++;
-		if (!line)
-			return 1;
-		for (s = line; isspace((unsigned char)*s); s++)
-			;
-		for (char *t = s + strlen(s); t > s && isspace((unsigned char)t[-1]);)
-			*--t = 0;
-		if (!*s || *s == '#') {
-			free(line);
-			continue;
-		}
-		if (sscanf(s, "%llu %llu %63s %n", &start, &length, type, &off) < 3) {
-			fprintf(stderr, "dmsetup: table line %u: expected '<start> <length> <target> <params>': %s\n", lineno, s);
-			free(line);
-			return 1;
-		}
-		if (strlen(type) >= 16) {
-			fprintf(stderr, "dmsetup: table line %u: target type '%s' is too long\n", lineno, type);
-			free(line);
-			return 1;
-		}
-		if (start != next) {
-			fprintf(stderr, "dmsetup: table line %u: gap in table: this target starts at sector %llu, the previous one ends at %" PRIu64 "\n",
-				lineno, start, next);
-			free(line);
-			return 1;
-		}
-		if (!length) {
-			fprintf(stderr, "dmsetup: table line %u: zero-length target\n", lineno);
-			free(line);
-			return 1;
-		}
-		next = start + length;
-		if (tb->n == tb->cap) {
-			size_t nc = tb->cap ? tb->cap * 2 : 8;
-			struct pm_dm_target *nt = realloc(tb->t, nc * sizeof(*nt));
-			if (!nt) {
-				free(line);
-				return 1;
-			}
-			tb->t = nt;
-			tb->cap = nc;
-		}
-		memset(&tb->t[tb->n], 0, sizeof(tb->t[0]));
-		tb->t[tb->n].start = start;
-		tb->t[tb->n].length = length;
-		memcpy(tb->t[tb->n].type, type, strlen(type) + 1);
-		tb->t[tb->n].params = resolve_params(off ? s + off : "");
-		if (!strcmp(type, "crypt"))
-			tb->secure = true;
-		explicit_bzero(line, l);
-		free(line);
-		if (!tb->t[tb->n].params)
-			return 1;
-		tb->n++;
-	}
-	if (!tb->n) {
+	switch (e->kind) {
+	case PM_DMT_SYNTAX:
+		fprintf(stderr, "dmsetup: table line %u: expected '<start> <length> <target> <params>': %s\n", e->line, e->text);
+		break;
+	case PM_DMT_TYPE_LONG:
+		fprintf(stderr, "dmsetup: table line %u: target type '%s' is too long\n", e->line, e->text);
+		break;
+	case PM_DMT_GAP:
+		fprintf(stderr, "dmsetup: table line %u: gap in table: this target starts at sector %" PRIu64 ", the previous one ends at %" PRIu64 "\n",
+			e->line, e->start, e->prev_end);
+		break;
+	case PM_DMT_ZERO_LENGTH:
+		fprintf(stderr, "dmsetup: table line %u: zero-length target\n", e->line);
+		break;
+	case PM_DMT_TOO_LONG:
+		fprintf(stderr, "dmsetup: table line %u: the target ends past sector 2^64\n", e->line);
+		break;
+	case PM_DMT_EMPTY:
 		fprintf(stderr, "dmsetup: the table is empty\n");
-		return 1;
+		break;
 	}
-	return 0;
 }
 
 static char *read_all(FILE *f)
@@ -252,8 +149,9 @@ static char *read_all(FILE *f)
 }
 
 /* the table from --table, a file, or stdin */
-static int get_table(const struct dopts *o, const char *file, struct table *tb)
+static int get_table(const struct dopts *o, const char *file, struct pm_dm_table *tb)
 {
+	struct pm_dm_table_err err;
 	char *text;
 	int r;
 
@@ -273,14 +171,18 @@ static int get_table(const struct dopts *o, const char *file, struct table *tb)
 	if (!text)
 		return 1;
 	/* --table 'a;b' is not lvm2 syntax; newlines separate lines */
-	r = parse_table(text, tb);
+	r = pm_dm_table_parse(text, tb, &err);
 	explicit_bzero(text, strlen(text));
 	free(text);
-	return r;
+	if (r == -EINVAL)
+		table_refused(&err);
+	else if (r < 0)
+		fprintf(stderr, "dmsetup: %s\n", strerror(-r));
+	return r < 0;
 }
 
 /* after a failed load: say so, name an unknown target */
-static void load_failed(struct pm_dm *dm, const struct pm_dm_ref *ref, const struct table *tb, int err)
+static void load_failed(struct pm_dm *dm, const struct pm_dm_ref *ref, const struct pm_dm_table *tb, int err)
 {
 	ioctl_failed("reload", ref, err);
 	if (err == -EINVAL) {
@@ -308,7 +210,7 @@ static bool want_nodes(const struct pm_dm *dm)
 
 static int cmd_create(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
 {
-	struct table tb = { 0 };
+	struct pm_dm_table tb = { 0 };
 	struct pm_dm_info info;
 	struct pm_dm_ref ref;
 	int r;
@@ -330,25 +232,25 @@ static int cmd_create(struct pm_dm *dm, const struct dopts *o, int argc, char **
 		r = pm_dm_dev_create(dm, argv[0], o->uuid, &info);
 		if (r < 0) {
 			ioctl_failed("create", &ref, r);
-			table_free(&tb);
+			pm_dm_table_free(&tb);
 			return 1;
 		}
 		r = pm_dm_load(dm, &ref, tb.t, tb.n, o->readonly, tb.secure);
 		if (r < 0) {
 			load_failed(dm, &ref, &tb, r);
 			pm_dm_remove(dm, &ref, false, 5); /* nothing half-created */
-			table_free(&tb);
+			pm_dm_table_free(&tb);
 			return 1;
 		}
 		r = pm_dm_resume(dm, &ref, &info);
 		if (r < 0) {
 			ioctl_failed("resume", &ref, r);
 			pm_dm_remove(dm, &ref, false, 5);
-			table_free(&tb);
+			pm_dm_table_free(&tb);
 			return 1;
 		}
 	}
-	table_free(&tb);
+	pm_dm_table_free(&tb);
 	if (want_nodes(dm) && (r = pm_dm_make_node(argv[0], info.dev, 0600, 0, 0)) < 0)
 		fprintf(stderr, "dmsetup: /dev/mapper/%s: %s\n", argv[0], strerror(-r));
 	return 0;
@@ -356,7 +258,7 @@ static int cmd_create(struct pm_dm *dm, const struct dopts *o, int argc, char **
 
 static int cmd_load(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
 {
-	struct table tb = { 0 };
+	struct pm_dm_table tb = { 0 };
 	struct pm_dm_ref ref;
 	const char *name = o->uuid || o->major >= 0 ? NULL : argc > 0 ? argv[0] : NULL;
 	const char *file = name ? (argc > 1 ? argv[1] : NULL) : (argc > 0 ? argv[0] : NULL);
@@ -372,7 +274,7 @@ static int cmd_load(struct pm_dm *dm, const struct dopts *o, int argc, char **ar
 	r = pm_dm_load(dm, &ref, tb.t, tb.n, o->readonly, tb.secure);
 	if (r < 0)
 		load_failed(dm, &ref, &tb, r);
-	table_free(&tb);
+	pm_dm_table_free(&tb);
 	return r < 0;
 }
 
@@ -709,24 +611,6 @@ static int cmd_info(struct pm_dm *dm, const struct dopts *o, int argc, char **ar
 	return rc;
 }
 
-static void mask_crypt_key(struct pm_dm_target *t)
-{
-	/* "<cipher> <key> ...": the key as zeros, unless it names a keyring entry (":...") */
-	char *p = t->params, *key;
-
-	if (strcmp(t->type, "crypt"))
-		return;
-	while (*p && *p != ' ')
-		p++;
-	if (!*p)
-		return;
-	key = p + 1;
-	if (*key == ':')
-		return;
-	for (p = key; *p && *p != ' '; p++)
-		*p = '0';
-}
-
 static int print_table(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref, const char *prefix,
 		       bool status)
 {
@@ -739,10 +623,15 @@ static int print_table(struct pm_dm *dm, const struct dopts *o, const struct pm_
 		return 1;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (!status && !o->showkeys)
-			mask_crypt_key(&t[i]);
-		printf("%s%" PRIu64 " %" PRIu64 " %s %s\n", prefix ? prefix : "", t[i].start, t[i].length, t[i].type,
-		       t[i].params);
+		char *line = pm_dm_target_format(&t[i], status || o->showkeys);
+		if (!line) {
+			pm_dm_targets_free(t, n);
+			fprintf(stderr, "dmsetup: %s\n", strerror(ENOMEM));
+			return 1;
+		}
+		printf("%s%s\n", prefix ? prefix : "", line);
+		explicit_bzero(line, strlen(line));
+		free(line);
 	}
 	if (!n && prefix)
 		printf("%s\n", prefix);
