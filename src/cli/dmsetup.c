@@ -278,34 +278,84 @@ static int cmd_load(struct pm_dm *dm, const struct dopts *o, int argc, char **ar
 	return r < 0;
 }
 
-/* for commands on one or more devices: run fn on each (argv, or -u/-j-m) */
-typedef int (*each_fn)(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref);
+/* ---- the devices a command acts on ---- */
 
-static int for_each_arg(struct pm_dm *dm, const struct dopts *o, int argc, char **argv, each_fn fn, bool need)
+/* ONE_OR_MORE: the devices named, or the one of -u / -j -m; naming none is an error.
+ * ALL_IF_NONE: ... or, when none is named, every device sorted by name. */
+enum scope { ONE_OR_MORE, ALL_IF_NONE };
+
+/* fn acts on one device; prefix is "name: " when output may cover several devices (NULL otherwise) */
+typedef int (*each_fn)(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref, const char *prefix,
+		       void *arg);
+
+static int by_name(const void *a, const void *b)
 {
+	return strcmp(((const struct pm_dm_name *)a)->name, ((const struct pm_dm_name *)b)->name);
+}
+
+/* all devices, sorted by name */
+static int all_devices(struct pm_dm *dm, struct pm_dm_name **v, size_t *n)
+{
+	int r = pm_dm_list(dm, v, n);
+	if (r < 0) {
+		fprintf(stderr, "device-mapper: list ioctl failed: %s\n", strerror(-r));
+		return 1;
+	}
+	qsort(*v, *n, sizeof(**v), by_name);
+	return 0;
+}
+
+/* The one device iterator: fn on each device of SCOPE, going on past a failure. Returns 1 when any
+ * failed; *count (when not NULL) says how many were visited (0 only when every device was asked for
+ * and there is none). */
+static int each_device(struct pm_dm *dm, const struct dopts *o, int argc, char **argv, enum scope scope, each_fn fn,
+		       void *arg, size_t *count)
+{
+	char prefix[PM_DM_NAME_LEN + 4];
 	struct pm_dm_ref ref;
 	int rc = 0;
 
+	if (count)
+		*count = 0;
 	if (argc == 0) {
 		ref_for(o, NULL, &ref);
-		if (!ref.uuid && !ref.dev) {
-			if (need) {
-				fprintf(stderr, "dmsetup: a device name is needed\n");
-				return 1;
-			}
-			return -1; /* caller: all devices */
+		if (ref.uuid || ref.dev) {
+			if (count)
+				*count = 1;
+			return fn(dm, o, &ref, NULL, arg) != 0;
 		}
-		return fn(dm, o, &ref);
+		if (scope == ONE_OR_MORE) {
+			fprintf(stderr, "dmsetup: a device name is needed\n");
+			return 1;
+		}
+		_cleanup_free_ struct pm_dm_name *v = NULL;
+		size_t n;
+		if (all_devices(dm, &v, &n))
+			return 1;
+		for (size_t i = 0; i < n; i++) {
+			snprintf(prefix, sizeof(prefix), "%s: ", v[i].name);
+			ref_for(o, v[i].name, &ref);
+			rc |= fn(dm, o, &ref, prefix, arg) != 0;
+		}
+		if (count)
+			*count = n;
+		return rc;
 	}
 	for (int i = 0; i < argc; i++) {
+		snprintf(prefix, sizeof(prefix), "%s: ", argv[i]);
 		ref_for(o, argv[i], &ref);
-		rc |= fn(dm, o, &ref);
+		rc |= fn(dm, o, &ref, argc > 1 ? prefix : NULL, arg) != 0;
 	}
+	if (count)
+		*count = (size_t)argc;
 	return rc;
 }
 
-static int do_clear(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref)
+static int do_clear(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref, const char *prefix,
+		      void *arg)
 {
+	(void)prefix;
+	(void)arg;
 	int r = pm_dm_clear(dm, ref);
 	(void)o;
 	if (r < 0)
@@ -313,16 +363,22 @@ static int do_clear(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_
 	return r < 0;
 }
 
-static int do_suspend(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref)
+static int do_suspend(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref, const char *prefix,
+		        void *arg)
 {
+	(void)prefix;
+	(void)arg;
 	int r = pm_dm_suspend(dm, ref, (o->noflush ? PM_DM_NOFLUSH : 0) | (o->nolockfs ? PM_DM_NOLOCKFS : 0));
 	if (r < 0)
 		ioctl_failed("suspend", ref, r);
 	return r < 0;
 }
 
-static int do_resume(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref)
+static int do_resume(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref, const char *prefix,
+		       void *arg)
 {
+	(void)prefix;
+	(void)arg;
 	struct pm_dm_info info;
 	int r = pm_dm_resume(dm, ref, &info);
 
@@ -336,8 +392,11 @@ static int do_resume(struct pm_dm *dm, const struct dopts *o, const struct pm_dm
 	return 0;
 }
 
-static int do_remove(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref)
+static int do_remove(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref, const char *prefix,
+		       void *arg)
 {
+	(void)prefix;
+	(void)arg;
 	struct pm_dm_info info;
 	int r = pm_dm_info(dm, ref, &info);
 
@@ -372,8 +431,11 @@ static int do_remove(struct pm_dm *dm, const struct dopts *o, const struct pm_dm
 	return 0;
 }
 
-static int do_mknodes(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref)
+static int do_mknodes(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref, const char *prefix,
+		        void *arg)
 {
+	(void)prefix;
+	(void)arg;
 	struct pm_dm_info info;
 	int r = pm_dm_info(dm, ref, &info);
 
@@ -544,76 +606,64 @@ static int info_columns(struct pm_dm *dm, const struct dopts *o, struct pm_dm_in
 	return 0;
 }
 
-static int by_name(const void *a, const void *b)
-{
-	return strcmp(((const struct pm_dm_name *)a)->name, ((const struct pm_dm_name *)b)->name);
-}
+/* info: the long form as each device comes, or rows collected for -c */
+struct infos {
+	struct pm_dm_info *v;
+	size_t n, cap;
+};
 
-/* all devices, sorted by name */
-static int all_devices(struct pm_dm *dm, struct pm_dm_name **v, size_t *n)
+static int info_one(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref, const char *prefix,
+		    void *arg)
 {
-	int r = pm_dm_list(dm, v, n);
-	if (r < 0) {
-		fprintf(stderr, "device-mapper: list ioctl failed: %s\n", strerror(-r));
+	struct infos *in = arg;
+	struct pm_dm_info info;
+	int r = pm_dm_info(dm, ref, &info);
+
+	(void)prefix;
+	if (r == -ENXIO) {
+		fprintf(stderr, "Device does not exist.\n");
 		return 1;
 	}
-	qsort(*v, *n, sizeof(**v), by_name);
+	if (r < 0) {
+		ioctl_failed("info", ref, r);
+		return 1;
+	}
+	if (!o->columns) {
+		print_info_long(&info);
+		return 0;
+	}
+	if (in->n == in->cap) {
+		size_t nc = in->cap ? in->cap * 2 : 64;
+		struct pm_dm_info *nv = reallocarray(in->v, nc, sizeof(*nv));
+		if (!nv) {
+			fprintf(stderr, "dmsetup: %s\n", strerror(ENOMEM));
+			return 1;
+		}
+		in->v = nv;
+		in->cap = nc;
+	}
+	in->v[in->n++] = info;
 	return 0;
 }
 
 static int cmd_info(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
 {
-	struct pm_dm_name *names = NULL;
-	struct pm_dm_info *v;
-	size_t n = 0, m = 0;
-	struct pm_dm_ref ref;
-	int rc = 0;
+	struct infos in = { 0 };
+	size_t seen;
+	int rc = each_device(dm, o, argc, argv, ALL_IF_NONE, info_one, &in, &seen);
 
-	if (argc == 0 && !o->uuid && o->major < 0) {
-		if (all_devices(dm, &names, &n))
-			return 1;
-		if (!n) {
-			if (!o->columns)
-				printf("No devices found\n");
-			free(names);
-			return 0;
-		}
-	} else {
-		n = argc ? (size_t)argc : 1;
-	}
-	v = calloc(n, sizeof(*v));
-	if (!v) {
-		free(names);
-		return 1;
-	}
-	for (size_t i = 0; i < n; i++) {
-		int r;
-		ref_for(o, names ? names[i].name : argc ? argv[i] : NULL, &ref);
-		r = pm_dm_info(dm, &ref, &v[m]);
-		if (r == -ENXIO) {
-			fprintf(stderr, "Device does not exist.\n");
-			rc = 1;
-			continue;
-		}
-		if (r < 0) {
-			ioctl_failed("info", &ref, r);
-			rc = 1;
-			continue;
-		}
-		if (!o->columns)
-			print_info_long(&v[m]);
-		m++;
-	}
-	if (o->columns)
-		rc |= info_columns(dm, o, v, m);
-	free(v);
-	free(names);
+	if (!seen && !rc && !o->columns)
+		printf("No devices found\n");
+	if (o->columns && seen)
+		rc |= info_columns(dm, o, in.v, in.n);
+	free(in.v);
 	return rc;
 }
 
 static int print_table(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref, const char *prefix,
-		       bool status)
+		       void *arg)
 {
+	bool status = arg != NULL;
 	struct pm_dm_target *t;
 	size_t n;
 	int r = pm_dm_table(dm, ref, status, o->inactive, !status, &t, &n, NULL);
@@ -639,54 +689,37 @@ static int print_table(struct pm_dm *dm, const struct dopts *o, const struct pm_
 	return 0;
 }
 
-/* table, status, deps: every device (sorted, with "name: " prefixes), one given by -u/-j/-m, or those
+/* table, status, deps: every device (sorted, "name: " prefixes), one given by -u/-j/-m, or those
  * named (prefixed when more than one) */
-typedef int (*show_fn)(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref, const char *prefix,
-		       bool status);
-
-static int for_devices(struct pm_dm *dm, const struct dopts *o, int argc, char **argv, show_fn fn, bool status)
+static int show_devices(struct pm_dm *dm, const struct dopts *o, int argc, char **argv, each_fn fn, void *arg)
 {
-	char prefix[PM_DM_NAME_LEN + 4];
-	struct pm_dm_ref ref;
-	int rc = 0;
+	size_t seen;
+	int rc = each_device(dm, o, argc, argv, ALL_IF_NONE, fn, arg, &seen);
 
-	if (argc == 0 && !o->uuid && o->major < 0) {
-		struct pm_dm_name *v;
-		size_t n;
-		if (all_devices(dm, &v, &n))
-			return 1;
-		if (!n)
-			printf("No devices found\n");
-		for (size_t i = 0; i < n; i++) {
-			snprintf(prefix, sizeof(prefix), "%s: ", v[i].name);
-			ref_for(o, v[i].name, &ref);
-			rc |= fn(dm, o, &ref, prefix, status);
-		}
-		free(v);
-		return rc;
-	}
-	if (argc == 0) {
-		ref_for(o, NULL, &ref);
-		return fn(dm, o, &ref, NULL, status);
-	}
-	for (int i = 0; i < argc; i++) {
-		snprintf(prefix, sizeof(prefix), "%s: ", argv[i]);
-		ref_for(o, argv[i], &ref);
-		rc |= fn(dm, o, &ref, argc > 1 ? prefix : NULL, status);
-	}
+	if (!seen && !rc)
+		printf("No devices found\n");
 	return rc;
 }
 
+static int cmd_table(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
+{
+	return show_devices(dm, o, argc, argv, print_table, NULL);
+}
+
+static int cmd_status(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
+{
+	return show_devices(dm, o, argc, argv, print_table, (void *)1);
+}
+
 static int print_deps(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref, const char *prefix,
-		      bool status)
+		      void *arg)
 {
 	dev_t *d;
 	size_t n;
 	int r = pm_dm_deps(dm, ref, &d, &n);
 
 	(void)o;
-	(void)status;
-
+	(void)arg;
 	if (r < 0) {
 		ioctl_failed("deps", ref, r);
 		return 1;
@@ -699,11 +732,19 @@ static int print_deps(struct pm_dm *dm, const struct dopts *o, const struct pm_d
 	return 0;
 }
 
-static int cmd_ls(struct pm_dm *dm)
+static int cmd_deps(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
+{
+	return show_devices(dm, o, argc, argv, print_deps, NULL);
+}
+
+static int cmd_ls(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
 {
 	struct pm_dm_name *v;
 	size_t n;
 
+	(void)o;
+	(void)argc;
+	(void)argv;
 	if (all_devices(dm, &v, &n))
 		return 1;
 	if (!n)
@@ -714,12 +755,15 @@ static int cmd_ls(struct pm_dm *dm)
 	return 0;
 }
 
-static int cmd_targets(struct pm_dm *dm)
+static int cmd_targets(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
 {
 	struct pm_dm_version *v;
 	size_t n;
 	int r = pm_dm_versions(dm, &v, &n);
 
+	(void)o;
+	(void)argc;
+	(void)argv;
 	if (r < 0) {
 		fprintf(stderr, "device-mapper: list_versions ioctl failed: %s\n", strerror(-r));
 		return 1;
@@ -772,8 +816,7 @@ static int cmd_message(struct pm_dm *dm, const struct dopts *o, int argc, char *
 	struct pm_dm_ref ref;
 	char reply[4096], msg[4096] = "";
 	int first = o->uuid || o->major >= 0 ? 0 : 1;
-	unsigned long long sector;
-	char *end;
+	unsigned long sector;
 	int r;
 
 	if (argc < first + 2) {
@@ -781,14 +824,15 @@ static int cmd_message(struct pm_dm *dm, const struct dopts *o, int argc, char *
 		return 1;
 	}
 	ref_for(o, first ? argv[0] : NULL, &ref);
-	sector = strtoull(argv[first], &end, 10);
-	if (*end) {
+	if (pm_parse_ulong(argv[first], ULONG_MAX, &sector) < 0) {
 		fprintf(stderr, "dmsetup: invalid sector: %s\n", argv[first]);
 		return 1;
 	}
 	for (int i = first + 1; i < argc; i++) {
-		if (strlen(msg) + strlen(argv[i]) + 2 > sizeof(msg))
+		if (strlen(msg) + strlen(argv[i]) + 2 > sizeof(msg)) {
+			fprintf(stderr, "dmsetup: the message is longer than %zu bytes\n", sizeof(msg) - 1);
 			return 1;
+		}
 		if (i > first + 1)
 			strcat(msg, " ");
 		strcat(msg, argv[i]);
@@ -816,8 +860,14 @@ static int cmd_wait(struct pm_dm *dm, const struct dopts *o, int argc, char **ar
 		return 1;
 	}
 	ref_for(o, first ? argv[0] : NULL, &ref);
-	if (argc > first)
-		ev = (uint32_t)strtoul(argv[first], NULL, 10);
+	if (argc > first) {
+		unsigned long v;
+		if (pm_parse_ulong(argv[first], UINT32_MAX, &v) < 0) {
+			fprintf(stderr, "dmsetup: invalid event number: %s\n", argv[first]);
+			return 1;
+		}
+		ev = (uint32_t)v;
+	}
 	r = pm_dm_wait(dm, &ref, ev, &info);
 	if (r < 0) {
 		ioctl_failed("wait", &ref, r);
@@ -828,26 +878,57 @@ static int cmd_wait(struct pm_dm *dm, const struct dopts *o, int argc, char **ar
 	return 0;
 }
 
-static int cmd_remove_all(struct pm_dm *dm, const struct dopts *o)
+static int cmd_clear(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
+{
+	return each_device(dm, o, argc, argv, ONE_OR_MORE, do_clear, NULL, NULL);
+}
+
+static int cmd_suspend(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
+{
+	return each_device(dm, o, argc, argv, ONE_OR_MORE, do_suspend, NULL, NULL);
+}
+
+static int cmd_resume(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
+{
+	return each_device(dm, o, argc, argv, ONE_OR_MORE, do_resume, NULL, NULL);
+}
+
+static int cmd_remove(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
+{
+	return each_device(dm, o, argc, argv, ONE_OR_MORE, do_remove, NULL, NULL);
+}
+
+/* every device named, or all: one failure does not stop the rest */
+static int cmd_mknodes(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
+{
+	return each_device(dm, o, argc, argv, ALL_IF_NONE, do_mknodes, NULL, NULL);
+}
+
+/* remove_all -f: an open device gets an error table first, so that stacked devices let go */
+static int error_if_open(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref, const char *prefix,
+			 void *arg)
+{
+	struct pm_dm_info info;
+
+	if (pm_dm_info(dm, ref, &info) == 0 && info.open_count > 0)
+		do_remove(dm, o, ref, prefix, arg);
+	return 0;
+}
+
+static int cmd_remove_all(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
 {
 	struct pm_dm_name *v;
 	size_t n;
 	int r;
 
+	(void)argc;
+	(void)argv;
 	if (o->force) {
-		/* -f: error tables first, so that stacked devices let go */
-		if (all_devices(dm, &v, &n) == 0) {
-			for (size_t i = 0; i < n; i++) {
-				struct pm_dm_ref ref = { .name = v[i].name };
-				struct pm_dm_info info;
-				if (pm_dm_info(dm, &ref, &info) == 0 && info.open_count > 0) {
-					struct dopts f = *o;
-					f.deferred = false;
-					do_remove(dm, &f, &ref);
-				}
-			}
-			free(v);
-		}
+		struct dopts every = *o;
+		every.uuid = NULL;
+		every.major = every.minor = -1;
+		every.deferred = false;
+		each_device(dm, &every, 0, NULL, ALL_IF_NONE, error_if_open, NULL, NULL);
 	}
 	if (all_devices(dm, &v, &n))
 		return 1;
@@ -867,12 +948,86 @@ static int cmd_remove_all(struct pm_dm *dm, const struct dopts *o)
 	return 0;
 }
 
-static int cmd_version(struct pm_dm *dm)
+static int cmd_version(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
 {
+	(void)o;
+	(void)argc;
+	(void)argv;
 	printf("Library version:   partmap %s (no libdevmapper)\n", PARTMAP_VERSION);
 	printf("Driver version:    %u.%u.%u\n", dm->version[0], dm->version[1], dm->version[2]);
 	return 0;
 }
+
+/* a cookie as udev passes it (decimal, or 0x... hex), nothing else, at most 32 bits */
+static int parse_cookie(const char *s, unsigned long *out)
+{
+	char *end;
+
+	if (!isdigit((unsigned char)s[0]))
+		return -EINVAL;
+	errno = 0;
+	*out = strtoul(s, &end, 0);
+	return errno || *end || *out > UINT32_MAX ? -EINVAL : 0;
+}
+
+/* udev's half of the cookie protocol: no control node needed */
+static int cmd_udevcomplete(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
+{
+	unsigned long cookie;
+	int r;
+
+	(void)dm;
+	(void)o;
+	if (argc < 1 || parse_cookie(argv[0], &cookie) < 0) {
+		fprintf(stderr, "dmsetup: udevcomplete needs a cookie (a number)\n");
+		return 1;
+	}
+	r = pm_dm_udev_complete((uint32_t)cookie);
+	return r < 0 && r != -ENOENT;
+}
+
+static int cmd_udevcomplete_all(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
+{
+	int r = pm_dm_udev_complete_all();
+
+	(void)dm;
+	(void)o;
+	(void)argc;
+	(void)argv;
+	if (r < 0)
+		return 1;
+	printf("%d semaphores with keys prefixed by 0x0D4D (device-mapper cookies) destroyed.\n", r);
+	return 0;
+}
+
+/* The commands: name, handler, and whether it talks to the kernel's device mapper. */
+static const struct command {
+	const char *name;
+	int (*run)(struct pm_dm *dm, const struct dopts *o, int argc, char **argv);
+	bool no_dm;
+} commands[] = {
+	{ "create", cmd_create, false },
+	{ "load", cmd_load, false },
+	{ "reload", cmd_load, false },
+	{ "clear", cmd_clear, false },
+	{ "suspend", cmd_suspend, false },
+	{ "resume", cmd_resume, false },
+	{ "remove", cmd_remove, false },
+	{ "remove_all", cmd_remove_all, false },
+	{ "rename", cmd_rename, false },
+	{ "info", cmd_info, false },
+	{ "table", cmd_table, false },
+	{ "status", cmd_status, false },
+	{ "deps", cmd_deps, false },
+	{ "ls", cmd_ls, false },
+	{ "targets", cmd_targets, false },
+	{ "version", cmd_version, false },
+	{ "message", cmd_message, false },
+	{ "wait", cmd_wait, false },
+	{ "mknodes", cmd_mknodes, false },
+	{ "udevcomplete", cmd_udevcomplete, true },
+	{ "udevcomplete_all", cmd_udevcomplete_all, true },
+};
 
 enum { O_NOTABLE = 256, O_TABLE, O_RETRY, O_DEFERRED, O_NOFLUSH, O_NOLOCKFS, O_SHOWKEYS, O_NOHEAD, O_SEP,
        O_SETUUID, O_VERSION, O_NOUDEVSYNC, O_NOUDEVRULES, O_INACTIVE, O_VERIFYUDEV };
@@ -1007,21 +1162,17 @@ int dmsetup_main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	if (!strcmp(cmd, "udevcomplete")) {
-		if (argc < 1) {
-			fprintf(stderr, "dmsetup: udevcomplete needs a cookie\n");
-			return 1;
-		}
-		r = pm_dm_udev_complete((uint32_t)strtoul(argv[0], NULL, 0));
-		return r < 0 && r != -ENOENT;
+	const struct command *command = NULL;
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(cmd, commands[i].name))
+			command = &commands[i];
+	if (!command) {
+		fprintf(stderr, "dmsetup: unknown command '%s'\n", cmd);
+		usage(stderr);
+		return 1;
 	}
-	if (!strcmp(cmd, "udevcomplete_all")) {
-		r = pm_dm_udev_complete_all();
-		if (r < 0)
-			return 1;
-		printf("%d semaphores with keys prefixed by 0x0D4D (device-mapper cookies) destroyed.\n", r);
-		return 0;
-	}
+	if (command->no_dm)
+		return command->run(NULL, &o, argc, argv) ? 1 : 0;
 	int udev_wait_ms;
 	if (pm_udev_timeout_env(&udev_wait_ms) < 0) {
 		fprintf(stderr, "PARTMAP_UDEV_TIMEOUT='%s': not a whole number of seconds from 0 to %d\n",
@@ -1040,60 +1191,7 @@ int dmsetup_main(int argc, char **argv)
 		dm.udev = false;
 	dm.udev_wait_ms = udev_wait_ms;
 
-	if (!strcmp(cmd, "create"))
-		r = cmd_create(&dm, &o, argc, argv);
-	else if (!strcmp(cmd, "load") || !strcmp(cmd, "reload"))
-		r = cmd_load(&dm, &o, argc, argv);
-	else if (!strcmp(cmd, "clear"))
-		r = for_each_arg(&dm, &o, argc, argv, do_clear, true);
-	else if (!strcmp(cmd, "suspend"))
-		r = for_each_arg(&dm, &o, argc, argv, do_suspend, true);
-	else if (!strcmp(cmd, "resume"))
-		r = for_each_arg(&dm, &o, argc, argv, do_resume, true);
-	else if (!strcmp(cmd, "remove"))
-		r = for_each_arg(&dm, &o, argc, argv, do_remove, true);
-	else if (!strcmp(cmd, "remove_all"))
-		r = cmd_remove_all(&dm, &o);
-	else if (!strcmp(cmd, "rename"))
-		r = cmd_rename(&dm, &o, argc, argv);
-	else if (!strcmp(cmd, "info"))
-		r = cmd_info(&dm, &o, argc, argv);
-	else if (!strcmp(cmd, "table"))
-		r = for_devices(&dm, &o, argc, argv, print_table, false);
-	else if (!strcmp(cmd, "status"))
-		r = for_devices(&dm, &o, argc, argv, print_table, true);
-	else if (!strcmp(cmd, "deps"))
-		r = for_devices(&dm, &o, argc, argv, print_deps, false);
-	else if (!strcmp(cmd, "ls"))
-		r = cmd_ls(&dm);
-	else if (!strcmp(cmd, "targets"))
-		r = cmd_targets(&dm);
-	else if (!strcmp(cmd, "version"))
-		r = cmd_version(&dm);
-	else if (!strcmp(cmd, "message"))
-		r = cmd_message(&dm, &o, argc, argv);
-	else if (!strcmp(cmd, "wait"))
-		r = cmd_wait(&dm, &o, argc, argv);
-	else if (!strcmp(cmd, "mknodes")) {
-		r = for_each_arg(&dm, &o, argc, argv, do_mknodes, false);
-		if (r < 0) {
-			struct pm_dm_name *v;
-			size_t n;
-			r = all_devices(&dm, &v, &n);
-			if (r == 0) {
-				/* every device, whatever failed before it; then the list is freed */
-				for (size_t i = 0; i < n; i++) {
-					struct pm_dm_ref ref = { .name = v[i].name };
-					r |= do_mknodes(&dm, &o, &ref);
-				}
-				free(v);
-			}
-		}
-	} else {
-		fprintf(stderr, "dmsetup: unknown command '%s'\n", cmd);
-		usage(stderr);
-		r = 1;
-	}
+	r = command->run(&dm, &o, argc, argv);
 	if (dm.udev_timed_out)
 		fprintf(stderr, "dmsetup: udev did not answer within %d s: partmap made the nodes itself\n",
 			dm.udev_wait_ms / 1000);

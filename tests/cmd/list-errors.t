@@ -87,4 +87,13 @@ PARTMAP_UDEV_TIMEOUT=x "$PARTMAP" dmsetup ls >/dev/null 2>"$TMP/err"; is $? 1 "d
 grep -q "not a whole number of seconds" "$TMP/err"; ok $? "dmsetup: PARTMAP_UDEV_TIMEOUT garbage: says why"
 "$PARTMAP" dmsetup -j 7q -m 1 info >/dev/null 2>"$TMP/err"; is $? 1 "dmsetup -j garbage: exit 1"
 grep -q "Invalid major number: 7q" "$TMP/err"; ok $? "dmsetup -j garbage: says why"
+# a command is looked up before the device mapper is opened (this host has none)
+"$PARTMAP" dmsetup frobnicate >/dev/null 2>"$TMP/err"; is $? 1 "dmsetup frobnicate: exit 1"
+grep -q "unknown command 'frobnicate'" "$TMP/err" && ! grep -q "device-mapper driver" "$TMP/err"
+ok $? "dmsetup frobnicate: 'unknown command', not a device-mapper failure"
+for v in "" abc 12x "-- -1" 4294967296; do
+	"$PARTMAP" dmsetup udevcomplete $v >/dev/null 2>"$TMP/err"; is $? 1 "dmsetup udevcomplete '$v': exit 1"
+	grep -q "needs a cookie\|unknown option" "$TMP/err"; ok $? "dmsetup udevcomplete '$v': says why"
+done
+"$PARTMAP" dmsetup udevcomplete 0x0D4D1234 2>"$TMP/err"; is "$? $(wc -c <"$TMP/err")" "0 0" "dmsetup udevcomplete of a cookie nobody holds: exit 0, no device mapper needed"
 done_testing

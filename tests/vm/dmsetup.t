@@ -151,6 +151,16 @@ T=$TMP/debian.txt; TOOL=debian; walk dmsetup
 T=$TMP/partmap.txt; TOOL=partmap; walk "$PARTMAP dmsetup"
 norm() { sed -E 's/\b254([:, ]+)[0-9]+/254\1N/g; s/^(Event number: +)[0-9]+/\1N/; s/^(\S+ +254 +)[0-9]+/\1N/'; }
 same "$(norm <"$TMP/partmap.txt")" "$(norm <"$TMP/debian.txt")" "every output and exit status as Debian's dmsetup ($(grep -c '^\$' "$TMP/debian.txt") commands)"
+# numbers are read strictly: a bad sector or event number is refused (Debian's dmsetup reads
+# "wait num 5q" as event 5; partmap refuses it)
+echo 0 64 zero | "$PARTMAP" dmsetup create num
+for a in "message num 12x hi" "message num -- -1 hi" "wait num 5q" "wait num -- -3"; do
+	"$PARTMAP" dmsetup $a >/dev/null 2>"$TMP/err"; is $? 1 "dmsetup $a: exit 1"
+	grep -q "invalid" "$TMP/err"; ok $? "dmsetup $a: says why ($(head -c 60 "$TMP/err"))"
+done
+"$PARTMAP" dmsetup message num 0 "$(head -c 5000 /dev/zero | tr '\0' x)" 2>"$TMP/err"; is $? 1 "a message over 4 KiB: exit 1"
+grep -q "longer than" "$TMP/err"; ok $? "a message over 4 KiB: says why"
+"$PARTMAP" dmsetup remove num
 # mixing the tools
 echo 0 64 zero | dmsetup create mixa
 "$PARTMAP" dmsetup table mixa | dmsetup create mixb; ok $? "partmap table | Debian create"
