@@ -305,6 +305,12 @@ static void sweep_temp_link(const char *entry)
 	unlink(path);
 }
 
+static void links_free(struct links *l)
+{
+	free(l->v);
+	l->v = NULL;
+}
+
 static void links_read(struct links *l)
 {
 	DIR *d = opendir("/dev/mapper");
@@ -375,8 +381,8 @@ static const struct pm_mapping *find_num(const struct pm_mapping *e, size_t n, u
 int pm_map_sync(struct pm_parent *p, const struct pm_backend *b, const struct pm_table *t,
 		enum pm_sync_mode mode, pm_report_fn report, void *arg)
 {
-	struct pm_mapping *e = NULL;
-	struct links links;
+	_cleanup_free_ struct pm_mapping *e = NULL;
+	__attribute__((cleanup(links_free))) struct links links = { 0 };
 	size_t ne = 0;
 	int failures = 0, r;
 
@@ -388,15 +394,9 @@ int pm_map_sync(struct pm_parent *p, const struct pm_backend *b, const struct pm
 		return 1;
 	}
 	links_read(&links); /* also tidies what a killed run left half-made */
-	if (ne == 0 && mode == PM_SYNC_DELETE) {
-		free(links.v);
-		return 0;
-	}
 	if (mode == PM_SYNC_DELETE) {
 		for (size_t i = ne; i-- > 0;) /* logicals before their container */
 			failures += remove_one(p, b, &links, &e[i], report, arg);
-		free(e);
-		free(links.v);
 		return failures;
 	}
 	if (mode == PM_SYNC_UPDATE) {
@@ -455,7 +455,5 @@ int pm_map_sync(struct pm_parent *p, const struct pm_backend *b, const struct pm
 		}
 		report(arg, PM_EV_ADD, p, &m, 0);
 	}
-	free(e);
-	free(links.v);
 	return failures;
 }
