@@ -34,6 +34,7 @@ struct kopts {
 	const char *backend;
 	const char *format;     /* --format; NULL = detect */
 	const char *shown;      /* the name messages give the device (an image behind its server) */
+	const struct stat *expect; /* the file probed: what -a/-d/-u maps must be this one */
 	int udev_wait_ms;       /* PARTMAP_UDEV_TIMEOUT */
 };
 
@@ -148,31 +149,47 @@ static int parse_opts(int argc, char **argv, struct kopts *o)
 	return -1;
 }
 
+/* Open PATH once, read-only, and check what was opened (O_NONBLOCK: a FIFO cannot hang the open):
+ * a disk image or a block device. The descriptor, or -1 with a message. Everything after reads this
+ * descriptor, so type, size and identity all describe one file. */
+static int open_checked(const char *path, struct stat *st)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+
+	if (fd < 0 || fstat(fd, st) < 0) {
+		fprintf(stderr, "kpartx: %s: %s\n", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st->st_mode) && !S_ISBLK(st->st_mode)) {
+		fprintf(stderr, "kpartx: %s: %s\n", path, S_ISDIR(st->st_mode) ?
+			"is a directory, not a disk image or block device" : "not a disk image or block device");
+		close(fd);
+		return -1;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	return fd;
+}
+
 /* Set up the target: open it, choose the device and base names. Returns 0 or an exit code. */
 static int open_target(struct target *t, const char *path, struct kopts *o)
 {
 	struct stat st;
-	int r;
+	int fd, r;
 
 	memset(t, 0, sizeof(*t));
 	t->path = path;
-	if (stat(path, &st) < 0) {
-		fprintf(stderr, "kpartx: %s: %s\n", path, strerror(errno));
+	fd = open_checked(path, &st);
+	if (fd < 0)
 		return 1;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "kpartx: %s: is a directory, not a disk image or block device\n", path);
-		return 1;
-	}
-	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-		fprintf(stderr, "kpartx: %s: not a disk image or block device\n", path);
-		return 1;
-	}
-	r = pm_disk_open(&t->disk, path, O_RDONLY);
+	r = pm_disk_from_fd(&t->disk, fd);
 	if (r < 0) {
+		close(fd);
 		fprintf(stderr, "kpartx: %s: cannot open: %s\n", path, strerror(-r));
 		return 1;
 	}
+	t->disk.owns_fd = true;
 	if (t->disk.is_blockdev) {
 		pm_strlcpy(t->device, path, sizeof(t->device));
 		if (pm_dm_name_of(t->disk.rdev, t->base, sizeof(t->base)) < 0 &&
@@ -185,7 +202,7 @@ static int open_target(struct target *t, const char *path, struct kopts *o)
 
 	t->is_file = true;
 	struct pm_image_diag diag;
-	r = pm_image_open(&t->img, path, o->format, &diag);
+	r = pm_image_open_fd(&t->img, t->disk.fd, path, o->format, &diag);
 	cli_image_warnings("kpartx", &diag);
 	if (r < 0) {
 		fprintf(stderr, "kpartx: %s\n", diag.error[0] ? diag.error : strerror(-r));
@@ -445,6 +462,7 @@ static int do_map(const char *path, struct kopts *o)
 		.delim = o->delim,
 		.udev_nowait = o->nowait,
 		.delete_foreign = o->force_devmap && o->action == ACT_DELETE,
+		.expect = o->expect,
 	};
 	struct report_ctx rc = { .o = o };
 	struct pm_parent p;
@@ -528,7 +546,7 @@ static int do_map(const char *path, struct kopts *o)
 /* -a/-d/-u of an image that is not raw: its virtual disk is served by `partmap fuse` on a private
  * mount, a loop device holds DIR/disk, and the partitions are mapped on that loop device as for a raw
  * image. -d undoes all of it, found again from the kernel, also after the server was killed. */
-static int map_image(const char *path, struct pm_image *img, struct kopts *o)
+static int map_image(const char *path, int fd, struct pm_image *img, struct kopts *o)
 {
 	char dir[PATH_MAX], disk[PATH_MAX + 8], exe[PATH_MAX];
 	struct stat st;
@@ -536,8 +554,7 @@ static int map_image(const char *path, struct pm_image *img, struct kopts *o)
 	int r, rc = 0;
 
 	/* one run at a time per image: two -a at once end with one server and one set of maps */
-	_cleanup_close_ int lock = open(path, O_RDONLY | O_CLOEXEC);
-	if (lock < 0 || fstat(lock, &st) < 0 || flock(lock, LOCK_EX) < 0) {
+	if (fstat(fd, &st) < 0 || flock(fd, LOCK_EX) < 0) {
 		fprintf(stderr, "kpartx: %s: cannot lock: %s\n", path, strerror(errno));
 		return 1;
 	}
@@ -638,17 +655,22 @@ int kpartx_main(int argc, char **argv)
 				getenv("PARTMAP_UDEV_TIMEOUT"), PM_UDEV_TIMEOUT_MAX_S);
 			return 1;
 		}
-		if (stat(argv[optind], &st) == 0 && S_ISREG(st.st_mode)) {
+		_cleanup_close_ int fd = open_checked(argv[optind], &st);
+		if (fd < 0)
+			return 1;
+		if (S_ISREG(st.st_mode)) {
 			struct pm_image_diag diag;
 			_cleanup_image_ struct pm_image *img = NULL;
-			if (pm_image_open(&img, argv[optind], o.format, &diag) < 0) {
+			if (pm_image_open_fd(&img, fd, argv[optind], o.format, &diag) < 0) {
 				fprintf(stderr, "kpartx: %s\n", diag.error);
 				return 1;
 			}
 			cli_image_warnings("kpartx", &diag);
 			if (strcmp(pm_image_format(img), "raw"))
-				return map_image(argv[optind], img, &o);
+				return map_image(argv[optind], fd, img, &o);
 		}
+		/* what is mapped must be the file just probed: pm_parent_open checks it is */
+		o.expect = &st;
 		return do_map(argv[optind], &o);
 	}
 	rc = open_target(&t, argv[optind], &o);

@@ -343,7 +343,7 @@ int pm_img_open_file(struct pm_image *img, const char *path, const char *what, u
 	return fd;
 }
 
-static int layer_open(struct pm_image **out, const char *path, const char *format, unsigned flags,
+static int layer_open(struct pm_image **out, const char *path, int fd, const char *format, unsigned flags,
 		      struct pm_image_diag *diag, const struct pm_image *above);
 
 int pm_img_open_backing(struct pm_image *img, const char *name, const char *format)
@@ -360,7 +360,7 @@ int pm_img_open_backing(struct pm_image *img, const char *name, const char *form
 	if (format && !format_by_name(format))
 		return pm_img_fail(img, -ENOTSUP, "%s: backing file %s has format '%s', which partmap does not read",
 				   img->path, path, format);
-	r = layer_open(&b, path, format, 0, img->diag, img);
+	r = layer_open(&b, path, -1, format, 0, img->diag, img);
 	if (r < 0)
 		return r;
 	img->backing = b;
@@ -387,7 +387,8 @@ int pm_img_try_parent(struct pm_image *img, char *path, const char *format)
 	return r;
 }
 
-static int layer_open(struct pm_image **out, const char *path, const char *format, unsigned flags,
+/* fd: the file, already open (duplicated here), or -1 to open path */
+static int layer_open(struct pm_image **out, const char *path, int fd, const char *format, unsigned flags,
 		      struct pm_image_diag *diag, const struct pm_image *above)
 {
 	struct pm_image *img;
@@ -408,7 +409,7 @@ static int layer_open(struct pm_image **out, const char *path, const char *forma
 		goto fail;
 	}
 	img->want_write = img->files_rw = (flags & PM_IMG_WRITABLE) && !above;
-	img->fd = open_data_file(img, path);
+	img->fd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : open_data_file(img, path);
 	if (img->fd < 0) {
 		r = -errno;
 		if (above) {
@@ -500,7 +501,18 @@ int pm_image_open_flags(struct pm_image **out, const char *path, const char *for
 		diag = &scratch;
 	memset(diag, 0, sizeof(*diag));
 	*out = NULL;
-	return layer_open(out, path, format, flags, diag, NULL);
+	return layer_open(out, path, -1, format, flags, diag, NULL);
+}
+
+int pm_image_open_fd(struct pm_image **out, int fd, const char *path, const char *format, struct pm_image_diag *diag)
+{
+	struct pm_image_diag scratch;
+
+	if (!diag)
+		diag = &scratch;
+	memset(diag, 0, sizeof(*diag));
+	*out = NULL;
+	return layer_open(out, path, fd, format, 0, diag, NULL);
 }
 
 int pm_image_open(struct pm_image **out, const char *path, const char *format, struct pm_image_diag *diag)

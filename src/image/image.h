@@ -47,6 +47,10 @@ int pm_image_open(struct pm_image **out, const char *path, const char *format, s
 #define PM_IMG_WRITABLE 0x1u
 int pm_image_open_flags(struct pm_image **out, const char *path, const char *format, unsigned flags,
 			struct pm_image_diag *diag);
+/* The same on a descriptor already open (read-only use; it is duplicated, the caller keeps its own):
+ * what was opened and checked is what is read. PATH names the image in messages and is where
+ * relative backing-file names are resolved from. */
+int pm_image_open_fd(struct pm_image **out, int fd, const char *path, const char *format, struct pm_image_diag *diag);
 void pm_image_close(struct pm_image *img);
 void pm_image_closep(struct pm_image **img);
 #define _cleanup_image_ __attribute__((cleanup(pm_image_closep)))

@@ -116,6 +116,10 @@ int pm_parent_open(struct pm_parent *p, const char *path, const struct pm_parent
 		return -errno;
 	if (fstat(p->fd, &st) < 0)
 		return -errno;
+	if (o->expect && (st.st_dev != o->expect->st_dev || st.st_ino != o->expect->st_ino)) {
+		*why = "replaced while it was being opened";
+		return -ESTALE;
+	}
 	if (S_ISDIR(st.st_mode))
 		return -EISDIR;
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))

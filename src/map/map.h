@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "../names.h"
@@ -102,6 +103,8 @@ struct pm_parent_opts {
 	const char *delim;         /* NULL = kpartx's default rule */
 	bool udev_nowait;          /* -n */
 	bool delete_foreign;       /* -d -f */
+	const struct stat *expect; /* when set, path must still name this file (device and inode):
+				    * -ESTALE when it was replaced since the caller looked at it */
 };
 
 /* Open and lock the parent, find (or attach) the image's loop device, work out names. 0 or -errno;

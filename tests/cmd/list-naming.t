@@ -70,4 +70,6 @@ calls=$(strace -c -e trace=openat,open,access,stat,newfstatat,readlink "$PARTMAP
 	awk '$NF == "total" {print $(NF-2)}')
 [ -n "$added" ] && [ "$calls" -le $((nloops + 60)) ]
 ok $? "-l with $nloops loop devices: $calls file syscalls (at most one per device, plus a few)"
+# the image itself is opened once: type, size, table and format all come from that descriptor
+is "$(strace -e trace=openat,open "$PARTMAP" kpartx -l "$TMP/sig.img" 2>&1 >/dev/null | grep -c "\"$TMP/sig.img\"")" 1 "-l opens the image once"
 done_testing

@@ -171,6 +171,24 @@ is "$(loops_of "$img")" "" "held loop device: released when the holder closed it
 # at once (the open does not block on the FIFO)
 mkfifo "$TMP/fifo"
 timeout 10 "$PARTMAP" kpartx -a "$TMP/fifo" 2>"$TMP/err"; is $? 1 "-a on a FIFO: exit 1, no hang"
-grep -q "Block device required" "$TMP/err"; ok $? "-a on a FIFO: says why"
+grep -q "not a disk image or block device" "$TMP/err"; ok $? "-a on a FIFO: says why"
 timeout 10 "$PARTMAP" kpartx -d "$TMP" 2>"$TMP/err"; is $? 1 "-d on a directory: exit 1"
+
+# the file probed is the file mapped: an image replaced between the probe and the mapping is refused
+# (strace holds the mapping's open for a second while another image is renamed over the path)
+swap=$TMP/swap.img; other=$TMP/other.img
+rm -f "$swap" "$other"; truncate -s 64M "$swap" "$other"
+printf 'start=2048, size=4096\n' | sfdisk -q "$swap"
+printf 'start=2048, size=4096\nstart=6144, size=4096\n' | sfdisk -q "$other"
+defer release_image "$swap"
+strace -f -o "$TMP/open.log" -e trace=openat "$PARTMAP" kpartx -a "$swap" >/dev/null
+"$PARTMAP" kpartx -d "$swap" >/dev/null
+k=$(grep -n "openat(AT_FDCWD, \"$swap\", O_RDWR" "$TMP/open.log" | head -1 | cut -d: -f1)
+[ -n "$k" ]; ok $? "the mapping's open of the image found in a dry run (openat number $k)"
+(sleep 0.4; mv "$other" "$swap") &
+strace -f -o /dev/null -e "inject=openat:delay_enter=1500000:when=${k:-1}" "$PARTMAP" kpartx -a "$swap" >"$TMP/out" 2>"$TMP/err"
+is $? 1 "image replaced during -a: exit 1"
+grep -q "replaced while it was being opened" "$TMP/err"; ok $? "image replaced during -a: says so ($(head -c 80 "$TMP/err"))"
+is "$(loops_of "$swap")$(mapper_count)" "0" "image replaced during -a: nothing mapped"
+wait
 done_testing
