@@ -27,6 +27,40 @@ const struct pm_reader pm_readers[] = {
 };
 const size_t pm_nreaders = ARRAY_SIZE(pm_readers);
 
+const struct pm_nested_label pm_nested_labels[] = {
+	{ 0xa5, pm_label_bsd },      /* FreeBSD */
+	{ 0xa6, pm_label_bsd },      /* OpenBSD */
+	{ 0xa9, pm_label_bsd },      /* NetBSD */
+	{ 0x81, pm_label_minix },
+	{ 0x63, pm_label_unixware },
+	{ 0x82, pm_label_solaris },  /* also Linux swap: the VTOC's sanity value tells */
+	{ 0xbf, pm_label_solaris },
+};
+const size_t pm_nnested_labels = ARRAY_SIZE(pm_nested_labels);
+
+struct pm_part *pm_put_label(struct pm_ctx *c, const struct pm_label_at *at, unsigned num, uint64_t start,
+			     uint64_t size, const char *sublabel)
+{
+	struct pm_part *p;
+
+	if (!at->origin)
+		return pm_put(c, num, start, size, PM_PRIMARY);
+	p = pm_put(c, c->next++, start, size, PM_NESTED);
+	if (p) {
+		p->container = at->origin;
+		p->sublabel = sublabel;
+	}
+	return p;
+}
+
+int pm_read_whole(struct pm_ctx *c, pm_label_fn read)
+{
+	struct pm_label_at whole = { 0, pm_disk_sectors(c->disk), 0, 0 };
+	int r = read(c, &whole);
+
+	return c->err ? c->err : r;
+}
+
 const char *pm_table_type(size_t i)
 {
 	return i < pm_nreaders ? pm_readers[i].name : NULL;

@@ -214,22 +214,13 @@ int pm_read_dos(struct pm_ctx *c)
 
 		if (!d->size)
 			continue;
-		switch (d->type) {
-		case 0xa5:
-		case 0xa6:
-		case 0xa9:
-			pm_nested_bsd(c, start, size, slot, d->type);
-			break;
-		case 0x81:
-			pm_nested_minix(c, start, size, slot);
-			break;
-		case 0x63:
-			pm_nested_unixware(c, start, size, slot);
-			break;
-		case 0x82:
-		case 0xbf:
-			pm_nested_solaris(c, start, size, slot);
-			break;
+		for (size_t i = 0; i < pm_nnested_labels; i++) {
+			if (pm_nested_labels[i].dos_type != d->type)
+				continue;
+			const struct pm_label_at at = { start, size, slot, d->type };
+			r = pm_nested_labels[i].read(c, &at);
+			if (r < 0)
+				return r;
 		}
 		if (c->err)
 			return c->err;

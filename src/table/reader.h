@@ -39,11 +39,35 @@ int pm_read_ps3(struct pm_ctx *c);
 int pm_read_solaris(struct pm_ctx *c);
 int pm_read_unixware(struct pm_ctx *c);
 
-/* Labels nested in a DOS slot; offset and size in 512-byte sectors, origin = the DOS slot number. */
-void pm_nested_bsd(struct pm_ctx *c, uint64_t offset, uint64_t size, unsigned origin, uint8_t id);
-void pm_nested_solaris(struct pm_ctx *c, uint64_t offset, uint64_t size, unsigned origin);
-void pm_nested_unixware(struct pm_ctx *c, uint64_t offset, uint64_t size, unsigned origin);
-void pm_nested_minix(struct pm_ctx *c, uint64_t offset, uint64_t size, unsigned origin);
+/* Where a label is read: on the whole device, or nested in a DOS slot (the kernel's parse_bsd,
+ * parse_solaris_x86, parse_unixware, parse_minix). One reader per format serves both. */
+struct pm_label_at {
+	uint64_t offset, size;    /* 512-byte sectors; 0 and the device's size for the whole device */
+	unsigned origin;          /* the DOS slot number; 0 for the whole device */
+	uint8_t dos_type;         /* the slot's type (names the BSD flavour) */
+};
+typedef int (*pm_label_fn)(struct pm_ctx *c, const struct pm_label_at *at);
+
+/* Nested labels by DOS slot type, in one table that dos.c reads: numbered after every logical
+ * partition (c->next), in slot order. */
+struct pm_nested_label {
+	uint8_t dos_type;
+	pm_label_fn read;
+};
+extern const struct pm_nested_label pm_nested_labels[];
+extern const size_t pm_nnested_labels;
+
+int pm_label_bsd(struct pm_ctx *c, const struct pm_label_at *at);
+int pm_label_solaris(struct pm_ctx *c, const struct pm_label_at *at);
+int pm_label_unixware(struct pm_ctx *c, const struct pm_label_at *at);
+int pm_label_minix(struct pm_ctx *c, const struct pm_label_at *at);
+
+/* A partition of a label: nested ones take the next number (kind PM_NESTED, container and sublabel
+ * set), whole-device ones the number given (PM_PRIMARY). NULL as pm_put. */
+struct pm_part *pm_put_label(struct pm_ctx *c, const struct pm_label_at *at, unsigned num, uint64_t start,
+			     uint64_t size, const char *sublabel);
+/* A whole-device reader from a label reader: PM_FOUND, PM_NOTFOUND or -errno (ctx->err first). */
+int pm_read_whole(struct pm_ctx *c, pm_label_fn read);
 
 /* DOS helper also used by GPT (protective MBR) */
 bool pm_dos_is_extended(uint8_t type);

@@ -15,19 +15,17 @@
 #define VTOC_SLICE_SIZE 12
 #define VTOC_MAX 16
 
-/* Calls back for each used slice: returns the number of slices or -1 when there is no VTOC. */
-static int read_vtoc(struct pm_ctx *c, uint64_t offset, const char *where,
-		     void (*each)(struct pm_ctx *, void *, unsigned, uint64_t, uint64_t), void *arg)
+int pm_label_solaris(struct pm_ctx *c, const struct pm_label_at *at)
 {
+	const char *where = at->origin ? "in a DOS partition" : "at the start of the device";
 	uint8_t v[512];
-	unsigned max;
-	int n = 0;
+	unsigned max, num = 0;
 
-	if (pm_disk_read512(c->disk, offset + 1, v) < 0 || get_le32(v + VTOC_SANITY_OFF) != VTOC_SANE)
-		return -1;
+	if (pm_disk_read512(c->disk, at->offset + 1, v) < 0 || get_le32(v + VTOC_SANITY_OFF) != VTOC_SANE)
+		return PM_NOTFOUND;
 	if (get_le32(v + VTOC_VERSION_OFF) != 1) {
 		pm_warn(c, "Solaris VTOC %s: version %u not understood", where, get_le32(v + VTOC_VERSION_OFF));
-		return -1;
+		return PM_NOTFOUND;
 	}
 	max = get_le16(v + VTOC_NPARTS_OFF) > 8 ? VTOC_MAX : 8;
 	for (unsigned i = 0; i < max; i++) {
@@ -36,48 +34,13 @@ static int read_vtoc(struct pm_ctx *c, uint64_t offset, const char *where,
 
 		if (!size)
 			continue;
-		each(c, arg, i, get_le32(s + 4) + offset, size);
-		n++;
+		if (!pm_put_label(c, at, ++num, get_le32(s + 4) + at->offset, size, "solaris"))
+			return c->err;
 	}
-	return n;
-}
-
-struct nest {
-	unsigned origin;
-};
-
-static void put_nested(struct pm_ctx *c, void *arg, unsigned slice, uint64_t start, uint64_t size)
-{
-	struct pm_part *p = pm_put(c, c->next++, start, size, PM_NESTED);
-
-	(void)slice;
-	if (p) {
-		p->container = ((struct nest *)arg)->origin;
-		p->sublabel = "solaris";
-	}
-}
-
-void pm_nested_solaris(struct pm_ctx *c, uint64_t offset, uint64_t size, unsigned origin)
-{
-	struct nest n = { origin };
-
-	(void)size;
-	read_vtoc(c, offset, "in a DOS partition", put_nested, &n);
-}
-
-static void put_top(struct pm_ctx *c, void *arg, unsigned slice, uint64_t start, uint64_t size)
-{
-	unsigned *num = arg;
-
-	(void)slice;
-	pm_put(c, ++*num, start, size, PM_PRIMARY);
+	return PM_FOUND;
 }
 
 int pm_read_solaris(struct pm_ctx *c)
 {
-	unsigned num = 0;
-
-	if (read_vtoc(c, 0, "at the start of the device", put_top, &num) < 0)
-		return PM_NOTFOUND;
-	return c->err ? c->err : PM_FOUND;
+	return pm_read_whole(c, pm_label_solaris);
 }

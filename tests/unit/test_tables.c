@@ -471,16 +471,33 @@ static void test_bsd_absurd_counts(void **state)
 	struct pm_table t;
 	uint8_t *l = im.data + 64;
 
-	/* standalone label (byte 64) claiming 65535 partitions: only what fits is read, with a warning */
+	/* a label at byte 64 claiming 65535 partitions is no label for the kernel's osf reader */
+	put_le32(l, 0x82564557u);
+	put_le32(l + 132, 0x82564557u);
+	put_le16(l + 138, 65535);
+	put_le32(l + 148, 100);
+	put_le32(l + 152, 2048);
+	assert_int_equal(probe(&im, 512, false, &t), PM_NOTFOUND);
+	pm_table_free(&t);
+	/* ... nor is one without the second magic */
+	put_le16(l + 138, 1);
+	put_le32(l + 132, 0);
+	assert_int_equal(probe(&im, 512, false, &t), PM_NOTFOUND);
+	pm_table_free(&t);
+	img_free(&im);
+
+	/* a label at sector 1 claiming 65535: the 22 slices a sector holds are read, with a warning */
+	im = img_new(16 * MiB);
+	l = im.data + 512;
 	put_le32(l, 0x82564557u);
 	put_le16(l + 138, 65535);
 	put_le32(l + 148, 100);
 	put_le32(l + 152, 2048);
+	l[148 + 12] = 7;
 	assert_int_equal(probe(&im, 512, false, &t), PM_FOUND);
-	assert_string_equal(t.type, "bsd");
 	assert_int_equal(t.nparts, 1);
 	expect_part(&t, 1, 2048, 100);
-	assert_true(has_warning(&t, "only the first 18"));
+	assert_true(has_warning(&t, "only the first 22"));
 	pm_table_free(&t);
 	img_free(&im);
 
@@ -500,6 +517,49 @@ static void test_bsd_absurd_counts(void **state)
 	assert_true(has_warning(&t, "only the first 16"));
 	pm_table_free(&t);
 	img_free(&im);
+}
+
+/* slice i: size, offset, fstype */
+static void bsd_slice(uint8_t *l, int i, uint32_t size, uint32_t off, uint8_t fstype)
+{
+	put_le32(l + 148 + 16 * i, size);
+	put_le32(l + 148 + 16 * i + 4, off);
+	l[148 + 16 * i + 12] = fstype;
+}
+
+/* Whole-device labels: at byte 64 numbered slot by slot as the kernel's osf reader numbers them (an
+ * empty slot keeps its number; an unused fstype with a size is listed); at sector 1 (no kernel
+ * reader) numbered 1, 2, ... skipping unused slices, as kpartx and partx number them. */
+static void test_bsd_whole_numbering(void **state)
+{
+	(void)state;
+	for (int at = 0; at < 2; at++) {
+		struct img im = img_new(16 * MiB);
+		struct pm_table t;
+		uint8_t *l = im.data + (at ? 512 : 64);
+
+		put_le32(l, 0x82564557u);
+		put_le32(l + 132, 0x82564557u);
+		put_le16(l + 138, 4);
+		bsd_slice(l, 0, 100, 100, 7);
+		bsd_slice(l, 1, 0, 0, 0);
+		bsd_slice(l, 2, 50, 300, 0);
+		bsd_slice(l, 3, 60, 400, 7);
+		assert_int_equal(probe(&im, 512, false, &t), PM_FOUND);
+		assert_string_equal(t.type, "bsd");
+		if (!at) {
+			assert_int_equal(t.nparts, 3);
+			expect_part(&t, 1, 100, 100);
+			expect_part(&t, 3, 300, 50);
+			expect_part(&t, 4, 400, 60);
+		} else {
+			assert_int_equal(t.nparts, 2);
+			expect_part(&t, 1, 100, 100);
+			expect_part(&t, 2, 400, 60);
+		}
+		pm_table_free(&t);
+		img_free(&im);
+	}
 }
 
 static void test_nested_solaris(void **state)
@@ -725,6 +785,7 @@ int main(void)
 		cmocka_unit_test(test_gpt_4096_entries),
 		cmocka_unit_test(test_nested_bsd),
 		cmocka_unit_test(test_bsd_absurd_counts),
+		cmocka_unit_test(test_bsd_whole_numbering),
 		cmocka_unit_test(test_nested_solaris),
 		cmocka_unit_test(test_nested_unixware_minix),
 		cmocka_unit_test(test_sun),

@@ -95,6 +95,22 @@ perl -e '
 	seek($f, 20480 * 512 + 0x1be, 0); print $f $t;
 	seek($f, 20480 * 512 + 510, 0); print $f "\x55\xaa";
 ' "$img"
+# BSD labels on a whole device, slices: a (used), b (empty), c (sized, fstype unused), d (used).
+# bsd-osf-gaps: at byte 64 of sector 0, the kernel's osf reader (numbered by slot: 1, 3, 4).
+# nokernel/bsd-sector1: at sector 1, which no kernel reader reads (kpartx and partx do: 1, 2).
+mkdir -p "$d/nokernel"
+for where in 64 512; do
+	if [ $where = 64 ]; then img=$(new bsd-osf-gaps 16M); else img=$d/nokernel/bsd-sector1.img; rm -f "$img"; truncate -s 16M "$img"; fi
+	perl -e '
+		open(my $f, "+<", $ARGV[0]) or die;
+		my $l = pack("V", 0x82564557) . ("\0" x 128) . pack("V", 0x82564557) . ("\0" x 2) . pack("v", 4) . ("\0" x 8);
+		$l .= pack("V V V C C v", 4096, 2048, 0, 7, 0, 0);
+		$l .= pack("V V V C C v", 0, 0, 0, 0, 0, 0);
+		$l .= pack("V V V C C v", 2048, 8192, 0, 0, 0, 0);
+		$l .= pack("V V V C C v", 4096, 12288, 0, 7, 0, 0);
+		seek($f, $ARGV[1], 0); print $f $l;
+	' "$img" $where
+done
 # a truncated image: the last partition runs past the end, one starts past it
 img=$(new dos-truncated 32M)
 sf "$img" <<'S'
