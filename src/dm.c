@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "dm.h"
+#include "names.h"
 #include "node.h"
 #include "util.h"
 
@@ -242,7 +243,7 @@ int pm_dm_dev_create(struct pm_dm *dm, const char *name, const char *uuid, struc
 	struct pm_dm_ref ref = { .name = name };
 	int r;
 
-	if (!name[0] || strchr(name, '/') || !strcmp(name, "control") || !strcmp(name, ".") || !strcmp(name, ".."))
+	if (!pm_dm_name_valid(name))
 		return -EINVAL;
 	if (uuid && strlen(uuid) >= PM_DM_UUID_LEN)
 		return -ENAMETOOLONG;
@@ -432,9 +433,7 @@ int pm_dm_rename(struct pm_dm *dm, const struct pm_dm_ref *ref, const char *new_
 {
 	const char *v = new_uuid ? new_uuid : new_name;
 
-	if (!v || strlen(v) >= (new_uuid ? PM_DM_UUID_LEN : PM_DM_NAME_LEN))
-		return -EINVAL;
-	if (!new_uuid && (strchr(v, '/') || !strcmp(v, "control") || !v[0]))
+	if (!v || (new_uuid ? strlen(v) >= PM_DM_UUID_LEN : !pm_dm_name_valid(v)))
 		return -EINVAL;
 	return dm_call_udev(dm, DM_DEV_RENAME, ref, new_uuid ? DM_UUID_FLAG : 0, v, strlen(v) + 1, NULL);
 }
@@ -713,11 +712,12 @@ int pm_dm_make_node(const char *name, dev_t dev, mode_t mode, uid_t uid, gid_t g
 	char path[PATH_MAX];
 	bool made;
 
-	if (!name[0] || strchr(name, '/') || strlen(name) >= PM_DM_NAME_LEN)
-		return -EINVAL;
+	int r = pm_mapper_path(path, sizeof(path), name);
+
+	if (r < 0)
+		return r;
 	if (mkdir("/dev/mapper", 0755) < 0 && errno != EEXIST)
 		return -errno;
-	snprintf(path, sizeof(path), "/dev/mapper/%s", name);
 	return pm_node_ensure(path, dev, mode, uid, gid, 0, &made);
 }
 
@@ -726,9 +726,10 @@ int pm_dm_remove_node(const char *name)
 	char path[PATH_MAX];
 	struct stat st;
 
-	if (!name[0] || strchr(name, '/'))
-		return -EINVAL;
-	snprintf(path, sizeof(path), "/dev/mapper/%s", name);
+	int r = pm_mapper_path(path, sizeof(path), name);
+
+	if (r < 0)
+		return r;
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : -errno;
 	if (!S_ISBLK(st.st_mode))

@@ -56,3 +56,9 @@ int pm_dm_name_of(dev_t rdev, char *buf, size_t len)
 		return r;
 	return buf[0] ? 0 : -ENOENT;
 }
+
+bool pm_dm_name_valid(const char *name)
+{
+	return name && name[0] && strlen(name) < PM_NAME_MAX && !strchr(name, '/') && strcmp(name, ".") &&
+	       strcmp(name, "..") && strcmp(name, "control");
+}

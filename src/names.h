@@ -3,6 +3,7 @@
 #ifndef PARTMAP_NAMES_H
 #define PARTMAP_NAMES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -14,6 +15,9 @@ const char *pm_default_delim(const char *base);
 int pm_part_name(char *buf, size_t len, const char *base, const char *delim, unsigned num);
 /* The base name for a path as given: its last component (not resolved through links). */
 int pm_base_from_path(char *buf, size_t len, const char *path);
+/* A name a DM device and its /dev/mapper entry can have: 1 to 127 characters, no '/', not ".", ".."
+ * or "control" (the device mapper's own node). The one check every DM and /dev/mapper call makes. */
+bool pm_dm_name_valid(const char *name);
 /* For a device-mapper block device: its DM name from sysfs. 0, -ENOENT when not a DM device. */
 int pm_dm_name_of(dev_t rdev, char *buf, size_t len);
 

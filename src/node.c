@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "node.h"
+#include "names.h"
 #include "util.h"
 
 #include <errno.h>
@@ -104,9 +105,9 @@ int pm_node_remove(const char *path, dev_t dev)
 	return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
 }
 
-static int mapper_path(char *buf, size_t len, const char *name)
+int pm_mapper_path(char *buf, size_t len, const char *name)
 {
-	if (!name[0] || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
+	if (!pm_dm_name_valid(name))
 		return -EINVAL;
 	return snprintf(buf, len, MAPPER_DIR "/%s", name) >= (int)len ? -ENAMETOOLONG : 0;
 }
@@ -115,7 +116,7 @@ int pm_mapper_readlink(const char *name, char *buf, size_t len)
 {
 	char path[PATH_MAX];
 	ssize_t n;
-	int r = mapper_path(path, sizeof(path), name);
+	int r = pm_mapper_path(path, sizeof(path), name);
 
 	if (r < 0)
 		return r;
@@ -130,7 +131,7 @@ int pm_mapper_link(const char *name, const char *target)
 {
 	char path[PATH_MAX], tmp[PATH_MAX + 16], cur[PATH_MAX];
 	struct stat st;
-	int r = mapper_path(path, sizeof(path), name);
+	int r = pm_mapper_path(path, sizeof(path), name);
 
 	if (r < 0)
 		return r;
@@ -168,7 +169,7 @@ int pm_mapper_unlink(const char *name, const char *target)
 {
 	char path[PATH_MAX], cur[PATH_MAX];
 	struct stat st;
-	int r = mapper_path(path, sizeof(path), name);
+	int r = pm_mapper_path(path, sizeof(path), name);
 
 	if (r < 0)
 		return r;

@@ -22,6 +22,8 @@ int pm_node_remove(const char *path, dev_t dev);
 
 /* /dev/mapper/<name> as a symlink to target (an absolute node path); replaces an older link of ours.
  * -EEXIST when a non-link (a real DM node) has that name. */
+/* "/dev/mapper/<name>" into buf, for a name pm_dm_name_valid() accepts: 0, -EINVAL, -ENAMETOOLONG */
+int pm_mapper_path(char *buf, size_t len, const char *name);
 int pm_mapper_link(const char *name, const char *target);
 /* Remove /dev/mapper/<name> if it is a symlink (to target, when target is not NULL). */
 int pm_mapper_unlink(const char *name, const char *target);

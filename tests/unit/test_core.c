@@ -191,6 +191,36 @@ static int fake_dm_ioctl(int fd, unsigned long cmd, void *arg)
 	return 0;
 }
 
+/* one name check for every DM and /dev/mapper call: "control" and dot names could replace or escape
+ * /dev/mapper's own entries (pm_dm_make_node took "control" and "..", pm_dm_remove_node "..") */
+static void test_dm_name_valid(void **state)
+{
+	char path[64], long_name[200];
+
+	(void)state;
+	assert_true(pm_dm_name_valid("loop0p1"));
+	assert_true(pm_dm_name_valid("a!b"));
+	assert_false(pm_dm_name_valid(""));
+	assert_false(pm_dm_name_valid(NULL));
+	assert_false(pm_dm_name_valid("."));
+	assert_false(pm_dm_name_valid(".."));
+	assert_false(pm_dm_name_valid("control"));
+	assert_false(pm_dm_name_valid("a/b"));
+	memset(long_name, 'x', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = 0;
+	long_name[128] = 0; /* 128 characters: one too many */
+	assert_false(pm_dm_name_valid(long_name));
+	long_name[127] = 0;
+	assert_true(pm_dm_name_valid(long_name));
+	assert_int_equal(pm_mapper_path(path, sizeof(path), "vg-lv"), 0);
+	assert_string_equal(path, "/dev/mapper/vg-lv");
+	assert_int_equal(pm_mapper_path(path, sizeof(path), "control"), -EINVAL);
+	assert_int_equal(pm_dm_make_node("control", makedev(7, 0), 0600, 0, 0), -EINVAL);
+	assert_int_equal(pm_dm_make_node("..", makedev(7, 0), 0600, 0, 0), -EINVAL);
+	assert_int_equal(pm_dm_remove_node(".."), -EINVAL);
+	assert_int_equal(pm_dm_remove_node("control"), -EINVAL);
+}
+
 static void test_dm_reply_grows_then_fails(void **state)
 {
 	struct pm_dm dm = { .fd = -1, .ioctl_fn = fake_dm_ioctl };
@@ -226,6 +256,7 @@ int main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_guid_str),
 		cmocka_unit_test(test_node_ensure),
+		cmocka_unit_test(test_dm_name_valid),
 		cmocka_unit_test(test_dm_reply_grows_then_fails),
 	};
 	return cmocka_run_group_tests_name("core", tests, NULL, NULL);
