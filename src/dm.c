@@ -23,6 +23,7 @@
 #define CONTROL "/dev/mapper/control"
 #define OUT_START 16384 /* first buffer for commands that return data; doubled on DM_BUFFER_FULL_FLAG */
 #define COOKIE_MAGIC 0x0D4D
+#define COOKIE_TRIES 64 /* semaphore keys tried before giving up (another process may hold each) */
 #define UDEV_PRIMARY_SOURCE 0x40
 
 static uint64_t enc_dev(dev_t d)
@@ -332,7 +333,7 @@ int pm_dm_clear(struct pm_dm *dm, const struct pm_dm_ref *ref)
 
 static int cookie_new(uint32_t *cookie, int *semid)
 {
-	for (int tries = 0; tries < 64; tries++) {
+	for (int tries = 0; tries < COOKIE_TRIES; tries++) {
 		uint32_t base = ((uint32_t)getpid() * 2654435761u + (uint32_t)tries * 40503u + (uint32_t)time(NULL)) & 0xffff;
 		int id;
 
@@ -420,7 +421,7 @@ int pm_dm_remove(struct pm_dm *dm, const struct pm_dm_ref *ref, bool deferred, i
 		r = dm_call_udev(dm, DM_DEV_REMOVE, ref, deferred ? DM_DEFERRED_REMOVE : 0, NULL, 0, NULL);
 		if (r != -EBUSY || i >= retries)
 			return r;
-		pm_sleep_ms(200);
+		pm_sleep_ms(PM_DM_REMOVE_RETRY_MS);
 	}
 }
 
@@ -703,7 +704,7 @@ int pm_dm_create_map(struct pm_dm *dm, const char *name, const char *uuid, const
 	if (r == 0)
 		r = pm_dm_resume(dm, &ref, info);
 	if (r < 0)
-		pm_dm_remove(dm, &ref, false, 5); /* nothing half-created */
+		pm_dm_remove(dm, &ref, false, PM_DM_REMOVE_RETRIES_UNDO); /* nothing half-created */
 	return r;
 }
 

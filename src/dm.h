@@ -27,6 +27,11 @@ struct pm_dm {
 /* A reply the kernel still flags DM_BUFFER_FULL at this size is an error (-ENOBUFS), not a truncated
  * answer returned as complete. */
 #define PM_DM_REPLY_MAX (64u << 20)
+/* pm_dm_remove's retries on EBUSY, PM_DM_REMOVE_RETRY_MS apart: undoing a half-made map (udev may
+ * still hold it open for a moment), and dmsetup remove --retry (libdm's 25) */
+#define PM_DM_REMOVE_RETRY_MS 200
+#define PM_DM_REMOVE_RETRIES_UNDO 5
+#define PM_DM_REMOVE_RETRIES_ASKED 25
 
 /* A device is addressed by exactly one of these (name first, then uuid, then dev). */
 struct pm_dm_ref {

@@ -240,10 +240,16 @@ static void fill_info(struct loop_info64 *li, const struct pm_loop_cfg *cfg)
  * (util-linux retries the same calls): PM_LOOP_EAGAIN_TRIES tries PM_LOOP_EAGAIN_MS apart. */
 #define PM_LOOP_EAGAIN_TRIES 40
 #define PM_LOOP_EAGAIN_MS 25
-/* How often a free device is taken again when another process binds it first. */
+/* How often a free device is taken again when another process binds it first (at once for the first
+ * 8, then PM_LOOP_BUSY_MS apart). */
 #define PM_LOOP_BUSY_TRIES 64
+#define PM_LOOP_BUSY_MS 20
 /* How often a just-made node is opened again while udev sets its permissions. */
 #define PM_LOOP_NODE_TRIES 5
+#define PM_LOOP_NODE_MS 20
+/* LOOP_CLR_FD tried again on EBUSY (a process closing the device), PM_LOOP_CLR_MS apart. */
+#define PM_LOOP_CLR_TRIES 10
+#define PM_LOOP_CLR_MS 50
 
 /* ioctl() returning 0 or -errno, tried again while the kernel answers EAGAIN */
 static int loop_ioctl(int fd, unsigned long req, void *arg)
@@ -313,7 +319,7 @@ int pm_loop_attach(int backing_fd, const struct pm_loop_cfg *cfg)
 		if (lfd < 0) {
 			/* udev may still be setting the new node's permissions */
 			if ((lfd == -EACCES || lfd == -ENOENT || lfd == -ENODEV) && attempt < PM_LOOP_NODE_TRIES) {
-				pm_sleep_ms(20);
+				pm_sleep_ms(PM_LOOP_NODE_MS);
 				continue;
 			}
 			return lfd;
@@ -336,7 +342,7 @@ int pm_loop_attach(int backing_fd, const struct pm_loop_cfg *cfg)
 		}
 		if (r == -EBUSY && cfg->index < 0) {
 			/* another process took this one between GET_FREE and our configure */
-			pm_sleep_ms(attempt < 8 ? 1 : 20);
+			pm_sleep_ms(attempt < 8 ? 1 : PM_LOOP_BUSY_MS);
 			continue;
 		}
 		return r;
@@ -357,11 +363,11 @@ int pm_loop_detach(int index, bool check_busy)
 	fd = pm_loop_open(index, O_RDONLY);
 	if (fd < 0)
 		return fd;
-	for (int i = 0; i < 10; i++) {
+	for (int i = 0; i < PM_LOOP_CLR_TRIES; i++) {
 		r = ioctl(fd, LOOP_CLR_FD, 0) < 0 ? -errno : 0;
 		if (r != -EBUSY)
 			break;
-		pm_sleep_ms(50);
+		pm_sleep_ms(PM_LOOP_CLR_MS);
 	}
 	close(fd);
 	return r == -ENXIO ? 0 : r; /* ENXIO: already free */

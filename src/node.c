@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #define MAPPER_DIR "/dev/mapper"
+#define PM_NODE_POLL_MS 10 /* while waiting for devtmpfs or udev to make a node */
 
 int pm_sysfs_devnum(const char *path, dev_t *dev)
 {
@@ -55,7 +56,7 @@ int pm_node_ensure(const char *path, dev_t dev, mode_t mode, uid_t uid, gid_t gi
 
 	if (made)
 		*made = false;
-	for (int waited = 0;; waited += 10) {
+	for (int waited = 0;; waited += PM_NODE_POLL_MS) {
 		if (lstat(path, &st) == 0) {
 			if (S_ISBLK(st.st_mode) && st.st_rdev == dev)
 				return 0;
@@ -75,7 +76,7 @@ int pm_node_ensure(const char *path, dev_t dev, mode_t mode, uid_t uid, gid_t gi
 			return -errno;
 		if (waited >= wait_ms)
 			break;
-		pm_sleep_ms(10);
+		pm_sleep_ms(PM_NODE_POLL_MS);
 	}
 	if (!mode)
 		mode = 0600;

@@ -91,7 +91,7 @@ int pm_serve_start(const char *exe, const char *image, const char *dir, const ch
 		_exit(127);
 	}
 	/* it exits once mounted (its daemon goes on); bounded, so that a stuck mount cannot hang us */
-	for (unsigned waited = 0;; waited += 10) {
+	for (unsigned waited = 0;; waited += PM_SERVE_POLL_MS) {
 		pid_t w = waitpid(pid, &st, WNOHANG);
 		if (w == pid)
 			break;
@@ -104,7 +104,7 @@ int pm_serve_start(const char *exe, const char *image, const char *dir, const ch
 			rmdir(dir);
 			return -ETIMEDOUT;
 		}
-		pm_sleep_ms(10);
+		pm_sleep_ms(PM_SERVE_POLL_MS);
 	}
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		rmdir(dir);

@@ -12,6 +12,7 @@
 #define PM_SERVE_ROOT "/run/partmap"
 #define PM_SERVE_FSNAME_PREFIX "partmap:"
 #define PM_SERVE_WAIT_MS 10000   /* the longest a server may take to mount */
+#define PM_SERVE_POLL_MS 10      /* how often the mount is looked for meanwhile */
 
 /* The folder of the server for the image (dev, ino): PM_SERVE_ROOT/image-<dev>-<ino>. */
 void pm_serve_dir(dev_t dev, ino_t ino, char *buf, size_t len);

@@ -238,14 +238,14 @@ static int cmd_create(struct pm_dm *dm, const struct dopts *o, int argc, char **
 		r = pm_dm_load(dm, &ref, tb.t, tb.n, o->readonly, tb.secure);
 		if (r < 0) {
 			load_failed(dm, &ref, &tb, r);
-			pm_dm_remove(dm, &ref, false, 5); /* nothing half-created */
+			pm_dm_remove(dm, &ref, false, PM_DM_REMOVE_RETRIES_UNDO); /* nothing half-created */
 			pm_dm_table_free(&tb);
 			return 1;
 		}
 		r = pm_dm_resume(dm, &ref, &info);
 		if (r < 0) {
 			ioctl_failed("resume", &ref, r);
-			pm_dm_remove(dm, &ref, false, 5);
+			pm_dm_remove(dm, &ref, false, PM_DM_REMOVE_RETRIES_UNDO);
 			pm_dm_table_free(&tb);
 			return 1;
 		}
@@ -421,7 +421,7 @@ static int do_remove(struct pm_dm *dm, const struct dopts *o, const struct pm_dm
 				pm_dm_resume(dm, ref, NULL);
 		}
 	}
-	r = pm_dm_remove(dm, ref, o->deferred, o->retry ? 25 : 0);
+	r = pm_dm_remove(dm, ref, o->deferred, o->retry ? PM_DM_REMOVE_RETRIES_ASKED : 0);
 	if (r < 0) {
 		ioctl_failed("remove", ref, r);
 		return 1;

@@ -45,6 +45,10 @@ static const struct {
 	[C_LOGSEC] = { "LOG-SEC", true, T_NUM, "logical sector size in bytes" },
 };
 
+/* after LOOP_CONFIGURE with partscan: time for the kernel to add the partitions before their nodes
+ * are made in a container's /dev */
+#define PARTSCAN_SETTLE_MS 100
+
 struct lopts {
 	bool find, show, verbose, read_only, partscan, json, raw, noheadings, nooverlap;
 	int direct_io; /* -1 unset, 0 off, 1 on */
@@ -442,7 +446,7 @@ static int attach(const struct lopts *o, const char *dev, const char *file)
 		char sys[96];
 		DIR *d;
 		struct dirent *de;
-		pm_sleep_ms(100);
+		pm_sleep_ms(PARTSCAN_SETTLE_MS);
 		snprintf(sys, sizeof(sys), "/sys/block/loop%d", idx);
 		if ((d = opendir(sys))) {
 			while ((de = readdir(d))) {

@@ -195,7 +195,7 @@ static int dm_remove(struct pm_parent *p, const struct pm_mapping *m)
 	} else if (m->open_count > 0) {
 		return -EBUSY;
 	}
-	r = pm_dm_remove(p->dm, &ref, false, 5);
+	r = pm_dm_remove(p->dm, &ref, false, PM_DM_REMOVE_RETRIES_UNDO);
 	if (r == -ENXIO)
 		return pm_dm_remove_node(m->name);
 	if (r < 0)
