@@ -552,107 +552,103 @@ static void chain_walk(const struct dm_ioctl *io, size_t rec_size, size_t next_a
 	}
 }
 
-/* room for one more element of size elem in *v (capacity *cap, n used); false when out of memory */
-static bool grow(void *v, size_t *cap, size_t n, size_t elem)
-{
-	void **pv = v, *nv;
-
-	if (n < *cap)
-		return true;
-	nv = realloc(*pv, (*cap ? *cap * 2 : 32) * elem);
-	if (!nv)
-		return false;
-	*pv = nv;
-	*cap = *cap ? *cap * 2 : 32;
-	return true;
-}
-
-struct names {
-	struct pm_dm_name *v;
+/* The records of a list reply (devices, target versions) collected into a growing array: fn appends
+ * one record (false to stop, with err set when out of memory). */
+struct collect {
+	void *v;
 	size_t n, cap;
 	int err;
 };
 
-static bool add_name(const char *rec, void *arg)
+/* room for one more element of size elem; false (and err set) when out of memory */
+static bool collect_room(struct collect *c, size_t elem)
 {
-	const struct dm_name_list *nl = (const void *)rec;
-	struct names *c = arg;
+	void *nv;
 
-	if (!nl->dev) /* a first record with no device: there are none */
-		return false;
-	if (!grow(&c->v, &c->cap, c->n, sizeof(*c->v))) {
+	if (c->n < c->cap)
+		return true;
+	nv = reallocarray(c->v, c->cap ? c->cap * 2 : 32, elem);
+	if (!nv) {
 		c->err = -ENOMEM;
 		return false;
 	}
-	c->v[c->n].dev = dec_dev(nl->dev);
-	pm_strlcpy(c->v[c->n].name, nl->name, PM_DM_NAME_LEN);
-	c->n++;
+	c->v = nv;
+	c->cap = c->cap ? c->cap * 2 : 32;
+	return true;
+}
+
+static int list_call(struct pm_dm *dm, unsigned long cmd, size_t rec_size, size_t next_at,
+		     bool (*fn)(const char *rec, void *arg), void **out, size_t *n)
+{
+	struct collect c = { 0 };
+	struct dm_ioctl *io;
+	int r = dm_call(dm, cmd, NULL, 0, 0, NULL, 0, OUT_START, &io);
+
+	*out = NULL;
+	*n = 0;
+	if (r < 0)
+		return r;
+	chain_walk(io, rec_size, next_at, fn, &c);
+	free(io);
+	if (c.err) {
+		free(c.v);
+		return c.err;
+	}
+	*out = c.v;
+	*n = c.n;
+	return 0;
+}
+
+static bool add_name(const char *rec, void *arg)
+{
+	const struct dm_name_list *nl = (const void *)rec;
+	struct collect *c = arg;
+	struct pm_dm_name *v;
+
+	if (!nl->dev) /* a first record with no device: there are none */
+		return false;
+	if (!collect_room(c, sizeof(*v)))
+		return false;
+	v = (struct pm_dm_name *)c->v + c->n++;
+	v->dev = dec_dev(nl->dev);
+	pm_strlcpy(v->name, nl->name, PM_DM_NAME_LEN);
 	return true;
 }
 
 int pm_dm_list(struct pm_dm *dm, struct pm_dm_name **out, size_t *n)
 {
-	struct names c = { 0 };
-	struct dm_ioctl *io;
-	int r = dm_call(dm, DM_LIST_DEVICES, NULL, 0, 0, NULL, 0, OUT_START, &io);
+	void *v;
+	int r = list_call(dm, DM_LIST_DEVICES, sizeof(struct dm_name_list), offsetof(struct dm_name_list, next),
+			  add_name, &v, n);
 
-	*out = NULL;
-	*n = 0;
-	if (r < 0)
-		return r;
-	chain_walk(io, sizeof(struct dm_name_list), offsetof(struct dm_name_list, next), add_name, &c);
-	free(io);
-	if (c.err) {
-		free(c.v);
-		return c.err;
-	}
-	*out = c.v;
-	*n = c.n;
-	return 0;
+	*out = v;
+	return r;
 }
-
-struct versions {
-	struct pm_dm_version *v;
-	size_t n, cap;
-	int err;
-};
 
 static bool add_version(const char *rec, void *arg)
 {
 	const struct dm_target_versions *tv = (const void *)rec;
-	struct versions *c = arg;
+	struct collect *c = arg;
+	struct pm_dm_version *v;
 
 	if (!tv->name[0])
 		return false;
-	if (!grow(&c->v, &c->cap, c->n, sizeof(*c->v))) {
-		c->err = -ENOMEM;
+	if (!collect_room(c, sizeof(*v)))
 		return false;
-	}
-	pm_strlcpy(c->v[c->n].name, tv->name, sizeof(c->v[c->n].name));
-	memcpy(c->v[c->n].version, tv->version, sizeof(tv->version));
-	c->n++;
+	v = (struct pm_dm_version *)c->v + c->n++;
+	pm_strlcpy(v->name, tv->name, sizeof(v->name));
+	memcpy(v->version, tv->version, sizeof(tv->version));
 	return true;
 }
 
 int pm_dm_versions(struct pm_dm *dm, struct pm_dm_version **out, size_t *n)
 {
-	struct versions c = { 0 };
-	struct dm_ioctl *io;
-	int r = dm_call(dm, DM_LIST_VERSIONS, NULL, 0, 0, NULL, 0, OUT_START, &io);
+	void *v;
+	int r = list_call(dm, DM_LIST_VERSIONS, sizeof(struct dm_target_versions),
+			  offsetof(struct dm_target_versions, next), add_version, &v, n);
 
-	*out = NULL;
-	*n = 0;
-	if (r < 0)
-		return r;
-	chain_walk(io, sizeof(struct dm_target_versions), offsetof(struct dm_target_versions, next), add_version, &c);
-	free(io);
-	if (c.err) {
-		free(c.v);
-		return c.err;
-	}
-	*out = c.v;
-	*n = c.n;
-	return 0;
+	*out = v;
+	return r;
 }
 
 int pm_dm_message(struct pm_dm *dm, const struct pm_dm_ref *ref, uint64_t sector, const char *msg,
@@ -724,18 +720,7 @@ int pm_dm_make_node(const char *name, dev_t dev, mode_t mode, uid_t uid, gid_t g
 
 int pm_dm_remove_node(const char *name)
 {
-	char path[PATH_MAX];
-	struct stat st;
-
-	int r = pm_mapper_path(path, sizeof(path), name);
-
-	if (r < 0)
-		return r;
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISBLK(st.st_mode))
-		return 0;
-	return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+	return pm_mapper_remove_node(name);
 }
 
 int pm_dm_udev_complete(uint32_t cookie)

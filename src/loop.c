@@ -16,10 +16,19 @@
 #include <time.h>
 #include <unistd.h>
 
-int pm_loop_info(int index, struct pm_loop_info *info)
+/* /sys/block/loop<index>/<rel> as a number, or dflt when it cannot be read */
+static uint64_t loop_sys_u64(int index, const char *rel, uint64_t dflt)
 {
 	char path[128];
 	uint64_t v;
+
+	snprintf(path, sizeof(path), "/sys/block/loop%d/%s", index, rel);
+	return pm_read_u64(path, &v) == 0 ? v : dflt;
+}
+
+int pm_loop_info(int index, struct pm_loop_info *info)
+{
+	char path[128];
 	int r;
 
 	memset(info, 0, sizeof(*info));
@@ -33,26 +42,13 @@ int pm_loop_info(int index, struct pm_loop_info *info)
 	}
 	if (r < 0)
 		return r;
-	snprintf(path, sizeof(path), "/sys/block/loop%d/loop/offset", index);
-	if (pm_read_u64(path, &v) == 0)
-		info->offset = v;
-	snprintf(path, sizeof(path), "/sys/block/loop%d/loop/sizelimit", index);
-	if (pm_read_u64(path, &v) == 0)
-		info->sizelimit = v;
-	snprintf(path, sizeof(path), "/sys/block/loop%d/loop/autoclear", index);
-	if (pm_read_u64(path, &v) == 0)
-		info->autoclear = v;
-	snprintf(path, sizeof(path), "/sys/block/loop%d/loop/partscan", index);
-	if (pm_read_u64(path, &v) == 0)
-		info->partscan = v;
-	snprintf(path, sizeof(path), "/sys/block/loop%d/loop/dio", index);
-	if (pm_read_u64(path, &v) == 0)
-		info->direct_io = v;
-	snprintf(path, sizeof(path), "/sys/block/loop%d/ro", index);
-	if (pm_read_u64(path, &v) == 0)
-		info->read_only = v;
-	snprintf(path, sizeof(path), "/sys/block/loop%d/queue/logical_block_size", index);
-	info->block_size = pm_read_u64(path, &v) == 0 ? (unsigned)v : 512;
+	info->offset = loop_sys_u64(index, "loop/offset", 0);
+	info->sizelimit = loop_sys_u64(index, "loop/sizelimit", 0);
+	info->autoclear = loop_sys_u64(index, "loop/autoclear", 0);
+	info->partscan = loop_sys_u64(index, "loop/partscan", 0);
+	info->direct_io = loop_sys_u64(index, "loop/dio", 0);
+	info->read_only = loop_sys_u64(index, "ro", 0);
+	info->block_size = (unsigned)loop_sys_u64(index, "queue/logical_block_size", 512);
 
 	/* the authoritative backing device and inode come from the driver itself */
 	snprintf(path, sizeof(path), "/dev/loop%d", index);

@@ -166,16 +166,37 @@ int pm_mapper_link(const char *name, const char *target)
 	return 0;
 }
 
+/* /dev/mapper/<name>: its path and lstat; 1 when it exists, 0 when not, -errno */
+static int mapper_entry(const char *name, char *path, size_t len, struct stat *st)
+{
+	int r = pm_mapper_path(path, len, name);
+
+	if (r < 0)
+		return r;
+	if (lstat(path, st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return 1;
+}
+
+int pm_mapper_remove_node(const char *name)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int r = mapper_entry(name, path, sizeof(path), &st);
+
+	if (r <= 0 || !S_ISBLK(st.st_mode))
+		return r < 0 ? r : 0;
+	return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+}
+
 int pm_mapper_unlink(const char *name, const char *target)
 {
 	char path[PATH_MAX], cur[PATH_MAX];
 	struct stat st;
-	int r = pm_mapper_path(path, sizeof(path), name);
+	int r = mapper_entry(name, path, sizeof(path), &st);
 
-	if (r < 0)
+	if (r <= 0)
 		return r;
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
 	if (!S_ISLNK(st.st_mode))
 		return -EEXIST;
 	if (target && pm_mapper_readlink(name, cur, sizeof(cur)) == 0 && strcmp(cur, target))

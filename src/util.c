@@ -69,3 +69,53 @@ void pm_sleep_ms(unsigned ms)
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 }
+
+size_t pm_utf16_to_utf8(const uint8_t *in, size_t in_bytes, bool be, char *out, size_t out_len)
+{
+	size_t o = 0;
+
+	if (!out_len)
+		return 0;
+	for (size_t i = 0; i + 1 < in_bytes; i += 2) {
+		uint32_t c = be ? (uint32_t)(in[i] << 8 | in[i + 1]) : (uint32_t)(in[i] | in[i + 1] << 8);
+		char tmp[4];
+		size_t n;
+
+		if (c == 0)
+			break;
+		if (c >= 0xd800 && c < 0xdc00 && i + 3 < in_bytes) {
+			uint32_t lo = be ? (uint32_t)(in[i + 2] << 8 | in[i + 3]) : (uint32_t)(in[i + 2] | in[i + 3] << 8);
+			if (lo >= 0xdc00 && lo < 0xe000) {
+				c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
+				i += 2;
+			}
+		}
+		if (c >= 0xd800 && c < 0xe000)
+			c = 0xfffd; /* a surrogate without its other half */
+		if (c < 0x80) {
+			tmp[0] = (char)c;
+			n = 1;
+		} else if (c < 0x800) {
+			tmp[0] = (char)(0xc0 | c >> 6);
+			tmp[1] = (char)(0x80 | (c & 0x3f));
+			n = 2;
+		} else if (c < 0x10000) {
+			tmp[0] = (char)(0xe0 | c >> 12);
+			tmp[1] = (char)(0x80 | ((c >> 6) & 0x3f));
+			tmp[2] = (char)(0x80 | (c & 0x3f));
+			n = 3;
+		} else {
+			tmp[0] = (char)(0xf0 | c >> 18);
+			tmp[1] = (char)(0x80 | ((c >> 12) & 0x3f));
+			tmp[2] = (char)(0x80 | ((c >> 6) & 0x3f));
+			tmp[3] = (char)(0x80 | (c & 0x3f));
+			n = 4;
+		}
+		if (o + n >= out_len)
+			break;
+		memcpy(out + o, tmp, n);
+		o += n;
+	}
+	out[o] = 0;
+	return o;
+}

@@ -106,6 +106,9 @@ size_t pm_strlcpy(char *dst, const char *src, size_t n);
 int pm_read_line(const char *path, char *buf, size_t len);
 /* a decimal number from such a file */
 int pm_read_u64(const char *path, uint64_t *v);
+/* UTF-16 (little- or big-endian, up to a NUL unit) to NUL-terminated UTF-8, cut at a character
+ * boundary to fit out_len; a surrogate without its other half becomes U+FFFD. Bytes written. */
+size_t pm_utf16_to_utf8(const uint8_t *in, size_t in_bytes, bool big_endian, char *out, size_t out_len);
 /* sleep this many milliseconds (resumed after a signal) */
 void pm_sleep_ms(unsigned ms);
 /* a whole decimal number, nothing else, at most max: 0, or -EINVAL */

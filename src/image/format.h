@@ -132,8 +132,6 @@ int pm_inflate_zlib(const uint8_t *in, size_t in_len, uint8_t *out, size_t *out_
 int pm_zstd_decompress(struct pm_image *img, const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len);
 void pm_zstd_pool_free(struct pm_image *img);
 
-/* UTF-16 (LE or BE) to UTF-8, at most out_len-1 bytes, stops at a NUL; returns the length. */
-size_t pm_utf16_to_utf8(const uint8_t *in, size_t in_bytes, bool big_endian, char *out, size_t out_len);
 uint32_t pm_crc32c(uint32_t crc, const void *buf, size_t len);
 
 #endif

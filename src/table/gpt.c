@@ -106,55 +106,6 @@ static int read_header(struct pm_ctx *c, uint64_t lba, struct gpt_header *h, uin
 	return 1;
 }
 
-/* UTF-16LE name to UTF-8 */
-static void name_to_utf8(const uint8_t *in, size_t units, char *out, size_t outlen)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < units; i++) {
-		uint32_t cp = get_le16(in + 2 * i);
-		uint8_t tmp[4];
-		size_t n;
-
-		if (cp == 0)
-			break;
-		if (cp >= 0xd800 && cp < 0xdc00 && i + 1 < units) {
-			uint32_t lo = get_le16(in + 2 * (i + 1));
-			if (lo >= 0xdc00 && lo < 0xe000) {
-				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-				i++;
-			} else {
-				cp = 0xfffd;
-			}
-		} else if (cp >= 0xd800 && cp < 0xe000) {
-			cp = 0xfffd;
-		}
-		if (cp < 0x80) {
-			tmp[0] = (uint8_t)cp;
-			n = 1;
-		} else if (cp < 0x800) {
-			tmp[0] = (uint8_t)(0xc0 | cp >> 6);
-			tmp[1] = (uint8_t)(0x80 | (cp & 0x3f));
-			n = 2;
-		} else if (cp < 0x10000) {
-			tmp[0] = (uint8_t)(0xe0 | cp >> 12);
-			tmp[1] = (uint8_t)(0x80 | (cp >> 6 & 0x3f));
-			tmp[2] = (uint8_t)(0x80 | (cp & 0x3f));
-			n = 3;
-		} else {
-			tmp[0] = (uint8_t)(0xf0 | cp >> 18);
-			tmp[1] = (uint8_t)(0x80 | (cp >> 12 & 0x3f));
-			tmp[2] = (uint8_t)(0x80 | (cp >> 6 & 0x3f));
-			tmp[3] = (uint8_t)(0x80 | (cp & 0x3f));
-			n = 4;
-		}
-		if (o + n >= outlen)
-			break;
-		memcpy(out + o, tmp, n);
-		o += n;
-	}
-	out[o] = 0;
-}
 
 /* 0 none, 1 protective, 2 hybrid */
 static int pmbr_kind(const uint8_t *mbr)
@@ -246,7 +197,8 @@ int pm_read_gpt(struct pm_ctx *c)
 		p->has_guid = true;
 		memcpy(p->type_guid, e, 16);
 		memcpy(p->uuid, e + 16, 16);
-		name_to_utf8(e + 56, (h.esize - 56) / 2 < 36 ? (h.esize - 56) / 2 : 36, p->label, sizeof(p->label));
+		pm_utf16_to_utf8(e + 56, 2 * ((h.esize - 56) / 2 < 36 ? (h.esize - 56) / 2 : 36), false, p->label,
+				 sizeof(p->label));
 		if (first < h.first_usable || last > h.last_usable) {
 			p->flags |= PM_PF_OUTSIDE;
 			pm_warn(c, "GPT entry %u (LBA %llu-%llu) lies outside the usable range (LBA %llu-%llu)", i + 1,

@@ -191,6 +191,25 @@ static int fake_dm_ioctl(int fd, unsigned long cmd, void *arg)
 	return 0;
 }
 
+/* the one UTF-16 decoder (GPT names, VHD/VHDX parent locators) */
+static void test_utf16(void **state)
+{
+	/* "a", U+00E9, U+20AC, U+1F600 (a pair), a lone high surrogate, then NUL and garbage */
+	const uint8_t le[] = { 'a', 0, 0xe9, 0, 0xac, 0x20, 0x3d, 0xd8, 0x00, 0xde, 0x00, 0xd8, 0, 0, 'x', 0 };
+	const uint8_t be[] = { 0, 'a', 0x20, 0xac };
+	char out[32];
+
+	(void)state;
+	assert_int_equal(pm_utf16_to_utf8(le, sizeof(le), false, out, sizeof(out)), 13);
+	assert_string_equal(out, "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xef\xbf\xbd");
+	assert_int_equal(pm_utf16_to_utf8(be, sizeof(be), true, out, sizeof(out)), 4);
+	assert_string_equal(out, "a\xe2\x82\xac");
+	/* cut at a character boundary: room for "a" and U+00E9 but not U+20AC */
+	assert_int_equal(pm_utf16_to_utf8(le, sizeof(le), false, out, 5), 3);
+	assert_string_equal(out, "a\xc3\xa9");
+	assert_int_equal(pm_utf16_to_utf8(le, sizeof(le), false, out, 0), 0);
+}
+
 /* one name check for every DM and /dev/mapper call: "control" and dot names could replace or escape
  * /dev/mapper's own entries (pm_dm_make_node took "control" and "..", pm_dm_remove_node "..") */
 static void test_dm_name_valid(void **state)
@@ -256,6 +275,7 @@ int main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_guid_str),
 		cmocka_unit_test(test_node_ensure),
+		cmocka_unit_test(test_utf16),
 		cmocka_unit_test(test_dm_name_valid),
 		cmocka_unit_test(test_dm_reply_grows_then_fails),
 	};
