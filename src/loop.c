@@ -26,6 +26,14 @@ static uint64_t loop_sys_u64(int index, const char *rel, uint64_t dflt)
 	return pm_read_u64(path, &v) == 0 ? v : dflt;
 }
 
+/* lo_device / lo_rdevice are the kernel's huge_encode_dev() */
+static dev_t huge_decode(uint64_t d)
+{
+	return makedev((unsigned)((d & 0xfff00) >> 8), (unsigned)((d & 0xff) | ((d >> 12) & 0xfff00)));
+}
+
+static int info_bound(int index, struct pm_loop_info *info);
+
 int pm_loop_info(int index, struct pm_loop_info *info)
 {
 	char path[128];
@@ -42,31 +50,49 @@ int pm_loop_info(int index, struct pm_loop_info *info)
 	}
 	if (r < 0)
 		return r;
+	return info_bound(index, info);
+}
+
+/* the rest of pm_loop_info for a bound device whose backing path is in info */
+static int info_bound(int index, struct pm_loop_info *info)
+{
+	char path[128];
+
+	/* the driver itself says everything else in one call */
+	snprintf(path, sizeof(path), "/dev/loop%d", index);
+	{
+		_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		struct loop_info64 li;
+		struct stat st;
+
+		if (fd >= 0 && fstat(fd, &st) == 0 && S_ISBLK(st.st_mode) && ioctl(fd, LOOP_GET_STATUS64, &li) == 0) {
+			info->dev = st.st_rdev;
+			info->offset = li.lo_offset;
+			info->sizelimit = li.lo_sizelimit;
+			info->read_only = li.lo_flags & LO_FLAGS_READ_ONLY;
+			info->autoclear = li.lo_flags & LO_FLAGS_AUTOCLEAR;
+			info->partscan = li.lo_flags & LO_FLAGS_PARTSCAN;
+			info->direct_io = li.lo_flags & LO_FLAGS_DIRECT_IO;
+			info->backing_dev = huge_decode(li.lo_device);
+			info->backing_ino = (ino_t)li.lo_inode;
+			info->backing_known = true;
+			info->backing_rdev = huge_decode(li.lo_rdevice);
+			li.lo_file_name[sizeof(li.lo_file_name) - 1] = 0;
+			pm_strlcpy(info->tag, (const char *)li.lo_file_name, sizeof(info->tag));
+			info->status_known = true;
+			return 1;
+		}
+	}
+	/* no usable node (a container's /dev): sysfs, and the path it reports if it still names the file */
 	info->offset = loop_sys_u64(index, "loop/offset", 0);
 	info->sizelimit = loop_sys_u64(index, "loop/sizelimit", 0);
 	info->autoclear = loop_sys_u64(index, "loop/autoclear", 0);
 	info->partscan = loop_sys_u64(index, "loop/partscan", 0);
 	info->direct_io = loop_sys_u64(index, "loop/dio", 0);
 	info->read_only = loop_sys_u64(index, "ro", 0);
-	info->block_size = (unsigned)loop_sys_u64(index, "queue/logical_block_size", 512);
-
-	/* the authoritative backing device and inode come from the driver itself */
-	snprintf(path, sizeof(path), "/dev/loop%d", index);
-	{
-		_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-		struct loop_info64 li;
-
-		if (fd >= 0 && ioctl(fd, LOOP_GET_STATUS64, &li) == 0) {
-			/* lo_device is the kernel's huge_encode_dev() */
-			unsigned maj = (unsigned)((li.lo_device & 0xfff00) >> 8);
-			unsigned min = (unsigned)((li.lo_device & 0xff) | ((li.lo_device >> 12) & 0xfff00));
-			info->backing_dev = makedev(maj, min);
-			info->backing_ino = (ino_t)li.lo_inode;
-			info->backing_known = true;
-			return 1;
-		}
-	}
-	/* no usable node (a container's /dev): the path sysfs reports, if it still names the file */
+	snprintf(path, sizeof(path), "/sys/block/loop%d/dev", index);
+	if (pm_sysfs_devnum(path, &info->dev) < 0)
+		info->dev = 0;
 	{
 		struct stat st;
 		if (stat(info->backing, &st) == 0) {
@@ -78,7 +104,14 @@ int pm_loop_info(int index, struct pm_loop_info *info)
 	return 1;
 }
 
-int pm_loop_each_bound(int (*fn)(int index, void *arg), void *arg)
+unsigned pm_loop_block_size(int index)
+{
+	return (unsigned)loop_sys_u64(index, "queue/logical_block_size", 512);
+}
+
+/* every bound loop device, in sysfs order: fn(index) or info_fn(its pm_loop_info) */
+static int each_loop(int (*fn)(int index, void *arg), int (*info_fn)(const struct pm_loop_info *info, void *arg),
+		     void *arg)
 {
 	DIR *d = opendir("/sys/block");
 	struct dirent *de;
@@ -100,11 +133,35 @@ int pm_loop_each_bound(int (*fn)(int index, void *arg), void *arg)
 		int fd = openat(dirfd(d), rel, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			continue;
+		if (!info_fn) {
+			close(fd);
+			r = fn((int)idx, arg);
+			continue;
+		}
+		/* the backing path from the file just opened, then the device's status */
+		struct pm_loop_info li;
+		memset(&li, 0, sizeof(li));
+		ssize_t n = read(fd, li.backing, sizeof(li.backing) - 1);
 		close(fd);
-		r = fn((int)idx, arg);
+		if (n <= 0)
+			continue;
+		li.backing[strcspn(li.backing, "\n")] = 0;
+		li.index = (int)idx;
+		if (info_bound((int)idx, &li) == 1)
+			r = info_fn(&li, arg);
 	}
 	closedir(d);
 	return r < 0 ? r : 0;
+}
+
+int pm_loop_each_bound(int (*fn)(int index, void *arg), void *arg)
+{
+	return each_loop(fn, NULL, arg);
+}
+
+int pm_loop_each_info(int (*fn)(const struct pm_loop_info *info, void *arg), void *arg)
+{
+	return each_loop(NULL, fn, arg);
 }
 
 struct find {
@@ -114,14 +171,13 @@ struct find {
 	struct pm_loop_info *info;
 };
 
-static int find_one(int idx, void *arg)
+static int find_one(const struct pm_loop_info *li, void *arg)
 {
 	struct find *f = arg;
-	struct pm_loop_info li;
 
-	if (pm_loop_info(idx, &li) == 1 && f->match(&li, f->arg) && (f->best < 0 || idx < f->best)) {
-		f->best = idx;
-		*f->info = li;
+	if (f->match(li, f->arg) && (f->best < 0 || li->index < f->best)) {
+		f->best = li->index;
+		*f->info = *li;
 	}
 	return 0;
 }
@@ -131,7 +187,7 @@ static int loop_find(bool (*match)(const struct pm_loop_info *li, const void *ar
 		     struct pm_loop_info *info)
 {
 	struct find f = { match, arg, -1, info };
-	int r = pm_loop_each_bound(find_one, &f);
+	int r = pm_loop_each_info(find_one, &f);
 
 	return r < 0 ? r : f.best >= 0 ? 1 : 0;
 }
@@ -145,8 +201,13 @@ struct whole {
 static bool match_whole(const struct pm_loop_info *li, const void *arg)
 {
 	const struct whole *w = arg;
-	return li->backing_known && li->backing_dev == w->dev && li->backing_ino == w->ino && li->offset == 0 &&
-	       (li->sizelimit == 0 || li->sizelimit >= w->size);
+	return li->backing_known && li->backing_dev == w->dev && li->backing_ino == w->ino &&
+	       pm_loop_covers_whole(li, w->size);
+}
+
+bool pm_loop_covers_whole(const struct pm_loop_info *li, uint64_t file_size)
+{
+	return li->offset == 0 && (li->sizelimit == 0 || li->sizelimit >= file_size);
 }
 
 int pm_loop_find_whole(dev_t dev, ino_t ino, uint64_t file_size, struct pm_loop_info *info)
@@ -300,12 +361,23 @@ static int attach_verify(int lfd, const struct pm_loop_cfg *cfg)
 	return li.lo_offset == cfg->offset && li.lo_sizelimit == cfg->sizelimit ? 0 : -EIO;
 }
 
-int pm_loop_attach(int backing_fd, const struct pm_loop_cfg *cfg)
+/* LOOP_CTL_GET_FREE on a given control fd, or on one opened for the call */
+static int get_free(int control_fd)
+{
+	int r;
+
+	if (control_fd < 0)
+		return pm_loop_get_free();
+	r = ioctl(control_fd, LOOP_CTL_GET_FREE);
+	return r < 0 ? -errno : r;
+}
+
+int pm_loop_attach(int backing_fd, const struct pm_loop_cfg *cfg, dev_t *dev)
 {
 	struct loop_config lc;
 
 	for (int attempt = 0; attempt < PM_LOOP_BUSY_TRIES; attempt++) {
-		int idx = cfg->index >= 0 ? cfg->index : pm_loop_get_free();
+		int idx = cfg->index >= 0 ? cfg->index : get_free(cfg->control_fd);
 		_cleanup_close_ int lfd = -1;
 		int r;
 
@@ -330,7 +402,10 @@ int pm_loop_attach(int backing_fd, const struct pm_loop_cfg *cfg)
 			r = attach_legacy(lfd, backing_fd, cfg);
 		}
 		if (r == 0) {
+			struct stat st;
 			r = attach_verify(lfd, cfg);
+			if (r == 0 && dev)
+				r = fstat(lfd, &st) < 0 ? -errno : (*dev = st.st_rdev, 0);
 			if (r == 0)
 				return idx;
 			ioctl(lfd, LOOP_CLR_FD, 0);
@@ -350,13 +425,9 @@ int pm_loop_detach(int index, bool check_busy)
 {
 	int fd, r = 0;
 
-	if (check_busy) {
-		fd = pm_loop_open(index, O_RDONLY | O_EXCL);
-		if (fd < 0)
-			return fd;
-		close(fd);
-	}
-	fd = pm_loop_open(index, O_RDONLY);
+	/* with check_busy, an exclusive open refuses a mounted or claimed device (EBUSY); the same
+	 * descriptor then detaches it */
+	fd = pm_loop_open(index, O_RDONLY | (check_busy ? O_EXCL : 0));
 	if (fd < 0)
 		return fd;
 	for (int i = 0; i < PM_LOOP_CLR_TRIES; i++) {
@@ -367,30 +438,6 @@ int pm_loop_detach(int index, bool check_busy)
 	}
 	close(fd);
 	return r == -ENXIO ? 0 : r; /* ENXIO: already free */
-}
-
-int pm_loop_status(int index, char *name, size_t len, dev_t *backing_rdev)
-{
-	struct loop_info64 li;
-	int fd = pm_loop_open(index, O_RDONLY), r = 0;
-
-	if (fd < 0)
-		return fd;
-	if (ioctl(fd, LOOP_GET_STATUS64, &li) < 0)
-		r = -errno;
-	close(fd);
-	if (r < 0)
-		return r;
-	if (name) {
-		li.lo_file_name[sizeof(li.lo_file_name) - 1] = 0;
-		pm_strlcpy(name, (const char *)li.lo_file_name, len);
-	}
-	if (backing_rdev) {
-		unsigned maj = (unsigned)((li.lo_rdevice & 0xfff00) >> 8);
-		unsigned min = (unsigned)((li.lo_rdevice & 0xff) | ((li.lo_rdevice >> 12) & 0xfff00));
-		*backing_rdev = makedev(maj, min);
-	}
-	return 0;
 }
 
 int pm_loop_set_sizelimit(int index, uint64_t sizelimit)

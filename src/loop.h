@@ -11,26 +11,37 @@
 
 struct pm_loop_info {
 	int index;
+	dev_t dev;                    /* the loop device's own number */
 	uint64_t offset, sizelimit;   /* bytes; sizelimit 0 = to the end of the file */
 	bool read_only, autoclear, partscan, direct_io;
-	unsigned block_size;          /* logical sector size of the loop device */
 	char backing[PATH_MAX];       /* as sysfs reports it (may end in " (deleted)") */
 	dev_t backing_dev;
 	ino_t backing_ino;
 	bool backing_known;           /* backing_dev/ino are valid */
+	dev_t backing_rdev;           /* a block device bound: its number (0 for a file; known with the node) */
+	char tag[64];                 /* lo_file_name (partmap's "partmap:<N>"; known with the node) */
+	bool status_known;            /* read through the node with LOOP_GET_STATUS64 (else from sysfs) */
 };
 
-/* Fill info for loop device INDEX from sysfs (and LOOP_GET_STATUS64 when the node can be opened).
- * Returns 1 when the device is bound to a file, 0 when it is free, -errno on error. */
+/* Fill info for loop device INDEX: one LOOP_GET_STATUS64 through its node (and the backing path
+ * from sysfs); from sysfs alone when the node cannot be opened (a container's /dev). Returns 1 when
+ * the device is bound to a file, 0 when it is free, -errno on error. */
 int pm_loop_info(int index, struct pm_loop_info *info);
+/* The logical sector size of loop device INDEX (512 when sysfs does not say). */
+unsigned pm_loop_block_size(int index);
 
 /* Find a bound loop device whose backing file is (dev, ino) and that covers the whole file (offset 0,
  * no size limit or one at least file_size). Returns 1 and fills info, 0 when none, -errno. */
 int pm_loop_find_whole(dev_t dev, ino_t ino, uint64_t file_size, struct pm_loop_info *info);
+/* Does this bound device show the whole of a file of file_size bytes (offset 0, no size limit or one
+ * at least the file's size)? */
+bool pm_loop_covers_whole(const struct pm_loop_info *li, uint64_t file_size);
 
 /* Call fn(index) for each bound loop device, in sysfs directory order (as util-linux lists them); fn
  * returns 0 to go on, non-zero to stop (a negative value is returned). */
 int pm_loop_each_bound(int (*fn)(int index, void *arg), void *arg);
+/* The same with each one's pm_loop_info (the backing path read from the file the walk opens). */
+int pm_loop_each_info(int (*fn)(const struct pm_loop_info *info, void *arg), void *arg);
 
 /* Find a bound loop device, at offset 0, whose backing file sysfs names PATH (the file need not be
  * reachable: a FUSE file whose server died). Returns 1 and fills info, 0 when none, -errno. */
@@ -46,6 +57,7 @@ int pm_loop_get_free(void);
 
 struct pm_loop_cfg {
 	int index;                /* a given device, or -1 for a free one */
+	int control_fd;           /* an open /dev/loop-control to take free ones from, or -1 */
 	uint64_t offset, sizelimit;
 	unsigned block_size;      /* 0 = 512 */
 	bool read_only, autoclear, partscan, direct_io;
@@ -54,15 +66,13 @@ struct pm_loop_cfg {
 
 /* Bind backing_fd to a loop device: LOOP_CONFIGURE, or LOOP_SET_FD + LOOP_SET_STATUS64 on kernels
  * without it. With index -1, a free device is taken and another one tried when a concurrent process
- * takes it first (EBUSY). Returns the index, or -errno. */
-int pm_loop_attach(int backing_fd, const struct pm_loop_cfg *cfg);
+ * takes it first (EBUSY). Returns the index, or -errno; *dev (when not NULL) gets its number. */
+int pm_loop_attach(int backing_fd, const struct pm_loop_cfg *cfg, dev_t *dev);
 /* LOOP_CLR_FD, retried a few times on EBUSY. With check_busy, first refuse (-EBUSY) when the device is
  * held open exclusively (mounted, or used by another mapping). */
 int pm_loop_detach(int index, bool check_busy);
 /* Open /dev/loopN, making the node from sysfs when it is missing. Returns an fd or -errno. */
 int pm_loop_open(int index, int flags);
-/* Read lo_file_name (our tag) and lo_rdevice (backing block device, 0 for a file). */
-int pm_loop_status(int index, char *name, size_t len, dev_t *backing_rdev);
 /* Change the size limit of a bound loop device (LOOP_SET_STATUS64) or re-read its backing size
  * (LOOP_SET_CAPACITY when sizelimit is UINT64_MAX). */
 int pm_loop_set_sizelimit(int index, uint64_t sizelimit);

@@ -232,8 +232,9 @@ static int open_target(struct target *t, const char *path, struct kopts *o)
 		idx = li.index; /* served and mapped by -a: the names it made */
 	} else if (raw && pm_loop_find_whole(st.st_dev, st.st_ino, (uint64_t)st.st_size, &li) == 1) {
 		idx = li.index;
-		if (!o->probe.sector_size && li.block_size != 512)
-			o->probe.sector_size = li.block_size;
+		unsigned bs = pm_loop_block_size(li.index);
+		if (!o->probe.sector_size && bs != 512)
+			o->probe.sector_size = bs;
 	} else {
 		idx = pm_loop_get_free();
 	}
@@ -418,14 +419,13 @@ static const char *cannot_map(const struct pm_backend *b, struct pm_parent *p, c
 
 static const struct pm_backend *choose_backend(struct pm_parent *p, const struct kopts *o, const struct pm_table *t)
 {
-	static const struct pm_backend *const order[] = { &pm_backend_dm, &pm_backend_part, &pm_backend_loop };
-	const struct pm_backend *b;
+	const struct pm_backend *const *order = pm_backends, *b;
 	const char *why;
 	int err;
 
 	if (o->backend) {
 		b = NULL;
-		for (size_t i = 0; i < ARRAY_SIZE(order); i++)
+		for (size_t i = 0; order[i]; i++)
 			if (!strcmp(o->backend, order[i]->name))
 				b = order[i];
 		if (!b) {
@@ -445,7 +445,7 @@ static const struct pm_backend *choose_backend(struct pm_parent *p, const struct
 	if (b)
 		return b;
 	/* the first that can: the device mapper, kernel partitions, one loop device per partition */
-	for (size_t i = 0; i < ARRAY_SIZE(order); i++)
+	for (size_t i = 0; order[i]; i++)
 		if (!cannot_map(order[i], p, t, &err))
 			return order[i];
 	fprintf(stderr, "kpartx: %s: no way to map partitions here (no device mapper, no partitions on the device, no free loop device)\n",
@@ -482,10 +482,9 @@ static int do_map(const char *path, struct kopts *o)
 		return 1;
 	}
 	if (o->action == ACT_DELETE) {
-		static const struct pm_backend *const all[] = { &pm_backend_dm, &pm_backend_part, &pm_backend_loop };
-		for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-			if (all[i]->usable(&p) == 0)
-				failures += pm_map_sync(&p, all[i], NULL, PM_SYNC_DELETE, report, &rc);
+		for (const struct pm_backend *const *b = pm_backends; *b; b++)
+			if ((*b)->usable(&p) == 0)
+				failures += pm_map_sync(&p, *b, NULL, PM_SYNC_DELETE, report, &rc);
 		if (!failures && p.is_file && p.loop_index >= 0) {
 			r = pm_parent_detach(&p, true);
 			if (r == 0)

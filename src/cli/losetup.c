@@ -234,7 +234,7 @@ static void cell(const struct pm_loop_info *li, enum col c, char *buf, size_t le
 	case C_RO: snprintf(buf, len, "%d", li->read_only); break;
 	case C_SIZELIMIT: snprintf(buf, len, "%" PRIu64, li->sizelimit); break;
 	case C_DIO: snprintf(buf, len, "%d", li->direct_io); break;
-	case C_LOGSEC: snprintf(buf, len, "%u", li->block_size); break;
+	case C_LOGSEC: snprintf(buf, len, "%u", pm_loop_block_size(li->index)); break;
 	default: buf[0] = 0;
 	}
 }
@@ -364,6 +364,7 @@ static int attach(const struct lopts *o, const char *dev, const char *file)
 {
 	struct pm_loop_cfg cfg = {
 		.index = -1,
+		.control_fd = -1,
 		.offset = o->offset,
 		.sizelimit = o->sizelimit,
 		.block_size = o->block_size,
@@ -434,7 +435,7 @@ static int attach(const struct lopts *o, const char *dev, const char *file)
 			free(v);
 		}
 	}
-	idx = pm_loop_attach(fd, &cfg);
+	idx = pm_loop_attach(fd, &cfg, NULL);
 	if (idx < 0) {
 		fprintf(stderr, "losetup: %s: failed to set up loop device: %s\n", file,
 			idx == -EBUSY ? "Device or resource busy" :

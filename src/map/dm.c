@@ -116,8 +116,9 @@ static int ours(struct pm_parent *p, const char *puuid, const struct pm_dm_name 
 	return r;
 }
 
-static int dm_list(struct pm_parent *p, struct pm_mapping **out, size_t *n)
+static int dm_list(struct pm_parent *p, bool extents, struct pm_mapping **out, size_t *n)
 {
+	(void)extents; /* the table is read anyway: it says which maps are this parent's */
 	struct pm_dm_name *names;
 	struct pm_mapping *v;
 	char puuid[PM_DM_UUID_LEN];

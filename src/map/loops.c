@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,40 +22,31 @@ static int loop_usable(struct pm_parent *p)
 	return idx < 0 ? idx : 0;
 }
 
-/* is loop device idx one of ours for this parent? */
-static int ours(struct pm_parent *p, int idx, struct pm_mapping *m)
+/* is loop device idx one of ours for this parent? One pm_loop_info says it all. */
+static int ours(struct pm_parent *p, const struct pm_loop_info *li, struct pm_mapping *m)
 {
-	struct pm_loop_info li;
-	char tag[64], sys[64];
-	dev_t rdev;
-	unsigned num;
-	char *end;
+	int idx = li->index;
+	unsigned long num;
 
-	if (pm_loop_info(idx, &li) != 1)
+	if (!li->status_known)
 		return 0;
-	if (pm_loop_status(idx, tag, sizeof(tag), &rdev) < 0)
-		return 0;
-	if (strncmp(tag, PM_LOOP_TAG, strlen(PM_LOOP_TAG)))
-		return 0;
-	num = (unsigned)strtoul(tag + strlen(PM_LOOP_TAG), &end, 10);
-	if (*end || num == 0)
+	if (strncmp(li->tag, PM_LOOP_TAG, strlen(PM_LOOP_TAG)) ||
+	    pm_parse_ulong(li->tag + strlen(PM_LOOP_TAG), UINT32_MAX, &num) < 0 || num == 0)
 		return 0;
 	if (p->is_file) {
-		if (rdev != 0 || !li.backing_known || li.backing_dev != p->file_dev || li.backing_ino != p->file_ino)
+		if (li->backing_rdev != 0 || li->backing_dev != p->file_dev || li->backing_ino != p->file_ino)
 			return 0;
-	} else if (rdev != p->rdev) {
+	} else if (li->backing_rdev != p->rdev) {
 		return 0;
 	}
 	memset(m, 0, sizeof(*m));
-	m->num = num;
+	m->num = (unsigned)num;
 	m->loop_index = idx;
-	m->start = li.offset / 512;
-	m->size = (li.sizelimit ? li.sizelimit : (p->size > li.offset ? p->size - li.offset : 0)) / 512;
-	snprintf(sys, sizeof(sys), "/sys/block/loop%d/dev", idx);
-	if (pm_sysfs_devnum(sys, &m->dev) < 0)
-		return 0;
+	m->start = li->offset / 512;
+	m->size = (li->sizelimit ? li->sizelimit : (p->size > li->offset ? p->size - li->offset : 0)) / 512;
+	m->dev = li->dev;
 	snprintf(m->node, sizeof(m->node), "/dev/loop%d", idx);
-	return pm_name_for(p, num, m->name, sizeof(m->name)) < 0 ? 0 : 1;
+	return pm_name_for(p, m->num, m->name, sizeof(m->name)) < 0 ? 0 : 1;
 }
 
 struct list_ctx {
@@ -63,20 +55,29 @@ struct list_ctx {
 	size_t n, cap;
 };
 
-static int list_one(int idx, void *arg)
+static int list_one(const struct pm_loop_info *li, void *arg)
 {
 	struct list_ctx *c = arg;
 	struct pm_mapping m;
 
-	if (idx == c->p->loop_index || ours(c->p, idx, &m) != 1)
+	if (li->index == c->p->loop_index || ours(c->p, li, &m) != 1)
 		return 0;
 	return pm_mappings_push(&c->v, &c->n, &c->cap, &m);
 }
 
-static int loop_list(struct pm_parent *p, struct pm_mapping **out, size_t *n)
+static int loop_list(struct pm_parent *p, bool extents, struct pm_mapping **out, size_t *n)
 {
+	(void)extents; /* a device's offset and size limit come with finding it */
 	struct list_ctx c = { .p = p };
-	int r = pm_loop_each_bound(list_one, &c);
+	int r = 0;
+
+	if (p->file_loops_known) {
+		/* the loop devices over this image, read when it was opened */
+		for (size_t i = 0; r == 0 && i < p->nfile_loops; i++)
+			r = list_one(&p->file_loops[i], &c);
+	} else {
+		r = pm_loop_each_info(list_one, &c);
+	}
 
 	*out = NULL;
 	*n = 0;
@@ -92,29 +93,30 @@ static int loop_list(struct pm_parent *p, struct pm_mapping **out, size_t *n)
 
 static int loop_add(struct pm_parent *p, const struct pm_part *part, struct pm_mapping *m)
 {
-	char tag[32], sys[64];
+	char tag[32];
 	struct pm_loop_cfg cfg = {
 		.index = -1,
+		.control_fd = -1,
 		.offset = part->start * 512,
 		.sizelimit = part->size * 512,
 		.block_size = p->ssz,
 		.read_only = p->read_only,
 		.tag = tag,
 	};
-	int idx, r;
+	int idx;
 
 	snprintf(tag, sizeof(tag), PM_LOOP_TAG "%u", part->num);
-	idx = pm_loop_attach(p->fd, &cfg);
+	/* one /dev/loop-control for all the partitions of a run */
+	if (p->loop_control_fd < 0)
+		p->loop_control_fd = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	cfg.control_fd = p->loop_control_fd;
+	idx = pm_loop_attach(p->fd, &cfg, &m->dev);
 	if (idx < 0)
 		return idx;
 	m->loop_index = idx;
-	snprintf(sys, sizeof(sys), "/sys/block/loop%d/dev", idx);
-	r = pm_sysfs_devnum(sys, &m->dev);
-	if (r < 0) {
-		pm_loop_detach(idx, false);
-		return r;
-	}
 	snprintf(m->node, sizeof(m->node), "/dev/loop%d", idx);
+	/* the device was opened by its node to bind it: the node is there, with this number */
+	m->node_ready = true;
 	return 0;
 }
 

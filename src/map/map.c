@@ -56,7 +56,7 @@ int pm_mappings_push(struct pm_mapping **v, size_t *n, size_t *cap, const struct
 /* a whole-file loop for the image, with the sector size its table needs */
 static int attach_whole(struct pm_parent *p, const struct pm_parent_opts *o)
 {
-	struct pm_loop_cfg cfg = { .index = -1, .read_only = p->read_only };
+	struct pm_loop_cfg cfg = { .index = -1, .control_fd = -1, .read_only = p->read_only };
 	unsigned ssz = o->sector_size;
 	int idx;
 
@@ -72,7 +72,7 @@ static int attach_whole(struct pm_parent *p, const struct pm_parent_opts *o)
 		pm_disk_close(&d);
 	}
 	cfg.block_size = ssz;
-	idx = pm_loop_attach(p->fd, &cfg);
+	idx = pm_loop_attach(p->fd, &cfg, NULL);
 	if (idx < 0)
 		return idx;
 	p->loop_index = idx;
@@ -87,6 +87,52 @@ static void set_loop_names(struct pm_parent *p)
 	snprintf(p->base, sizeof(p->base), "loop%d", p->loop_index);
 }
 
+struct file_loops {
+	struct pm_parent *p;
+	size_t cap;
+};
+
+static int collect_file_loop(const struct pm_loop_info *li, void *arg)
+{
+	struct file_loops *c = arg;
+	struct pm_parent *p = c->p;
+
+	if (!li->backing_known || li->backing_dev != p->file_dev || li->backing_ino != p->file_ino)
+		return 0;
+	if (p->nfile_loops == c->cap) {
+		size_t nc = c->cap ? c->cap * 2 : 16;
+		struct pm_loop_info *nv = reallocarray(p->file_loops, nc, sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		p->file_loops = nv;
+		c->cap = nc;
+	}
+	p->file_loops[p->nfile_loops++] = *li;
+	return 0;
+}
+
+/* One walk over the loop devices: those bound to the image are kept for the loop backend, and the
+ * lowest-numbered one covering the whole file (offset 0, no size limit or one at least the file's
+ * size) is the image's loop device. 1 with *whole filled, 0 when there is none, -errno. */
+static int find_file_loops(struct pm_parent *p, struct pm_loop_info *whole)
+{
+	struct file_loops c = { p, 0 };
+	int r = pm_loop_each_info(collect_file_loop, &c), best = -1;
+
+	if (r < 0)
+		return r;
+	p->file_loops_known = true;
+	for (size_t i = 0; i < p->nfile_loops; i++) {
+		const struct pm_loop_info *li = &p->file_loops[i];
+		if (pm_loop_covers_whole(li, p->size) && (best < 0 || li->index < p->file_loops[best].index))
+			best = (int)i;
+	}
+	if (best < 0)
+		return 0;
+	*whole = p->file_loops[best];
+	return 1;
+}
+
 int pm_parent_open(struct pm_parent *p, const char *path, const struct pm_parent_opts *o, const char **why)
 {
 	struct stat st;
@@ -96,6 +142,7 @@ int pm_parent_open(struct pm_parent *p, const char *path, const struct pm_parent
 	p->fd = -1;
 	p->lock_fd = -1;
 	p->node_fd = -1;
+	p->loop_control_fd = -1;
 	p->loop_index = -1;
 	p->path = path;
 	p->read_only = o->read_only;
@@ -143,7 +190,7 @@ int pm_parent_open(struct pm_parent *p, const char *path, const struct pm_parent
 		return -errno;
 
 	if (S_ISREG(st.st_mode)) {
-		struct pm_loop_info li;
+		struct pm_loop_info li = { 0 };
 		char sys[64];
 
 		p->is_file = true;
@@ -151,12 +198,12 @@ int pm_parent_open(struct pm_parent *p, const char *path, const struct pm_parent
 		p->file_ino = st.st_ino;
 		p->size = (uint64_t)st.st_size;
 		*why = "cannot look for its loop device";
-		r = pm_loop_find_whole(st.st_dev, st.st_ino, p->size, &li);
+		r = find_file_loops(p, &li);
 		if (r < 0)
 			return r;
 		if (r == 1) {
 			p->loop_index = li.index;
-			p->ssz = li.block_size;
+			p->ssz = pm_loop_block_size(li.index);
 			if (!li.read_only && p->read_only) {
 				/* -r on an image whose loop is writable: the maps are made read-only instead */
 			}
@@ -230,6 +277,12 @@ void pm_parent_close(struct pm_parent *p)
 		close(p->fd);
 	if (p->node_fd >= 0)
 		close(p->node_fd);
+	if (p->loop_control_fd >= 0)
+		close(p->loop_control_fd);
+	free(p->file_loops);
+	p->file_loops = NULL;
+	p->nfile_loops = 0;
+	p->file_loops_known = false;
 	if (p->lock_fd >= 0)
 		close(p->lock_fd); /* drops the lock */
 	if (p->dm) {
@@ -237,7 +290,7 @@ void pm_parent_close(struct pm_parent *p)
 		free(p->dm);
 		p->dm = NULL;
 	}
-	p->fd = p->lock_fd = p->node_fd = -1;
+	p->fd = p->lock_fd = p->node_fd = p->loop_control_fd = -1;
 }
 
 int pm_parent_detach(struct pm_parent *p, bool deferred)
@@ -247,18 +300,18 @@ int pm_parent_detach(struct pm_parent *p, bool deferred)
 	return pm_loop_detach(p->loop_index, !deferred);
 }
 
+const struct pm_backend *const pm_backends[] = { &pm_backend_dm, &pm_backend_part, &pm_backend_loop, NULL };
+
 const struct pm_backend *pm_backend_in_use(struct pm_parent *p)
 {
-	static const struct pm_backend *const all[] = { &pm_backend_dm, &pm_backend_part, &pm_backend_loop };
-
-	for (size_t i = 0; i < ARRAY_SIZE(all); i++) {
-		if (all[i]->usable(p) < 0)
+	for (const struct pm_backend *const *b = pm_backends; *b; b++) {
+		if ((*b)->usable(p) < 0)
 			continue;
 		struct pm_mapping *m = NULL;
 		size_t n = 0;
-		if (all[i]->list(p, &m, &n) == 0 && n) {
+		if ((*b)->list(p, false, &m, &n) == 0 && n) {
 			free(m);
-			return all[i];
+			return *b;
 		}
 		free(m);
 	}
@@ -277,9 +330,11 @@ static int publish(struct pm_parent *p, const struct pm_mapping *m)
 			return 0;
 		return pm_node_ensure(m->node, m->dev, p->node_mode, p->node_uid, p->node_gid, 0, &made);
 	}
-	r = pm_node_ensure(m->node, m->dev, p->node_mode, p->node_uid, p->node_gid, p->devtmpfs ? 1000 : 0, &made);
-	if (r < 0)
-		return r;
+	if (!m->node_ready) {
+		r = pm_node_ensure(m->node, m->dev, p->node_mode, p->node_uid, p->node_gid, p->devtmpfs ? 1000 : 0, &made);
+		if (r < 0)
+			return r;
+	}
 	return pm_mapper_link(m->name, m->node);
 }
 
@@ -345,13 +400,15 @@ static void links_read(struct links *l)
 	closedir(d);
 }
 
-/* remove /dev/mapper links that point at the mapping's node, whatever their name (after -p changed) */
+/* remove the /dev/mapper links that pointed at the mapping's node when the sync started, whatever
+ * their name (after -p changed): from the table read then, one unlink each */
 static void unpublish(struct links *l, const struct pm_mapping *m)
 {
-	pm_mapper_unlink(m->name, m->node);
 	for (size_t i = 0; i < l->n; i++)
 		if (l->v[i].target[0] && !strcmp(l->v[i].target, m->node)) {
-			pm_mapper_unlink(l->v[i].name, m->node);
+			char path[PATH_MAX];
+			if (pm_mapper_path(path, sizeof(path), l->v[i].name) == 0)
+				unlink(path);
 			l->v[i].target[0] = 0;
 		}
 }
@@ -392,7 +449,7 @@ int pm_map_sync(struct pm_parent *p, const struct pm_backend *b, const struct pm
 
 	if (p->loop_index < 0 && p->is_file)
 		return 0;
-	r = b->list(p, &e, &ne);
+	r = b->list(p, mode != PM_SYNC_DELETE, &e, &ne);
 	if (r < 0) {
 		report(arg, PM_EV_FAIL, p, NULL, r);
 		return 1;

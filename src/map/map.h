@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "../loop.h"
 #include "../names.h"
 #include "../ptable.h"
 
@@ -22,6 +23,10 @@ struct pm_parent {
 	bool is_file;
 	int fd;                    /* the image or the block device (given to loop devices as backing) */
 	int node_fd;               /* the parent's node, opened once for BLKPG (part backend); -1 */
+	int loop_control_fd;       /* /dev/loop-control, opened once for a run's loop devices; -1 */
+	struct pm_loop_info *file_loops; /* image: the loop devices bound to it, from the one walk over */
+	size_t nfile_loops;        /* all loop devices that pm_parent_open makes (the loop backend's */
+	bool file_loops_known;     /* list reads these instead of walking them all again) */
 	int lock_fd;               /* a separate open of it that holds the flock: a loop device keeps its
 				    * backing file open, and a lock on that would outlive partmap */
 	dev_t file_dev;            /* image: its device and inode */
@@ -57,6 +62,7 @@ struct pm_mapping {
 	char node[PATH_MAX];
 	int loop_index;            /* loop backend */
 	bool own_node;             /* node is /dev/mapper/<name> itself (dm): no symlink */
+	bool node_ready;           /* the backend saw the node in place (devtmpfs): nothing to check */
 	int open_count;            /* dm: as listed (-1 unknown) */
 };
 
@@ -66,8 +72,9 @@ struct pm_backend {
 	int (*usable)(struct pm_parent *p);
 	/* 0 when it can map this table's partitions (optional), else -errno (why not) */
 	int (*can_map)(const struct pm_parent *p, const struct pm_table *t);
-	/* the mappings of this parent that exist now, sorted by number */
-	int (*list)(struct pm_parent *p, struct pm_mapping **out, size_t *n);
+	/* the mappings of this parent that exist now, sorted by number; without extents, start and
+	 * size may be left 0 (enough to remove them: -d reads less) */
+	int (*list)(struct pm_parent *p, bool extents, struct pm_mapping **out, size_t *n);
 	/* make one; fills dev, node (and loop_index) */
 	int (*add)(struct pm_parent *p, const struct pm_part *part, struct pm_mapping *m);
 	/* remove one; -EBUSY when it is open or mounted */
@@ -82,6 +89,8 @@ struct pm_backend {
 extern const struct pm_backend pm_backend_part;
 extern const struct pm_backend pm_backend_loop;
 extern const struct pm_backend pm_backend_dm;
+/* every backend, in the order -a prefers them (dm, part, loop); NULL-terminated */
+extern const struct pm_backend *const pm_backends[];
 
 enum pm_event {
 	PM_EV_ADD,      /* made (or already there, for -a): kpartx's "add map" line */

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 static int blkpg(struct pm_parent *p, int op, unsigned num, uint64_t start, uint64_t size)
@@ -77,7 +78,7 @@ static unsigned entry_num(const struct pm_parent *p, const char *entry)
 	return (unsigned)v;
 }
 
-static int read_entry(struct pm_parent *p, const char *entry, struct pm_mapping *m)
+static int read_entry(struct pm_parent *p, const char *entry, bool extents, struct pm_mapping *m)
 {
 	char path[PATH_MAX * 2];
 	int r;
@@ -87,20 +88,25 @@ static int read_entry(struct pm_parent *p, const char *entry, struct pm_mapping 
 	m->num = entry_num(p, entry);
 	if (!m->num)
 		return -ENOENT;
-	snprintf(path, sizeof(path), "%s/%s/start", p->sysdir, entry);
-	if ((r = pm_read_u64(path, &m->start)) < 0)
-		return r;
-	snprintf(path, sizeof(path), "%s/%s/size", p->sysdir, entry);
-	if ((r = pm_read_u64(path, &m->size)) < 0)
-		return r;
-	snprintf(path, sizeof(path), "%s/%s/dev", p->sysdir, entry);
-	if ((r = pm_sysfs_devnum(path, &m->dev)) < 0)
-		return r;
+	if (extents) {
+		snprintf(path, sizeof(path), "%s/%s/start", p->sysdir, entry);
+		if ((r = pm_read_u64(path, &m->start)) < 0)
+			return r;
+		snprintf(path, sizeof(path), "%s/%s/size", p->sysdir, entry);
+		if ((r = pm_read_u64(path, &m->size)) < 0)
+			return r;
+	}
+	/* the device number: to make or check a node (not needed to remove one devtmpfs manages) */
+	if (extents || !p->devtmpfs) {
+		snprintf(path, sizeof(path), "%s/%s/dev", p->sysdir, entry);
+		if ((r = pm_sysfs_devnum(path, &m->dev)) < 0)
+			return r;
+	}
 	snprintf(m->node, sizeof(m->node), "/dev/%s", entry);
 	return pm_name_for(p, m->num, m->name, sizeof(m->name)) < 0 ? -ENAMETOOLONG : 0;
 }
 
-static int part_list(struct pm_parent *p, struct pm_mapping **out, size_t *n)
+static int part_list(struct pm_parent *p, bool extents, struct pm_mapping **out, size_t *n)
 {
 	DIR *d;
 	struct dirent *de;
@@ -117,7 +123,7 @@ static int part_list(struct pm_parent *p, struct pm_mapping **out, size_t *n)
 	while ((de = readdir(d))) {
 		struct pm_mapping m;
 
-		if (de->d_name[0] == '.' || read_entry(p, de->d_name, &m) < 0)
+		if (de->d_name[0] == '.' || read_entry(p, de->d_name, extents, &m) < 0)
 			continue;
 		if (pm_mappings_push(&v, n, &cap, &m) < 0) {
 			closedir(d);
@@ -131,6 +137,33 @@ static int part_list(struct pm_parent *p, struct pm_mapping **out, size_t *n)
 	return 0;
 }
 
+/* The device number of a partition just added. devtmpfs made its node before BLKPG returned: the
+ * node says the number, and sysfs's entry for that number must be this partition (a node left by
+ * someone else would name another); else the number comes from sysfs and the node is for publish()
+ * to make. */
+static int node_of_new(struct pm_parent *p, const char *entry, struct pm_mapping *m)
+{
+	char path[PATH_MAX * 2], link[PATH_MAX];
+	struct stat st;
+	ssize_t n;
+
+	if (p->devtmpfs && lstat(m->node, &st) == 0 && S_ISBLK(st.st_mode)) {
+		snprintf(path, sizeof(path), "/sys/dev/block/%u:%u", major(st.st_rdev), minor(st.st_rdev));
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n > 0) {
+			link[n] = 0;
+			const char *b = strrchr(link, '/');
+			if (b && !strcmp(b + 1, entry)) {
+				m->dev = st.st_rdev;
+				m->node_ready = true;
+				return 0;
+			}
+		}
+	}
+	snprintf(path, sizeof(path), "%s/%s/dev", p->sysdir, entry);
+	return pm_sysfs_devnum(path, &m->dev);
+}
+
 static int part_add(struct pm_parent *p, const struct pm_part *part, struct pm_mapping *m)
 {
 	char entry[96];
@@ -140,13 +173,11 @@ static int part_add(struct pm_parent *p, const struct pm_part *part, struct pm_m
 		return r;
 	/* the kernel names it loop0p1 after a name ending in a digit, else sdb1; its number is all
 	 * that is not known already */
-	char path[PATH_MAX * 2];
 	pm_part_name(entry, sizeof(entry), p->sysname, pm_default_delim(p->sysname), part->num);
-	snprintf(path, sizeof(path), "%s/%s/dev", p->sysdir, entry);
-	r = pm_sysfs_devnum(path, &m->dev);
+	snprintf(m->node, sizeof(m->node), "/dev/%s", entry);
+	r = node_of_new(p, entry, m);
 	if (r < 0)
 		goto undo;
-	snprintf(m->node, sizeof(m->node), "/dev/%s", entry);
 	if (p->read_only) {
 		/* a writable parent: make the partition itself read-only, and check that it is */
 		int one = 1, ro = 0;
@@ -172,19 +203,14 @@ undo:
 
 static int part_remove(struct pm_parent *p, const struct pm_mapping *m)
 {
-	int fd, r;
+	/* mounted, open, or held by another mapping: the kernel refuses with EBUSY */
+	int r = blkpg(p, BLKPG_DEL_PARTITION, m->num, 0, 0);
 
-	/* mounted or held by another mapping: an exclusive open fails */
-	fd = open(m->node, O_RDONLY | O_EXCL | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0 && errno == EBUSY)
-		return -EBUSY;
-	if (fd >= 0)
-		close(fd);
-	r = blkpg(p, BLKPG_DEL_PARTITION, m->num, 0, 0);
 	if (r < 0 && r != -ENXIO)
 		return r;
-	/* a node partmap made in a tmpfs /dev stays behind: remove it (devtmpfs removes its own) */
-	return pm_node_remove(m->node, m->dev);
+	/* a node partmap made in a tmpfs /dev stays behind: remove it (devtmpfs removed its own before
+	 * BLKPG returned) */
+	return p->devtmpfs ? 0 : pm_node_remove(m->node, m->dev);
 }
 
 const struct pm_backend pm_backend_part = {

@@ -19,13 +19,15 @@ struct fake {
 	unsigned removed[8];
 	size_t nremoved;
 	unsigned events[4];     /* counted by kind */
+	bool extents_asked;     /* what the last list() was asked for */
 };
 static struct fake *fk;     /* the backend's callbacks have no argument of their own */
 
 /* list(): always allocates, as a growing list does, even when it finds nothing */
-static int fake_list(struct pm_parent *p, struct pm_mapping **out, size_t *n)
+static int fake_list(struct pm_parent *p, bool extents, struct pm_mapping **out, size_t *n)
 {
 	(void)p;
+	fk->extents_asked = extents;
 	*out = calloc(8, sizeof(**out));
 	*n = 0;
 	if (!*out)
@@ -108,6 +110,7 @@ static void test_sync_delete_order(void **state)
 	assert_int_equal(f.removed[0], 3);
 	assert_int_equal(f.removed[2], 1);
 	assert_int_equal(f.events[PM_EV_DEL], 3);
+	assert_false(f.extents_asked); /* removing needs no starts and sizes */
 }
 
 static void test_sync_list_fails(void **state)
@@ -136,6 +139,7 @@ static void test_sync_add_failures(void **state)
 	assert_int_equal(pm_map_sync(&p, &fake_backend, &t, PM_SYNC_ADD, count, NULL), 2);
 	assert_int_equal(f.events[PM_EV_FAIL], 2);
 	assert_int_equal(f.nremoved, 0);
+	assert_true(f.extents_asked); /* adding compares them */
 }
 
 int main(void)
