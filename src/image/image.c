@@ -237,19 +237,32 @@ static int layer_read(struct pm_image *img, uint64_t off, void *buf, size_t len)
 {
 	uint8_t *p = buf;
 	struct pm_img_piece pc, next;
+	bool have_next = false;
 	int r;
 
 	while (len) {
-		memset(&pc, 0, sizeof(pc));
-		if ((r = img->fmt->map(img, off, len, &pc)) < 0)
-			return r;
+		if (have_next) {
+			/* the piece that ended the last join: mapped already, at this offset */
+			pc = next;
+			have_next = false;
+		} else {
+			memset(&pc, 0, sizeof(pc));
+			if ((r = img->fmt->map(img, off, len, &pc)) < 0)
+				return r;
+		}
 		if (pc.len == 0 || pc.len > len)
 			return -EIO;
+		/* DATA pieces contiguous in one file become one read; the first that is not is kept (reading
+		 * DATA touches no table cache, so it stays valid) */
 		while (pc.kind == PM_IMG_DATA && pc.len < len) {
 			memset(&next, 0, sizeof(next));
-			if (img->fmt->map(img, off + pc.len, len - pc.len, &next) < 0 || next.kind != PM_IMG_DATA ||
-			    next.fd != pc.fd || next.host != pc.host + pc.len || next.len == 0 || next.len > len - pc.len)
+			if (img->fmt->map(img, off + pc.len, len - pc.len, &next) < 0)
 				break;
+			if (next.kind != PM_IMG_DATA || next.fd != pc.fd || next.host != pc.host + pc.len ||
+			    next.len == 0 || next.len > len - pc.len) {
+				have_next = next.len > 0 && next.len <= len - pc.len;
+				break;
+			}
 			pc.len += next.len;
 		}
 		switch (pc.kind) {
