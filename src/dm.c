@@ -221,6 +221,10 @@ int pm_dm_open(struct pm_dm *dm)
 
 void pm_dm_close(struct pm_dm *dm)
 {
+	if (dm->batching) {
+		semctl(dm->batch_semid, 0, IPC_RMID); /* a batch never ended: no semaphore left behind */
+		dm->batching = false;
+	}
 	if (dm->fd >= 0)
 		close(dm->fd);
 	dm->fd = -1;
@@ -369,6 +373,33 @@ static void cookie_wait(struct pm_dm *dm, int semid, bool uevent)
 	semctl(semid, 0, IPC_RMID);
 }
 
+int pm_dm_batch_begin(struct pm_dm *dm)
+{
+	int r;
+
+	if (dm->batching)
+		return 1;
+	if (!dm->udev || dm->udev_timed_out || dm->udev_nowait)
+		return 0;
+	r = cookie_new(&dm->batch_cookie, &dm->batch_semid);
+	if (r < 0)
+		return r;
+	dm->batching = true;
+	return 1;
+}
+
+void pm_dm_batch_end(struct pm_dm *dm)
+{
+	struct sembuf down = { 0, -1, IPC_NOWAIT };
+
+	if (!dm->batching)
+		return;
+	dm->batching = false;
+	/* take back the count the cookie started with; udev takes one for each uevent: wait for zero */
+	semop(dm->batch_semid, &down, 1);
+	cookie_wait(dm, dm->batch_semid, true);
+}
+
 /* resume, remove and rename: with a cookie when udev runs */
 static int dm_call_udev(struct pm_dm *dm, unsigned long cmd, const struct pm_dm_ref *ref, uint32_t flags,
 			const void *payload, size_t plen, struct dm_ioctl **out)
@@ -376,6 +407,20 @@ static int dm_call_udev(struct pm_dm *dm, unsigned long cmd, const struct pm_dm_
 	struct dm_ioctl *io = NULL;
 	uint32_t cookie = 0;
 	int semid = -1, r;
+
+	if (dm->batching) {
+		/* the run's cookie: one more uevent to wait for, taken back when none went out */
+		struct sembuf up = { 0, 1, 0 }, down = { 0, -1, IPC_NOWAIT };
+		semop(dm->batch_semid, &up, 1);
+		r = dm_call(dm, cmd, ref, flags, dm->batch_cookie, payload, plen, 0, &io);
+		if (!(r == 0 && (io->flags & DM_UEVENT_GENERATED_FLAG)))
+			semop(dm->batch_semid, &down, 1);
+		if (r == 0 && out)
+			*out = io;
+		else
+			free(io);
+		return r;
+	}
 
 	/* once udev has not answered in time, it is taken as absent for the rest of the run; with
 	 * udev_nowait the uevent goes out without a cookie and nobody waits */

@@ -20,6 +20,9 @@ struct pm_dm {
 	int udev_wait_ms;         /* how long to wait for udev before making nodes ourselves */
 	bool udev_timed_out;      /* set when a wait ran out */
 	bool udev_nowait;         /* leave nodes to udev without waiting for it (kpartx -n) */
+	bool batching;            /* a run's one udev cookie is in use (pm_dm_batch_begin): */
+	int batch_semid;          /* its semaphore */
+	uint32_t batch_cookie;
 	/* the DM ioctl; NULL = ioctl(2) on fd (tests put a fake kernel here) */
 	int (*ioctl_fn)(int fd, unsigned long cmd, void *io);
 };
@@ -76,6 +79,12 @@ struct pm_dm_version {
 int pm_udev_timeout_env(int *ms);
 
 int pm_dm_open(struct pm_dm *dm);
+/* One udev cookie for many operations, as kpartx does: until pm_dm_batch_end, resume, remove and
+ * rename count on it and return without waiting; pm_dm_batch_end waits (bounded by udev_wait_ms)
+ * until udev has handled every uevent they caused, and sets udev_timed_out if it did not. Begin
+ * returns 1 when batching, 0 when there is nothing to wait for (no udev, -n), -errno. */
+int pm_dm_batch_begin(struct pm_dm *dm);
+void pm_dm_batch_end(struct pm_dm *dm);
 void pm_dm_close(struct pm_dm *dm);
 
 int pm_dm_info(struct pm_dm *dm, const struct pm_dm_ref *ref, struct pm_dm_info *info);

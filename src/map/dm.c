@@ -223,6 +223,16 @@ static int dm_rename(struct pm_parent *p, const struct pm_mapping *m, const char
 	return r;
 }
 
+static int dm_batch_begin(struct pm_parent *p)
+{
+	return dm_usable(p) < 0 ? 0 : pm_dm_batch_begin(p->dm);
+}
+
+static void dm_batch_end(struct pm_parent *p)
+{
+	pm_dm_batch_end(p->dm);
+}
+
 const struct pm_backend pm_backend_dm = {
 	.name = "dm",
 	.usable = dm_usable,
@@ -230,4 +240,6 @@ const struct pm_backend pm_backend_dm = {
 	.add = dm_add,
 	.remove = dm_remove,
 	.rename = dm_rename,
+	.batch_begin = dm_batch_begin,
+	.batch_end = dm_batch_end,
 };

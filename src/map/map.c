@@ -439,8 +439,15 @@ static const struct pm_mapping *find_num(const struct pm_mapping *e, size_t n, u
 	return NULL;
 }
 
-int pm_map_sync(struct pm_parent *p, const struct pm_backend *b, const struct pm_table *t,
-		enum pm_sync_mode mode, pm_report_fn report, void *arg)
+/* mappings made while udev works through a batch: their nodes are checked (and made, if udev did
+ * not answer) and they are reported once the batch has ended */
+struct later {
+	struct pm_mapping *v;
+	size_t n, cap;
+};
+
+static int sync_mappings(struct pm_parent *p, const struct pm_backend *b, const struct pm_table *t,
+			 enum pm_sync_mode mode, pm_report_fn report, void *arg, struct later *later)
 {
 	_cleanup_free_ struct pm_mapping *e = NULL;
 	__attribute__((cleanup(links_free))) struct links links = { 0 };
@@ -507,6 +514,11 @@ int pm_map_sync(struct pm_parent *p, const struct pm_backend *b, const struct pm
 			}
 		}
 		r = b->add(p, part, &m);
+		if (r == 0 && later) {
+			r = pm_mappings_push(&later->v, &later->n, &later->cap, &m);
+			if (r == 0)
+				continue;
+		}
 		if (r == 0)
 			r = publish(p, &m);
 		if (r < 0) {
@@ -516,5 +528,24 @@ int pm_map_sync(struct pm_parent *p, const struct pm_backend *b, const struct pm
 		}
 		report(arg, PM_EV_ADD, p, &m, 0);
 	}
+	return failures;
+}
+
+int pm_map_sync(struct pm_parent *p, const struct pm_backend *b, const struct pm_table *t,
+		enum pm_sync_mode mode, pm_report_fn report, void *arg)
+{
+	struct later later = { 0 };
+	bool batch = b->batch_begin && b->batch_begin(p) > 0;
+	int failures = sync_mappings(p, b, t, mode, report, arg, batch ? &later : NULL);
+
+	if (batch) {
+		b->batch_end(p);
+		for (size_t i = 0; i < later.n; i++) {
+			int r = publish(p, &later.v[i]);
+			report(arg, r < 0 ? PM_EV_FAIL : PM_EV_ADD, p, &later.v[i], r);
+			failures += r < 0;
+		}
+	}
+	free(later.v);
 	return failures;
 }

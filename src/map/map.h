@@ -81,6 +81,10 @@ struct pm_backend {
 	int (*remove)(struct pm_parent *p, const struct pm_mapping *m);
 	/* give an existing mapping its new name (after -p changed); NULL: names are only links */
 	int (*rename)(struct pm_parent *p, const struct pm_mapping *m, const char *new_name);
+	/* optional: one wait for udev for a whole sync (dm, as kpartx's one cookie). begin returns 1
+	 * when batching: nodes of new mappings are then checked after end, which waits (bounded) */
+	int (*batch_begin)(struct pm_parent *p);
+	void (*batch_end)(struct pm_parent *p);
 };
 
 /* The kernel takes partition numbers up to this through BLKPG (DISK_MAX_PARTS - 1). */
