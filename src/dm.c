@@ -26,17 +26,6 @@
 #define COOKIE_TRIES 64 /* semaphore keys tried before giving up (another process may hold each) */
 #define UDEV_PRIMARY_SOURCE 0x40
 
-static uint64_t enc_dev(dev_t d)
-{
-	uint64_t maj = major(d), min = minor(d);
-	return (min & 0xff) | (maj << 8) | ((min & ~0xffull) << 12);
-}
-
-static dev_t dec_dev(uint64_t d)
-{
-	return makedev((unsigned)((d & 0xfff00) >> 8), (unsigned)((d & 0xff) | ((d >> 12) & 0xfff00)));
-}
-
 static int set_ref(struct dm_ioctl *io, const struct pm_dm_ref *ref)
 {
 	if (!ref)
@@ -50,7 +39,7 @@ static int set_ref(struct dm_ioctl *io, const struct pm_dm_ref *ref)
 			return -ENAMETOOLONG;
 		memcpy(io->uuid, ref->uuid, strlen(ref->uuid) + 1);
 	} else {
-		io->dev = enc_dev(ref->dev);
+		io->dev = pm_dev_encode(ref->dev);
 	}
 	return 0;
 }
@@ -119,7 +108,7 @@ static void fill_info(const struct dm_ioctl *io, struct pm_dm_info *info)
 	info->name[sizeof(info->name) - 1] = 0;
 	memcpy(info->uuid, io->uuid, sizeof(info->uuid));
 	info->uuid[sizeof(info->uuid) - 1] = 0;
-	info->dev = dec_dev(io->dev);
+	info->dev = pm_dev_decode(io->dev);
 	info->flags = io->flags;
 	info->open_count = io->open_count;
 	info->event_nr = io->event_nr;
@@ -569,7 +558,7 @@ int pm_dm_deps(struct pm_dm *dm, const struct pm_dm_ref *ref, dev_t **out, size_
 		return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < deps->count; i++)
-		(*out)[i] = dec_dev(deps->dev[i]);
+		(*out)[i] = pm_dev_decode(deps->dev[i]);
 	*n = deps->count;
 	free(io);
 	return 0;
@@ -655,7 +644,7 @@ static bool add_name(const char *rec, void *arg)
 	if (!collect_room(c, sizeof(*v)))
 		return false;
 	v = (struct pm_dm_name *)c->v + c->n++;
-	v->dev = dec_dev(nl->dev);
+	v->dev = pm_dev_decode(nl->dev);
 	pm_strlcpy(v->name, nl->name, PM_DM_NAME_LEN);
 	return true;
 }

@@ -26,12 +26,6 @@ static uint64_t loop_sys_u64(int index, const char *rel, uint64_t dflt)
 	return pm_read_u64(path, &v) == 0 ? v : dflt;
 }
 
-/* lo_device / lo_rdevice are the kernel's huge_encode_dev() */
-static dev_t huge_decode(uint64_t d)
-{
-	return makedev((unsigned)((d & 0xfff00) >> 8), (unsigned)((d & 0xff) | ((d >> 12) & 0xfff00)));
-}
-
 static int info_bound(int index, struct pm_loop_info *info);
 
 int pm_loop_info(int index, struct pm_loop_info *info)
@@ -73,10 +67,10 @@ static int info_bound(int index, struct pm_loop_info *info)
 			info->autoclear = li.lo_flags & LO_FLAGS_AUTOCLEAR;
 			info->partscan = li.lo_flags & LO_FLAGS_PARTSCAN;
 			info->direct_io = li.lo_flags & LO_FLAGS_DIRECT_IO;
-			info->backing_dev = huge_decode(li.lo_device);
+			info->backing_dev = pm_dev_decode(li.lo_device);
 			info->backing_ino = (ino_t)li.lo_inode;
 			info->backing_known = true;
-			info->backing_rdev = huge_decode(li.lo_rdevice);
+			info->backing_rdev = pm_dev_decode(li.lo_rdevice);
 			li.lo_file_name[sizeof(li.lo_file_name) - 1] = 0;
 			pm_strlcpy(info->tag, (const char *)li.lo_file_name, sizeof(info->tag));
 			info->status_known = true;

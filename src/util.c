@@ -2,6 +2,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <sys/sysmacros.h>
 #include <fcntl.h>
 #include <string.h>
 #include <time.h>
@@ -118,4 +119,15 @@ size_t pm_utf16_to_utf8(const uint8_t *in, size_t in_bytes, bool be, char *out, 
 	}
 	out[o] = 0;
 	return o;
+}
+
+uint64_t pm_dev_encode(dev_t d)
+{
+	uint64_t maj = major(d), min = minor(d);
+	return (min & 0xff) | (maj << 8) | ((min & ~0xffull) << 12);
+}
+
+dev_t pm_dev_decode(uint64_t d)
+{
+	return makedev((unsigned)((d & 0xfff00) >> 8), (unsigned)((d & 0xff) | ((d >> 12) & 0xfff00)));
 }

@@ -109,6 +109,9 @@ int pm_read_u64(const char *path, uint64_t *v);
 /* UTF-16 (little- or big-endian, up to a NUL unit) to NUL-terminated UTF-8, cut at a character
  * boundary to fit out_len; a surrogate without its other half becomes U+FFFD. Bytes written. */
 size_t pm_utf16_to_utf8(const uint8_t *in, size_t in_bytes, bool big_endian, char *out, size_t out_len);
+/* Device numbers as the kernel passes them in 64 bits (huge_encode_dev: DM ioctls, loop status) */
+uint64_t pm_dev_encode(dev_t d);
+dev_t pm_dev_decode(uint64_t d);
 /* sleep this many milliseconds (resumed after a signal) */
 void pm_sleep_ms(unsigned ms);
 /* a whole decimal number, nothing else, at most max: 0, or -EINVAL */

@@ -223,8 +223,6 @@ int pm_parent_open(struct pm_parent *p, const char *path, const struct pm_parent
 			return r;
 	} else {
 		int ssz;
-		char link[PATH_MAX], tgt[PATH_MAX];
-		ssize_t n;
 
 		p->rdev = st.st_rdev;
 		pm_strlcpy(p->node, path, sizeof(p->node));
@@ -238,16 +236,9 @@ int pm_parent_open(struct pm_parent *p, const char *path, const struct pm_parent
 			if (r < 0)
 				return r;
 		}
-		/* a loop device given by path: remember its index */
-		snprintf(link, sizeof(link), "/sys/dev/block/%u:%u", major(p->rdev), minor(p->rdev));
-		n = readlink(link, tgt, sizeof(tgt) - 1);
-		if (n > 0) {
-			const char *b;
-			tgt[n] = 0;
-			b = strrchr(tgt, '/');
-			if (b && sscanf(b + 1, "loop%d", &p->loop_index) != 1)
-				p->loop_index = -1;
-		}
+		/* a loop device given by path: remember its index (a partition of one is not one) */
+		r = pm_loop_index_of(p->rdev);
+		p->loop_index = r >= 0 ? r : -1;
 	}
 	snprintf(p->sysdir, sizeof(p->sysdir), "/sys/dev/block/%u:%u", major(p->rdev), minor(p->rdev));
 	{
