@@ -108,6 +108,12 @@ int pm_img_pread(int fd, uint64_t fsize, uint64_t off, void *buf, size_t len);
  * start). -EIO when the bytes lie outside the table or the file. */
 int pm_img_table(struct pm_image *img, uint32_t fid, int fd, uint64_t fsize, uint64_t tbl_off, uint64_t tbl_len,
 		 uint64_t at, void *buf, size_t len);
+/* A run of equal bits in a sector bitmap (VHD: most significant bit first; VHDX: least significant
+ * first) that lies at bm_off, bm_len bytes long, in the image's own file: the value of bit 'first'
+ * and how many bits from it, at most 'max', have that value. Read through the table cache a few
+ * dozen bytes at a time. 0, or -EIO outside the bitmap. */
+int pm_img_bitmap_run(struct pm_image *img, uint64_t bm_off, uint64_t bm_len, bool msb_first, uint64_t first,
+		      uint64_t max, bool *value, uint64_t *run);
 /* Open the backing/parent file NAME (relative to the folder of img->path unless absolute) as FORMAT
  * (NULL: detect) into img->backing; checks depth and loops. want_size: unused. */
 int pm_img_open_backing(struct pm_image *img, const char *name, const char *format);

@@ -291,6 +291,41 @@ static int layer_read(struct pm_image *img, uint64_t off, void *buf, size_t len)
 	return 0;
 }
 
+int pm_img_bitmap_run(struct pm_image *img, uint64_t bm_off, uint64_t bm_len, bool msb_first, uint64_t first,
+		      uint64_t max, bool *value, uint64_t *run)
+{
+	uint8_t buf[64];
+	uint64_t n = 0;
+
+	while (n < max) {
+		uint64_t bit = first + n, byte = bit / 8;
+		size_t want = (size_t)((max - n + bit % 8 + 7) / 8);
+		int r;
+
+		if (want > sizeof(buf))
+			want = sizeof(buf);
+		if (byte >= bm_len)
+			return -EIO;
+		if (want > bm_len - byte)
+			want = (size_t)(bm_len - byte);
+		r = pm_img_table(img, 0, img->fd, img->file_size, bm_off, bm_len, byte, buf, want);
+		if (r < 0)
+			return r;
+		for (uint64_t b = bit; n < max && b < (byte + want) * 8; b++, n++) {
+			unsigned sh = msb_first ? 7 - (unsigned)(b % 8) : (unsigned)(b % 8);
+			bool v = (buf[b / 8 - byte] >> sh) & 1;
+			if (n == 0)
+				*value = v;
+			else if (v != *value) {
+				*run = n;
+				return 0;
+			}
+		}
+	}
+	*run = n;
+	return 0;
+}
+
 /* ---- opening ---- */
 
 char *pm_img_resolve(const struct pm_image *img, const char *name)

@@ -185,14 +185,6 @@ static int vhd_open(struct pm_image *img)
 	return 0;
 }
 
-/* Is sector s of a bitmap set? (VHD bitmaps: most significant bit first) */
-static int vhd_bit(struct pm_image *img, uint64_t bm_off, uint32_t bm_len, uint64_t s)
-{
-	uint8_t b;
-	int r = pm_img_table(img, 0, img->fd, img->file_size, bm_off, bm_len, s / 8, &b, 1);
-	return r < 0 ? r : (b >> (7 - s % 8)) & 1;
-}
-
 static int vhd_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_img_piece *pc)
 {
 	struct vhd *v = img->priv;
@@ -222,14 +214,13 @@ static int vhd_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_i
 	if (v->type == VHD_DYNAMIC)
 		return 0;
 	/* differencing: the sector bitmap says which sectors this file holds */
-	uint64_t s = in / 512, last = (in + pc->len - 1) / 512, t;
-	int here = vhd_bit(img, block_off, v->bitmap_size, s), bit = here;
-	for (t = s + 1; t <= last && bit == here; t++)
-		bit = vhd_bit(img, block_off, v->bitmap_size, t);
-	if (here < 0 || bit < 0)
+	uint64_t s = in / 512, nsec = (in + pc->len - 1) / 512 - s + 1, run;
+	bool here;
+	r = pm_img_bitmap_run(img, block_off, v->bitmap_size, true, s, nsec, &here, &run);
+	if (r < 0)
 		return -EIO;
-	if (bit != here && (t - 1) * 512 < in + pc->len)
-		pc->len = (t - 1) * 512 - in;
+	if (run < nsec && (s + run) * 512 < in + pc->len)
+		pc->len = (s + run) * 512 - in;
 	pc->kind = here ? PM_IMG_DATA : PM_IMG_BELOW;
 	return 0;
 }

@@ -318,18 +318,9 @@ static int vhdx_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_
 	uint64_t sb_off = sb & ~(MiB - 1);
 	uint64_t first = (off - chunk * v->chunk_ratio * v->block_size) / v->lss;
 	uint64_t nsec = (in + pc->len + v->lss - 1) / v->lss - in / v->lss, t;
-	uint8_t b = 0;
-	bool here = false;
-	for (t = 0; t < nsec; t++) {
-		uint64_t s = first + t;
-		if ((t == 0 || s % 8 == 0) && (r = pm_img_table(img, 0, img->fd, img->file_size, sb_off, MiB, s / 8, &b, 1)) < 0)
-			return r;
-		bool bit = (b >> (s % 8)) & 1;
-		if (t == 0)
-			here = bit;
-		else if (bit != here)
-			break;
-	}
+	bool here;
+	if ((r = pm_img_bitmap_run(img, sb_off, MiB, false, first, nsec, &here, &t)) < 0)
+		return r;
 	uint64_t end = (in / v->lss + t) * v->lss;
 	if (end < in + pc->len)
 		pc->len = end - in;
