@@ -220,6 +220,18 @@ static bool desc_value(const char *text, const char *key, char *out, size_t outl
 	return false;
 }
 
+/* The image file itself as the one sparse extent (its embedded descriptor names it, or there is no
+ * descriptor): v->ext has room for it. */
+static int self_extent(struct pm_image *img, struct vmdk *v)
+{
+	struct extent *e = &v->ext[v->n++];
+
+	e->fd = img->fd;
+	e->fsize = img->file_size;
+	e->start = 0;
+	return open_sparse(img, e, img->path);
+}
+
 static int parse_descriptor(struct pm_image *img, struct vmdk *v, char *text, bool embedded)
 {
 	char ctype[64] = "", parent[1024] = "", cid[16] = "";
@@ -251,13 +263,9 @@ static int parse_descriptor(struct pm_image *img, struct vmdk *v, char *text, bo
 					if (v->n)
 						return pm_img_fail(img, -EINVAL, "%s: a VMDK sparse file lists more than itself",
 								   img->path);
-					struct extent *e = &v->ext[v->n++];
-					e->fd = img->fd;
-					e->fsize = img->file_size;
-					e->start = 0;
-					if ((r = open_sparse(img, e, img->path)) < 0)
+					if ((r = self_extent(img, v)) < 0)
 						return r;
-					pos = e->sectors;
+					pos = v->ext[0].sectors;
 				}
 			} else if (!embedded && (r = add_extent(img, v, l, &pos)) < 0) {
 				return r;
@@ -288,6 +296,7 @@ static int parse_descriptor(struct pm_image *img, struct vmdk *v, char *text, bo
 	return 0;
 }
 
+
 static int vmdk_open(struct pm_image *img)
 {
 	struct vmdk *v = calloc(1, sizeof(*v));
@@ -311,14 +320,11 @@ static int vmdk_open(struct pm_image *img)
 			v->ext = calloc(1, sizeof(*v->ext));
 			if (!v->ext)
 				return -ENOMEM;
-			struct extent *e = &v->ext[v->n++];
-			e->fd = img->fd;
-			e->fsize = img->file_size;
-			int r = open_sparse(img, e, img->path);
+			int r = self_extent(img, v);
 			if (r < 0)
 				return r;
-			img->size = e->sectors * 512;
-			img->subformat = e->type == EXT_COWD ? "vmfsSparse" : "monolithicSparse";
+			img->size = v->ext[0].sectors * 512;
+			img->subformat = v->ext[0].type == EXT_COWD ? "vmfsSparse" : "monolithicSparse";
 			return 0;
 		}
 	} else {
