@@ -597,17 +597,10 @@ struct collect {
 /* room for one more element of size elem; false (and err set) when out of memory */
 static bool collect_room(struct collect *c, size_t elem)
 {
-	void *nv;
-
-	if (c->n < c->cap)
-		return true;
-	nv = reallocarray(c->v, c->cap ? c->cap * 2 : 32, elem);
-	if (!nv) {
+	if (pm_grow(&c->v, c->n, &c->cap, elem) < 0) {
 		c->err = -ENOMEM;
 		return false;
 	}
-	c->v = nv;
-	c->cap = c->cap ? c->cap * 2 : 32;
 	return true;
 }
 

@@ -76,14 +76,8 @@ static int parse_line(char *s, unsigned lineno, uint64_t *next, struct pm_dm_tab
 	if (length > UINT64_MAX - start)
 		return refuse(tb, err, PM_DMT_TOO_LONG, lineno, type);
 	*next = start + length;
-	if (tb->n == tb->cap) {
-		size_t nc = tb->cap ? tb->cap * 2 : 8;
-		struct pm_dm_target *nt = reallocarray(tb->t, nc, sizeof(*nt));
-		if (!nt)
-			return -ENOMEM;
-		tb->t = nt;
-		tb->cap = nc;
-	}
+	if (pm_grow(&tb->t, tb->n, &tb->cap, sizeof(*tb->t)) < 0)
+		return -ENOMEM;
 	t = &tb->t[tb->n];
 	memset(t, 0, sizeof(*t));
 	t->start = start;

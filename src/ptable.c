@@ -136,15 +136,9 @@ struct pm_part *pm_put(struct pm_ctx *c, unsigned num, uint64_t start, uint64_t 
 			}
 	}
 	if (!p) {
-		if (t->nparts == t->cap) {
-			size_t ncap = t->cap ? t->cap * 2 : 16;
-			struct pm_part *np = realloc(t->parts, ncap * sizeof(*np));
-			if (!np) {
-				c->err = -ENOMEM;
-				return NULL;
-			}
-			t->parts = np;
-			t->cap = ncap;
+		if (pm_grow(&t->parts, t->nparts, &t->cap, sizeof(*t->parts)) < 0) {
+			c->err = -ENOMEM;
+			return NULL;
 		}
 		p = &t->parts[t->nparts++];
 	}

@@ -131,3 +131,20 @@ dev_t pm_dev_decode(uint64_t d)
 {
 	return makedev((unsigned)((d & 0xfff00) >> 8), (unsigned)((d & 0xff) | ((d >> 12) & 0xfff00)));
 }
+
+int pm_grow(void *pv, size_t n, size_t *cap, size_t elem)
+{
+	void *old, *nv;
+	size_t nc;
+
+	if (n < *cap)
+		return 0;
+	nc = *cap ? *cap * 2 : 16;
+	memcpy(&old, pv, sizeof(old)); /* the caller's T *, whatever T */
+	nv = reallocarray(old, nc, elem);
+	if (!nv)
+		return -ENOMEM;
+	memcpy(pv, &nv, sizeof(nv));
+	*cap = nc;
+	return 0;
+}

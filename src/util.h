@@ -112,6 +112,9 @@ size_t pm_utf16_to_utf8(const uint8_t *in, size_t in_bytes, bool big_endian, cha
 /* Device numbers as the kernel passes them in 64 bits (huge_encode_dev: DM ioctls, loop status) */
 uint64_t pm_dev_encode(dev_t d);
 dev_t pm_dev_decode(uint64_t d);
+/* Room for one more element in a growing array: *(T **)pv holds n elements of elem bytes in *cap
+ * allocated; doubled (from 16) when full. 0, or -ENOMEM with the array left as it was. */
+int pm_grow(void *pv, size_t n, size_t *cap, size_t elem);
 /* sleep this many milliseconds (resumed after a signal) */
 void pm_sleep_ms(unsigned ms);
 /* a whole decimal number, nothing else, at most max: 0, or -EINVAL */

@@ -632,15 +632,9 @@ static int info_one(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_
 		print_info_long(&info);
 		return 0;
 	}
-	if (in->n == in->cap) {
-		size_t nc = in->cap ? in->cap * 2 : 64;
-		struct pm_dm_info *nv = reallocarray(in->v, nc, sizeof(*nv));
-		if (!nv) {
-			fprintf(stderr, "dmsetup: %s\n", strerror(ENOMEM));
-			return 1;
-		}
-		in->v = nv;
-		in->cap = nc;
+	if (pm_grow(&in->v, in->n, &in->cap, sizeof(*in->v)) < 0) {
+		fprintf(stderr, "dmsetup: %s\n", strerror(ENOMEM));
+		return 1;
 	}
 	in->v[in->n++] = info;
 	return 0;

@@ -166,14 +166,8 @@ static int add_bound(int idx, void *arg)
 {
 	struct bound *b = arg;
 
-	if (b->n == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 16;
-		int *v = realloc(b->v, cap * sizeof(int));
-		if (!v)
-			return -ENOMEM;
-		b->v = v;
-		b->cap = cap;
-	}
+	if (pm_grow(&b->v, b->n, &b->cap, sizeof(*b->v)) < 0)
+		return -ENOMEM;
 	b->v[b->n++] = idx;
 	return 0;
 }

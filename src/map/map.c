@@ -41,14 +41,8 @@ int pm_sort_mappings(struct pm_mapping *m, size_t n)
 
 int pm_mappings_push(struct pm_mapping **v, size_t *n, size_t *cap, const struct pm_mapping *m)
 {
-	if (*n == *cap) {
-		size_t nc = *cap ? *cap * 2 : 16;
-		struct pm_mapping *nv = realloc(*v, nc * sizeof(*nv));
-		if (!nv)
-			return -ENOMEM;
-		*v = nv;
-		*cap = nc;
-	}
+	if (pm_grow(v, *n, cap, sizeof(**v)) < 0)
+		return -ENOMEM;
 	(*v)[(*n)++] = *m;
 	return 0;
 }
@@ -99,14 +93,8 @@ static int collect_file_loop(const struct pm_loop_info *li, void *arg)
 
 	if (!li->backing_known || li->backing_dev != p->file_dev || li->backing_ino != p->file_ino)
 		return 0;
-	if (p->nfile_loops == c->cap) {
-		size_t nc = c->cap ? c->cap * 2 : 16;
-		struct pm_loop_info *nv = reallocarray(p->file_loops, nc, sizeof(*nv));
-		if (!nv)
-			return -ENOMEM;
-		p->file_loops = nv;
-		c->cap = nc;
-	}
+	if (pm_grow(&p->file_loops, p->nfile_loops, &c->cap, sizeof(*p->file_loops)) < 0)
+		return -ENOMEM;
 	p->file_loops[p->nfile_loops++] = *li;
 	return 0;
 }
@@ -376,14 +364,8 @@ static void links_read(struct links *l)
 			sweep_temp_link(de->d_name);
 		if (de->d_name[0] == '.' || de->d_type != DT_LNK || strlen(de->d_name) >= PM_NAME_MAX)
 			continue;
-		if (l->n == cap) {
-			size_t nc = cap ? cap * 2 : 32;
-			struct link *nv = realloc(l->v, nc * sizeof(*nv));
-			if (!nv)
-				break;
-			l->v = nv;
-			cap = nc;
-		}
+		if (pm_grow(&l->v, l->n, &cap, sizeof(*l->v)) < 0)
+			break;
 		pm_strlcpy(l->v[l->n].name, de->d_name, PM_NAME_MAX);
 		if (pm_mapper_readlink(de->d_name, l->v[l->n].target, PATH_MAX) == 0)
 			l->n++;

@@ -191,6 +191,28 @@ static int fake_dm_ioctl(int fd, unsigned long cmd, void *arg)
 	return 0;
 }
 
+/* the one growing-array helper: doubles from 16, keeps the contents */
+static void test_grow(void **state)
+{
+	uint64_t *v = NULL;
+	size_t n = 0, cap = 0;
+
+	(void)state;
+	for (uint64_t i = 0; i < 100; i++) {
+		assert_int_equal(pm_grow(&v, n, &cap, sizeof(*v)), 0);
+		v[n++] = i * 3;
+	}
+	assert_int_equal(cap, 128);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(v[i], i * 3);
+	/* not full: nothing moves */
+	uint64_t *before = v;
+	assert_int_equal(pm_grow(&v, n, &cap, sizeof(*v)), 0);
+	assert_ptr_equal(v, before);
+	assert_int_equal(cap, 128);
+	free(v);
+}
+
 /* the one UTF-16 decoder (GPT names, VHD/VHDX parent locators) */
 static void test_utf16(void **state)
 {
@@ -275,6 +297,7 @@ int main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_guid_str),
 		cmocka_unit_test(test_node_ensure),
+		cmocka_unit_test(test_grow),
 		cmocka_unit_test(test_utf16),
 		cmocka_unit_test(test_dm_name_valid),
 		cmocka_unit_test(test_dm_reply_grows_then_fails),
