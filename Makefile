@@ -35,7 +35,7 @@ UNIT_HELPERS := tests/unit/imgbuild.c tests/unit/imgfmt.c
 FUZZ_TYPES := gpt sgi dos bsd sun atari mac ps3 solaris unixware
 FUZZ_SRC := src/ptable.c src/disk.c src/crc32.c src/util.c $(wildcard src/table/*.c) $(wildcard src/image/*.c)
 FUZZ_FORMATS := qcow2 vmdk vhd vhdx vdi
-FUZZ_BIN := $(FUZZ_TYPES:%=$(BUILD)/fuzz/fuzz_%) $(FUZZ_FORMATS:%=$(BUILD)/fuzz/fuzz_img_%)
+FUZZ_BIN := $(FUZZ_TYPES:%=$(BUILD)/fuzz/fuzz_%) $(FUZZ_FORMATS:%=$(BUILD)/fuzz/fuzz_img_%) $(BUILD)/fuzz/fuzz_dmtable
 
 .PHONY: all static install demo check deps unit asan fuzz clang-build bench clean vm
 
@@ -84,6 +84,12 @@ $(BUILD)/fuzz/fuzz_img_%: tests/fuzz/fuzz_image.c $(FUZZ_SRC) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(CPPFLAGS) $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-DFUZZ_FORMAT=\"$*\" -Isrc -o $@ $< $(FUZZ_SRC) $(LIBS)
+
+# the device-mapper table text parser (an explicit rule: it wins over fuzz_% above)
+$(BUILD)/fuzz/fuzz_dmtable: tests/fuzz/fuzz_dmtable.c $(LIB_SRC) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(CPPFLAGS) $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-Isrc -o $@ $< $(LIB_SRC) $(LIBS)
 
 fuzz: $(FUZZ_BIN)
 

@@ -24,6 +24,11 @@ if command -v qemu-img >/dev/null; then
 		qemu-img convert -q -f raw -O "$@" "$TMP/disk.raw" "$TMP/seeds/$d/seed$n" 2>/dev/null
 	done
 fi
+# seeds for the device-mapper table text
+mkdir -p "$TMP/seeds/dmtable"
+printf '0 2048 linear 7:0 2048\n2048 100 zero\n' >"$TMP/seeds/dmtable/lz"
+printf '# c\n\n0 8 crypt aes-xts-plain64 0011223344556677 0 7:1 0\n' >"$TMP/seeds/dmtable/crypt"
+printf '0 16 striped 2 8 /dev/null 0 7:2 0\n16 0 error\n' >"$TMP/seeds/dmtable/bad"
 for f in "$B"/fuzz/fuzz_*; do
 	t=${f##*/fuzz_}
 	mkdir -p "$TMP/corpus/$t" "$TMP/art"
