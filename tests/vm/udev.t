@@ -85,6 +85,19 @@ for a in -a -d; do
 	udevadm settle --timeout=30
 done
 is "$(ls /dev/mapper | grep -c "^${L3#/dev/}p")$(cookies)" "00" "after -a/-d under strace: no map, no cookie left"
+# -u with udev in one batch: a partition gone from the table is removed, a new one added, the rest
+# kept; udev's links follow
+n3=${L3#/dev/}
+"$PARTMAP" kpartx -a "$L3"; udevadm settle --timeout=30
+keep=$(readlink "/dev/mapper/${n3}p1")
+sgdisk -d 3 -n 4:0:+4M "$L3" >/dev/null 2>&1; blockdev --flushbufs "$L3"
+"$PARTMAP" kpartx -u "$L3" 2>"$TMP/err"; rc=$?
+udevadm settle --timeout=30
+is "$rc $(ls /dev/mapper | grep "^${n3}p" | sort | xargs)" "0 ${n3}p1 ${n3}p2 ${n3}p4" "-u with udev: p3 removed, p4 added, p1 and p2 kept"
+[ -L "/dev/mapper/${n3}p4" ] && [ "$(readlink "/dev/mapper/${n3}p1")" = "$keep" ]; ok $? "-u with udev: udev's links, p1 untouched"
+grep -q "did not confirm" "$TMP/err"; [ $? -ne 0 ]; ok $? "-u with udev: confirmed by udev (no fallback)"
+"$PARTMAP" kpartx -d "$L3"; udevadm settle --timeout=30
+is "$(ls /dev/mapper | grep -c "^${n3}p")$(cookies)" "00" "-u then -d: no map, no cookie left"
 
 # -d of an image whose loop device something else holds: both tools remove their maps and leave the
 # loop device to the kernel's deferred detach (autoclear), released when the holder closes it
