@@ -114,6 +114,33 @@ grep -q "not set the device up as asked" "$TMP/err"; ok $? "... and says so ($(h
 st error=EAGAIN:when=2+ -f --show "$TMP/small.img" >"$TMP/out" 2>"$TMP/err"
 is "$? $(grep -c 'LOOP_CONFIGURE' "$TMP/st.log")" "1 40" "EAGAIN for ever: a bounded 40 tries, then exit 1"
 is "$(losetup -j "$TMP/small.img")" "" "fault injection left nothing attached"
+# a kernel that ignores lo_sizelimit in LOOP_CONFIGURE (5.8 to 5.10), played by a preloaded ioctl()
+# that drops it: partmap sees the device larger than asked and sets the limit again
+cat >"$TMP/nolimit.c" <<'C'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <linux/loop.h>
+#include <stdarg.h>
+int ioctl(int fd, unsigned long req, ...)
+{
+	static int (*real)(int, unsigned long, void *);
+	va_list ap;
+	void *arg;
+	va_start(ap, req);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	if (!real)
+		real = (int (*)(int, unsigned long, void *))dlsym(RTLD_NEXT, "ioctl");
+	if (req == LOOP_CONFIGURE)
+		((struct loop_config *)arg)->info.lo_sizelimit = 0;
+	return real(fd, req, arg);
+}
+C
+cc -shared -fPIC -o "$TMP/nolimit.so" "$TMP/nolimit.c" -ldl
+d=$(LD_PRELOAD=$TMP/nolimit.so "$PARTMAP" losetup -f --show -o 4096 --sizelimit 512KiB "$TMP/small.img")
+is "$? $(cat /sys/block/${d#/dev/}/loop/sizelimit 2>&1) $(blockdev --getsize64 "$d")" "0 524288 524288" \
+	"a kernel that drops the size limit: partmap sets it again (device of 512 KiB, not the whole file)"
+L -d "$d"
 mkfifo "$TMP/fifo"
 timeout 5 "$PARTMAP" losetup -r -f --show "$TMP/fifo" >/dev/null 2>"$TMP/err"
 is $? 1 "a FIFO with -r: exit 1 at once, no hang on the open"
