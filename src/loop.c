@@ -176,13 +176,51 @@ static int find_one(const struct pm_loop_info *li, void *arg)
 	return 0;
 }
 
-/* The lowest-numbered bound loop device that match() accepts (as a user listing them would take). */
+/* The loop devices of at least 1 KiB, from /proc/partitions: one file for all of them, where the walk
+ * over /sys/block costs a lookup for each free device too (hundreds of them after other tools' runs).
+ * The kernel lists no device of size 0 there, and sizes in KiB: smaller devices are not seen. -ENOENT
+ * without /proc. */
+static int each_loop_1k(int (*fn)(const struct pm_loop_info *info, void *arg), void *arg)
+{
+	FILE *f = fopen("/proc/partitions", "re");
+	char line[256];
+	int r = 0;
+
+	if (!f)
+		return -ENOENT;
+	while (r == 0 && fgets(line, sizeof(line), f)) {
+		unsigned maj, min;
+		unsigned long long kib;
+		char name[64], *end;
+		struct pm_loop_info li;
+		long idx;
+
+		if (sscanf(line, " %u %u %llu %63s", &maj, &min, &kib, name) != 4 || strncmp(name, "loop", 4) ||
+		    !isdigit((unsigned char)name[4]) || !kib)
+			continue;
+		idx = strtol(name + 4, &end, 10);
+		if (*end || idx > INT32_MAX) /* loop0p1: a partition of one */
+			continue;
+		if (pm_loop_info((int)idx, &li) == 1)
+			r = fn(&li, arg);
+	}
+	fclose(f);
+	return r < 0 ? r : 0;
+}
+
+/* The lowest-numbered bound loop device that match() accepts (as a user listing them would take).
+ * min_bytes: the smallest device match() can accept; from 1 KiB up, /proc/partitions says which
+ * devices to look at. */
 static int loop_find(bool (*match)(const struct pm_loop_info *li, const void *arg), const void *arg,
-		     struct pm_loop_info *info)
+		     uint64_t min_bytes, struct pm_loop_info *info)
 {
 	struct find f = { match, arg, -1, info };
-	int r = pm_loop_each_info(find_one, &f);
+	int r = min_bytes >= 1024 ? each_loop_1k(find_one, &f) : -ENOENT;
 
+	if (r == -ENOENT) {
+		f.best = -1;
+		r = pm_loop_each_info(find_one, &f);
+	}
 	return r < 0 ? r : f.best >= 0 ? 1 : 0;
 }
 
@@ -207,7 +245,8 @@ bool pm_loop_covers_whole(const struct pm_loop_info *li, uint64_t file_size)
 int pm_loop_find_whole(dev_t dev, ino_t ino, uint64_t file_size, struct pm_loop_info *info)
 {
 	struct whole w = { dev, ino, file_size };
-	return loop_find(match_whole, &w, info);
+	/* a device showing the whole file is at least as large as the file */
+	return loop_find(match_whole, &w, file_size, info);
 }
 
 static bool match_path(const struct pm_loop_info *li, const void *arg)
@@ -220,7 +259,7 @@ static bool match_path(const struct pm_loop_info *li, const void *arg)
 
 int pm_loop_find_path(const char *path, struct pm_loop_info *info)
 {
-	return loop_find(match_path, path, info);
+	return loop_find(match_path, path, 0, info);
 }
 
 int pm_loop_index_of(dev_t dev)
