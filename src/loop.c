@@ -153,8 +153,45 @@ int pm_loop_each_bound(int (*fn)(int index, void *arg), void *arg)
 	return each_loop(fn, NULL, arg);
 }
 
-int pm_loop_each_info(int (*fn)(const struct pm_loop_info *info, void *arg), void *arg)
+/* The loop devices with a size, from /proc/partitions: one file for all of them, where the walk over
+ * /sys/block costs a lookup for each free device too (hundreds of them after other tools' runs). The
+ * kernel lists no device of size 0 there (every free one, and a bound one over an empty file).
+ * -ENOENT without /proc. */
+static int each_loop_sized(int (*fn)(const struct pm_loop_info *info, void *arg), void *arg)
 {
+	FILE *f = fopen("/proc/partitions", "re");
+	char line[256];
+	int r = 0;
+
+	if (!f)
+		return -ENOENT;
+	while (r == 0 && fgets(line, sizeof(line), f)) {
+		unsigned maj, min;
+		unsigned long long kib; /* sectors / 2: 0 for a one-sector device, which is listed all the same */
+		char name[64], *end;
+		struct pm_loop_info li;
+		long idx;
+
+		if (sscanf(line, " %u %u %llu %63s", &maj, &min, &kib, name) != 4 || strncmp(name, "loop", 4) ||
+		    !isdigit((unsigned char)name[4]))
+			continue;
+		idx = strtol(name + 4, &end, 10);
+		if (*end || idx > INT32_MAX) /* loop0p1: a partition of one */
+			continue;
+		if (pm_loop_info((int)idx, &li) == 1)
+			r = fn(&li, arg);
+	}
+	fclose(f);
+	return r < 0 ? r : 0;
+}
+
+int pm_loop_each_info(int (*fn)(const struct pm_loop_info *info, void *arg), void *arg, uint64_t min_bytes)
+{
+	if (min_bytes >= 512) {
+		int r = each_loop_sized(fn, arg);
+		if (r != -ENOENT)
+			return r;
+	}
 	return each_loop(NULL, fn, arg);
 }
 
@@ -176,51 +213,14 @@ static int find_one(const struct pm_loop_info *li, void *arg)
 	return 0;
 }
 
-/* The loop devices of at least 1 KiB, from /proc/partitions: one file for all of them, where the walk
- * over /sys/block costs a lookup for each free device too (hundreds of them after other tools' runs).
- * The kernel lists no device of size 0 there, and sizes in KiB: smaller devices are not seen. -ENOENT
- * without /proc. */
-static int each_loop_1k(int (*fn)(const struct pm_loop_info *info, void *arg), void *arg)
-{
-	FILE *f = fopen("/proc/partitions", "re");
-	char line[256];
-	int r = 0;
-
-	if (!f)
-		return -ENOENT;
-	while (r == 0 && fgets(line, sizeof(line), f)) {
-		unsigned maj, min;
-		unsigned long long kib;
-		char name[64], *end;
-		struct pm_loop_info li;
-		long idx;
-
-		if (sscanf(line, " %u %u %llu %63s", &maj, &min, &kib, name) != 4 || strncmp(name, "loop", 4) ||
-		    !isdigit((unsigned char)name[4]) || !kib)
-			continue;
-		idx = strtol(name + 4, &end, 10);
-		if (*end || idx > INT32_MAX) /* loop0p1: a partition of one */
-			continue;
-		if (pm_loop_info((int)idx, &li) == 1)
-			r = fn(&li, arg);
-	}
-	fclose(f);
-	return r < 0 ? r : 0;
-}
-
 /* The lowest-numbered bound loop device that match() accepts (as a user listing them would take).
- * min_bytes: the smallest device match() can accept; from 1 KiB up, /proc/partitions says which
- * devices to look at. */
+ * min_bytes: the smallest device match() can accept (see pm_loop_each_info). */
 static int loop_find(bool (*match)(const struct pm_loop_info *li, const void *arg), const void *arg,
 		     uint64_t min_bytes, struct pm_loop_info *info)
 {
 	struct find f = { match, arg, -1, info };
-	int r = min_bytes >= 1024 ? each_loop_1k(find_one, &f) : -ENOENT;
+	int r = pm_loop_each_info(find_one, &f, min_bytes);
 
-	if (r == -ENOENT) {
-		f.best = -1;
-		r = pm_loop_each_info(find_one, &f);
-	}
 	return r < 0 ? r : f.best >= 0 ? 1 : 0;
 }
 
@@ -257,9 +257,9 @@ static bool match_path(const struct pm_loop_info *li, const void *arg)
 	       (!li->backing[n] || !strcmp(li->backing + n, " (deleted)"));
 }
 
-int pm_loop_find_path(const char *path, struct pm_loop_info *info)
+int pm_loop_find_path(const char *path, uint64_t min_bytes, struct pm_loop_info *info)
 {
-	return loop_find(match_path, path, 0, info);
+	return loop_find(match_path, path, min_bytes, info);
 }
 
 int pm_loop_index_of(dev_t dev)

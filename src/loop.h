@@ -40,12 +40,15 @@ bool pm_loop_covers_whole(const struct pm_loop_info *li, uint64_t file_size);
 /* Call fn(index) for each bound loop device, in sysfs directory order (as util-linux lists them); fn
  * returns 0 to go on, non-zero to stop (a negative value is returned). */
 int pm_loop_each_bound(int (*fn)(int index, void *arg), void *arg);
-/* The same with each one's pm_loop_info (the backing path read from the file the walk opens). */
-int pm_loop_each_info(int (*fn)(const struct pm_loop_info *info, void *arg), void *arg);
+/* The same with each one's pm_loop_info. min_bytes: the smallest device the caller wants; from 512
+ * up only devices with a size are visited, as /proc/partitions lists them (one file, not a lookup per
+ * free device); below, every bound device through /sys/block. */
+int pm_loop_each_info(int (*fn)(const struct pm_loop_info *info, void *arg), void *arg, uint64_t min_bytes);
 
 /* Find a bound loop device, at offset 0, whose backing file sysfs names PATH (the file need not be
- * reachable: a FUSE file whose server died). Returns 1 and fills info, 0 when none, -errno. */
-int pm_loop_find_path(const char *path, struct pm_loop_info *info);
+ * reachable: a FUSE file whose server died). min_bytes as for pm_loop_each_info: 0 to see every
+ * device, whatever its size. Returns 1 and fills info, 0 when none, -errno. */
+int pm_loop_find_path(const char *path, uint64_t min_bytes, struct pm_loop_info *info);
 
 /* The index of the loop device with device number DEV, from sysfs (/sys/dev/block/M:m names the
  * device loopN; the minor is the index only when the loop driver has max_part=0). -ENODEV when DEV is

@@ -228,7 +228,7 @@ static int open_target(struct target *t, const char *path, struct kopts *o)
 	char served[PATH_MAX];
 	pm_serve_dir(st.st_dev, st.st_ino, served, sizeof(served));
 	pm_strlcpy(served + strlen(served), "/disk", sizeof(served) - strlen(served));
-	if (!raw && pm_loop_find_path(served, &li) == 1) {
+	if (!raw && pm_loop_find_path(served, pm_image_size(t->img), &li) == 1) {
 		idx = li.index; /* served and mapped by -a: the names it made */
 	} else if (raw && pm_loop_find_whole(st.st_dev, st.st_ino, (uint64_t)st.st_size, &li) == 1) {
 		idx = li.index;
@@ -565,7 +565,7 @@ static int map_image(const char *path, int fd, struct pm_image *img, struct kopt
 	if (state == PM_SERVE_DEAD || (o->action == ACT_DELETE && state == PM_SERVE_NONE)) {
 		/* a killed server (or a mount already gone): the maps on its loop device, the loop device,
 		 * the mount, in that order */
-		r = pm_loop_find_path(disk, &li);
+		r = pm_loop_find_path(disk, 0, &li); /* a dead server's device, whatever its size */
 		if (r == 1) {
 			char node[32];
 			struct kopts del = *o;
@@ -625,7 +625,7 @@ static int map_image(const char *path, int fd, struct pm_image *img, struct kopt
 	}
 	rc = do_map(disk, o);
 	/* nothing mapped (a failure, no partitions): nothing left behind */
-	if (pm_loop_find_path(disk, &li) != 1 && (started || rc == 0))
+	if (pm_loop_find_path(disk, 0, &li) != 1 && (started || rc == 0))
 		pm_serve_stop(dir);
 	return rc;
 }

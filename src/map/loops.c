@@ -76,7 +76,7 @@ static int loop_list(struct pm_parent *p, bool extents, struct pm_mapping **out,
 		for (size_t i = 0; r == 0 && i < p->nfile_loops; i++)
 			r = list_one(&p->file_loops[i], &c);
 	} else {
-		r = pm_loop_each_info(list_one, &c);
+		r = pm_loop_each_info(list_one, &c, 512); /* a partition's loop has a sector at least */
 	}
 
 	*out = NULL;

@@ -105,7 +105,8 @@ static int collect_file_loop(const struct pm_loop_info *li, void *arg)
 static int find_file_loops(struct pm_parent *p, struct pm_loop_info *whole)
 {
 	struct file_loops c = { p, 0 };
-	int r = pm_loop_each_info(collect_file_loop, &c), best = -1;
+	/* every loop device over an image with a sector in it has a size (its partitions' too) */
+	int r = pm_loop_each_info(collect_file_loop, &c, p->size >= 512 ? 512 : 0), best = -1;
 
 	if (r < 0)
 		return r;
