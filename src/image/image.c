@@ -231,6 +231,19 @@ static int read_below(struct pm_image *img, uint64_t off, void *buf, size_t len)
 	return 0;
 }
 
+/* One piece of the virtual disk at off, at most max bytes, as the format maps it: 0, -errno, or -EIO
+ * for a format that answers with no bytes or more than asked. */
+static int map_piece(struct pm_image *img, uint64_t off, uint64_t max, struct pm_img_piece *pc)
+{
+	int r;
+
+	memset(pc, 0, sizeof(*pc));
+	r = img->fmt->map(img, off, max, pc);
+	if (r < 0)
+		return r;
+	return pc->len == 0 || pc->len > max ? -EIO : 0;
+}
+
 /* The one read loop of every format: map a piece, read it, go on. Pieces that follow each other in
  * the same file are read with one pread. */
 static int layer_read(struct pm_image *img, uint64_t off, void *buf, size_t len)
@@ -245,22 +258,16 @@ static int layer_read(struct pm_image *img, uint64_t off, void *buf, size_t len)
 			/* the piece that ended the last join: mapped already, at this offset */
 			pc = next;
 			have_next = false;
-		} else {
-			memset(&pc, 0, sizeof(pc));
-			if ((r = img->fmt->map(img, off, len, &pc)) < 0)
-				return r;
+		} else if ((r = map_piece(img, off, len, &pc)) < 0) {
+			return r;
 		}
-		if (pc.len == 0 || pc.len > len)
-			return -EIO;
 		/* DATA pieces contiguous in one file become one read; the first that is not is kept (reading
 		 * DATA touches no table cache, so it stays valid) */
 		while (pc.kind == PM_IMG_DATA && pc.len < len) {
-			memset(&next, 0, sizeof(next));
-			if (img->fmt->map(img, off + pc.len, len - pc.len, &next) < 0)
-				break;
-			if (next.kind != PM_IMG_DATA || next.fd != pc.fd || next.host != pc.host + pc.len ||
-			    next.len == 0 || next.len > len - pc.len) {
-				have_next = next.len > 0 && next.len <= len - pc.len;
+			if (map_piece(img, off + pc.len, len - pc.len, &next) < 0)
+				break; /* mapped again, and its error returned, on the next turn */
+			if (next.kind != PM_IMG_DATA || next.fd != pc.fd || next.host != pc.host + pc.len) {
+				have_next = true;
 				break;
 			}
 			pc.len += next.len;
@@ -577,12 +584,10 @@ int pm_image_write(struct pm_image *img, uint64_t off, const void *buf, size_t l
 	if (!img->want_write || !img->files_rw || pm_image_readonly_reason(img))
 		return -EROFS;
 	while (len) {
-		struct pm_img_piece pc = { 0 };
-		int r = img->fmt->map(img, off, len, &pc);
+		struct pm_img_piece pc;
+		int r = map_piece(img, off, len, &pc);
 		if (r < 0)
 			return r;
-		if (pc.len == 0 || pc.len > len)
-			return -EIO;
 		/* only where the data lies as it is (or a hole of the file itself): no table to change */
 		if (pc.kind != PM_IMG_DATA && !pc.hole)
 			return -EROFS;
@@ -655,12 +660,10 @@ int pm_image_read(struct pm_image *img, uint64_t off, void *buf, size_t len)
 static int extent_once(struct pm_image *img, uint64_t off, uint64_t max, uint64_t *len)
 {
 	for (;;) {
-		struct pm_img_piece pc = { 0 };
-		int r = img->fmt->map(img, off, max, &pc);
+		struct pm_img_piece pc;
+		int r = map_piece(img, off, max, &pc);
 		if (r < 0)
 			return r;
-		if (pc.len == 0 || pc.len > max)
-			return -EIO;
 		*len = pc.len;
 		if (pc.kind != PM_IMG_BELOW)
 			return pc.kind == PM_IMG_ZERO ? PM_IMG_ZERO : PM_IMG_DATA;
