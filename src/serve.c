@@ -23,6 +23,11 @@ void pm_serve_dir(dev_t dev, ino_t ino, char *buf, size_t len)
 	snprintf(buf, len, "%s/image-%u:%u-%llu", PM_SERVE_ROOT, major(dev), minor(dev), (unsigned long long)ino);
 }
 
+void pm_serve_disk(const char *dir, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/disk", dir);
+}
+
 /* Is a FUSE file system of partmap's mounted on dir (mountinfo's mount point, with octal escapes)? */
 static bool mounted_on(const char *dir)
 {
@@ -52,7 +57,7 @@ enum pm_serve_state pm_serve_state(const char *dir)
 
 	if (!mounted_on(dir))
 		return PM_SERVE_NONE;
-	snprintf(disk, sizeof(disk), "%s/disk", dir);
+	pm_serve_disk(dir, disk, sizeof(disk));
 	/* a server killed leaves its mount: "Transport endpoint is not connected". An open asks the
 	 * server (a stat may be answered from the kernel's attribute cache). */
 	int fd = open(disk, O_RDONLY | O_CLOEXEC | O_NONBLOCK);

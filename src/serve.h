@@ -16,6 +16,8 @@
 
 /* The folder of the server for the image (dev, ino): PM_SERVE_ROOT/image-<dev>-<ino>. */
 void pm_serve_dir(dev_t dev, ino_t ino, char *buf, size_t len);
+/* The file the server shows the virtual disk as: DIR/disk. */
+void pm_serve_disk(const char *dir, char *buf, size_t len);
 
 enum pm_serve_state { PM_SERVE_NONE, PM_SERVE_RUNNING, PM_SERVE_DEAD };
 /* Is a partmap FUSE server mounted on dir, and does it answer? */

@@ -225,9 +225,9 @@ static int open_target(struct target *t, const char *path, struct kopts *o)
 	/* an image file: named after the loop device that holds it, or the one -a would take */
 	struct pm_loop_info li;
 	int idx = -1;
-	char served[PATH_MAX];
-	pm_serve_dir(st.st_dev, st.st_ino, served, sizeof(served));
-	pm_strlcpy(served + strlen(served), "/disk", sizeof(served) - strlen(served));
+	char dir[PATH_MAX], served[PATH_MAX + 8];
+	pm_serve_dir(st.st_dev, st.st_ino, dir, sizeof(dir));
+	pm_serve_disk(dir, served, sizeof(served));
 	if (!raw && pm_loop_find_path(served, pm_image_size(t->img), &li) == 1) {
 		idx = li.index; /* served and mapped by -a: the names it made */
 	} else if (raw && pm_loop_find_whole(st.st_dev, st.st_ino, (uint64_t)st.st_size, &li) == 1) {
@@ -545,20 +545,19 @@ static int do_map(const char *path, struct kopts *o)
 /* -a/-d/-u of an image that is not raw: its virtual disk is served by `partmap fuse` on a private
  * mount, a loop device holds DIR/disk, and the partitions are mapped on that loop device as for a raw
  * image. -d undoes all of it, found again from the kernel, also after the server was killed. */
-static int map_image(const char *path, int fd, struct pm_image *img, struct kopts *o)
+static int map_image(const char *path, int fd, const struct stat *st, struct pm_image *img, struct kopts *o)
 {
 	char dir[PATH_MAX], disk[PATH_MAX + 8], exe[PATH_MAX];
-	struct stat st;
 	struct pm_loop_info li;
 	int r, rc = 0;
 
 	/* one run at a time per image: two -a at once end with one server and one set of maps */
-	if (fstat(fd, &st) < 0 || flock(fd, LOCK_EX) < 0) {
+	if (flock(fd, LOCK_EX) < 0) {
 		fprintf(stderr, "kpartx: %s: cannot lock: %s\n", path, strerror(errno));
 		return 1;
 	}
-	pm_serve_dir(st.st_dev, st.st_ino, dir, sizeof(dir));
-	snprintf(disk, sizeof(disk), "%s/disk", dir);
+	pm_serve_dir(st->st_dev, st->st_ino, dir, sizeof(dir));
+	pm_serve_disk(dir, disk, sizeof(disk));
 	o->shown = path;
 	enum pm_serve_state state = pm_serve_state(dir);
 
@@ -666,7 +665,7 @@ int kpartx_main(int argc, char **argv)
 			}
 			cli_image_warnings("kpartx", &diag);
 			if (strcmp(pm_image_format(img), "raw"))
-				return map_image(argv[optind], fd, img, &o);
+				return map_image(argv[optind], fd, &st, img, &o);
 		}
 		/* what is mapped must be the file just probed: pm_parent_open checks it is */
 		o.expect = &st;
