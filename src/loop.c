@@ -114,13 +114,10 @@ static int each_loop(int (*fn)(int index, void *arg), int (*info_fn)(const struc
 	if (!d)
 		return -errno;
 	while (r == 0 && (de = readdir(d))) {
-		char rel[NAME_MAX + 32], *end;
-		long idx;
+		char rel[NAME_MAX + 32];
+		int idx = pm_loop_index_of_name(de->d_name);
 
-		if (strncmp(de->d_name, "loop", 4) || !de->d_name[4])
-			continue;
-		idx = strtol(de->d_name + 4, &end, 10);
-		if (*end || idx < 0 || idx > INT32_MAX)
+		if (idx < 0)
 			continue;
 		/* one openat() tells a bound device: cheap with hundreds of unbound ones */
 		snprintf(rel, sizeof(rel), "%s/loop/backing_file", de->d_name);
@@ -129,7 +126,7 @@ static int each_loop(int (*fn)(int index, void *arg), int (*info_fn)(const struc
 			continue;
 		if (!info_fn) {
 			close(fd);
-			r = fn((int)idx, arg);
+			r = fn(idx, arg);
 			continue;
 		}
 		/* the backing path from the file just opened, then the device's status */
@@ -140,8 +137,8 @@ static int each_loop(int (*fn)(int index, void *arg), int (*info_fn)(const struc
 		if (n <= 0)
 			continue;
 		li.backing[strcspn(li.backing, "\n")] = 0;
-		li.index = (int)idx;
-		if (info_bound((int)idx, &li) == 1)
+		li.index = idx;
+		if (info_bound(idx, &li) == 1)
 			r = info_fn(&li, arg);
 	}
 	closedir(d);
@@ -168,17 +165,14 @@ static int each_loop_sized(int (*fn)(const struct pm_loop_info *info, void *arg)
 	while (r == 0 && fgets(line, sizeof(line), f)) {
 		unsigned maj, min;
 		unsigned long long kib; /* sectors / 2: 0 for a one-sector device, which is listed all the same */
-		char name[64], *end;
+		char name[64];
 		struct pm_loop_info li;
-		long idx;
+		int idx;
 
-		if (sscanf(line, " %u %u %llu %63s", &maj, &min, &kib, name) != 4 || strncmp(name, "loop", 4) ||
-		    !isdigit((unsigned char)name[4]))
+		if (sscanf(line, " %u %u %llu %63s", &maj, &min, &kib, name) != 4 ||
+		    (idx = pm_loop_index_of_name(name)) < 0)
 			continue;
-		idx = strtol(name + 4, &end, 10);
-		if (*end || idx > INT32_MAX) /* loop0p1: a partition of one */
-			continue;
-		if (pm_loop_info((int)idx, &li) == 1)
+		if (pm_loop_info(idx, &li) == 1)
 			r = fn(&li, arg);
 	}
 	fclose(f);
@@ -262,24 +256,23 @@ int pm_loop_find_path(const char *path, uint64_t min_bytes, struct pm_loop_info 
 	return loop_find(match_path, path, min_bytes, info);
 }
 
-int pm_loop_index_of(dev_t dev)
+int pm_loop_index_of_name(const char *name)
 {
-	char link[64], target[PATH_MAX], *end;
-	const char *b;
-	ssize_t n;
+	char *end;
 	long v;
 
-	snprintf(link, sizeof(link), "/sys/dev/block/%u:%u", major(dev), minor(dev));
-	n = readlink(link, target, sizeof(target) - 1);
-	if (n < 0)
-		return errno == ENOENT ? -ENODEV : -errno;
-	target[n] = 0;
-	b = strrchr(target, '/');
-	b = b ? b + 1 : target;
-	if (strncmp(b, "loop", 4) || !isdigit((unsigned char)b[4]))
+	if (strncmp(name, "loop", 4) || !isdigit((unsigned char)name[4]))
 		return -ENODEV;
-	v = strtol(b + 4, &end, 10);
-	return *end || v > INT32_MAX ? -ENODEV : (int)v;
+	v = strtol(name + 4, &end, 10);
+	return *end || v > INT32_MAX ? -ENODEV : (int)v; /* loop0p1: a partition of one */
+}
+
+int pm_loop_index_of(dev_t dev)
+{
+	char name[NAME_MAX + 1];
+	int r = pm_dev_kernel_name(dev, name, sizeof(name));
+
+	return r < 0 ? r : pm_loop_index_of_name(name);
 }
 
 int pm_loop_get_free(void)

@@ -54,6 +54,8 @@ int pm_loop_find_path(const char *path, uint64_t min_bytes, struct pm_loop_info 
  * device loopN; the minor is the index only when the loop driver has max_part=0). -ENODEV when DEV is
  * not a whole loop device (a partition of one included). */
 int pm_loop_index_of(dev_t dev);
+/* The index in a loop device's kernel name ("loop7" -> 7); -ENODEV for any other name ("loop7p1"). */
+int pm_loop_index_of_name(const char *name);
 
 /* LOOP_CTL_GET_FREE: the index of a free loop device (the kernel may create one). -errno on error. */
 int pm_loop_get_free(void);

@@ -30,6 +30,22 @@ int pm_sysfs_devnum(const char *path, dev_t *dev)
 	return 0;
 }
 
+int pm_dev_kernel_name(dev_t dev, char *buf, size_t len)
+{
+	char link[64], target[PATH_MAX];
+	const char *b;
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/sys/dev/block/%u:%u", major(dev), minor(dev));
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0)
+		return errno == ENOENT ? -ENODEV : -errno;
+	target[n] = 0;
+	b = strrchr(target, '/');
+	pm_strlcpy(buf, b ? b + 1 : target, len);
+	return 0;
+}
+
 bool pm_dev_is_devtmpfs(void)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");

@@ -9,6 +9,9 @@
 
 /* Read "major:minor" from a sysfs "dev" file (path of the file). */
 int pm_sysfs_devnum(const char *path, dev_t *dev);
+/* The kernel's name of block device DEV (loop0, loop0p1, sdb), the last part of the link
+ * /sys/dev/block/M:m. 0, -ENODEV when there is no such device, or -errno. */
+int pm_dev_kernel_name(dev_t dev, char *buf, size_t len);
 /* Is /dev a devtmpfs (which makes the kernel's nodes itself)? */
 bool pm_dev_is_devtmpfs(void);
 /* Make sure path is a block node for dev: waits up to wait_ms for devtmpfs to make it, then makes it

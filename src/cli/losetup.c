@@ -132,19 +132,12 @@ static int parse_size(const char *s, uint64_t *out)
 static int loop_index_of(const char *dev)
 {
 	const char *b = strrchr(dev, '/');
-	char *end;
-	long v;
-
-	b = b ? b + 1 : dev;
-	if (strncmp(b, "loop", 4))
-		goto by_node;
-	v = strtol(b + 4, &end, 10);
-	if (*end || end == b + 4 || v < 0 || v > INT32_MAX)
-		goto by_node;
-	return (int)v;
-by_node:;
-	/* a node under another name: its device number */
 	struct stat st;
+	int idx = pm_loop_index_of_name(b ? b + 1 : dev);
+
+	if (idx >= 0)
+		return idx;
+	/* a node under another name: its device number */
 	if (stat(dev, &st) == 0 && S_ISBLK(st.st_mode))
 		return pm_loop_index_of(st.st_rdev);
 	return -ENODEV;

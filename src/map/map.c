@@ -230,14 +230,7 @@ int pm_parent_open(struct pm_parent *p, const char *path, const struct pm_parent
 		p->loop_index = r >= 0 ? r : -1;
 	}
 	snprintf(p->sysdir, sizeof(p->sysdir), "/sys/dev/block/%u:%u", major(p->rdev), minor(p->rdev));
-	{
-		char tgt[PATH_MAX];
-		ssize_t n = readlink(p->sysdir, tgt, sizeof(tgt) - 1);
-		if (n > 0) {
-			tgt[n] = 0;
-			pm_strlcpy(p->sysname, strrchr(tgt, '/') ? strrchr(tgt, '/') + 1 : tgt, sizeof(p->sysname));
-		}
-	}
+	pm_dev_kernel_name(p->rdev, p->sysname, sizeof(p->sysname));
 	p->devtmpfs = pm_dev_is_devtmpfs();
 	if (stat(p->node, &st) == 0) {
 		p->node_mode = st.st_mode & 07777;

@@ -17,7 +17,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 static int blkpg(struct pm_parent *p, int op, unsigned num, uint64_t start, uint64_t size)
@@ -143,22 +142,14 @@ static int part_list(struct pm_parent *p, bool extents, struct pm_mapping **out,
  * to make. */
 static int node_of_new(struct pm_parent *p, const char *entry, struct pm_mapping *m)
 {
-	char path[PATH_MAX * 2], link[PATH_MAX];
+	char path[PATH_MAX * 2], name[NAME_MAX + 1];
 	struct stat st;
-	ssize_t n;
 
-	if (p->devtmpfs && lstat(m->node, &st) == 0 && S_ISBLK(st.st_mode)) {
-		snprintf(path, sizeof(path), "/sys/dev/block/%u:%u", major(st.st_rdev), minor(st.st_rdev));
-		n = readlink(path, link, sizeof(link) - 1);
-		if (n > 0) {
-			link[n] = 0;
-			const char *b = strrchr(link, '/');
-			if (b && !strcmp(b + 1, entry)) {
-				m->dev = st.st_rdev;
-				m->node_ready = true;
-				return 0;
-			}
-		}
+	if (p->devtmpfs && lstat(m->node, &st) == 0 && S_ISBLK(st.st_mode) &&
+	    pm_dev_kernel_name(st.st_rdev, name, sizeof(name)) == 0 && !strcmp(name, entry)) {
+		m->dev = st.st_rdev;
+		m->node_ready = true;
+		return 0;
 	}
 	snprintf(path, sizeof(path), "%s/%s/dev", p->sysdir, entry);
 	return pm_sysfs_devnum(path, &m->dev);
