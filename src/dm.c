@@ -735,7 +735,6 @@ int pm_dm_make_node(const char *name, dev_t dev, mode_t mode, uid_t uid, gid_t g
 {
 	char path[PATH_MAX];
 	bool made;
-
 	int r = pm_mapper_path(path, sizeof(path), name);
 
 	if (r < 0)
@@ -747,7 +746,17 @@ int pm_dm_make_node(const char *name, dev_t dev, mode_t mode, uid_t uid, gid_t g
 
 int pm_dm_remove_node(const char *name)
 {
-	return pm_mapper_remove_node(name);
+	char path[PATH_MAX];
+	struct stat st;
+	int r = pm_mapper_path(path, sizeof(path), name);
+
+	if (r < 0)
+		return r;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISBLK(st.st_mode))
+		return 0;
+	return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
 }
 
 int pm_dm_udev_complete(uint32_t cookie)

@@ -28,10 +28,6 @@ int pm_node_remove(const char *path, dev_t dev);
 /* "/dev/mapper/<name>" into buf, for a name pm_dm_name_valid() accepts: 0, -EINVAL, -ENAMETOOLONG */
 int pm_mapper_path(char *buf, size_t len, const char *name);
 int pm_mapper_link(const char *name, const char *target);
-/* Remove /dev/mapper/<name> when it is a device node (a link or anything else is left). 0 or -errno. */
-int pm_mapper_remove_node(const char *name);
-/* Remove /dev/mapper/<name> if it is a symlink (to target, when target is not NULL). */
-int pm_mapper_unlink(const char *name, const char *target);
 /* The target of /dev/mapper/<name> when it is a symlink; -EINVAL when it is not one. */
 int pm_mapper_readlink(const char *name, char *buf, size_t len);
 

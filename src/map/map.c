@@ -368,11 +368,11 @@ static void links_read(struct links *l)
 }
 
 /* remove the /dev/mapper links that pointed at the mapping's node when the sync started, whatever
- * their name (after -p changed): from the table read then, one unlink each */
-static void unpublish(struct links *l, const struct pm_mapping *m)
+ * their name (after -p changed), but the one named keep: from the table read then, one unlink each */
+static void unpublish(struct links *l, const struct pm_mapping *m, const char *keep)
 {
 	for (size_t i = 0; i < l->n; i++)
-		if (l->v[i].target[0] && !strcmp(l->v[i].target, m->node)) {
+		if (l->v[i].target[0] && !strcmp(l->v[i].target, m->node) && (!keep || strcmp(l->v[i].name, keep))) {
 			char path[PATH_MAX];
 			if (pm_mapper_path(path, sizeof(path), l->v[i].name) == 0)
 				unlink(path);
@@ -393,7 +393,7 @@ static int remove_one(struct pm_parent *p, const struct pm_backend *b, struct li
 		report(arg, PM_EV_FAIL, p, m, r);
 		return 1;
 	}
-	unpublish(l, m);
+	unpublish(l, m, NULL);
 	report(arg, PM_EV_DEL, p, m, 0);
 	return 0;
 }
@@ -465,8 +465,9 @@ static int sync_mappings(struct pm_parent *p, const struct pm_backend *b, const 
 					snprintf(keep.node, sizeof(keep.node), "/dev/mapper/%s", m.name);
 			}
 			memcpy(keep.name, m.name, sizeof(m.name));
-			/* the name may have changed (-p): drop links under other names */
-			unpublish(&links, old);
+			/* the name may have changed (-p): drop links under other names; the one under the
+			 * current name stays in place (no moment without it) */
+			unpublish(&links, old, keep.name);
 			r = publish(p, &keep);
 			report(arg, r < 0 ? PM_EV_FAIL : PM_EV_ADD, p, &keep, r);
 			failures += r < 0;
