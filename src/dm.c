@@ -393,31 +393,30 @@ void pm_dm_batch_end(struct pm_dm *dm)
 static int dm_call_udev(struct pm_dm *dm, unsigned long cmd, const struct pm_dm_ref *ref, uint32_t flags,
 			const void *payload, size_t plen, struct dm_ioctl **out)
 {
+	struct sembuf up = { 0, 1, 0 }, down = { 0, -1, IPC_NOWAIT };
 	struct dm_ioctl *io = NULL;
 	uint32_t cookie = 0;
 	int semid = -1, r;
+	bool uevent;
 
 	if (dm->batching) {
-		/* the run's cookie: one more uevent to wait for, taken back when none went out */
-		struct sembuf up = { 0, 1, 0 }, down = { 0, -1, IPC_NOWAIT };
-		semop(dm->batch_semid, &up, 1);
-		r = dm_call(dm, cmd, ref, flags, dm->batch_cookie, payload, plen, 0, &io);
-		if (!(r == 0 && (io->flags & DM_UEVENT_GENERATED_FLAG)))
-			semop(dm->batch_semid, &down, 1);
-		if (r == 0 && out)
-			*out = io;
-		else
-			free(io);
-		return r;
-	}
-
-	/* once udev has not answered in time, it is taken as absent for the rest of the run; with
-	 * udev_nowait the uevent goes out without a cookie and nobody waits */
-	if (dm->udev && !dm->udev_timed_out && !dm->udev_nowait && cookie_new(&cookie, &semid) < 0)
+		/* the run's cookie: one more uevent to wait for (the batch's end waits for them all) */
+		semid = dm->batch_semid;
+		cookie = dm->batch_cookie;
+		semop(semid, &up, 1);
+	} else if (dm->udev && !dm->udev_timed_out && !dm->udev_nowait && cookie_new(&cookie, &semid) < 0) {
+		/* once udev has not answered in time, it is taken as absent for the rest of the run; with
+		 * udev_nowait the uevent goes out without a cookie and nobody waits */
 		semid = -1;
+	}
 	r = dm_call(dm, cmd, ref, flags, semid >= 0 ? cookie : 0, payload, plen, 0, &io);
-	if (semid >= 0)
-		cookie_wait(dm, semid, r == 0 && (io->flags & DM_UEVENT_GENERATED_FLAG));
+	uevent = r == 0 && (io->flags & DM_UEVENT_GENERATED_FLAG);
+	if (dm->batching) {
+		if (!uevent)
+			semop(semid, &down, 1); /* nothing for udev to count down */
+	} else if (semid >= 0) {
+		cookie_wait(dm, semid, uevent);
+	}
 	if (r == 0 && out)
 		*out = io;
 	else
