@@ -8,7 +8,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/loop.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -24,6 +26,15 @@ static uint64_t loop_sys_u64(int index, const char *rel, uint64_t dflt)
 
 	snprintf(path, sizeof(path), "/sys/block/loop%d/%s", index, rel);
 	return pm_read_u64(path, &v) == 0 ? v : dflt;
+}
+
+/* Is loop device index bound (sysfs shows its loop/ directory only then)? One access(). */
+static bool loop_bound(int index)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/sys/block/loop%d/loop/backing_file", index);
+	return access(path, F_OK) == 0;
 }
 
 static int info_bound(int index, struct pm_loop_info *info);
@@ -308,15 +319,15 @@ int pm_loop_open(int index, int flags)
 	return fd >= 0 ? fd : -errno;
 }
 
-static void fill_info(struct loop_info64 *li, const struct pm_loop_cfg *cfg)
+static void fill_info(struct loop_info64 *li, const struct pm_loop_cfg *cfg, const char *tag)
 {
 	memset(li, 0, sizeof(*li));
 	li->lo_offset = cfg->offset;
 	li->lo_sizelimit = cfg->sizelimit;
 	li->lo_flags = (cfg->read_only ? LO_FLAGS_READ_ONLY : 0) | (cfg->autoclear ? LO_FLAGS_AUTOCLEAR : 0) |
 		       (cfg->partscan ? LO_FLAGS_PARTSCAN : 0) | (cfg->direct_io ? LO_FLAGS_DIRECT_IO : 0);
-	if (cfg->tag)
-		pm_strlcpy((char *)li->lo_file_name, cfg->tag, sizeof(li->lo_file_name));
+	if (tag)
+		pm_strlcpy((char *)li->lo_file_name, tag, sizeof(li->lo_file_name));
 }
 
 /* How long the kernel may answer EAGAIN while udev or a reader still has pages of the device cached
@@ -347,14 +358,14 @@ static int loop_ioctl(int fd, unsigned long req, void *arg)
 }
 
 /* the old way, for kernels before 5.8: bind, then set the status and the block size */
-static int attach_legacy(int lfd, int backing_fd, const struct pm_loop_cfg *cfg)
+static int attach_legacy(int lfd, int backing_fd, const struct pm_loop_cfg *cfg, const char *tag)
 {
 	struct loop_info64 li;
 	int r;
 
 	if (ioctl(lfd, LOOP_SET_FD, backing_fd) < 0)
 		return -errno;
-	fill_info(&li, cfg);
+	fill_info(&li, cfg, tag);
 	li.lo_flags &= ~(unsigned)LO_FLAGS_READ_ONLY; /* comes from how the backing file was opened */
 	r = loop_ioctl(lfd, LOOP_SET_STATUS64, &li);
 	if (r == 0 && cfg->block_size && cfg->block_size != 512)
@@ -405,14 +416,19 @@ int pm_loop_attach(int backing_fd, const struct pm_loop_cfg *cfg, dev_t *dev)
 	for (int attempt = 0; attempt < PM_LOOP_BUSY_TRIES; attempt++) {
 		int idx = cfg->index >= 0 ? cfg->index : get_free(cfg->control_fd);
 		_cleanup_close_ int lfd = -1;
+		const char *tag = cfg->tag;
 		int r;
 
 		if (idx < 0)
 			return idx;
+		if (cfg->index < 0 && cfg->existing && cfg->tag_new && !pm_loop_set_has(cfg->existing, idx))
+			tag = cfg->tag_new;
 		lfd = pm_loop_open(idx, cfg->read_only ? O_RDONLY : O_RDWR);
 		if (lfd < 0) {
-			/* udev may still be setting the new node's permissions */
-			if ((lfd == -EACCES || lfd == -ENOENT || lfd == -ENODEV) && attempt < PM_LOOP_NODE_TRIES) {
+			/* udev may still be setting the new node's permissions; or another process removed
+			 * the free device between GET_FREE and this open (ENXIO) */
+			if ((lfd == -EACCES || lfd == -ENOENT || lfd == -ENODEV || lfd == -ENXIO) &&
+			    attempt < PM_LOOP_NODE_TRIES) {
 				pm_sleep_ms(PM_LOOP_NODE_MS);
 				continue;
 			}
@@ -421,11 +437,11 @@ int pm_loop_attach(int backing_fd, const struct pm_loop_cfg *cfg, dev_t *dev)
 		memset(&lc, 0, sizeof(lc));
 		lc.fd = (uint32_t)backing_fd;
 		lc.block_size = cfg->block_size;
-		fill_info(&lc.info, cfg);
+		fill_info(&lc.info, cfg, tag);
 		r = loop_ioctl(lfd, LOOP_CONFIGURE, &lc);
 		if (r == -EINVAL || r == -ENOTTY) {
 			/* either no LOOP_CONFIGURE (older kernel) or a parameter it refuses: the old calls tell */
-			r = attach_legacy(lfd, backing_fd, cfg);
+			r = attach_legacy(lfd, backing_fd, cfg, tag);
 		}
 		if (r == 0) {
 			struct stat st;
@@ -463,7 +479,13 @@ int pm_loop_detach(int index, bool check_busy)
 		pm_sleep_ms(PM_LOOP_CLR_MS);
 	}
 	close(fd);
-	return r == -ENXIO ? 0 : r; /* ENXIO: already free */
+	if (r == -ENXIO)
+		return 0; /* already free */
+	if (r < 0)
+		return r;
+	/* still bound after our close: another process holds the device, and the kernel detaches it
+	 * when that one closes it (LOOP_CLR_FD only marks it autoclear then) */
+	return loop_bound(index) ? 1 : 0;
 }
 
 int pm_loop_set_sizelimit(int index, uint64_t sizelimit)
@@ -483,4 +505,161 @@ int pm_loop_set_sizelimit(int index, uint64_t sizelimit)
 	}
 	close(fd);
 	return r;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+	return (x > y) - (x < y);
+}
+
+int pm_loop_set_read(struct pm_loop_set *s)
+{
+	DIR *d = opendir("/sys/block");
+	struct dirent *de;
+	size_t cap = 0;
+	int r = 0;
+
+	s->v = NULL;
+	s->n = 0;
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		int idx = pm_loop_index_of_name(de->d_name);
+		if (idx < 0)
+			continue;
+		if (pm_grow(&s->v, s->n, &cap, sizeof(*s->v)) < 0) {
+			r = -ENOMEM;
+			break;
+		}
+		s->v[s->n++] = idx;
+	}
+	closedir(d);
+	if (r < 0) {
+		pm_loop_set_free(s);
+		return r;
+	}
+	if (s->n)
+		qsort(s->v, s->n, sizeof(*s->v), cmp_int);
+	return 0;
+}
+
+bool pm_loop_set_has(const struct pm_loop_set *s, int index)
+{
+	return s->n && bsearch(&index, s->v, s->n, sizeof(*s->v), cmp_int);
+}
+
+void pm_loop_set_free(struct pm_loop_set *s)
+{
+	free(s->v);
+	s->v = NULL;
+	s->n = 0;
+}
+
+int pm_loop_next_free(void)
+{
+	struct pm_loop_set s;
+	int r, next = 0;
+
+	/* as GET_FREE: nothing for a caller that could not have a device */
+	if (faccessat(AT_FDCWD, "/dev/loop-control", R_OK | W_OK, AT_EACCESS) < 0)
+		return -errno;
+	r = pm_loop_set_read(&s);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < s.n; i++)
+		if (!loop_bound(s.v[i])) {
+			next = s.v[i];
+			goto out;
+		}
+	/* none free: the lowest number the set leaves out (it is sorted) */
+	for (size_t i = 0; i < s.n && s.v[i] == next; i++)
+		next++;
+out:
+	pm_loop_set_free(&s);
+	return next;
+}
+
+/* Removals at the same time: the kernel's removals wait for RCU grace periods, which concurrent ones
+ * share (128 devices: 6 s one after another, 70 ms from 128 threads on 6.18). Each thread's stack is
+ * small: it only makes one ioctl at a time. */
+#define PM_LOOP_REMOVE_THREADS 128
+#define PM_LOOP_REMOVE_STACK (64 * 1024)
+/* A device udev (or blkid) still holds after its detach is tried again, PM_LOOP_REMOVE_MS apart. */
+#define PM_LOOP_REMOVE_TRIES 40
+#define PM_LOOP_REMOVE_MS 25
+
+struct remove_work {
+	int control_fd;
+	const int *index;
+	int *err;
+	size_t n;
+	size_t next; /* the next one to take, shared by the threads (atomic) */
+};
+
+/* 0 also when the device is gone already, or bound again: another process took it, free, in the
+ * meantime (it is that process's now) */
+static int remove_one(int control_fd, int index)
+{
+	for (int i = 0;; i++) {
+		if (ioctl(control_fd, LOOP_CTL_REMOVE, index) >= 0 || errno == ENODEV)
+			return 0;
+		if (errno != EBUSY)
+			return -errno;
+		/* bound again without autoclear: another process took it (partmap's own, and kpartx's,
+		 * carry autoclear while a detach waits for the device's last user) */
+		if (loop_sys_u64(index, "loop/autoclear", 1) == 0)
+			return 0;
+		if (i + 1 >= PM_LOOP_REMOVE_TRIES)
+			return -EBUSY;
+		pm_sleep_ms(PM_LOOP_REMOVE_MS);
+	}
+}
+
+static void *remove_worker(void *arg)
+{
+	struct remove_work *w = arg;
+
+	for (;;) {
+		size_t i = __atomic_fetch_add(&w->next, 1, __ATOMIC_RELAXED);
+		if (i >= w->n)
+			return NULL;
+		w->err[i] = remove_one(w->control_fd, w->index[i]);
+	}
+}
+
+size_t pm_loop_remove_many(int control_fd, const int *index, int *err, size_t n)
+{
+	_cleanup_close_ int own = -1;
+	struct remove_work w = { control_fd, index, err, n, 0 };
+	pthread_t threads[PM_LOOP_REMOVE_THREADS - 1];
+	size_t nthreads = 0, failed = 0;
+	pthread_attr_t attr;
+
+	if (n == 0)
+		return 0;
+	if (control_fd < 0) {
+		own = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+		if (own < 0) {
+			for (size_t i = 0; i < n; i++)
+				err[i] = -errno;
+			return n;
+		}
+		w.control_fd = own;
+	}
+	/* this thread works too; the others start while there is work for them (one that cannot be
+	 * started leaves its share to the rest) */
+	if (n > 1 && pthread_attr_init(&attr) == 0) {
+		pthread_attr_setstacksize(&attr, PM_LOOP_REMOVE_STACK);
+		while (nthreads + 1 < n && nthreads < PM_LOOP_REMOVE_THREADS - 1 &&
+		       pthread_create(&threads[nthreads], &attr, remove_worker, &w) == 0)
+			nthreads++;
+		pthread_attr_destroy(&attr);
+	}
+	remove_worker(&w);
+	for (size_t i = 0; i < nthreads; i++)
+		pthread_join(threads[i], NULL);
+	for (size_t i = 0; i < n; i++)
+		failed += err[i] < 0;
+	return failed;
 }

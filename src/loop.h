@@ -60,6 +60,31 @@ int pm_loop_index_of_name(const char *name);
 /* LOOP_CTL_GET_FREE: the index of a free loop device (the kernel may create one). -errno on error. */
 int pm_loop_get_free(void);
 
+/* The index LOOP_CTL_GET_FREE would give now, without making the kernel create a device when none is
+ * free: the lowest-numbered free device, else the lowest number not in use (the kernel's rule).
+ * For names shown before anything is attached (kpartx -l). -errno on error, and when
+ * /dev/loop-control is not open to this process (no device could be had). */
+int pm_loop_next_free(void);
+
+/* The loop devices that exist, bound or free, by index (sorted): what a run found before it took
+ * free ones, so that it knows which ones the kernel created for it. */
+struct pm_loop_set {
+	int *v;
+	size_t n;
+};
+/* Read the set from /sys/block (one directory read). -errno on error. */
+int pm_loop_set_read(struct pm_loop_set *s);
+bool pm_loop_set_has(const struct pm_loop_set *s, int index);
+void pm_loop_set_free(struct pm_loop_set *s);
+
+/* LOOP_CTL_REMOVE loop devices (free ones: detached, nobody holding them), on control_fd (-1: one
+ * opened for the call). The kernel takes about 50 ms a device, most of it waiting for RCU grace
+ * periods that removals running at the same time share: they run in up to PM_LOOP_REMOVE_THREADS
+ * threads. A device still open (udev probing it after the detach) is tried again, a bounded number of
+ * times. err[i] gets 0 (removed, gone already, or bound by another process meanwhile) or -errno.
+ * Returns how many were not removed. */
+size_t pm_loop_remove_many(int control_fd, const int *index, int *err, size_t n);
+
 struct pm_loop_cfg {
 	int index;                /* a given device, or -1 for a free one */
 	int control_fd;           /* an open /dev/loop-control to take free ones from, or -1 */
@@ -67,6 +92,10 @@ struct pm_loop_cfg {
 	unsigned block_size;      /* 0 = 512 */
 	bool read_only, autoclear, partscan, direct_io;
 	const char *tag;          /* stored in lo_file_name (at most 63 characters) */
+	/* with index -1: when the free device taken is not in *existing (the kernel created it for
+	 * this call), tag_new is stored instead of tag */
+	const struct pm_loop_set *existing;
+	const char *tag_new;
 };
 
 /* Bind backing_fd to a loop device: LOOP_CONFIGURE, or LOOP_SET_FD + LOOP_SET_STATUS64 on kernels
@@ -74,7 +103,8 @@ struct pm_loop_cfg {
  * takes it first (EBUSY). Returns the index, or -errno; *dev (when not NULL) gets its number. */
 int pm_loop_attach(int backing_fd, const struct pm_loop_cfg *cfg, dev_t *dev);
 /* LOOP_CLR_FD, retried a few times on EBUSY. With check_busy, first refuse (-EBUSY) when the device is
- * held open exclusively (mounted, or used by another mapping). */
+ * held open exclusively (mounted, or used by another mapping). 0 when the device is free now, 1 when
+ * another process still holds it open (the kernel detaches it when that one closes it), -errno. */
 int pm_loop_detach(int index, bool check_busy);
 /* Open /dev/loopN, making the node from sysfs when it is missing. Returns an fd or -errno. */
 int pm_loop_open(int index, int flags);

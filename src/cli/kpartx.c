@@ -236,7 +236,7 @@ static int open_target(struct target *t, const char *path, struct kopts *o)
 		if (!o->probe.sector_size && bs != 512)
 			o->probe.sector_size = bs;
 	} else {
-		idx = pm_loop_get_free();
+		idx = pm_loop_next_free(); /* the name, without making the kernel create a device */
 	}
 	if (idx >= 0) {
 		snprintf(t->device, sizeof(t->device), "/dev/loop%d", idx);
@@ -361,6 +361,12 @@ static int do_list(struct target *t, const struct kopts *o)
 	return rc;
 }
 
+static void warn_loop_kept(const char *node, int err)
+{
+	fprintf(stderr, "kpartx: %s: warning: cannot remove the loop device made for partmap (%s): it stays, free\n",
+		node, strerror(-err));
+}
+
 struct report_ctx {
 	const struct kopts *o;
 	int busy;
@@ -398,6 +404,9 @@ static void report(void *arg, enum pm_event ev, const struct pm_parent *p, const
 		break;
 	case PM_EV_WARN:
 		fprintf(stderr, "kpartx: %s: warning: %s\n", name, strerror(-err));
+		break;
+	case PM_EV_LOOPKEPT:
+		warn_loop_kept(m->node, err);
 		break;
 	}
 	fflush(stdout);
@@ -453,6 +462,13 @@ static const struct pm_backend *choose_backend(struct pm_parent *p, const struct
 	return NULL;
 }
 
+/* the loop devices made for partmap that this run detached are removed, then the parent closed */
+static void close_parent(struct pm_parent *p, struct report_ctx *rc)
+{
+	pm_parent_release_loops(p, report, rc);
+	pm_parent_close(p);
+}
+
 static int do_map(const char *path, struct kopts *o)
 {
 	struct pm_parent_opts po = {
@@ -478,7 +494,7 @@ static int do_map(const char *path, struct kopts *o)
 		fprintf(stderr, "kpartx: %s: %s%s%s\n", shown, why, *why ? ": " : "", strerror(-r));
 		if (p.loop_attached)
 			pm_parent_detach(&p, false);
-		pm_parent_close(&p);
+		close_parent(&p, &rc);
 		return 1;
 	}
 	if (o->action == ACT_DELETE) {
@@ -494,7 +510,7 @@ static int do_map(const char *path, struct kopts *o)
 				failures++;
 			}
 		}
-		pm_parent_close(&p);
+		close_parent(&p, &rc);
 		return failures ? 1 : 0;
 	}
 
@@ -516,7 +532,7 @@ static int do_map(const char *path, struct kopts *o)
 			pm_parent_detach(&p, false);
 		pm_table_free(&t);
 		pm_disk_close(&d);
-		pm_parent_close(&p);
+		close_parent(&p, &rc);
 		return r == -EBADMSG ? 2 : 1;
 	}
 	if (r == PM_NOTFOUND && o->verbose)
@@ -538,7 +554,7 @@ static int do_map(const char *path, struct kopts *o)
 		pm_parent_detach(&p, false);
 	pm_table_free(&t);
 	pm_disk_close(&d);
-	pm_parent_close(&p);
+	close_parent(&p, &rc);
 	return failures ? 1 : 0;
 }
 
@@ -579,6 +595,11 @@ static int map_image(const char *path, int fd, const struct stat *st, struct pm_
 				} else if (o->verbose) {
 					fprintf(stderr, "loop deleted : %s\n", node);
 				}
+				/* a device the kernel created for the -a that served the image goes too */
+				int err;
+				if (r == 0 && li.status_known && !strcmp(li.tag, PM_LOOP_TAG_DISK_ADDED) &&
+				    pm_loop_remove_many(-1, &li.index, &err, 1))
+					warn_loop_kept(node, err);
 			}
 		}
 		if (rc == 0 && (r = pm_serve_stop(dir)) < 0) {

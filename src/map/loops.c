@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The "loop" backend: one loop device per partition, with offset and size limit, over the image file
  * (or the parent block device). Works on any kernel with loop devices. Each one carries the tag
- * "partmap:<N>" in lo_file_name, so -d and -u find them again from the kernel alone. */
+ * "partmap:<N>" in lo_file_name, so -d and -u find them again from the kernel alone. Free devices
+ * are taken first; one the kernel had to create for a partition is tagged "partmap:<N>:added", and
+ * removing the partition's mapping removes the device too: -a then -d leave the loop devices as they
+ * were. */
 #include "map.h"
 #include "../loop.h"
 #include "../node.h"
@@ -14,24 +17,43 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* loop devices can be had when /dev/loop-control opens (kept for the run); asking it for a free one
+ * here would make the kernel create one when none is free */
 static int loop_usable(struct pm_parent *p)
 {
-	int idx = pm_loop_get_free();
+	if (p->loop_control_fd < 0)
+		p->loop_control_fd = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	return p->loop_control_fd < 0 ? -errno : 0;
+}
 
-	(void)p;
-	return idx < 0 ? idx : 0;
+/* "partmap:<N>" or "partmap:<N>:added": 0 with the number, -EINVAL for any other tag */
+static int parse_tag(const char *tag, unsigned *num, bool *added)
+{
+	char digits[sizeof(((struct pm_loop_info *)0)->tag)];
+	size_t n, na = strlen(PM_LOOP_TAG_ADDED);
+	unsigned long v;
+
+	if (strncmp(tag, PM_LOOP_TAG, strlen(PM_LOOP_TAG)))
+		return -EINVAL;
+	pm_strlcpy(digits, tag + strlen(PM_LOOP_TAG), sizeof(digits));
+	n = strlen(digits);
+	*added = n > na && !strcmp(digits + n - na, PM_LOOP_TAG_ADDED);
+	if (*added)
+		digits[n - na] = 0;
+	if (pm_parse_ulong(digits, UINT32_MAX, &v) < 0 || v == 0)
+		return -EINVAL;
+	*num = (unsigned)v;
+	return 0;
 }
 
 /* is loop device idx one of ours for this parent? One pm_loop_info says it all. */
 static int ours(struct pm_parent *p, const struct pm_loop_info *li, struct pm_mapping *m)
 {
 	int idx = li->index;
-	unsigned long num;
+	unsigned num;
+	bool added;
 
-	if (!li->status_known)
-		return 0;
-	if (strncmp(li->tag, PM_LOOP_TAG, strlen(PM_LOOP_TAG)) ||
-	    pm_parse_ulong(li->tag + strlen(PM_LOOP_TAG), UINT32_MAX, &num) < 0 || num == 0)
+	if (!li->status_known || parse_tag(li->tag, &num, &added) < 0)
 		return 0;
 	if (p->is_file) {
 		if (li->backing_rdev != 0 || li->backing_dev != p->file_dev || li->backing_ino != p->file_ino)
@@ -40,8 +62,9 @@ static int ours(struct pm_parent *p, const struct pm_loop_info *li, struct pm_ma
 		return 0;
 	}
 	memset(m, 0, sizeof(*m));
-	m->num = (unsigned)num;
+	m->num = num;
 	m->loop_index = idx;
+	m->loop_added = added;
 	m->start = li->offset / 512;
 	m->size = (li->sizelimit ? li->sizelimit : (p->size > li->offset ? p->size - li->offset : 0)) / 512;
 	m->dev = li->dev;
@@ -93,7 +116,7 @@ static int loop_list(struct pm_parent *p, bool extents, struct pm_mapping **out,
 
 static int loop_add(struct pm_parent *p, const struct pm_part *part, struct pm_mapping *m)
 {
-	char tag[32];
+	char tag[32], tag_new[48];
 	struct pm_loop_cfg cfg = {
 		.index = -1,
 		.control_fd = -1,
@@ -106,14 +129,18 @@ static int loop_add(struct pm_parent *p, const struct pm_part *part, struct pm_m
 	int idx;
 
 	snprintf(tag, sizeof(tag), PM_LOOP_TAG "%u", part->num);
-	/* one /dev/loop-control for all the partitions of a run */
+	snprintf(tag_new, sizeof(tag_new), PM_LOOP_TAG "%u" PM_LOOP_TAG_ADDED, part->num);
+	/* one /dev/loop-control for all the partitions of a run, and one look at which devices exist */
 	if (p->loop_control_fd < 0)
 		p->loop_control_fd = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
 	cfg.control_fd = p->loop_control_fd;
+	cfg.existing = pm_parent_loops_found(p);
+	cfg.tag_new = tag_new;
 	idx = pm_loop_attach(p->fd, &cfg, &m->dev);
 	if (idx < 0)
 		return idx;
 	m->loop_index = idx;
+	m->loop_added = cfg.existing && !pm_loop_set_has(cfg.existing, idx);
 	snprintf(m->node, sizeof(m->node), "/dev/loop%d", idx);
 	/* the device was opened by its node to bind it: the node is there, with this number */
 	m->node_ready = true;
@@ -122,10 +149,13 @@ static int loop_add(struct pm_parent *p, const struct pm_part *part, struct pm_m
 
 static int loop_remove(struct pm_parent *p, const struct pm_mapping *m)
 {
-	(void)p;
-	/* detached, not removed: LOOP_CTL_REMOVE costs about 45 ms a device (5.8 s for 128 partitions
-	 * against 78 ms to map them); the next -a takes the free devices again, so they do not pile up */
-	return pm_loop_detach(m->loop_index, true);
+	int r = pm_loop_detach(m->loop_index, true);
+
+	/* a device made for partmap goes too, at the end of the run with the others: one by one,
+	 * LOOP_CTL_REMOVE takes about 50 ms each; at the same time, about that for all of them */
+	if (r == 0 && m->loop_added)
+		pm_parent_doom_loop(p, m->loop_index);
+	return r < 0 ? r : 0; /* 1: still held by another process, detached when it closes it */
 }
 
 const struct pm_backend pm_backend_loop = {

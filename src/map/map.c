@@ -66,11 +66,14 @@ static int attach_whole(struct pm_parent *p, const struct pm_parent_opts *o)
 		pm_disk_close(&d);
 	}
 	cfg.block_size = ssz;
+	cfg.existing = pm_parent_loops_found(p);
+	cfg.tag_new = PM_LOOP_TAG_DISK_ADDED;
 	idx = pm_loop_attach(p->fd, &cfg, NULL);
 	if (idx < 0)
 		return idx;
 	p->loop_index = idx;
 	p->loop_attached = true;
+	p->loop_added = cfg.existing && !pm_loop_set_has(cfg.existing, idx);
 	p->ssz = ssz;
 	return 0;
 }
@@ -192,6 +195,7 @@ int pm_parent_open(struct pm_parent *p, const char *path, const struct pm_parent
 			return r;
 		if (r == 1) {
 			p->loop_index = li.index;
+			p->loop_added = li.status_known && !strcmp(li.tag, PM_LOOP_TAG_DISK_ADDED);
 			p->ssz = pm_loop_block_size(li.index);
 			if (!li.read_only && p->read_only) {
 				/* -r on an image whose loop is writable: the maps are made read-only instead */
@@ -252,6 +256,11 @@ void pm_parent_close(struct pm_parent *p)
 		close(p->node_fd);
 	if (p->loop_control_fd >= 0)
 		close(p->loop_control_fd);
+	pm_loop_set_free(&p->loops_found);
+	p->loops_found_read = false;
+	free(p->loops_doomed);
+	p->loops_doomed = NULL;
+	p->nloops_doomed = p->loops_doomed_cap = 0;
 	free(p->file_loops);
 	p->file_loops = NULL;
 	p->nfile_loops = 0;
@@ -268,9 +277,75 @@ void pm_parent_close(struct pm_parent *p)
 
 int pm_parent_detach(struct pm_parent *p, bool deferred)
 {
+	int r;
+
 	if (!p->is_file || p->loop_index < 0)
 		return 0;
-	return pm_loop_detach(p->loop_index, !deferred);
+	/* partmap's own hold on the device (the node opened for BLKPG) would defer the detach */
+	if (p->node_fd >= 0) {
+		close(p->node_fd);
+		p->node_fd = -1;
+	}
+	r = pm_loop_detach(p->loop_index, !deferred);
+	/* a device still held (detached when its holder closes it) stays, free after that */
+	if (r == 0 && p->loop_added)
+		pm_parent_doom_loop(p, p->loop_index);
+	return r < 0 ? r : 0;
+}
+
+const struct pm_loop_set *pm_parent_loops_found(struct pm_parent *p)
+{
+	if (!p->loops_found_read)
+		p->loops_found_read = pm_loop_set_read(&p->loops_found) == 0;
+	return p->loops_found_read ? &p->loops_found : NULL;
+}
+
+void pm_parent_doom_loop(struct pm_parent *p, int index)
+{
+	/* no room to note it: it stays, free, as a device that was there before would */
+	if (pm_grow(&p->loops_doomed, p->nloops_doomed, &p->loops_doomed_cap, sizeof(*p->loops_doomed)) == 0)
+		p->loops_doomed[p->nloops_doomed++] = index;
+}
+
+void pm_parent_release_loops(struct pm_parent *p, pm_report_fn report, void *arg)
+{
+	_cleanup_free_ int *err = NULL;
+	_cleanup_free_ dev_t *dev = NULL;
+	size_t n = p->nloops_doomed;
+
+	if (n == 0)
+		return;
+	p->nloops_doomed = 0;
+	/* the kernel does not remove a device held open: the parent's own node goes first */
+	if (p->node_fd >= 0) {
+		close(p->node_fd);
+		p->node_fd = -1;
+	}
+	err = calloc(n, sizeof(*err));
+	dev = calloc(n, sizeof(*dev));
+	if (!err || !dev)
+		return;
+	/* without devtmpfs (a container's /dev) the nodes of removed devices are partmap's to remove:
+	 * their numbers first, while sysfs has them */
+	for (size_t i = 0; !p->devtmpfs && i < n; i++) {
+		char sys[64];
+		snprintf(sys, sizeof(sys), "/sys/block/loop%d/dev", p->loops_doomed[i]);
+		pm_sysfs_devnum(sys, &dev[i]);
+	}
+	pm_loop_remove_many(p->loop_control_fd, p->loops_doomed, err, n);
+	for (size_t i = 0; i < n; i++) {
+		struct pm_mapping m = { .loop_index = p->loops_doomed[i], .open_count = -1 };
+		char sys[64];
+
+		snprintf(m.node, sizeof(m.node), "/dev/loop%d", m.loop_index);
+		snprintf(sys, sizeof(sys), "/sys/block/loop%d", m.loop_index);
+		if (err[i] < 0) {
+			snprintf(m.name, sizeof(m.name), "loop%d", m.loop_index);
+			report(arg, PM_EV_LOOPKEPT, p, &m, err[i]);
+		} else if (dev[i] && access(sys, F_OK) < 0) {
+			pm_node_remove(m.node, dev[i]); /* gone (not taken by another process meanwhile) */
+		}
+	}
 }
 
 const struct pm_backend *const pm_backends[] = { &pm_backend_dm, &pm_backend_part, &pm_backend_loop, NULL };

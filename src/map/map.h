@@ -16,7 +16,12 @@
 #include "../names.h"
 #include "../ptable.h"
 
-#define PM_LOOP_TAG "partmap:" /* lo_file_name of partmap's per-partition loops: "partmap:<num>" */
+/* lo_file_name of partmap's per-partition loops: "partmap:<num>", and "partmap:<num>:added" for a
+ * device the kernel created for partmap (none was free): -d removes those again */
+#define PM_LOOP_TAG "partmap:"
+#define PM_LOOP_TAG_ADDED ":added"
+/* ... and of an image's whole-file loop the kernel created for partmap (no tag otherwise) */
+#define PM_LOOP_TAG_DISK_ADDED PM_LOOP_TAG "disk" PM_LOOP_TAG_ADDED
 
 struct pm_parent {
 	const char *path;          /* as given */
@@ -24,6 +29,10 @@ struct pm_parent {
 	int fd;                    /* the image or the block device (given to loop devices as backing) */
 	int node_fd;               /* the parent's node, opened once for BLKPG (part backend); -1 */
 	int loop_control_fd;       /* /dev/loop-control, opened once for a run's loop devices; -1 */
+	struct pm_loop_set loops_found; /* the loop devices there before this run took a free one */
+	bool loops_found_read;
+	int *loops_doomed;         /* loop devices made for partmap and detached by this run: */
+	size_t nloops_doomed, loops_doomed_cap; /* pm_parent_release_loops removes them */
 	struct pm_loop_info *file_loops; /* image: the loop devices bound to it, from the one walk over */
 	size_t nfile_loops;        /* all loop devices that pm_parent_open makes (the loop backend's */
 	bool file_loops_known;     /* list reads these instead of walking them all again) */
@@ -34,6 +43,8 @@ struct pm_parent {
 	uint64_t size;             /* bytes */
 	int loop_index;            /* image: its whole-file loop; a loop device parent: its index; else -1 */
 	bool loop_attached;        /* the whole-file loop was attached by this run */
+	bool loop_added;           /* ... on a device the kernel created for partmap (by this run or
+				    * the one that attached it: its tag says) */
 	dev_t rdev;                /* the parent block device (the whole-file loop for an image) */
 	char node[PATH_MAX];       /* its node: /dev/loopN, or the path as given */
 	char sysdir[PATH_MAX];     /* /sys/dev/block/M:m */
@@ -61,6 +72,7 @@ struct pm_mapping {
 	dev_t dev;
 	char node[PATH_MAX];
 	int loop_index;            /* loop backend */
+	bool loop_added;           /* loop backend: the kernel created the device for partmap */
 	bool own_node;             /* node is /dev/mapper/<name> itself (dm): no symlink */
 	bool node_ready;           /* the backend saw the node in place (devtmpfs): nothing to check */
 	int open_count;            /* dm: as listed (-1 unknown) */
@@ -103,6 +115,7 @@ enum pm_event {
 	PM_EV_FAIL,     /* could not be made or removed (err) */
 	PM_EV_LOOPDEL,  /* the image's loop device was detached */
 	PM_EV_WARN,     /* something partmap could not tidy (a node, a link) */
+	PM_EV_LOOPKEPT, /* a loop device partmap made could not be removed (err): it stays, free */
 };
 typedef void (*pm_report_fn)(void *arg, enum pm_event ev, const struct pm_parent *p,
 			     const struct pm_mapping *m, int err);
@@ -135,6 +148,15 @@ int pm_map_sync(struct pm_parent *p, const struct pm_backend *b, const struct pm
  * else holds the device open; the kernel then detaches it when the last user closes it (autoclear).
  * Otherwise (undoing a failed -a) only when nothing holds it. */
 int pm_parent_detach(struct pm_parent *p, bool deferred);
+/* The loop devices that existed before this run took its first free one (read once; NULL when
+ * /sys/block cannot be read: then no device counts as made for partmap). */
+const struct pm_loop_set *pm_parent_loops_found(struct pm_parent *p);
+/* Note loop device INDEX, made for partmap and now detached, for pm_parent_release_loops. */
+void pm_parent_doom_loop(struct pm_parent *p, int index);
+/* Remove the noted loop devices, all at once (LOOP_CTL_REMOVE waits for the kernel: about 50 ms for
+ * one or for a hundred): -a then -d leave the loop devices as they were. One that cannot be removed
+ * is reported (PM_EV_LOOPKEPT) and stays, free; not a failure. */
+void pm_parent_release_loops(struct pm_parent *p, pm_report_fn report, void *arg);
 
 /* Which backend already holds mappings of this parent (NULL if none). */
 const struct pm_backend *pm_backend_in_use(struct pm_parent *p);

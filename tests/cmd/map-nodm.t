@@ -136,8 +136,14 @@ sgdisk -o -a 1 --resize-table=304 "${args[@]}" "$img" >/dev/null
 defer release_image "$img"
 start300=$("$PARTMAP" kpartx -l "$img" | awk '$1 ~ /p300$/ {print $6}')
 printf 'partition-300' | dd of="$img" bs=512 seek="$start300" conv=notrunc status=none
-devices_before=$(ls /sys/block | grep -c '^loop')
+loopset() { ls /sys/block | grep '^loop' | sort -V | xargs; }
+set_before=$(loopset)
+free_before=0
+for d in /sys/block/loop*; do [ -d "$d" ] && [ ! -e "$d/loop/backing_file" ] && free_before=$((free_before + 1)); done
 "$PARTMAP" kpartx -a -v "$img" >"$TMP/out" 2>"$TMP/err"; ok $? "300 partitions: -a exit 0"
+made=$(( $(loopset | wc -w) - $(wc -w <<<"$set_before") ))
+want=$(( free_before >= 301 ? 0 : 301 - free_before ))
+is "$made" "$want" "300 partitions: 301 loop devices, the $free_before free ones first, $want made"
 grep -q "backend loop" "$TMP/err"; ok $? "300 partitions: the loop backend chosen"
 is "$(grep -c '^add map' "$TMP/out")" 300 "300 partitions: 300 maps"
 n=$(loops_of "$img" | head -1); n=${n#/dev/}
@@ -147,10 +153,7 @@ grep -q "above 255" "$TMP/err"; ok $? "300 partitions: --backend=part says why"
 "$PARTMAP" kpartx -d "$img"; ok $? "300 partitions: -d exit 0"
 is "$(mapper_count)" 0 "300 partitions: -d removed every mapping"
 is "$(losetup -a | grep -c "$img")" 0 "300 partitions: no loop device left"
-devices_after=$(ls /sys/block | grep -c '^loop')
-"$PARTMAP" kpartx -a "$img" && "$PARTMAP" kpartx -d "$img"
-is "$(ls /sys/block | grep -c '^loop')" "$devices_after" \
-	"300 partitions: a second -a/-d reuses the free loop devices ($devices_before before, $devices_after after, no more)"
+is "$(loopset)" "$set_before" "300 partitions: -d removed the $made loop devices made for partmap, kept the others"
 # -d while something else holds the image's loop device (an open fd, or the user's own map on it):
 # the mappings go, and the loop device is detached by the kernel when its last user closes it
 # (LOOP_CLR_FD's deferred detach, as kpartx -d does); -d used to refuse with "busy", exit 1
@@ -190,6 +193,7 @@ for a in "-a --backend=loop" -d; do
 	ok $? "kpartx $a (5 partitions) with 100 free loop devices: $calls file syscalls (at most 100; 450 before)"
 done
 is "$(loops_of "$img")$(mapper_count)" "0" "free loop devices: -d left nothing"
+is "$(ls -d /sys/block/loop7[0-9][0-9] 2>/dev/null | wc -l)" 100 "free loop devices that were there before -a: all kept by -d"
 
 # the file probed is the file mapped: an image replaced between the probe and the mapping is refused
 # (strace holds the mapping's open for a second while another image is renamed over the path)

@@ -16,6 +16,7 @@
 
 #include "disk.h"
 #include "dm.h"
+#include "loop.h"
 #include <sys/ioctl.h>
 #include <linux/dm-ioctl.h>
 #include "node.h"
@@ -288,6 +289,45 @@ static void test_dm_reply_grows_then_fails(void **state)
 	assert_int_equal(n, 0);
 }
 
+/* the set of loop devices a run found: membership by bsearch over the sorted indices */
+static void test_loop_set(void **state)
+{
+	(void)state;
+	int v[] = { 0, 3, 7, 700, 100000 };
+	struct pm_loop_set s = { v, 5 }, none = { NULL, 0 };
+
+	for (size_t i = 0; i < 5; i++)
+		assert_true(pm_loop_set_has(&s, v[i]));
+	assert_false(pm_loop_set_has(&s, 1));
+	assert_false(pm_loop_set_has(&s, 8));
+	assert_false(pm_loop_set_has(&s, 100001));
+	assert_false(pm_loop_set_has(&none, 0));
+}
+
+/* removals from many threads: every device gets its own result, and the count of failures is right
+ * (a descriptor that is not /dev/loop-control answers ENOTTY to each) */
+static void test_loop_remove_many(void **state)
+{
+	(void)state;
+	enum { N = 300 };
+	int idx[N], err[N];
+	int fd = open("/dev/null", O_RDWR);
+
+	assert_true(fd >= 0);
+	for (int i = 0; i < N; i++) {
+		idx[i] = i;
+		err[i] = 1;
+	}
+	assert_int_equal(pm_loop_remove_many(fd, idx, err, 0), 0);
+	assert_int_equal(err[0], 1); /* nothing touched */
+	assert_int_equal(pm_loop_remove_many(fd, idx, err, 1), 1);
+	assert_int_equal(err[0], -ENOTTY);
+	assert_int_equal(pm_loop_remove_many(fd, idx, err, N), N);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(err[i], -ENOTTY);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -301,6 +341,8 @@ int main(void)
 		cmocka_unit_test(test_utf16),
 		cmocka_unit_test(test_dm_name_valid),
 		cmocka_unit_test(test_dm_reply_grows_then_fails),
+		cmocka_unit_test(test_loop_set),
+		cmocka_unit_test(test_loop_remove_many),
 	};
 	return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }
