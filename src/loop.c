@@ -114,9 +114,8 @@ unsigned pm_loop_block_size(int index)
 	return (unsigned)loop_sys_u64(index, "queue/logical_block_size", 512);
 }
 
-/* every bound loop device, in sysfs order: fn(index) or info_fn(its pm_loop_info) */
-static int each_loop(int (*fn)(int index, void *arg), int (*info_fn)(const struct pm_loop_info *info, void *arg),
-		     void *arg)
+/* every bound loop device, in sysfs order, with its pm_loop_info */
+static int each_loop(int (*fn)(const struct pm_loop_info *info, void *arg), void *arg)
 {
 	DIR *d = opendir("/sys/block");
 	struct dirent *de;
@@ -130,17 +129,12 @@ static int each_loop(int (*fn)(int index, void *arg), int (*info_fn)(const struc
 
 		if (idx < 0)
 			continue;
-		/* one openat() tells a bound device: cheap with hundreds of unbound ones */
+		/* one openat() tells a bound device: cheap with hundreds of unbound ones; the backing
+		 * path from the file just opened, then the device's status */
 		snprintf(rel, sizeof(rel), "%s/loop/backing_file", de->d_name);
 		int fd = openat(dirfd(d), rel, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			continue;
-		if (!info_fn) {
-			close(fd);
-			r = fn(idx, arg);
-			continue;
-		}
-		/* the backing path from the file just opened, then the device's status */
 		struct pm_loop_info li;
 		memset(&li, 0, sizeof(li));
 		ssize_t n = read(fd, li.backing, sizeof(li.backing) - 1);
@@ -150,15 +144,10 @@ static int each_loop(int (*fn)(int index, void *arg), int (*info_fn)(const struc
 		li.backing[strcspn(li.backing, "\n")] = 0;
 		li.index = idx;
 		if (info_bound(idx, &li) == 1)
-			r = info_fn(&li, arg);
+			r = fn(&li, arg);
 	}
 	closedir(d);
 	return r < 0 ? r : 0;
-}
-
-int pm_loop_each_bound(int (*fn)(int index, void *arg), void *arg)
-{
-	return each_loop(fn, NULL, arg);
 }
 
 /* The loop devices with a size, from /proc/partitions: one file for all of them, where the walk over
@@ -197,7 +186,7 @@ int pm_loop_each_info(int (*fn)(const struct pm_loop_info *info, void *arg), voi
 		if (r != -ENOENT)
 			return r;
 	}
-	return each_loop(NULL, fn, arg);
+	return each_loop(fn, arg);
 }
 
 struct find {
@@ -286,14 +275,18 @@ int pm_loop_index_of(dev_t dev)
 	return r < 0 ? r : pm_loop_index_of_name(name);
 }
 
-int pm_loop_get_free(void)
+int pm_loop_get_free(int control_fd)
 {
-	_cleanup_close_ int fd = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	_cleanup_close_ int own = -1;
 	int r;
 
-	if (fd < 0)
-		return -errno;
-	r = ioctl(fd, LOOP_CTL_GET_FREE);
+	if (control_fd < 0) {
+		own = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+		if (own < 0)
+			return -errno;
+		control_fd = own;
+	}
+	r = ioctl(control_fd, LOOP_CTL_GET_FREE);
 	return r < 0 ? -errno : r;
 }
 
@@ -398,23 +391,12 @@ static int attach_verify(int lfd, const struct pm_loop_cfg *cfg)
 	return li.lo_offset == cfg->offset && li.lo_sizelimit == cfg->sizelimit ? 0 : -EIO;
 }
 
-/* LOOP_CTL_GET_FREE on a given control fd, or on one opened for the call */
-static int get_free(int control_fd)
-{
-	int r;
-
-	if (control_fd < 0)
-		return pm_loop_get_free();
-	r = ioctl(control_fd, LOOP_CTL_GET_FREE);
-	return r < 0 ? -errno : r;
-}
-
 int pm_loop_attach(int backing_fd, const struct pm_loop_cfg *cfg, dev_t *dev)
 {
 	struct loop_config lc;
 
 	for (int attempt = 0; attempt < PM_LOOP_BUSY_TRIES; attempt++) {
-		int idx = cfg->index >= 0 ? cfg->index : get_free(cfg->control_fd);
+		int idx = cfg->index >= 0 ? cfg->index : pm_loop_get_free(cfg->control_fd);
 		_cleanup_close_ int lfd = -1;
 		const char *tag = cfg->tag;
 		int r;

@@ -37,10 +37,9 @@ int pm_loop_find_whole(dev_t dev, ino_t ino, uint64_t file_size, struct pm_loop_
  * at least the file's size)? */
 bool pm_loop_covers_whole(const struct pm_loop_info *li, uint64_t file_size);
 
-/* Call fn(index) for each bound loop device, in sysfs directory order (as util-linux lists them); fn
- * returns 0 to go on, non-zero to stop (a negative value is returned). */
-int pm_loop_each_bound(int (*fn)(int index, void *arg), void *arg);
-/* The same with each one's pm_loop_info. min_bytes: the smallest device the caller wants; from 512
+/* Call fn(info) for each bound loop device, in sysfs directory order (as util-linux lists them); fn
+ * returns 0 to go on, non-zero to stop (a negative value is returned). min_bytes: the smallest device
+ * the caller wants; from 512
  * up only devices with a size are visited, as /proc/partitions lists them (one file, not a lookup per
  * free device); below, every bound device through /sys/block. */
 int pm_loop_each_info(int (*fn)(const struct pm_loop_info *info, void *arg), void *arg, uint64_t min_bytes);
@@ -57,8 +56,9 @@ int pm_loop_index_of(dev_t dev);
 /* The index in a loop device's kernel name ("loop7" -> 7); -ENODEV for any other name ("loop7p1"). */
 int pm_loop_index_of_name(const char *name);
 
-/* LOOP_CTL_GET_FREE: the index of a free loop device (the kernel may create one). -errno on error. */
-int pm_loop_get_free(void);
+/* LOOP_CTL_GET_FREE on control_fd (-1: /dev/loop-control opened for the call): the index of a free
+ * loop device (the kernel creates one when none is free). -errno on error. */
+int pm_loop_get_free(int control_fd);
 
 /* The index LOOP_CTL_GET_FREE would give now, without making the kernel create a device when none is
  * free: the lowest-numbered free device, else the lowest number not in use (the kernel's rule).

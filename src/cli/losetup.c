@@ -150,26 +150,27 @@ static bool node_exists(int idx)
 	return access(p, F_OK) == 0;
 }
 
-struct bound {
-	int *v;
+struct infos {
+	struct pm_loop_info *v;
 	size_t n, cap;
 };
 
-static int add_bound(int idx, void *arg)
+static int add_info(const struct pm_loop_info *li, void *arg)
 {
-	struct bound *b = arg;
+	struct infos *b = arg;
 
 	if (pm_grow(&b->v, b->n, &b->cap, sizeof(*b->v)) < 0)
 		return -ENOMEM;
-	b->v[b->n++] = idx;
+	b->v[b->n++] = *li;
 	return 0;
 }
 
-/* the bound loop devices in sysfs directory order (as util-linux lists them) */
-static int bound_loops(int **out, size_t *n)
+/* the bound loop devices with their state, in sysfs directory order (as util-linux lists them): one
+ * pass, each device's backing path read once */
+static int bound_infos(struct pm_loop_info **out, size_t *n)
 {
-	struct bound b = { 0 };
-	int r = pm_loop_each_bound(add_bound, &b);
+	struct infos b = { 0 };
+	int r = pm_loop_each_info(add_info, &b, 0);
 
 	if (r < 0) {
 		free(b.v); /* nothing half-returned */
@@ -236,17 +237,11 @@ static void raw_string(const char *s)
 	}
 }
 
-static int list(const struct lopts *o, const int *idx, size_t n)
+static int list(const struct lopts *o, const struct pm_loop_info *li, size_t m)
 {
-	struct pm_loop_info *li = calloc(n ? n : 1, sizeof(*li));
-	size_t width[C_NCOLS] = { 0 }, m = 0;
+	size_t width[C_NCOLS] = { 0 };
 	char buf[PATH_MAX + 64];
 
-	if (!li)
-		return 1;
-	for (size_t i = 0; i < n; i++)
-		if (pm_loop_info(idx[i], &li[m]) == 1)
-			m++;
 	if (o->json) {
 		printf("{\n   \"loopdevices\": [\n");
 		for (size_t i = 0; i < m; i++) {
@@ -273,7 +268,6 @@ static int list(const struct lopts *o, const int *idx, size_t n)
 		if (!m)
 			printf("\n");
 		printf("   ]\n}\n");
-		free(li);
 		return 0;
 	}
 	if (o->raw) {
@@ -286,13 +280,10 @@ static int list(const struct lopts *o, const int *idx, size_t n)
 				raw_string(buf);
 				printf("%s", k + 1 < o->nout ? " " : "\n");
 			}
-		free(li);
 		return 0;
 	}
-	if (!m) {
-		free(li);
+	if (!m)
 		return 0;
-	}
 	for (size_t k = 0; k < o->nout; k++) {
 		width[k] = strlen(cols[o->out[k]].name); /* headings count even when not shown */
 		for (size_t i = 0; i < m; i++) {
@@ -318,7 +309,6 @@ static int list(const struct lopts *o, const int *idx, size_t n)
 			printf("%s", last ? "\n" : " ");
 		}
 	}
-	free(li);
 	return 0;
 }
 
@@ -406,20 +396,18 @@ static int attach(const struct lopts *o, const char *dev, const char *file)
 	cfg.tag = tag;
 	if (o->nooverlap && !dev) {
 		/* -L: reuse a device with the same file, offset and size limit */
-		int *v;
+		_cleanup_free_ struct pm_loop_info *v = NULL;
 		size_t n;
-		if (bound_loops(&v, &n) == 0) {
+		if (bound_infos(&v, &n) == 0) {
 			for (size_t i = 0; i < n; i++) {
-				struct pm_loop_info li;
-				if (pm_loop_info(v[i], &li) == 1 && li.backing_known && li.backing_dev == st.st_dev &&
-				    li.backing_ino == st.st_ino && li.offset == o->offset && li.sizelimit == o->sizelimit) {
+				const struct pm_loop_info *li = &v[i];
+				if (li->backing_known && li->backing_dev == st.st_dev && li->backing_ino == st.st_ino &&
+				    li->offset == o->offset && li->sizelimit == o->sizelimit) {
 					if (o->show)
-						printf("/dev/loop%d\n", v[i]);
-					free(v);
+						printf("/dev/loop%d\n", li->index);
 					return 0;
 				}
 			}
-			free(v);
 		}
 	}
 	idx = pm_loop_attach(fd, &cfg, NULL);
@@ -603,16 +591,15 @@ int losetup_main(int argc, char **argv)
 			rc |= detach(argv[i]);
 		return rc;
 	case A_DETACH_ALL: {
-		int *v;
+		_cleanup_free_ struct pm_loop_info *v = NULL;
 		size_t n;
-		if (bound_loops(&v, &n) < 0)
+		if (bound_infos(&v, &n) < 0)
 			return 1;
 		for (size_t i = 0; i < n; i++) {
 			char dev[32];
-			snprintf(dev, sizeof(dev), "/dev/loop%d", v[i]);
+			snprintf(dev, sizeof(dev), "/dev/loop%d", v[i].index);
 			rc |= detach(dev);
 		}
-		free(v);
 		return rc;
 	}
 	case A_CAPACITY: {
@@ -626,49 +613,45 @@ int losetup_main(int argc, char **argv)
 	}
 	case A_ALL:
 	case A_ASSOC: {
-		int *v;
+		_cleanup_free_ struct pm_loop_info *v = NULL;
 		size_t n;
 		struct stat st;
 		if (assoc && stat(assoc, &st) < 0) {
 			fprintf(stderr, "losetup: %s: %s\n", assoc, strerror(errno));
 			return 1;
 		}
-		if (bound_loops(&v, &n) < 0)
+		if (bound_infos(&v, &n) < 0)
 			return 1;
 		for (size_t i = 0; i < n; i++) {
-			struct pm_loop_info li;
-			if (pm_loop_info(v[i], &li) != 1)
+			const struct pm_loop_info *li = &v[i];
+			if (assoc && (!li->backing_known || li->backing_dev != st.st_dev || li->backing_ino != st.st_ino ||
+				      (o.has_offset && li->offset != o.offset)))
 				continue;
-			if (assoc && (!li.backing_known || li.backing_dev != st.st_dev || li.backing_ino != st.st_ino ||
-				      (o.has_offset && li.offset != o.offset)))
-				continue;
-			print_status_line(&li);
+			print_status_line(li);
 		}
-		free(v);
 		return 0;
 	}
 	case A_LIST: {
-		int *v;
-		size_t n;
+		_cleanup_free_ struct pm_loop_info *v = NULL;
+		size_t n = 0;
 		if (optind < argc) {
-			n = (size_t)(argc - optind);
-			v = calloc(n, sizeof(int));
+			/* the devices named, those of them bound */
+			v = calloc((size_t)(argc - optind), sizeof(*v));
 			if (!v)
 				return 1;
-			for (size_t i = 0; i < n; i++) {
-				v[i] = loop_index_of(argv[optind + (int)i]);
-				if (v[i] < 0) {
-					fprintf(stderr, "losetup: %s: not a loop device\n", argv[optind + (int)i]);
-					free(v);
+			for (int i = optind; i < argc; i++) {
+				int idx = loop_index_of(argv[i]);
+				if (idx < 0) {
+					fprintf(stderr, "losetup: %s: not a loop device\n", argv[i]);
 					return 1;
 				}
+				if (pm_loop_info(idx, &v[n]) == 1)
+					n++;
 			}
-		} else if (bound_loops(&v, &n) < 0) {
+		} else if (bound_infos(&v, &n) < 0) {
 			return 1;
 		}
-		rc = list(&o, v, n);
-		free(v);
-		return rc;
+		return list(&o, v, n);
 	}
 	default:
 		break;
@@ -676,7 +659,7 @@ int losetup_main(int argc, char **argv)
 
 	if (o.find && optind == argc) {
 		/* -f alone: name the first free device */
-		int idx = pm_loop_get_free();
+		int idx = pm_loop_get_free(-1);
 		if (idx < 0) {
 			fprintf(stderr, "losetup: cannot find an unused loop device: %s\n", strerror(-idx));
 			return 1;
@@ -701,13 +684,11 @@ int losetup_main(int argc, char **argv)
 	}
 	if (optind == argc) {
 		/* no arguments: the list of used devices */
-		int *v;
+		_cleanup_free_ struct pm_loop_info *v = NULL;
 		size_t n;
-		if (bound_loops(&v, &n) < 0)
+		if (bound_infos(&v, &n) < 0)
 			return 1;
-		rc = list(&o, v, n);
-		free(v);
-		return rc;
+		return list(&o, v, n);
 	}
 	usage(stderr);
 	return 1;
