@@ -45,7 +45,28 @@ is "$(loopset)" "$base" "-l, none free: makes no loop device"
 is "$(loopset)" "$base loop8" "dm backend: the image's loop device made (loop8)"
 "$PARTMAP" kpartx -d "$img"; ok $? "dm backend: -d exit 0"
 is "$(loopset)" "$base" "dm backend: loop8 removed"
+# the kernel refusing the removal a while (EBUSY: udev or blkid still has the device open): tried
+# again, 25 ms apart, at most 40 times; then a warning, and -d still succeeds (strace injects EBUSY
+# into the run's last ioctl calls, the removal's, found by a run without it)
+"$PARTMAP" kpartx -a "$img"
+strace -o "$TMP/dry" -e trace=ioctl "$PARTMAP" kpartx -d "$img"
+k=$(grep -c '^ioctl' "$TMP/dry")
+grep -q LOOP_CTL_REMOVE "$TMP/dry" && [ "$(grep '^ioctl' "$TMP/dry" | tail -1 | grep -c LOOP_CTL_REMOVE)" = 1 ]
+ok $? "EBUSY: the removal is the run's last ioctl (number $k)"
+"$PARTMAP" kpartx -a "$img"
+strace -o "$TMP/log" -e trace=ioctl -e inject=ioctl:error=EBUSY:when=$k..$((k + 1)) "$PARTMAP" kpartx -d "$img" 2>"$TMP/err"
+ok $? "EBUSY twice: -d exit 0"
+is "$(grep -c LOOP_CTL_REMOVE "$TMP/log")" 3 "EBUSY twice: removed at the third try"
+is "$(loopset)" "$base" "EBUSY twice: the device is gone"
+is "$(grep -v '^strace' "$TMP/err")" "" "EBUSY twice: no warning"
+"$PARTMAP" kpartx -a "$img"
+strace -o "$TMP/log" -e trace=ioctl -e inject=ioctl:error=EBUSY:when=$k+ "$PARTMAP" kpartx -d "$img" 2>"$TMP/err"
+ok $? "EBUSY for ever: -d exit 0 all the same"
+is "$(grep -c LOOP_CTL_REMOVE "$TMP/log")" 40 "EBUSY for ever: 40 tries"
+grep -q "loop8: warning: cannot remove the loop device made for partmap" "$TMP/err"; ok $? "EBUSY for ever: a warning names the device"
+is "$(loopset)" "$base loop8" "EBUSY for ever: the device stays, free"
 for l in "${held[@]}"; do losetup -d "$l"; done
+rmmod loop && modprobe loop && [ "$(loopset)" = "$base" ]; ok $? "loop module reloaded: the 8 devices again"
 
 # a device made for partmap that another process still holds at -d: detached when that one closes
 # it, and left (free) rather than waited for

@@ -142,6 +142,19 @@ took=$(( $(date +%s) - s ))
 is "$(cat "$TMP/err")" "" "loop backend with udev: -d says nothing"
 udevadm settle --timeout=30
 is "$(loopset)" "$before" "loop backend with udev: the loop devices as they were"
+# the dm backend's own loop device for the image, made for partmap when none is free
+held=()
+truncate -s 1M "$TMP/hold.img"
+for d in /sys/block/loop*; do [ -e "$d/loop/backing_file" ] || held+=("$(losetup -f --show "$TMP/hold.img")"); done
+before=$(loopset)
+"$PARTMAP" kpartx -a "$img"; ok $? "dm backend with udev, no free loop device: -a exit 0"
+udevadm settle --timeout=30
+is "$(( $(loopset | wc -w) - $(wc -w <<<"$before") ))" 1 "dm backend with udev: one loop device made for the image"
+"$PARTMAP" kpartx -d "$img" 2>"$TMP/err"; ok $? "dm backend with udev: -d exit 0"
+is "$(cat "$TMP/err")" "" "dm backend with udev: -d says nothing"
+udevadm settle --timeout=30
+is "$(loopset)" "$before" "dm backend with udev: the image's loop device removed"
+for l in "${held[@]}"; do losetup -d "$l"; done
 
 # partmap dmsetup with udev
 echo "0 64 zero" | "$PARTMAP" dmsetup create udz; ok $? "dmsetup create with udev"
