@@ -531,6 +531,16 @@ bool pm_loop_set_has(const struct pm_loop_set *s, int index)
 	return s->n && bsearch(&index, s->v, s->n, sizeof(*s->v), cmp_int);
 }
 
+void pm_loop_set_del(struct pm_loop_set *s, int index)
+{
+	int *at = s->n ? bsearch(&index, s->v, s->n, sizeof(*s->v), cmp_int) : NULL;
+
+	if (!at)
+		return;
+	memmove(at, at + 1, (size_t)(s->v + s->n - (at + 1)) * sizeof(*at));
+	s->n--;
+}
+
 void pm_loop_set_free(struct pm_loop_set *s)
 {
 	free(s->v);

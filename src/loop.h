@@ -75,6 +75,8 @@ struct pm_loop_set {
 /* Read the set from /sys/block (one directory read). -errno on error. */
 int pm_loop_set_read(struct pm_loop_set *s);
 bool pm_loop_set_has(const struct pm_loop_set *s, int index);
+/* Take index out of the set (no-op when it is not in it). */
+void pm_loop_set_del(struct pm_loop_set *s, int index);
 void pm_loop_set_free(struct pm_loop_set *s);
 
 /* LOOP_CTL_REMOVE loop devices (free ones: detached, nobody holding them), on control_fd (-1: one

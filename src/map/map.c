@@ -293,7 +293,7 @@ int pm_parent_detach(struct pm_parent *p, bool deferred)
 	return r < 0 ? r : 0;
 }
 
-const struct pm_loop_set *pm_parent_loops_found(struct pm_parent *p)
+struct pm_loop_set *pm_parent_loops_found(struct pm_parent *p)
 {
 	if (!p->loops_found_read)
 		p->loops_found_read = pm_loop_set_read(&p->loops_found) == 0;
@@ -302,6 +302,12 @@ const struct pm_loop_set *pm_parent_loops_found(struct pm_parent *p)
 
 void pm_parent_doom_loop(struct pm_parent *p, int index)
 {
+	/* a device made for partmap does not count as one that was there before: when this run takes
+	 * it again (-u remaking a changed partition), it is still tagged as made, and removed later */
+	struct pm_loop_set *found = pm_parent_loops_found(p);
+
+	if (found)
+		pm_loop_set_del(found, index);
 	/* no room to note it: it stays, free, as a device that was there before would */
 	if (pm_grow(&p->loops_doomed, p->nloops_doomed, &p->loops_doomed_cap, sizeof(*p->loops_doomed)) == 0)
 		p->loops_doomed[p->nloops_doomed++] = index;

@@ -150,7 +150,7 @@ int pm_map_sync(struct pm_parent *p, const struct pm_backend *b, const struct pm
 int pm_parent_detach(struct pm_parent *p, bool deferred);
 /* The loop devices that existed before this run took its first free one (read once; NULL when
  * /sys/block cannot be read: then no device counts as made for partmap). */
-const struct pm_loop_set *pm_parent_loops_found(struct pm_parent *p);
+struct pm_loop_set *pm_parent_loops_found(struct pm_parent *p);
 /* Note loop device INDEX, made for partmap and now detached, for pm_parent_release_loops. */
 void pm_parent_doom_loop(struct pm_parent *p, int index);
 /* Remove the noted loop devices, all at once (LOOP_CTL_REMOVE waits for the kernel: about 50 ms for

@@ -302,6 +302,16 @@ static void test_loop_set(void **state)
 	assert_false(pm_loop_set_has(&s, 8));
 	assert_false(pm_loop_set_has(&s, 100001));
 	assert_false(pm_loop_set_has(&none, 0));
+	pm_loop_set_del(&s, 7);
+	pm_loop_set_del(&s, 8); /* not there: nothing */
+	assert_int_equal(s.n, 4);
+	assert_false(pm_loop_set_has(&s, 7));
+	assert_true(pm_loop_set_has(&s, 3) && pm_loop_set_has(&s, 700) && pm_loop_set_has(&s, 100000));
+	pm_loop_set_del(&s, 100000);
+	pm_loop_set_del(&s, 0);
+	assert_int_equal(s.n, 2);
+	assert_true(v[0] == 3 && v[1] == 700);
+	pm_loop_set_del(&none, 1);
 }
 
 /* removals from many threads: every device gets its own result, and the count of failures is right

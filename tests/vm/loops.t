@@ -33,6 +33,16 @@ is "$(losetup -a | wc -l)" 0 "loop backend: nothing bound"
 is "$(loopset)" "$base loop8 loop9 loop10 loop11 loop12" "loop backend: -u keeps the devices in place"
 "$PARTMAP" kpartx -d "$img"
 is "$(loopset)" "$base" "loop backend: -a, -u, -d: as it was"
+# -u with a partition changed: its device (made for partmap) is detached and the new mapping takes a
+# free one, maybe that very device: still made for partmap, removed by the -d after
+cp "$img" "$TMP/p12b.img"
+"$PARTMAP" kpartx -a --backend=loop "$img"
+sgdisk -d 12 -n 12:0:+1M "$img" >/dev/null
+"$PARTMAP" kpartx -u --backend=loop "$img"; ok $? "loop backend, partition 12 changed: -u exit 0"
+is "$(blockdev --getsz /dev/mapper/loop0p12)" 2048 "loop backend, partition 12 changed: p12 remade (1 MiB)"
+"$PARTMAP" kpartx -d "$img"
+is "$(loopset)" "$base" "loop backend, -a, change, -u, -d: as it was"
+mv "$TMP/p12b.img" "$img"
 
 # the image's own loop device, made for partmap when none is free (dm backend): -d removes it too
 held=()
