@@ -275,17 +275,23 @@ void pm_parent_close(struct pm_parent *p)
 	p->fd = p->lock_fd = p->node_fd = p->loop_control_fd = -1;
 }
 
+/* partmap's own hold on the parent's node (opened for BLKPG): the kernel would defer a detach, and
+ * refuse a removal, while it is open */
+static void drop_node_fd(struct pm_parent *p)
+{
+	if (p->node_fd >= 0) {
+		close(p->node_fd);
+		p->node_fd = -1;
+	}
+}
+
 int pm_parent_detach(struct pm_parent *p, bool deferred)
 {
 	int r;
 
 	if (!p->is_file || p->loop_index < 0)
 		return 0;
-	/* partmap's own hold on the device (the node opened for BLKPG) would defer the detach */
-	if (p->node_fd >= 0) {
-		close(p->node_fd);
-		p->node_fd = -1;
-	}
+	drop_node_fd(p);
 	r = pm_loop_detach(p->loop_index, !deferred);
 	/* a device still held (detached when its holder closes it) stays, free after that */
 	if (r == 0 && p->loop_added)
@@ -322,11 +328,7 @@ void pm_parent_release_loops(struct pm_parent *p, pm_report_fn report, void *arg
 	if (n == 0)
 		return;
 	p->nloops_doomed = 0;
-	/* the kernel does not remove a device held open: the parent's own node goes first */
-	if (p->node_fd >= 0) {
-		close(p->node_fd);
-		p->node_fd = -1;
-	}
+	drop_node_fd(p);
 	err = calloc(n, sizeof(*err));
 	dev = calloc(n, sizeof(*dev));
 	if (!err || !dev)
