@@ -113,6 +113,14 @@ is "$? $(wc -c <"$TMP/out")" "1 0" "LOOP_CONFIGURE that did nothing: exit 1, no 
 grep -q "not set the device up as asked" "$TMP/err"; ok $? "... and says so ($(head -c 100 "$TMP/err"))"
 st error=EAGAIN:when=2+ -f --show "$TMP/small.img" >"$TMP/out" 2>"$TMP/err"
 is "$? $(grep -c 'LOOP_CONFIGURE' "$TMP/st.log")" "1 40" "EAGAIN for ever: a bounded 40 tries, then exit 1"
+# the free device removed by another process between LOOP_CTL_GET_FREE and its open (ENXIO, as
+# partmap's own -d now removes devices): another free one is taken (exit 1 before)
+d=$(strace -o "$TMP/dry.log" -e trace=openat "$PARTMAP" losetup -f --show "$TMP/small.img")
+L -d "$d"
+k=$(grep '^openat' "$TMP/dry.log" | grep -n '"/dev/loop[0-9]' | head -1 | cut -d: -f1)
+d=$(strace -o "$TMP/st.log" -e trace=openat -e "inject=openat:error=ENXIO:when=${k:-1}" "$PARTMAP" losetup -f --show "$TMP/small.img" 2>"$TMP/err")
+is "$? $(grep -c '"/dev/loop[0-9]*".*ENXIO' "$TMP/st.log")" "0 1" "free device gone before its open (ENXIO): another try, exit 0"
+[ -n "$d" ] && L -d "$d"
 is "$(losetup -j "$TMP/small.img")" "" "fault injection left nothing attached"
 # a kernel that ignores lo_sizelimit in LOOP_CONFIGURE (5.8 to 5.10), played by a preloaded ioctl()
 # that drops it: partmap sees the device larger than asked and sets the limit again

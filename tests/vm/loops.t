@@ -55,6 +55,12 @@ is "$(loopset)" "$base" "-l, none free: makes no loop device"
 is "$(loopset)" "$base loop8" "dm backend: the image's loop device made (loop8)"
 "$PARTMAP" kpartx -d "$img"; ok $? "dm backend: -d exit 0"
 is "$(loopset)" "$base" "dm backend: loop8 removed"
+# the part backend opens the image's loop device for BLKPG: that descriptor must not defer the
+# detach (it did: the device then stayed)
+"$PARTMAP" kpartx -a --backend=part "$img"; ok $? "part backend: -a exit 0"
+is "$(loopset)" "$base loop8" "part backend: the image's loop device made (loop8)"
+"$PARTMAP" kpartx -d "$img"; ok $? "part backend: -d exit 0"
+is "$(loopset)" "$base" "part backend: loop8 removed"
 # the kernel refusing the removal a while (EBUSY: udev or blkid still has the device open): tried
 # again, 25 ms apart, at most 40 times; then a warning, and -d still succeeds (strace injects EBUSY
 # into the run's last ioctl calls, the removal's, found by a run without it)
