@@ -275,18 +275,24 @@ int pm_loop_index_of(dev_t dev)
 	return r < 0 ? r : pm_loop_index_of_name(name);
 }
 
+/* control_fd when it is one (>= 0), else /dev/loop-control opened into *own for the caller to close;
+ * -errno when it cannot be opened */
+static int control_or_open(int control_fd, int *own)
+{
+	if (control_fd >= 0)
+		return control_fd;
+	*own = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	return *own >= 0 ? *own : -errno;
+}
+
 int pm_loop_get_free(int control_fd)
 {
 	_cleanup_close_ int own = -1;
-	int r;
+	int fd = control_or_open(control_fd, &own), r;
 
-	if (control_fd < 0) {
-		own = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
-		if (own < 0)
-			return -errno;
-		control_fd = own;
-	}
-	r = ioctl(control_fd, LOOP_CTL_GET_FREE);
+	if (fd < 0)
+		return fd;
+	r = ioctl(fd, LOOP_CTL_GET_FREE);
 	return r < 0 ? -errno : r;
 }
 
@@ -391,6 +397,11 @@ static int attach_verify(int lfd, const struct pm_loop_cfg *cfg)
 	return li.lo_offset == cfg->offset && li.lo_sizelimit == cfg->sizelimit ? 0 : -EIO;
 }
 
+bool pm_loop_is_new(const struct pm_loop_cfg *cfg, int index)
+{
+	return cfg->index < 0 && cfg->existing && cfg->tag_new && !pm_loop_set_has(cfg->existing, index);
+}
+
 int pm_loop_attach(int backing_fd, const struct pm_loop_cfg *cfg, dev_t *dev)
 {
 	struct loop_config lc;
@@ -403,7 +414,7 @@ int pm_loop_attach(int backing_fd, const struct pm_loop_cfg *cfg, dev_t *dev)
 
 		if (idx < 0)
 			return idx;
-		if (cfg->index < 0 && cfg->existing && cfg->tag_new && !pm_loop_set_has(cfg->existing, idx))
+		if (pm_loop_is_new(cfg, idx))
 			tag = cfg->tag_new;
 		lfd = pm_loop_open(idx, cfg->read_only ? O_RDONLY : O_RDWR);
 		if (lfd < 0) {
@@ -526,14 +537,19 @@ int pm_loop_set_read(struct pm_loop_set *s)
 	return 0;
 }
 
+static int *set_find(const struct pm_loop_set *s, int index)
+{
+	return s->n ? bsearch(&index, s->v, s->n, sizeof(*s->v), cmp_int) : NULL;
+}
+
 bool pm_loop_set_has(const struct pm_loop_set *s, int index)
 {
-	return s->n && bsearch(&index, s->v, s->n, sizeof(*s->v), cmp_int);
+	return set_find(s, index) != NULL;
 }
 
 void pm_loop_set_del(struct pm_loop_set *s, int index)
 {
-	int *at = s->n ? bsearch(&index, s->v, s->n, sizeof(*s->v), cmp_int) : NULL;
+	int *at = set_find(s, index);
 
 	if (!at)
 		return;
@@ -630,14 +646,11 @@ size_t pm_loop_remove_many(int control_fd, const int *index, int *err, size_t n)
 
 	if (n == 0)
 		return 0;
-	if (control_fd < 0) {
-		own = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
-		if (own < 0) {
-			for (size_t i = 0; i < n; i++)
-				err[i] = -errno;
-			return n;
-		}
-		w.control_fd = own;
+	w.control_fd = control_or_open(control_fd, &own);
+	if (w.control_fd < 0) {
+		for (size_t i = 0; i < n; i++)
+			err[i] = w.control_fd;
+		return n;
 	}
 	/* this thread works too; the others start while there is work for them (one that cannot be
 	 * started leaves its share to the rest) */

@@ -100,6 +100,9 @@ struct pm_loop_cfg {
 	const char *tag_new;
 };
 
+/* Did pm_loop_attach with cfg take device INDEX as one the kernel created for the call (not in
+ * cfg->existing; it then stored cfg->tag_new)? */
+bool pm_loop_is_new(const struct pm_loop_cfg *cfg, int index);
 /* Bind backing_fd to a loop device: LOOP_CONFIGURE, or LOOP_SET_FD + LOOP_SET_STATUS64 on kernels
  * without it. With index -1, a free device is taken and another one tried when a concurrent process
  * takes it first (EBUSY). Returns the index, or -errno; *dev (when not NULL) gets its number. */

@@ -597,7 +597,7 @@ static int map_image(const char *path, int fd, const struct stat *st, struct pm_
 				}
 				/* a device the kernel created for the -a that served the image goes too */
 				int err;
-				if (r == 0 && li.status_known && !strcmp(li.tag, PM_LOOP_TAG_DISK_ADDED) &&
+				if (r == 0 && pm_loop_disk_added(&li) &&
 				    pm_loop_remove_many(-1, &li.index, &err, 1))
 					warn_loop_kept(node, err);
 			}

@@ -17,13 +17,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* loop devices can be had when /dev/loop-control opens (kept for the run); asking it for a free one
- * here would make the kernel create one when none is free */
-static int loop_usable(struct pm_parent *p)
+/* /dev/loop-control, opened once for all the partitions of a run; -errno when it cannot be */
+static int control_fd(struct pm_parent *p)
 {
 	if (p->loop_control_fd < 0)
 		p->loop_control_fd = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
-	return p->loop_control_fd < 0 ? -errno : 0;
+	return p->loop_control_fd < 0 ? -errno : p->loop_control_fd;
+}
+
+/* loop devices can be had when /dev/loop-control opens; asking it for a free one here would make the
+ * kernel create one when none is free */
+static int loop_usable(struct pm_parent *p)
+{
+	int fd = control_fd(p);
+
+	return fd < 0 ? fd : 0;
 }
 
 /* "partmap:<N>" or "partmap:<N>:added": 0 with the number, -EINVAL for any other tag */
@@ -130,17 +138,14 @@ static int loop_add(struct pm_parent *p, const struct pm_part *part, struct pm_m
 
 	snprintf(tag, sizeof(tag), PM_LOOP_TAG "%u", part->num);
 	snprintf(tag_new, sizeof(tag_new), PM_LOOP_TAG "%u" PM_LOOP_TAG_ADDED, part->num);
-	/* one /dev/loop-control for all the partitions of a run, and one look at which devices exist */
-	if (p->loop_control_fd < 0)
-		p->loop_control_fd = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
-	cfg.control_fd = p->loop_control_fd;
-	cfg.existing = pm_parent_loops_found(p);
+	cfg.control_fd = control_fd(p);
+	cfg.existing = pm_parent_loops_found(p); /* read once a run */
 	cfg.tag_new = tag_new;
 	idx = pm_loop_attach(p->fd, &cfg, &m->dev);
 	if (idx < 0)
 		return idx;
 	m->loop_index = idx;
-	m->loop_added = cfg.existing && !pm_loop_set_has(cfg.existing, idx);
+	m->loop_added = pm_loop_is_new(&cfg, idx);
 	snprintf(m->node, sizeof(m->node), "/dev/loop%d", idx);
 	/* the device was opened by its node to bind it: the node is there, with this number */
 	m->node_ready = true;

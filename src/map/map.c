@@ -73,7 +73,7 @@ static int attach_whole(struct pm_parent *p, const struct pm_parent_opts *o)
 		return idx;
 	p->loop_index = idx;
 	p->loop_attached = true;
-	p->loop_added = cfg.existing && !pm_loop_set_has(cfg.existing, idx);
+	p->loop_added = pm_loop_is_new(&cfg, idx);
 	p->ssz = ssz;
 	return 0;
 }
@@ -195,7 +195,7 @@ int pm_parent_open(struct pm_parent *p, const char *path, const struct pm_parent
 			return r;
 		if (r == 1) {
 			p->loop_index = li.index;
-			p->loop_added = li.status_known && !strcmp(li.tag, PM_LOOP_TAG_DISK_ADDED);
+			p->loop_added = pm_loop_disk_added(&li);
 			p->ssz = pm_loop_block_size(li.index);
 			if (!li.read_only && p->read_only) {
 				/* -r on an image whose loop is writable: the maps are made read-only instead */
@@ -297,6 +297,11 @@ int pm_parent_detach(struct pm_parent *p, bool deferred)
 	if (r == 0 && p->loop_added)
 		pm_parent_doom_loop(p, p->loop_index);
 	return r < 0 ? r : 0;
+}
+
+bool pm_loop_disk_added(const struct pm_loop_info *li)
+{
+	return li->status_known && !strcmp(li->tag, PM_LOOP_TAG_DISK_ADDED);
 }
 
 struct pm_loop_set *pm_parent_loops_found(struct pm_parent *p)

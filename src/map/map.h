@@ -148,6 +148,8 @@ int pm_map_sync(struct pm_parent *p, const struct pm_backend *b, const struct pm
  * else holds the device open; the kernel then detaches it when the last user closes it (autoclear).
  * Otherwise (undoing a failed -a) only when nothing holds it. */
 int pm_parent_detach(struct pm_parent *p, bool deferred);
+/* Was li, an image's whole-file loop, made for partmap (its tag says)? */
+bool pm_loop_disk_added(const struct pm_loop_info *li);
 /* The loop devices that existed before this run took its first free one (read once; NULL when
  * /sys/block cannot be read: then no device counts as made for partmap). */
 struct pm_loop_set *pm_parent_loops_found(struct pm_parent *p);
