@@ -304,21 +304,24 @@ bool pm_loop_disk_added(const struct pm_loop_info *li)
 	return li->status_known && !strcmp(li->tag, PM_LOOP_TAG_DISK_ADDED);
 }
 
+/* A device made for partmap and noted for removal does not count as one that was there before: when
+ * this run takes it again (-u remaking a changed partition), it is still tagged as made, and removed
+ * later. */
 struct pm_loop_set *pm_parent_loops_found(struct pm_parent *p)
 {
-	if (!p->loops_found_read)
+	if (!p->loops_found_read) {
 		p->loops_found_read = pm_loop_set_read(&p->loops_found) == 0;
+		for (size_t i = 0; p->loops_found_read && i < p->nloops_doomed; i++)
+			pm_loop_set_del(&p->loops_found, p->loops_doomed[i]);
+	}
 	return p->loops_found_read ? &p->loops_found : NULL;
 }
 
 void pm_parent_doom_loop(struct pm_parent *p, int index)
 {
-	/* a device made for partmap does not count as one that was there before: when this run takes
-	 * it again (-u remaking a changed partition), it is still tagged as made, and removed later */
-	struct pm_loop_set *found = pm_parent_loops_found(p);
-
-	if (found)
-		pm_loop_set_del(found, index);
+	/* out of the set of devices there before, if it has been read (else when it is) */
+	if (p->loops_found_read)
+		pm_loop_set_del(&p->loops_found, index);
 	/* no room to note it: it stays, free, as a device that was there before would */
 	if (pm_grow(&p->loops_doomed, p->nloops_doomed, &p->loops_doomed_cap, sizeof(*p->loops_doomed)) == 0)
 		p->loops_doomed[p->nloops_doomed++] = index;
