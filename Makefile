@@ -18,11 +18,12 @@ OPT ?= -O2 -g
 CPPFLAGS += -D_GNU_SOURCE -DPARTMAP_VERSION=\"$(VERSION)\"
 CFLAGS += $(CSTD) $(WARN) $(OPT)
 
-LIB_SRC := $(wildcard src/*.c) $(wildcard src/table/*.c) $(wildcard src/map/*.c) $(wildcard src/image/*.c)
-LIBS := -lfuse3 -lzstd -lz -lpthread -ldl -lrt
+LIB_SRC := $(wildcard src/*.c) $(wildcard src/table/*.c) $(wildcard src/map/*.c) $(wildcard src/image/*.c) \
+	$(wildcard src/vdev/*.c) $(wildcard src/target/*.c)
+LIBS := -lfuse3 -lzstd -lz -lcrypto -lpthread -ldl -lrt
 CPPFLAGS += -I/usr/include/fuse3
 CLI_SRC := $(wildcard src/cli/*.c)
-HDRS := $(wildcard src/*.h src/cli/*.h src/map/*.h src/image/*.h src/table/*.h)
+HDRS := $(wildcard src/*.h src/cli/*.h src/map/*.h src/image/*.h src/table/*.h src/vdev/*.h src/target/*.h)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)

@@ -19,6 +19,7 @@ done
 [ -f /usr/include/zlib.h ] && [ -f /usr/lib/x86_64-linux-gnu/libz.a ] || pkgs+=(zlib1g-dev)
 [ -f /usr/include/fuse3/fuse.h ] && [ -f /usr/lib/x86_64-linux-gnu/libfuse3.a ] || pkgs+=(libfuse3-dev)
 [ -f /usr/include/zstd.h ] && [ -f /usr/lib/x86_64-linux-gnu/libzstd.a ] || pkgs+=(libzstd-dev)
+[ -f /usr/include/openssl/evp.h ] && [ -f /usr/lib/x86_64-linux-gnu/libcrypto.a ] || pkgs+=(libssl-dev)
 ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || pkgs+=(libclang-rt-dev)
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || pkgs+=(libc6-dev)
 dpkg -s busybox-static >/dev/null 2>&1 || pkgs+=(busybox-static)

@@ -49,6 +49,18 @@ struct pm_image_fmt {
 	void (*close)(struct pm_image *img);
 	/* fdatasync the files holding data besides img->fd (extents, external data); optional */
 	int (*sync)(struct pm_image *img);
+	/* The write path of a sparse format (top layer only; NULL: only data that lies as it is in a
+	 * file is written, by image.c). Write len bytes of the virtual disk at off (inside it; any
+	 * alignment), allocating what is needed in the format's crash-safe order: a kill at any moment
+	 * leaves at worst leaked clusters, never a table entry pointing at unwritten data. Thread-safe
+	 * (the format takes its own lock). */
+	int (*write)(struct pm_image *img, uint64_t off, const void *buf, size_t len);
+	/* Make every write completed before the call durable: dirty metadata written back in the safe
+	 * order, then the files synced. NULL: image.c's fdatasync of the files. */
+	int (*flush)(struct pm_image *img);
+	/* Release the range where the format can (qcow2: zero clusters or unallocated, the host space
+	 * punched out); bytes that cannot be released are left as they are. NULL: discard is a no-op. */
+	int (*discard)(struct pm_image *img, uint64_t off, uint64_t len);
 };
 
 extern const struct pm_image_fmt pm_fmt_raw, pm_fmt_qcow2, pm_fmt_vmdk, pm_fmt_vhd, pm_fmt_vhdx, pm_fmt_vdi;

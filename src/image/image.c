@@ -583,6 +583,8 @@ int pm_image_write(struct pm_image *img, uint64_t off, const void *buf, size_t l
 		return -ERANGE;
 	if (!img->want_write || !img->files_rw || pm_image_readonly_reason(img))
 		return -EROFS;
+	if (img->fmt->write)
+		return img->fmt->write(img, off, buf, len);
 	while (len) {
 		struct pm_img_piece pc;
 		int r = map_piece(img, off, len, &pc);
@@ -608,9 +610,20 @@ int pm_image_write(struct pm_image *img, uint64_t off, const void *buf, size_t l
 
 int pm_image_sync(struct pm_image *img)
 {
+	if (img->fmt->flush && img->files_rw)
+		return img->fmt->flush(img);
 	if (fdatasync(img->fd) < 0)
 		return -errno;
 	return img->fmt->sync ? img->fmt->sync(img) : 0;
+}
+
+int pm_image_discard(struct pm_image *img, uint64_t off, uint64_t len)
+{
+	if (off > img->size || len > img->size - off)
+		return -ERANGE;
+	if (!img->want_write || !img->files_rw || pm_image_readonly_reason(img))
+		return -EROFS;
+	return img->fmt->discard ? img->fmt->discard(img, off, len) : 0;
 }
 
 void pm_image_close(struct pm_image *img)
@@ -717,6 +730,8 @@ const char *pm_image_readonly_reason(const struct pm_image *img)
 {
 	if (img->ro_reason)
 		return img->ro_reason;
+	if (img->fmt->write)
+		return NULL; /* the format writes its top layer itself, backing files included */
 	if (!img->in_place)
 		return "sparse format: partmap does not write it yet";
 	if (img->backing)

@@ -65,8 +65,11 @@ int pm_image_read(struct pm_image *img, uint64_t off, void *buf, size_t len);
 /* Write len bytes of the virtual disk at off, in place: only an image opened PM_IMG_WRITABLE whose
  * readonly reason is NULL, and only where its data lies as it is in a file; -EROFS otherwise. */
 int pm_image_write(struct pm_image *img, uint64_t off, const void *buf, size_t len);
-/* fdatasync every file of the top layer that holds data. */
+/* Make every completed write durable: the format's dirty metadata written back in its safe order,
+ * then fdatasync of every file of the top layer that holds data. */
 int pm_image_sync(struct pm_image *img);
+/* Release a range where the format can (see pm_image_fmt.discard); 0 where it cannot. */
+int pm_image_discard(struct pm_image *img, uint64_t off, uint64_t len);
 
 /* Extents of the virtual disk, for sparse copies: from off, how many bytes (at most max) are all
  * PM_IMG_DATA or all PM_IMG_ZERO (reads as zeros without reading data). Returns the kind or -errno. */

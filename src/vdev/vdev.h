@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* A virtual block device served from userspace: a size and read, write, flush and discard of byte
+ * ranges. Image formats (src/image/) and device-mapper tables (src/target/, composed by
+ * src/vdev/udm.c) are its implementations; one FUSE front end serves any of them as a file that a
+ * loop device holds. Library rules: -errno returns, no printing, no global state.
+ *
+ * Offsets and lengths are bytes. Requests that reach a vdev from the loop device are whole 512-byte
+ * sectors; a vdev may refuse others with -EINVAL. Every operation may be called from several threads
+ * at once. */
+#ifndef PARTMAP_VDEV_H
+#define PARTMAP_VDEV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct pm_vdev;
+
+struct pm_vdev_ops {
+	int (*read)(struct pm_vdev *v, uint64_t off, void *buf, size_t len);
+	/* NULL: the device is read-only (-EROFS) */
+	int (*write)(struct pm_vdev *v, uint64_t off, const void *buf, size_t len);
+	/* every write completed before the call is on stable storage when it returns; NULL: nothing to do */
+	int (*flush)(struct pm_vdev *v);
+	/* the range may read back as anything (zeros where the implementation can); NULL: -EOPNOTSUPP */
+	int (*discard)(struct pm_vdev *v, uint64_t off, uint64_t len);
+	/* free priv; NULL: nothing to free */
+	void (*close)(struct pm_vdev *v);
+};
+
+struct pm_vdev {
+	const struct pm_vdev_ops *ops;
+	uint64_t size;            /* bytes */
+	bool read_only;
+	void *priv;
+};
+
+/* Range-checked calls: -ERANGE outside [0, size), -EROFS for a write to a read-only device. */
+int pm_vdev_read(struct pm_vdev *v, uint64_t off, void *buf, size_t len);
+int pm_vdev_write(struct pm_vdev *v, uint64_t off, const void *buf, size_t len);
+int pm_vdev_flush(struct pm_vdev *v);
+int pm_vdev_discard(struct pm_vdev *v, uint64_t off, uint64_t len);
+void pm_vdev_close(struct pm_vdev *v);
+
+/* A block device or a file as a vdev (pread/pwrite, fdatasync, BLKDISCARD or a hole punch). The fd is
+ * duplicated; read_only opens nothing for writing. */
+int pm_vdev_from_fd(struct pm_vdev *v, int fd, bool read_only);
+
+#endif
