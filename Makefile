@@ -31,7 +31,7 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 ASAN_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan/%)
-UNIT_HELPERS := tests/unit/imgbuild.c tests/unit/imgfmt.c
+UNIT_HELPERS := tests/unit/imgbuild.c tests/unit/imgfmt.c tests/unit/tgtenv.c
 
 FUZZ_TYPES := gpt sgi dos bsd sun atari mac ps3 solaris unixware
 FUZZ_SRC := src/ptable.c src/disk.c src/crc32.c src/util.c $(wildcard src/table/*.c) $(wildcard src/image/*.c)
@@ -64,11 +64,11 @@ install: all
 	ln -sf partmap.8 $(DESTDIR)$(PREFIX)/share/man/man8/kpartx.8
 
 # ---- tests ----
-$(BUILD)/tests/%: tests/unit/%.c $(UNIT_HELPERS) $(LIB_SRC) $(HDRS) tests/unit/imgbuild.h tests/unit/imgfmt.h
+$(BUILD)/tests/%: tests/unit/%.c $(UNIT_HELPERS) $(LIB_SRC) $(HDRS) tests/unit/imgbuild.h tests/unit/imgfmt.h tests/unit/tgtenv.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Isrc -o $@ $< $(UNIT_HELPERS) $(LIB_SRC) -lcmocka $(LIBS)
 
-$(BUILD)/asan/%: tests/unit/%.c $(UNIT_HELPERS) $(LIB_SRC) $(HDRS) tests/unit/imgbuild.h tests/unit/imgfmt.h
+$(BUILD)/asan/%: tests/unit/%.c $(UNIT_HELPERS) $(LIB_SRC) $(HDRS) tests/unit/imgbuild.h tests/unit/imgfmt.h tests/unit/tgtenv.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CSTD) $(WARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
 		-fno-omit-frame-pointer -Isrc -o $@ $< $(UNIT_HELPERS) $(LIB_SRC) -lcmocka $(LIBS)

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* striped <#stripes> <chunk_sectors> (<dev> <offset>){#stripes}: chunk c of the target lies on stripe
+ * c % N, in row c / N of it. Checked as the current kernel does (a chunk of any size > 0, the length a
+ * multiple of chunk * N); a stripe whose I/O failed is shown 'D' in the status. */
+#include "target.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STRIPE_ERROR_MAX 15 /* the kernel's DM_IO_ERROR_THRESHOLD: events until then */
+
+struct stripe {
+	struct pm_source *dev;
+	uint64_t start;           /* sectors */
+	unsigned errors;          /* atomic */
+};
+
+struct striped {
+	uint32_t n;
+	uint64_t chunk;           /* sectors */
+	struct stripe s[];
+};
+
+static int striped_ctr(struct pm_target *ti, unsigned argc, char **argv)
+{
+	uint64_t n, chunk;
+	struct striped *sc;
+	int r;
+
+	if (argc < 2)
+		return pm_target_fail(ti, -EINVAL, "Not enough arguments");
+	if (pm_target_u64(argv[0], &n) < 0 || n == 0 || n > 1024 * 1024)
+		return pm_target_fail(ti, -EINVAL, "Invalid stripe count");
+	if (pm_target_u64(argv[1], &chunk) < 0 || chunk == 0 || chunk > UINT32_MAX)
+		return pm_target_fail(ti, -EINVAL, "Invalid chunk_size");
+	if (ti->len % n)
+		return pm_target_fail(ti, -EINVAL, "Target length not divisible by number of stripes");
+	if ((ti->len / n) % chunk)
+		return pm_target_fail(ti, -EINVAL, "Target length not divisible by chunk size");
+	if (argc != 2 + 2 * n)
+		return pm_target_fail(ti, -EINVAL, "Not enough destinations specified");
+	if (!(sc = calloc(1, sizeof(*sc) + n * sizeof(sc->s[0]))))
+		return pm_target_fail(ti, -ENOMEM, "Memory allocation for striped context failed");
+	sc->n = (uint32_t)n;
+	sc->chunk = chunk;
+	for (uint32_t i = 0; i < n; i++) {
+		if (pm_target_u64(argv[3 + 2 * i], &sc->s[i].start) < 0) {
+			free(sc);
+			return pm_target_fail(ti, -EINVAL, "Couldn't parse stripe destination");
+		}
+		if ((r = pm_target_source(ti, argv[2 + 2 * i], &sc->s[i].dev)) < 0) {
+			free(sc);
+			return pm_target_fail(ti, r, "Couldn't parse stripe destination");
+		}
+	}
+	ti->priv = sc;
+	return 0;
+}
+
+static void striped_dtr(struct pm_target *ti)
+{
+	free(ti->priv);
+}
+
+/* a request never crosses a chunk */
+static uint64_t striped_max_io(struct pm_target *ti, uint64_t off)
+{
+	struct striped *sc = ti->priv;
+	uint64_t cb = sc->chunk * PM_SECTOR;
+
+	return cb - off % cb;
+}
+
+static struct stripe *locate(struct pm_target *ti, uint64_t off, uint64_t *at)
+{
+	struct striped *sc = ti->priv;
+	uint64_t sector = off / PM_SECTOR;
+	uint64_t chunk = sector / sc->chunk, rest = sector % sc->chunk;
+	struct stripe *st = &sc->s[chunk % sc->n];
+
+	*at = ((st->start + (chunk / sc->n) * sc->chunk + rest) * PM_SECTOR) + off % PM_SECTOR;
+	return st;
+}
+
+static int io_done(struct pm_target *ti, struct stripe *st, int r)
+{
+	if (r < 0 && r != -EROFS) {
+		unsigned e = __atomic_add_fetch(&st->errors, 1, __ATOMIC_RELAXED);
+		if (e <= STRIPE_ERROR_MAX)
+			pm_target_event(ti);
+	}
+	return r;
+}
+
+static int striped_read(struct pm_target *ti, uint64_t off, void *buf, size_t len)
+{
+	uint64_t at;
+	struct stripe *st = locate(ti, off, &at);
+
+	return io_done(ti, st, pm_vdev_read(st->dev->vdev, at, buf, len));
+}
+
+static int striped_write(struct pm_target *ti, uint64_t off, const void *buf, size_t len)
+{
+	uint64_t at;
+	struct stripe *st = locate(ti, off, &at);
+
+	return io_done(ti, st, pm_vdev_write(st->dev->vdev, at, buf, len));
+}
+
+static int striped_discard(struct pm_target *ti, uint64_t off, uint64_t len)
+{
+	uint64_t at;
+	struct stripe *st = locate(ti, off, &at);
+
+	return pm_vdev_discard(st->dev->vdev, at, len);
+}
+
+static void striped_status(struct pm_target *ti, bool table, char *buf, size_t len)
+{
+	struct striped *sc = ti->priv;
+	size_t o = 0;
+
+#define PUT(...) (o += (size_t)snprintf(buf + o, o < len ? len - o : 0, __VA_ARGS__))
+	if (table) {
+		PUT("%u %llu", sc->n, (unsigned long long)sc->chunk);
+		for (uint32_t i = 0; i < sc->n; i++)
+			PUT(" %s %llu", sc->s[i].dev->name, (unsigned long long)sc->s[i].start);
+		return;
+	}
+	PUT("%u ", sc->n);
+	for (uint32_t i = 0; i < sc->n; i++)
+		PUT("%s ", sc->s[i].dev->name);
+	PUT("1 ");
+	for (uint32_t i = 0; i < sc->n; i++)
+		PUT("%c", __atomic_load_n(&sc->s[i].errors, __ATOMIC_RELAXED) ? 'D' : 'A');
+#undef PUT
+}
+
+const struct pm_target_type pm_target_striped = {
+	.name = "striped",
+	.version = { 1, 6, 0 },
+	.ctr = striped_ctr,
+	.dtr = striped_dtr,
+	.read = striped_read,
+	.write = striped_write,
+	.discard = striped_discard,
+	.status = striped_status,
+	.max_io = striped_max_io,
+};

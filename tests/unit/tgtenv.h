@@ -1,0 +1,35 @@
+/* A target environment for unit tests: device names ("7:0", or any word) mapped to regular files,
+ * opened as vdevs, with events counted. */
+#ifndef PARTMAP_TEST_TGTENV_H
+#define PARTMAP_TEST_TGTENV_H
+
+#include "target/target.h"
+
+#define TGTENV_MAX 16
+
+struct tgtenv {
+	struct pm_target_env env;
+	struct {
+		char name[32];
+		char path[256];
+		dev_t dev;
+		bool made;        /* a file of tgtenv_file's: removed by tgtenv_cleanup */
+	} dev[TGTENV_MAX];
+	unsigned n;
+	unsigned events;
+	unsigned opens;           /* sources open now */
+};
+
+/* An environment with no devices yet. */
+void tgtenv_init(struct tgtenv *e);
+/* Name a file as a device ("major:minor" names give that number; others a made-up one). */
+void tgtenv_add(struct tgtenv *e, const char *name, const char *path);
+/* A new temporary file of size bytes filled by fill(i) for each byte i (NULL: zeros), named as a device; the
+ * path is written to path (256 bytes). */
+void tgtenv_file(struct tgtenv *e, const char *name, uint64_t size, uint8_t (*fill)(uint64_t i), char *path);
+/* Build a table from text (as dmsetup reads it) in this environment: 0 or -errno, err filled. */
+int tgtenv_build(struct tgtenv *e, const char *text, bool read_only, struct pm_dtab **out, char *err, size_t len);
+/* Remove the files made by tgtenv_file. */
+void tgtenv_cleanup(struct tgtenv *e);
+
+#endif
