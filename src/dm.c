@@ -44,6 +44,14 @@ static int set_ref(struct dm_ioctl *io, const struct pm_dm_ref *ref)
 	return 0;
 }
 
+/* The ioctl itself: the kernel's, or the one that stands in for it (the userspace device mapper, a
+ * test's fake kernel). -1 with errno set on failure, as ioctl(2). */
+static int dm_ioctl(struct pm_dm *dm, unsigned long cmd, struct dm_ioctl *io)
+{
+	dm->nioctls++;
+	return dm->ioctl_fn ? dm->ioctl_fn(dm->fd, cmd, io) : ioctl(dm->fd, cmd, io);
+}
+
 /* One DM ioctl: header + payload in, header + data out (grown while the kernel says the buffer is
  * too small). *out is the reply buffer (caller frees), or NULL when out is NULL. */
 static int dm_call(struct pm_dm *dm, unsigned long cmd, const struct pm_dm_ref *ref, uint32_t flags,
@@ -74,8 +82,7 @@ static int dm_call(struct pm_dm *dm, unsigned long cmd, const struct pm_dm_ref *
 		}
 		if (plen)
 			memcpy((char *)io + io->data_start, payload, plen);
-		dm->nioctls++;
-		r = dm->ioctl_fn ? dm->ioctl_fn(dm->fd, cmd, io) : ioctl(dm->fd, cmd, io);
+		r = dm_ioctl(dm, cmd, io);
 		if (r < 0 || (io->flags & DM_BUFFER_FULL_FLAG)) {
 			/* an error, or a reply that did not fit: wipe what may hold a key, then grow or fail */
 			r = r < 0 ? -errno : size < PM_DM_REPLY_MAX ? 0 : -ENOBUFS;
@@ -253,8 +260,7 @@ int pm_dm_dev_create(struct pm_dm *dm, const char *name, const char *uuid, struc
 		r = set_ref(io, &ref);
 		if (r == 0 && uuid)
 			memcpy(io->uuid, uuid, strlen(uuid) + 1);
-		dm->nioctls++;
-		if (r == 0 && ioctl(dm->fd, DM_DEV_CREATE, io) < 0)
+		if (r == 0 && dm_ioctl(dm, DM_DEV_CREATE, io) < 0)
 			r = -errno;
 		if (r == 0)
 			fill_info(io, info);
@@ -306,8 +312,7 @@ int pm_dm_load(struct pm_dm *dm, const struct pm_dm_ref *ref, const struct pm_dm
 		io->flags = (read_only ? DM_READONLY_FLAG : 0) | (secure ? DM_SECURE_DATA_FLAG : 0);
 		r = set_ref(io, ref);
 		memcpy((char *)io + io->data_start, buf, len);
-		dm->nioctls++;
-		if (r == 0 && ioctl(dm->fd, DM_TABLE_LOAD, io) < 0)
+		if (r == 0 && dm_ioctl(dm, DM_TABLE_LOAD, io) < 0)
 			r = -errno;
 		explicit_bzero(io, size);
 		free(io);
