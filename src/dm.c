@@ -49,7 +49,7 @@ static int set_ref(struct dm_ioctl *io, const struct pm_dm_ref *ref)
 static int dm_ioctl(struct pm_dm *dm, unsigned long cmd, struct dm_ioctl *io)
 {
 	dm->nioctls++;
-	return dm->ioctl_fn ? dm->ioctl_fn(dm->fd, cmd, io) : ioctl(dm->fd, cmd, io);
+	return dm->ioctl_fn ? dm->ioctl_fn(dm, cmd, io) : ioctl(dm->fd, cmd, io);
 }
 
 /* One DM ioctl: header + payload in, header + data out (grown while the kernel says the buffer is
@@ -224,6 +224,9 @@ void pm_dm_close(struct pm_dm *dm)
 	if (dm->fd >= 0)
 		close(dm->fd);
 	dm->fd = -1;
+	if (dm->ioctl_free)
+		dm->ioctl_free(dm);
+	dm->ioctl_free = NULL;
 }
 
 int pm_dm_info(struct pm_dm *dm, const struct pm_dm_ref *ref, struct pm_dm_info *info)

@@ -23,8 +23,13 @@ struct pm_dm {
 	bool batching;            /* a run's one udev cookie is in use (pm_dm_batch_begin): */
 	int batch_semid;          /* its semaphore */
 	uint32_t batch_cookie;
-	/* the DM ioctl; NULL = ioctl(2) on fd (tests put a fake kernel here) */
-	int (*ioctl_fn)(int fd, unsigned long cmd, void *io);
+	/* the DM ioctl; NULL = ioctl(2) on fd. The userspace device mapper's client (and tests' fake
+	 * kernels) go here: -1 with errno set on failure, as ioctl(2). */
+	int (*ioctl_fn)(struct pm_dm *dm, unsigned long cmd, void *io);
+	void *ioctl_arg;          /* theirs */
+	void (*ioctl_free)(struct pm_dm *dm); /* frees ioctl_arg at pm_dm_close */
+	bool userspace;           /* the device mapper in userspace (src/vdev/udm.h) answers */
+	char err[256];            /* its words for the last refusal of a table or a message, or "" */
 };
 
 /* A reply the kernel still flags DM_BUFFER_FULL at this size is an error (-ENOBUFS), not a truncated

@@ -500,6 +500,23 @@ int pm_loop_set_sizelimit(int index, uint64_t sizelimit)
 	return r;
 }
 
+int pm_loop_set_autoclear(int index)
+{
+	struct loop_info64 li;
+	int fd = pm_loop_open(index, O_RDONLY), r;
+
+	if (fd < 0)
+		return fd;
+	if (ioctl(fd, LOOP_GET_STATUS64, &li) < 0) {
+		r = -errno;
+	} else {
+		li.lo_flags |= LO_FLAGS_AUTOCLEAR;
+		r = loop_ioctl(fd, LOOP_SET_STATUS64, &li);
+	}
+	close(fd);
+	return r;
+}
+
 static int cmp_int(const void *a, const void *b)
 {
 	int x = *(const int *)a, y = *(const int *)b;

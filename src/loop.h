@@ -116,5 +116,7 @@ int pm_loop_open(int index, int flags);
 /* Change the size limit of a bound loop device (LOOP_SET_STATUS64) or re-read its backing size
  * (LOOP_SET_CAPACITY when sizelimit is UINT64_MAX). */
 int pm_loop_set_sizelimit(int index, uint64_t sizelimit);
+/* Have the kernel detach a bound device when its last opener closes it (LO_FLAGS_AUTOCLEAR). */
+int pm_loop_set_autoclear(int index);
 
 #endif

@@ -3,10 +3,12 @@
 #include "names.h"
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -182,3 +184,93 @@ int pm_mapper_link(const char *name, const char *target)
 	return 0;
 }
 
+
+/* mountinfo's third field is major:minor */
+static int count_mounts(dev_t dev)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[8192];
+	int n = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned maj, min;
+		if (sscanf(line, "%*u %*u %u:%u", &maj, &min) == 2 && makedev(maj, min) == dev)
+			n++;
+	}
+	fclose(f);
+	return n;
+}
+
+static int count_holders(dev_t dev)
+{
+	char path[128];
+	DIR *d;
+	struct dirent *de;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/holders", major(dev), minor(dev));
+	if (!(d = opendir(path)))
+		return 0;
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* loop devices whose backing file is this block device */
+static int count_loops_over(dev_t dev)
+{
+	DIR *d = opendir("/sys/block");
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		char path[300], back[4096];
+		struct stat st;
+		if (strncmp(de->d_name, "loop", 4))
+			continue;
+		snprintf(path, sizeof(path), "/sys/block/%s/loop/backing_file", de->d_name);
+		if (pm_read_line(path, back, sizeof(back)) < 0)
+			continue;
+		if (stat(back, &st) == 0 && S_ISBLK(st.st_mode) && st.st_rdev == dev)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+int pm_block_openers(dev_t dev, pid_t except)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *pe;
+	int n = count_mounts(dev) + count_holders(dev) + count_loops_over(dev);
+
+	if (!proc)
+		return -errno;
+	while ((pe = readdir(proc))) {
+		char path[300];
+		DIR *fds;
+		struct dirent *fe;
+		pid_t pid = (pid_t)atoi(pe->d_name);
+
+		if (pid <= 0 || pid == except)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/fd", pe->d_name);
+		if (!(fds = opendir(path)))
+			continue;
+		while ((fe = readdir(fds))) {
+			struct stat st;
+			if (fe->d_name[0] == '.')
+				continue;
+			if (fstatat(dirfd(fds), fe->d_name, &st, 0) == 0 && S_ISBLK(st.st_mode) && st.st_rdev == dev)
+				n++;
+		}
+		closedir(fds);
+	}
+	closedir(proc);
+	return n;
+}

@@ -31,4 +31,9 @@ int pm_mapper_link(const char *name, const char *target);
 /* The target of /dev/mapper/<name> when it is a symlink; -EINVAL when it is not one. */
 int pm_mapper_readlink(const char *name, char *buf, size_t len);
 
+/* How many holders a block device has, as the kernel's open count would see them: mounts of it,
+ * block devices over it (holders in sysfs; loop devices backed by it), and descriptors of every
+ * process but `except`. -errno when /proc cannot be read. */
+int pm_block_openers(dev_t dev, pid_t except);
+
 #endif

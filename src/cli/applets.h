@@ -11,5 +11,6 @@ int dmsetup_main(int argc, char **argv);
 int losetup_main(int argc, char **argv);
 int image_main(int argc, char **argv);
 int fuse_main_applet(int argc, char **argv);
+int serve_main(int argc, char **argv);
 
 #endif

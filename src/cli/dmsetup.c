@@ -3,6 +3,7 @@
 #include "applets.h"
 #include "../dm.h"
 #include "../dmtable.h"
+#include "../vdev/udm.h"
 #include "../util.h"
 
 #include <ctype.h>
@@ -85,12 +86,15 @@ static const char *ref_str(const struct pm_dm_ref *ref, char *buf, size_t len)
 	return buf;
 }
 
-static void ioctl_failed(const char *what, const struct pm_dm_ref *ref, int err)
+static void ioctl_failed(const struct pm_dm *dm, const char *what, const struct pm_dm_ref *ref, int err)
 {
 	char b[32];
 
+	/* the userspace device mapper says why, in the words the kernel logs */
+	if (dm->userspace && dm->err[0])
+		fprintf(stderr, "device-mapper: %s\n", dm->err);
 	fprintf(stderr, "device-mapper: %s ioctl on %s failed: %s\n", what, ref_str(ref, b, sizeof(b)), strerror(-err));
-	if (err == -EINVAL)
+	if (err == -EINVAL && !dm->userspace)
 		fprintf(stderr, "(the kernel only says EINVAL; its log tells why: dmesg | tail)\n");
 }
 
@@ -184,7 +188,7 @@ static int get_table(const struct dopts *o, const char *file, struct pm_dm_table
 /* after a failed load: say so, name an unknown target */
 static void load_failed(struct pm_dm *dm, const struct pm_dm_ref *ref, const struct pm_dm_table *tb, int err)
 {
-	ioctl_failed("reload", ref, err);
+	ioctl_failed(dm, "reload", ref, err);
 	if (err == -EINVAL) {
 		struct pm_dm_version *v;
 		size_t n;
@@ -225,13 +229,13 @@ static int cmd_create(struct pm_dm *dm, const struct dopts *o, int argc, char **
 	if (o->notable) {
 		r = pm_dm_dev_create(dm, argv[0], o->uuid, &info);
 		if (r < 0) {
-			ioctl_failed("create", &ref, r);
+			ioctl_failed(dm, "create", &ref, r);
 			return 1;
 		}
 	} else {
 		r = pm_dm_dev_create(dm, argv[0], o->uuid, &info);
 		if (r < 0) {
-			ioctl_failed("create", &ref, r);
+			ioctl_failed(dm, "create", &ref, r);
 			pm_dm_table_free(&tb);
 			return 1;
 		}
@@ -244,7 +248,7 @@ static int cmd_create(struct pm_dm *dm, const struct dopts *o, int argc, char **
 		}
 		r = pm_dm_resume(dm, &ref, &info);
 		if (r < 0) {
-			ioctl_failed("resume", &ref, r);
+			ioctl_failed(dm, "resume", &ref, r);
 			pm_dm_remove(dm, &ref, false, PM_DM_REMOVE_RETRIES_UNDO);
 			pm_dm_table_free(&tb);
 			return 1;
@@ -359,7 +363,7 @@ static int do_clear(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_
 	int r = pm_dm_clear(dm, ref);
 	(void)o;
 	if (r < 0)
-		ioctl_failed("clear", ref, r);
+		ioctl_failed(dm, "clear", ref, r);
 	return r < 0;
 }
 
@@ -370,7 +374,7 @@ static int do_suspend(struct pm_dm *dm, const struct dopts *o, const struct pm_d
 	(void)arg;
 	int r = pm_dm_suspend(dm, ref, (o->noflush ? PM_DM_NOFLUSH : 0) | (o->nolockfs ? PM_DM_NOLOCKFS : 0));
 	if (r < 0)
-		ioctl_failed("suspend", ref, r);
+		ioctl_failed(dm, "suspend", ref, r);
 	return r < 0;
 }
 
@@ -384,7 +388,7 @@ static int do_resume(struct pm_dm *dm, const struct dopts *o, const struct pm_dm
 
 	(void)o;
 	if (r < 0) {
-		ioctl_failed("resume", ref, r);
+		ioctl_failed(dm, "resume", ref, r);
 		return 1;
 	}
 	if (want_nodes(dm))
@@ -401,7 +405,7 @@ static int do_remove(struct pm_dm *dm, const struct dopts *o, const struct pm_dm
 	int r = pm_dm_info(dm, ref, &info);
 
 	if (r < 0) {
-		ioctl_failed("remove", ref, r);
+		ioctl_failed(dm, "remove", ref, r);
 		return 1;
 	}
 	if (o->force && info.open_count > 0 && !o->deferred) {
@@ -423,7 +427,7 @@ static int do_remove(struct pm_dm *dm, const struct dopts *o, const struct pm_dm
 	}
 	r = pm_dm_remove(dm, ref, o->deferred, o->retry ? PM_DM_REMOVE_RETRIES_ASKED : 0);
 	if (r < 0) {
-		ioctl_failed("remove", ref, r);
+		ioctl_failed(dm, "remove", ref, r);
 		return 1;
 	}
 	if (!o->deferred || !(info.open_count > 0))
@@ -625,7 +629,7 @@ static int info_one(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_
 		return 1;
 	}
 	if (r < 0) {
-		ioctl_failed("info", ref, r);
+		ioctl_failed(dm, "info", ref, r);
 		return 1;
 	}
 	if (!o->columns) {
@@ -663,7 +667,7 @@ static int print_table(struct pm_dm *dm, const struct dopts *o, const struct pm_
 	int r = pm_dm_table(dm, ref, status, o->inactive, !status, &t, &n, NULL);
 
 	if (r < 0) {
-		ioctl_failed(status ? "status" : "table", ref, r);
+		ioctl_failed(dm, status ? "status" : "table", ref, r);
 		return 1;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -715,7 +719,7 @@ static int print_deps(struct pm_dm *dm, const struct dopts *o, const struct pm_d
 	(void)o;
 	(void)arg;
 	if (r < 0) {
-		ioctl_failed("deps", ref, r);
+		ioctl_failed(dm, "deps", ref, r);
 		return 1;
 	}
 	printf("%s%zu dependencies\t:", prefix ? prefix : "", n);
@@ -792,7 +796,7 @@ static int cmd_rename(struct pm_dm *dm, const struct dopts *o, int argc, char **
 	}
 	r = pm_dm_rename(dm, &ref, o->setuuid ? NULL : target, o->setuuid ? target : NULL);
 	if (r < 0) {
-		ioctl_failed("rename", &ref, r);
+		ioctl_failed(dm, "rename", &ref, r);
 		return 1;
 	}
 	if (!o->setuuid && want_nodes(dm)) {
@@ -833,7 +837,7 @@ static int cmd_message(struct pm_dm *dm, const struct dopts *o, int argc, char *
 	}
 	r = pm_dm_message(dm, &ref, sector, msg, reply, sizeof(reply));
 	if (r < 0) {
-		ioctl_failed("message", &ref, r);
+		ioctl_failed(dm, "message", &ref, r);
 		return 1;
 	}
 	if (reply[0])
@@ -864,7 +868,7 @@ static int cmd_wait(struct pm_dm *dm, const struct dopts *o, int argc, char **ar
 	}
 	r = pm_dm_wait(dm, &ref, ev, &info);
 	if (r < 0) {
-		ioctl_failed("wait", &ref, r);
+		ioctl_failed(dm, "wait", &ref, r);
 		return 1;
 	}
 	if (o->verbose)
@@ -948,7 +952,8 @@ static int cmd_version(struct pm_dm *dm, const struct dopts *o, int argc, char *
 	(void)argc;
 	(void)argv;
 	printf("Library version:   partmap %s (no libdevmapper)\n", PARTMAP_VERSION);
-	printf("Driver version:    %u.%u.%u\n", dm->version[0], dm->version[1], dm->version[2]);
+	printf("Driver version:    %u.%u.%u%s\n", dm->version[0], dm->version[1], dm->version[2],
+	       dm->userspace ? " (partmap userspace device mapper: the kernel has none)" : "");
 	return 0;
 }
 
@@ -1173,12 +1178,27 @@ int dmsetup_main(int argc, char **argv)
 			getenv("PARTMAP_UDEV_TIMEOUT"), PM_UDEV_TIMEOUT_MAX_S);
 		return 1;
 	}
-	r = pm_dm_open(&dm);
+	/* the kernel's device mapper, or, where it has none, the one in userspace (PARTMAP_DM=user
+	 * forces it, PARTMAP_DM=kernel forbids it) */
+	const char *which = getenv("PARTMAP_DM");
+	if (which && *which && strcmp(which, "user") && strcmp(which, "kernel") && strcmp(which, "auto")) {
+		fprintf(stderr, "PARTMAP_DM='%s': not user, kernel or auto\n", which);
+		return 1;
+	}
+	bool force_user = which && !strcmp(which, "user"), force_kernel = which && !strcmp(which, "kernel");
+	r = force_user ? -ENODEV : pm_dm_open(&dm);
+	if (r == -ENODEV && !force_kernel) {
+		char exe[PATH_MAX];
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		exe[n > 0 ? n : 0] = 0;
+		r = pm_dm_open_user(&dm, exe);
+	}
 	if (r < 0) {
 		fprintf(stderr, "/dev/mapper/control: open failed: %s\n", strerror(-r));
 		fprintf(stderr, "Failure to communicate with kernel device-mapper driver.\n");
 		if (r == -ENODEV)
-			fprintf(stderr, "Check that device-mapper is available in the kernel.\n");
+			fprintf(stderr, "Check that device-mapper is available in the kernel%s.\n",
+				force_kernel ? " (PARTMAP_DM=kernel: the userspace one is not used)" : "");
 		return 1;
 	}
 	if (noudevsync || getenv("DM_DISABLE_UDEV"))

@@ -14,6 +14,7 @@ static const struct {
 	{ "losetup", losetup_main },
 	{ "image", image_main },
 	{ "fuse", fuse_main_applet },
+	{ "serve", serve_main },
 };
 
 static const char *base(const char *p)

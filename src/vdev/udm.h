@@ -65,3 +65,39 @@ void pm_udm_release(struct pm_udm *u, unsigned id);
 size_t pm_udm_count(struct pm_udm *u);
 
 #endif
+
+/* ---- the server and its clients ----
+ * One server process (`partmap serve dm`) holds every userspace device: it shows each as a file
+ * PM_UDM_MOUNT/<id> of its FUSE mount (fsname PM_UDM_FSNAME) that a loop device holds, and answers
+ * DM ioctls on a socket. It starts with the first DEV_CREATE and exits when its last device is
+ * removed. */
+#define PM_UDM_DIR "/run/partmap/dm"
+#define PM_UDM_SOCKET PM_UDM_DIR "/control"
+#define PM_UDM_MOUNT PM_UDM_DIR "/fs"
+#define PM_UDM_LOCK PM_UDM_DIR "/lock"
+#define PM_UDM_FSNAME "partmap-dm"
+#define PM_UDM_LOOP_TAG "partmap-dm"
+#define PM_UDM_MAGIC 0x704d646dU  /* "pMdm" */
+#define PM_UDM_REQ_MAX (64u << 20) /* the largest ioctl buffer carried */
+
+struct pm_udm_req {
+	uint32_t magic;
+	uint32_t cmd;             /* the ioctl's number (_IOC_NR) */
+	uint32_t size;            /* bytes of the struct dm_ioctl buffer that follow */
+};
+
+struct pm_udm_rep {
+	int32_t err;              /* 0 or -errno */
+	uint32_t size;            /* bytes of the buffer that follow */
+	uint32_t err_len;         /* bytes of the refusal's words after it */
+};
+
+struct pm_dm;
+/* Use the userspace device mapper for dm, in place of the kernel's. Its ioctls go to the server,
+ * started as `EXE serve dm` by the first DEV_CREATE; while none runs, the others are answered as a
+ * device mapper without devices would answer them. A server found dead (killed) is cleaned up
+ * first: the loop devices on its files detached, the /dev/mapper nodes of those removed, its mount
+ * detached. */
+int pm_dm_open_user(struct pm_dm *dm, const char *exe);
+/* What the userspace device mapper left behind by a dead server: cleaned as above. 0, or -errno. */
+int pm_udm_cleanup_dead(void);

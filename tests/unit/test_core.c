@@ -173,12 +173,12 @@ static void test_node_ensure(void **state)
  * bytes; a smaller buffer comes back flagged DM_BUFFER_FULL, as the kernel does. */
 static size_t fake_need;
 static unsigned fake_calls;
-static int fake_dm_ioctl(int fd, unsigned long cmd, void *arg)
+static int fake_dm_ioctl(struct pm_dm *dm, unsigned long cmd, void *arg)
 {
 	struct dm_ioctl *io = arg;
 	struct dm_name_list *nl = (void *)((char *)io + io->data_start);
 
-	(void)fd;
+	(void)dm;
 	assert_int_equal(cmd, DM_LIST_DEVICES);
 	fake_calls++;
 	if (io->data_size < fake_need) {

@@ -29,9 +29,9 @@ static int opens[64];                 /* open count by device id, as the block d
 static unsigned removed[64], adds;
 static char last_err[256];
 
-static int fake_ioctl(int fd, unsigned long cmd, void *io)
+static int fake_ioctl(struct pm_dm *dm, unsigned long cmd, void *io)
 {
-	(void)fd;
+	(void)dm;
 	int r = pm_udm_ioctl(the_udm, _IOC_NR(cmd), io, last_err, sizeof(last_err));
 	if (r < 0) {
 		errno = -r;

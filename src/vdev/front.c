@@ -1,0 +1,406 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The FUSE front end (see front.h), on libfuse3's high-level API. */
+#define FUSE_USE_VERSION 312
+#include "front.h"
+#include "../util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#define FRONT_NAME_MAX 64
+
+struct entry {
+	char name[FRONT_NAME_MAX];
+	struct pm_vdev *v;
+	unsigned busy;            /* requests using it now */
+	unsigned opens;
+	bool dead;                /* removed: no new requests */
+	ino_t ino;
+};
+
+struct pm_front {
+	struct pm_front_cfg cfg;
+	struct fuse *fuse;
+	char dir[4096];
+	pthread_mutex_t lock;
+	pthread_cond_t idle;
+	struct entry **e;
+	size_t n, cap;
+	ino_t next_ino;
+	bool stopping;
+};
+
+static struct pm_front *me(void)
+{
+	return fuse_get_context()->private_data;
+}
+
+/* the entry of a path, marked busy (put() it); NULL when none */
+static struct entry *get(struct pm_front *f, const char *path)
+{
+	struct entry *e = NULL;
+
+	if (path[0] != '/')
+		return NULL;
+	pthread_mutex_lock(&f->lock);
+	for (size_t i = 0; i < f->n; i++) {
+		if (!f->e[i]->dead && !strcmp(f->e[i]->name, path + 1)) {
+			e = f->e[i];
+			e->busy++;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&f->lock);
+	return e;
+}
+
+static void put(struct pm_front *f, struct entry *e)
+{
+	pthread_mutex_lock(&f->lock);
+	if (--e->busy == 0)
+		pthread_cond_broadcast(&f->idle);
+	pthread_mutex_unlock(&f->lock);
+}
+
+static uint64_t size_of(struct pm_front *f, struct entry *e)
+{
+	return f->cfg.size ? f->cfg.size(f->cfg.arg, e->v) : e->v->size;
+}
+
+static int fr_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+	struct pm_front *f = me();
+	struct entry *e;
+
+	(void)fi;
+	memset(st, 0, sizeof(*st));
+	st->st_uid = f->cfg.uid;
+	st->st_gid = f->cfg.gid;
+	if (!strcmp(path, "/")) {
+		st->st_mode = S_IFDIR | 0755;
+		st->st_nlink = 2;
+		st->st_ino = 1;
+		return 0;
+	}
+	if (!(e = get(f, path)))
+		return -ENOENT;
+	st->st_mode = S_IFREG | (e->v->read_only ? 0444 : 0644);
+	st->st_nlink = 1;
+	st->st_size = (off_t)size_of(f, e);
+	st->st_blksize = 4096;
+	st->st_blocks = (blkcnt_t)((st->st_size + 511) / 512);
+	st->st_ino = e->ino;
+	put(f, e);
+	return 0;
+}
+
+static int fr_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off, struct fuse_file_info *fi,
+		      enum fuse_readdir_flags flags)
+{
+	struct pm_front *f = me();
+
+	(void)off, (void)fi, (void)flags;
+	if (strcmp(path, "/"))
+		return -ENOTDIR;
+	fill(buf, ".", NULL, 0, 0);
+	fill(buf, "..", NULL, 0, 0);
+	pthread_mutex_lock(&f->lock);
+	for (size_t i = 0; i < f->n; i++)
+		if (!f->e[i]->dead)
+			fill(buf, f->e[i]->name, NULL, 0, 0);
+	pthread_mutex_unlock(&f->lock);
+	return 0;
+}
+
+static int fr_open(const char *path, struct fuse_file_info *fi)
+{
+	struct pm_front *f = me();
+	struct entry *e = get(f, path);
+
+	if (!e)
+		return -ENOENT;
+	if ((fi->flags & O_ACCMODE) != O_RDONLY && e->v->read_only) {
+		put(f, e);
+		return -EROFS;
+	}
+	pthread_mutex_lock(&f->lock);
+	e->opens++;
+	pthread_mutex_unlock(&f->lock);
+	fi->direct_io = f->cfg.direct_io;
+	fi->keep_cache = !f->cfg.direct_io;
+	put(f, e);
+	return 0;
+}
+
+static int fr_release(const char *path, struct fuse_file_info *fi)
+{
+	struct pm_front *f = me();
+	char name[FRONT_NAME_MAX] = "";
+	bool last = false;
+
+	(void)fi;
+	if (path[0] != '/')
+		return 0;
+	pthread_mutex_lock(&f->lock);
+	for (size_t i = 0; i < f->n; i++) {
+		if (!strcmp(f->e[i]->name, path + 1) && f->e[i]->opens) {
+			last = --f->e[i]->opens == 0;
+			pm_strlcpy(name, f->e[i]->name, sizeof(name));
+			break;
+		}
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (last && f->cfg.released)
+		f->cfg.released(f->cfg.arg, name);
+	return 0;
+}
+
+/* a request's range cut at the file's end: 1 to go on, 0 at or past it */
+static int clip(struct pm_front *f, struct entry *e, off_t off, size_t *len)
+{
+	uint64_t size = size_of(f, e);
+
+	if (off < 0 || (uint64_t)off >= size)
+		return 0;
+	if (*len > size - (uint64_t)off)
+		*len = (size_t)(size - (uint64_t)off);
+	return 1;
+}
+
+static int fr_read(const char *path, char *buf, size_t len, off_t off, struct fuse_file_info *fi)
+{
+	struct pm_front *f = me();
+	struct entry *e = get(f, path);
+	int r;
+
+	(void)fi;
+	if (!e)
+		return -ENOENT;
+	r = clip(f, e, off, &len);
+	if (r > 0)
+		r = e->v->ops->read(e->v, (uint64_t)off, buf, len);
+	else
+		len = 0; /* at or past the end */
+	put(f, e);
+	return r < 0 ? -EIO : (int)len;
+}
+
+static int fr_write(const char *path, const char *buf, size_t len, off_t off, struct fuse_file_info *fi)
+{
+	struct pm_front *f = me();
+	struct entry *e = get(f, path);
+	int r;
+
+	(void)fi;
+	if (!e)
+		return -ENOENT;
+	if (e->v->read_only || !e->v->ops->write) {
+		put(f, e);
+		return -EROFS;
+	}
+	r = clip(f, e, off, &len);
+	if (r == 0)
+		r = len ? -ENOSPC : 0;
+	else
+		r = e->v->ops->write(e->v, (uint64_t)off, buf, len);
+	put(f, e);
+	if (r < 0)
+		return r == -EROFS || r == -ENOSPC ? r : -EIO;
+	return (int)len;
+}
+
+static int fr_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+	struct pm_front *f = me();
+	struct entry *e = get(f, path);
+	int r;
+
+	(void)datasync, (void)fi;
+	if (!e)
+		return -ENOENT;
+	r = pm_vdev_flush(e->v);
+	put(f, e);
+	return r < 0 ? -EIO : 0;
+}
+
+static int fr_fallocate(const char *path, int mode, off_t off, off_t len, struct fuse_file_info *fi)
+{
+	struct pm_front *f = me();
+	struct entry *e;
+	size_t l = (size_t)len;
+	int r;
+
+	(void)fi;
+	if (mode != (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE))
+		return -EOPNOTSUPP;
+	if (!(e = get(f, path)))
+		return -ENOENT;
+	r = clip(f, e, off, &l);
+	if (r > 0)
+		r = pm_vdev_discard(e->v, (uint64_t)off, l);
+	put(f, e);
+	return r < 0 ? r : 0;
+}
+
+static int fr_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+	struct pm_front *f = me();
+	struct entry *e = get(f, path);
+	int r;
+
+	(void)fi;
+	if (!e)
+		return -ENOENT;
+	r = (uint64_t)size == size_of(f, e) ? 0 : -EPERM; /* O_TRUNC opens are fine; a size change is not */
+	put(f, e);
+	return r;
+}
+
+static void *fr_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	struct pm_front *f = fuse_get_context()->private_data;
+
+	(void)conn;
+	cfg->use_ino = 1;
+	/* sizes change with tables: ask every time when the content may change under the page cache */
+	cfg->attr_timeout = f->cfg.direct_io ? 0 : 3600;
+	cfg->entry_timeout = f->cfg.direct_io ? 0 : 3600;
+	cfg->negative_timeout = 0;
+	cfg->kernel_cache = !f->cfg.direct_io;
+	cfg->direct_io = f->cfg.direct_io;
+	return f;
+}
+
+static const struct fuse_operations ops = {
+	.getattr = fr_getattr,
+	.readdir = fr_readdir,
+	.open = fr_open,
+	.release = fr_release,
+	.read = fr_read,
+	.write = fr_write,
+	.fsync = fr_fsync,
+	.fallocate = fr_fallocate,
+	.truncate = fr_truncate,
+	.init = fr_init,
+};
+
+int pm_front_new(struct pm_front **out, const char *dir, const struct pm_front_cfg *cfg)
+{
+	struct pm_front *f = calloc(1, sizeof(*f));
+	char opts[4200];
+
+	if (!f)
+		return -ENOMEM;
+	f->cfg = *cfg;
+	f->next_ino = 2;
+	pm_strlcpy(f->dir, dir, sizeof(f->dir));
+	pthread_mutex_init(&f->lock, NULL);
+	pthread_cond_init(&f->idle, NULL);
+	snprintf(opts, sizeof(opts), "-ofsname=%s,subtype=partmap,default_permissions,allow_other",
+		 cfg->fsname ? cfg->fsname : "partmap");
+	char prog[] = "partmap";
+	char *fargv[] = { prog, opts, NULL };
+	struct fuse_args args = FUSE_ARGS_INIT(2, fargv);
+	f->fuse = fuse_new(&args, &ops, sizeof(ops), f);
+	if (!f->fuse) {
+		pm_front_free(f);
+		return -EIO;
+	}
+	if (fuse_mount(f->fuse, dir) < 0) {
+		fuse_destroy(f->fuse);
+		f->fuse = NULL;
+		pm_front_free(f);
+		return -EIO;
+	}
+	*out = f;
+	return 0;
+}
+
+int pm_front_add(struct pm_front *f, const char *name, struct pm_vdev *v)
+{
+	struct entry *e;
+	int r;
+
+	if (strlen(name) >= FRONT_NAME_MAX || strchr(name, '/'))
+		return -EINVAL;
+	if (!(e = calloc(1, sizeof(*e))))
+		return -ENOMEM;
+	pm_strlcpy(e->name, name, sizeof(e->name));
+	e->v = v;
+	pthread_mutex_lock(&f->lock);
+	e->ino = f->next_ino++;
+	r = pm_grow(&f->e, f->n + 1, &f->cap, sizeof(*f->e));
+	if (r >= 0)
+		f->e[f->n++] = e;
+	pthread_mutex_unlock(&f->lock);
+	if (r < 0)
+		free(e);
+	return r < 0 ? r : 0;
+}
+
+int pm_front_del(struct pm_front *f, const char *name)
+{
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&f->lock);
+	for (size_t i = 0; i < f->n; i++) {
+		struct entry *e = f->e[i];
+		if (e->dead || strcmp(e->name, name))
+			continue;
+		e->dead = true;
+		while (e->busy)
+			pthread_cond_wait(&f->idle, &f->lock);
+		memmove(&f->e[i], &f->e[i + 1], (f->n - i - 1) * sizeof(*f->e));
+		f->n--;
+		free(e);
+		r = 0;
+		break;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return r;
+}
+
+int pm_front_loop(struct pm_front *f)
+{
+	struct fuse_loop_config *lc = fuse_loop_cfg_create();
+	int r;
+
+	if (!lc)
+		return -ENOMEM;
+	fuse_loop_cfg_set_clone_fd(lc, 0);
+	fuse_loop_cfg_set_max_threads(lc, 16);
+	r = fuse_loop_mt(f->fuse, lc);
+	fuse_loop_cfg_destroy(lc);
+	return r < 0 ? -EIO : 0;
+}
+
+void pm_front_stop(struct pm_front *f)
+{
+	f->stopping = true;
+	fuse_exit(f->fuse);
+	umount2(f->dir, MNT_DETACH); /* wakes the threads reading /dev/fuse */
+}
+
+void pm_front_free(struct pm_front *f)
+{
+	if (!f)
+		return;
+	if (f->fuse) {
+		if (!f->stopping)
+			fuse_unmount(f->fuse);
+		fuse_destroy(f->fuse);
+	}
+	for (size_t i = 0; i < f->n; i++)
+		free(f->e[i]);
+	free(f->e);
+	pthread_mutex_destroy(&f->lock);
+	pthread_cond_destroy(&f->idle);
+	free(f);
+}

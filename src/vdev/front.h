@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The FUSE front end: virtual block devices shown as files of one FUSE mount, for loop devices to
+ * hold. Files can come and go while it runs. Several threads answer; a request is handed to the
+ * file's vdev as it comes (reads, writes, fsync -> flush, fallocate(PUNCH_HOLE) -> discard).
+ * Library rules: -errno returns, no printing. */
+#ifndef PARTMAP_FRONT_H
+#define PARTMAP_FRONT_H
+
+#include "vdev.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct pm_front;
+
+struct pm_front_cfg {
+	const char *fsname;       /* shown in mountinfo (finds the server again) */
+	bool direct_io;           /* no page cache of the files (their content can change under them) */
+	/* a file's size is asked each time (it changes with a table): NULL = the vdev's size field */
+	uint64_t (*size)(void *arg, struct pm_vdev *v);
+	/* the last holder of a file closed it (a loop device detached) */
+	void (*released)(void *arg, const char *name);
+	void *arg;
+	uid_t uid;
+	gid_t gid;
+};
+
+/* Mount an empty front end on dir (which must exist and be empty). */
+int pm_front_new(struct pm_front **out, const char *dir, const struct pm_front_cfg *cfg);
+/* Add or remove a file; the vdev stays the caller's (remove returns once no request uses it). */
+int pm_front_add(struct pm_front *f, const char *name, struct pm_vdev *v);
+int pm_front_del(struct pm_front *f, const char *name);
+/* Answer requests on several threads until pm_front_stop() or the mount goes away. */
+int pm_front_loop(struct pm_front *f);
+/* Make pm_front_loop return (from another thread): the mount is detached. */
+void pm_front_stop(struct pm_front *f);
+/* Unmount (if still mounted) and free. */
+void pm_front_free(struct pm_front *f);
+
+#endif

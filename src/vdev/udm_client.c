@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The userspace device mapper's client side: DM ioctls carried to the server over its socket, the
+ * server started when a device is first created, and what a dead server left behind cleaned up. */
+#include "udm.h"
+#include "../dm.h"
+#include "../loop.h"
+#include "../util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define START_WAIT_MS 10000
+
+struct client {
+	char exe[4096];
+};
+
+static int full_io(int fd, void *buf, size_t len, bool wr)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = wr ? send(fd, p, len, MSG_NOSIGNAL) : recv(fd, p, len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ECONNRESET;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int connect_server(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	pm_strlcpy(sa.sun_path, PM_UDM_SOCKET, sizeof(sa.sun_path));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
+/* Is a partmap-dm FUSE mount in place at PM_UDM_MOUNT? */
+static bool mounted(void)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[8192];
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char *mp = NULL, *p = line;
+		for (int i = 0; i < 4 && p; i++) {
+			p = strchr(p, ' ');
+			if (p)
+				p++;
+		}
+		if (!p)
+			continue;
+		mp = p;
+		char *e = strchr(mp, ' ');
+		if (e && (size_t)(e - mp) == strlen(PM_UDM_MOUNT) && !strncmp(mp, PM_UDM_MOUNT, (size_t)(e - mp)))
+			found = true;
+	}
+	fclose(f);
+	return found;
+}
+
+struct dead_loops {
+	dev_t dev[1024];
+	int index[1024];
+	size_t n;
+};
+
+static int note_loop(const struct pm_loop_info *li, void *arg)
+{
+	struct dead_loops *d = arg;
+	size_t l = strlen(PM_UDM_MOUNT);
+
+	if (!strncmp(li->backing, PM_UDM_MOUNT, l) && li->backing[l] == '/' && d->n < 1024) {
+		d->dev[d->n] = li->dev;
+		d->index[d->n++] = li->index;
+	}
+	return 0;
+}
+
+int pm_udm_cleanup_dead(void)
+{
+	struct dead_loops d = { .n = 0 };
+	int r = pm_loop_each_info(note_loop, &d, 0);
+
+	if (r < 0)
+		return r;
+	/* the /dev/mapper nodes that name those devices */
+	DIR *dir = opendir("/dev/mapper");
+	if (dir) {
+		struct dirent *de;
+		while ((de = readdir(dir))) {
+			struct stat st;
+			if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISBLK(st.st_mode))
+				continue;
+			for (size_t i = 0; i < d.n; i++)
+				if (st.st_rdev == d.dev[i])
+					unlinkat(dirfd(dir), de->d_name, 0);
+		}
+		closedir(dir);
+	}
+	for (size_t i = 0; i < d.n; i++)
+		pm_loop_detach(d.index[i], false);
+	if (mounted())
+		umount2(PM_UDM_MOUNT, MNT_DETACH);
+	unlink(PM_UDM_SOCKET);
+	return 0;
+}
+
+/* Start the server and wait until it answers. Under the start lock. */
+static int start_server(const struct client *c)
+{
+	pid_t pid;
+	int st;
+
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+		}
+		execl(c->exe, "partmap", "serve", "dm", (char *)NULL);
+		_exit(127);
+	}
+	/* the server's first process exits once the socket and the mount are in place */
+	if (waitpid(pid, &st, 0) < 0)
+		return -errno;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return -EIO;
+	for (int waited = 0; waited < START_WAIT_MS; waited += 10) {
+		int fd = connect_server();
+		if (fd >= 0)
+			return fd;
+		pm_sleep_ms(10);
+	}
+	return -ETIMEDOUT;
+}
+
+/* A connection to a running server; with start, one is started when none runs. -ENOENT: none runs
+ * (and start was not asked). */
+static int get_server(const struct client *c, bool start)
+{
+	int fd = connect_server(), lock, r;
+
+	if (fd >= 0)
+		return fd;
+	if (mkdir("/run/partmap", 0755) < 0 && errno != EEXIST)
+		return -errno;
+	if (mkdir(PM_UDM_DIR, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	lock = open(PM_UDM_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lock < 0)
+		return -errno;
+	if (flock(lock, LOCK_EX) < 0) {
+		r = -errno;
+		close(lock);
+		return r;
+	}
+	fd = connect_server();
+	if (fd < 0) {
+		/* none answers: what a dead one left goes first */
+		if (mounted() || access(PM_UDM_SOCKET, F_OK) == 0)
+			pm_udm_cleanup_dead();
+		fd = start ? start_server(c) : -ENOENT;
+	}
+	close(lock);
+	return fd;
+}
+
+/* one request and its answer; -ECONNRESET when the server went away without answering */
+static int exchange(int fd, unsigned nr, struct dm_ioctl *io, char *err, size_t err_len, int *result)
+{
+	struct pm_udm_req rq = { .magic = PM_UDM_MAGIC, .cmd = nr, .size = io->data_size };
+	struct pm_udm_rep rp;
+	int r;
+
+	if ((r = full_io(fd, &rq, sizeof(rq), true)) < 0 || (r = full_io(fd, io, io->data_size, true)) < 0)
+		return r;
+	if ((r = full_io(fd, &rp, sizeof(rp), false)) < 0)
+		return r;
+	if (rp.size != io->data_size || rp.err_len > 4096)
+		return -EPROTO;
+	if ((r = full_io(fd, io, rp.size, false)) < 0)
+		return r;
+	char text[4097];
+	if ((r = full_io(fd, text, rp.err_len, false)) < 0)
+		return r;
+	text[rp.err_len] = 0;
+	pm_strlcpy(err, text, err_len);
+	*result = rp.err;
+	return 0;
+}
+
+/* no server: answered as a device mapper without devices (a transient engine, nothing kept) */
+static int local_answer(unsigned nr, struct dm_ioctl *io, char *err, size_t err_len)
+{
+	struct pm_udm_hooks h = { 0 };
+	struct pm_udm *u;
+	int r = pm_udm_new(&u, &h);
+
+	if (r < 0)
+		return r;
+	r = pm_udm_ioctl(u, nr, io, err, err_len);
+	pm_udm_free(u);
+	return r;
+}
+
+static int user_ioctl(struct pm_dm *dm, unsigned long cmd, void *arg)
+{
+	struct client *c = dm->ioctl_arg;
+	struct dm_ioctl *io = arg;
+	unsigned nr = _IOC_NR(cmd);
+	int result = 0, r = 0;
+
+	dm->err[0] = 0;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (dm->fd < 0) {
+			int fd = get_server(c, nr == DM_DEV_CREATE_CMD);
+			if (fd == -ENOENT) {
+				r = local_answer(nr, io, dm->err, sizeof(dm->err));
+				break;
+			}
+			if (fd < 0) {
+				r = fd;
+				break;
+			}
+			dm->fd = fd;
+		}
+		r = exchange(dm->fd, nr, io, dm->err, sizeof(dm->err), &result);
+		if (r == -ECONNRESET || r == -EPIPE) {
+			/* the server exited (its last device went) before answering: once more */
+			close(dm->fd);
+			dm->fd = -1;
+			continue;
+		}
+		if (r == 0)
+			r = result;
+		break;
+	}
+	if (r < 0) {
+		errno = -r;
+		return -1;
+	}
+	return 0;
+}
+
+static void client_free(struct pm_dm *dm)
+{
+	free(dm->ioctl_arg);
+	dm->ioctl_arg = NULL;
+}
+
+int pm_dm_open_user(struct pm_dm *dm, const char *exe)
+{
+	struct client *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	memset(dm, 0, sizeof(*dm));
+	pm_strlcpy(c->exe, exe, sizeof(c->exe));
+	dm->fd = -1;
+	dm->ioctl_fn = user_ioctl;
+	dm->ioctl_arg = c;
+	dm->ioctl_free = client_free;
+	dm->userspace = true;
+	dm->version[0] = DM_VERSION_MAJOR;
+	dm->version[1] = PM_UDM_VERSION_MINOR;
+	dm->udev = false;
+	dm->udev_wait_ms = 0;
+	/* a server already running answers; one found dead is cleaned up now */
+	int fd = connect_server();
+	if (fd >= 0)
+		dm->fd = fd;
+	else if (mounted() || access(PM_UDM_SOCKET, F_OK) == 0) {
+		fd = get_server(c, false);
+		if (fd >= 0)
+			dm->fd = fd;
+	}
+	return 0;
+}
