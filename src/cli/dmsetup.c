@@ -451,7 +451,8 @@ static int do_mknodes(struct pm_dm *dm, const struct dopts *o, const struct pm_d
 
 static const char *state_str(const struct pm_dm_info *i, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s%s", i->suspended ? "SUSPENDED" : "ACTIVE", i->read_only ? " (READ-ONLY)" : "");
+	snprintf(buf, len, "%s%s%s", i->suspended ? "SUSPENDED" : "ACTIVE", i->read_only ? " (READ-ONLY)" : "",
+		 i->deferred_remove ? " (DEFERRED REMOVE)" : "");
 	return buf;
 }
 

@@ -13,6 +13,7 @@
 #include "../util.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <poll.h>
@@ -186,13 +187,12 @@ static int h_update(void *arg, unsigned id, dev_t dev, uint64_t bytes, bool read
 	return r;
 }
 
-static int h_remove(void *arg, unsigned id, dev_t dev, bool deferred)
+static int h_remove(void *arg, unsigned id, const char *name, dev_t dev, bool deferred)
 {
 	struct server *s = arg;
 	struct devfile *df;
 	char fname[32];
 
-	(void)dev;
 	pthread_mutex_lock(&s->lock);
 	df = file_of(s, id);
 	pthread_mutex_unlock(&s->lock);
@@ -201,6 +201,10 @@ static int h_remove(void *arg, unsigned id, dev_t dev, bool deferred)
 	if (deferred)
 		return pm_loop_set_autoclear(df->loop); /* detached at its last close: then released */
 	pm_loop_detach(df->loop, false);
+	/* its node (dmsetup removes it too; a deferred removal ends here, with no dmsetup to do it) */
+	char node[PATH_MAX];
+	if (pm_mapper_path(node, sizeof(node), name) == 0)
+		pm_node_remove(node, dev);
 	snprintf(fname, sizeof(fname), "%u", id);
 	pm_front_del(s->front, fname);
 	pthread_mutex_lock(&s->lock);

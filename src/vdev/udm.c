@@ -561,7 +561,7 @@ static int cmd_create(struct pm_udm *u, struct dm_ioctl *io)
 	pthread_mutex_unlock(&u->io);
 	if (r < 0) {
 		if (u->h.dev_remove)
-			u->h.dev_remove(u->h.arg, d->id, d->dev, false);
+			u->h.dev_remove(u->h.arg, d->id, d->name, d->dev, false);
 		free(d);
 		return r;
 	}
@@ -592,7 +592,7 @@ static int remove_dev(struct pm_udm *u, struct udev_dev *d, bool deferred)
 		if (!deferred)
 			return -EBUSY;
 		d->deferred = true;
-		int r = u->h.dev_remove ? u->h.dev_remove(u->h.arg, d->id, d->dev, true) : 0;
+		int r = u->h.dev_remove ? u->h.dev_remove(u->h.arg, d->id, d->name, d->dev, true) : 0;
 		return r < 0 ? r : 1;
 	}
 	if (d->live && !d->suspended)
@@ -608,7 +608,7 @@ static int remove_dev(struct pm_udm *u, struct udev_dev *d, bool deferred)
 	pthread_cond_broadcast(&u->ev_cond);
 	pthread_mutex_unlock(&u->io);
 	if (u->h.dev_remove)
-		u->h.dev_remove(u->h.arg, d->id, d->dev, false);
+		u->h.dev_remove(u->h.arg, d->id, d->name, d->dev, false);
 	table_free(u, a);
 	table_free(u, b);
 	pthread_mutex_lock(&u->io);

@@ -28,8 +28,8 @@ struct pm_udm_hooks {
 	/* Its size changed (a table became live) or its read-only state: tell the block device. */
 	int (*dev_update)(void *arg, unsigned id, dev_t dev, uint64_t bytes, bool read_only);
 	/* Removed: take the block device away (deferred: when its last opener closes it; the owner then
-	 * calls pm_udm_release). */
-	int (*dev_remove)(void *arg, unsigned id, dev_t dev, bool deferred);
+	 * calls pm_udm_release, and the device's node, if any, goes with it). */
+	int (*dev_remove)(void *arg, unsigned id, const char *name, dev_t dev, bool deferred);
 	/* Renamed (the block device may carry the name). */
 	void (*dev_rename)(void *arg, unsigned id, dev_t dev, const char *name);
 	/* How many openers the block device has (mounts, descriptors, other block devices over it). */

@@ -6,7 +6,9 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -58,18 +60,24 @@ void pm_vdev_close(struct pm_vdev *v)
 
 /* ---- a block device or a file ---- */
 
+#define BOUNCE_MAX (1u << 20) /* an unaligned request goes through an aligned buffer this big at most */
+
 struct fdev {
 	int fd;
 	bool blk;
+	bool direct;              /* O_DIRECT: the device's page cache is bypassed, as the kernel's DM does */
+	unsigned align;           /* what O_DIRECT needs: the logical block size */
 };
 
-static int fd_read(struct pm_vdev *v, uint64_t off, void *buf, size_t len)
+static bool aligned(const struct fdev *f, const void *buf, uint64_t off, size_t len)
 {
-	struct fdev *f = v->priv;
-	uint8_t *p = buf;
+	return !f->direct || ((uintptr_t)buf % f->align == 0 && off % f->align == 0 && len % f->align == 0);
+}
 
+static int rw_plain(int fd, bool wr, uint64_t off, uint8_t *p, size_t len)
+{
 	while (len) {
-		ssize_t n = pread(f->fd, p, len, (off_t)off);
+		ssize_t n = wr ? pwrite(fd, p, len, (off_t)off) : pread(fd, p, len, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -81,22 +89,51 @@ static int fd_read(struct pm_vdev *v, uint64_t off, void *buf, size_t len)
 	return 0;
 }
 
+/* I/O of any alignment on an O_DIRECT descriptor: whole blocks through an aligned buffer (a write
+ * of part of a block reads the block first) */
+static int rw_bounce(struct fdev *f, bool wr, uint64_t off, uint8_t *p, size_t len)
+{
+	uint64_t a = f->align;
+	void *bb;
+	int r = 0;
+
+	if (posix_memalign(&bb, 4096, BOUNCE_MAX))
+		return -ENOMEM;
+	while (len && r == 0) {
+		uint64_t start = off / a * a, end = (off + len + a - 1) / a * a;
+		if (end - start > BOUNCE_MAX)
+			end = start + BOUNCE_MAX;
+		size_t n = (size_t)(end - off < len ? end - off : len);
+		size_t blen = (size_t)(end - start);
+		if (!wr || start != off || (off + n) % a) {
+			if ((r = rw_plain(f->fd, false, start, bb, blen)) < 0)
+				break;
+		}
+		if (wr) {
+			memcpy((uint8_t *)bb + (off - start), p, n);
+			r = rw_plain(f->fd, true, start, bb, blen);
+		} else {
+			memcpy(p, (uint8_t *)bb + (off - start), n);
+		}
+		p += n, off += n, len -= n;
+	}
+	free(bb);
+	return r;
+}
+
+static int fd_read(struct pm_vdev *v, uint64_t off, void *buf, size_t len)
+{
+	struct fdev *f = v->priv;
+
+	return aligned(f, buf, off, len) ? rw_plain(f->fd, false, off, buf, len) : rw_bounce(f, false, off, buf, len);
+}
+
 static int fd_write(struct pm_vdev *v, uint64_t off, const void *buf, size_t len)
 {
 	struct fdev *f = v->priv;
-	const uint8_t *p = buf;
+	uint8_t *p = (uint8_t *)(uintptr_t)buf; /* written from, never to */
 
-	while (len) {
-		ssize_t n = pwrite(f->fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		p += n, off += (uint64_t)n, len -= (size_t)n;
-	}
-	return 0;
+	return aligned(f, buf, off, len) ? rw_plain(f->fd, true, off, p, len) : rw_bounce(f, true, off, p, len);
 }
 
 static int fd_flush(struct pm_vdev *v)
@@ -140,12 +177,16 @@ int pm_vdev_from_fd(struct pm_vdev *v, int fd, bool read_only)
 	struct stat st;
 	struct fdev *f;
 	uint64_t size;
+	char path[64];
+	int ssz = 512;
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	if (S_ISBLK(st.st_mode)) {
 		if (ioctl(fd, BLKGETSIZE64, &size) < 0)
 			return -errno;
+		if (ioctl(fd, BLKSSZGET, &ssz) < 0 || ssz < 512)
+			ssz = 512;
 	} else if (S_ISREG(st.st_mode)) {
 		size = (uint64_t)st.st_size;
 	} else {
@@ -154,7 +195,16 @@ int pm_vdev_from_fd(struct pm_vdev *v, int fd, bool read_only)
 	if (!(f = calloc(1, sizeof(*f))))
 		return -ENOMEM;
 	f->blk = S_ISBLK(st.st_mode);
-	f->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	f->align = (unsigned)ssz;
+	f->fd = -1;
+	if (f->blk) {
+		/* a block device is used as the kernel's DM uses it: past its page cache */
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		f->fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC);
+		f->direct = f->fd >= 0;
+	}
+	if (f->fd < 0)
+		f->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	if (f->fd < 0) {
 		int e = -errno;
 		free(f);

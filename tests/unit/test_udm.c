@@ -48,9 +48,9 @@ static int h_add(void *arg, unsigned id, const char *name, dev_t *dev)
 	return 0;
 }
 
-static int h_remove(void *arg, unsigned id, dev_t dev, bool deferred)
+static int h_remove(void *arg, unsigned id, const char *name, dev_t dev, bool deferred)
 {
-	(void)arg, (void)dev;
+	(void)arg, (void)dev, (void)name;
 	if (!deferred)
 		removed[id]++;
 	return 0;
