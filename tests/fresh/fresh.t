@@ -22,8 +22,12 @@ if [ "${1:-}" != --inner ]; then
 	(
 		flock 9
 		if [ ! -s "$tarball" ]; then
-			mmdebstrap --quiet --variant=minbase --include=git,make,gcc bookworm "$tarball.tmp" "$mirror" &&
-				mv "$tarball.tmp" "$tarball"
+			# the format follows the name's extension; a private mount namespace keeps the mounts
+			# mmdebstrap makes in the root it builds away from the host's
+			part=$cache/partial-$$.tar.zst
+			unshare -m --propagation private mmdebstrap --quiet --variant=minbase --include=git,make,gcc \
+				bookworm "$part" "$mirror" && mv "$part" "$tarball"
+			rm -f "$part"
 		fi
 	) 9>"$cache/.lock"
 	[ -s "$tarball" ]; ok $? "a minimal Debian 12 root with git, make, gcc ($tarball, $(($(date +%s) - t0)) s)"
