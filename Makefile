@@ -139,7 +139,7 @@ demo:
 
 # a fresh Debian 12 (mmdebstrap, cached in PARTMAP_FRESH_CACHE): clone, make demo, install, make deb
 fresh-check:
-	@tests/fresh/run.sh
+	prove -v --exec bash tests/fresh/fresh.t
 
 bench: all
 	bench/list.sh $(BUILD)/partmap

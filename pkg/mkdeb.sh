@@ -14,12 +14,13 @@ build=${1:-build}
 version=${2:?version}
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
+case $build in /*) ;; *) build=$top/$build ;; esac
 arch=$(dpkg --print-architecture)
 stage=$build/deb/root
 out=$build/partmap_${version}_${arch}.deb
 rm -rf "$build/deb"
 mkdir -p "$stage/DEBIAN"
-make -s --no-print-directory BUILD="$build" install DESTDIR="$top/$stage" PREFIX=/usr SBIN_LINKS= >/dev/null
+make -s --no-print-directory BUILD="$build" install DESTDIR="$stage" PREFIX=/usr SBIN_LINKS= >/dev/null
 # Debian's layout: compressed man pages, a copyright file
 gzip -9n "$stage"/usr/share/man/man8/*.8
 install -D -m 0644 /dev/stdin "$stage/usr/share/doc/partmap/copyright" <<'TXT'
@@ -39,7 +40,7 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 mkdir "$scratch/debian"
 printf 'Source: partmap\n\nPackage: partmap\nArchitecture: any\n' >"$scratch/debian/control"
-shlibs=$(cd "$scratch" && dpkg-shlibdeps -O "$top/$stage/usr/sbin/partmap" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
+shlibs=$(cd "$scratch" && dpkg-shlibdeps -O "$stage/usr/sbin/partmap" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
 [ -n "$shlibs" ] || { echo "mkdeb.sh: dpkg-shlibdeps found no library dependencies" >&2; exit 1; }
 maint=${DEB_MAINTAINER:-$(git log -1 --format='%an <%ae>' 2>/dev/null || echo 'partmap <partmap@localhost>')}
 size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)

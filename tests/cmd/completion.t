@@ -9,9 +9,16 @@ bc=/usr/share/bash-completion/bash_completion
 [ -f "$bc" ] || { fail "bash-completion missing (make deps)"; done_testing; exit; }
 
 comp() { # comp WORD... : what completing the last word offers, one per line, sorted
+	# COMP_WORDS as bash splits the line: "--backend=x" is three words, --backend = x, with no
+	# blanks between them in COMP_LINE
 	bash -c '
 		source "$1" 2>/dev/null; source "$2"; shift 2
-		COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
+		COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE=$1
+		for ((i = 1; i < $#; i++)); do
+			if [[ ${COMP_WORDS[i]} == = || ${COMP_WORDS[i - 1]} == = ]]; then COMP_LINE+=${COMP_WORDS[i]}
+			else COMP_LINE+=" ${COMP_WORDS[i]}"; fi
+		done
+		COMP_POINT=${#COMP_LINE}
 		_partmap; printf "%s\n" "${COMPREPLY[@]}"' _ "$bc" "$comp_file" "$@" | sort
 }
 has() { grep -qxF -- "$2" <<<"$1"; }
@@ -56,7 +63,9 @@ is "$(comp partmap fuse --vers)" "--version" "fuse --vers: --version"
 for a in kpartx dmsetup losetup image fuse; do
 	missing=
 	for o in $(sed -n 's/^[[:space:]]*{ "\([a-z-]*\)", [a-z_]*_argument.*/\1/p' "$top/src/cli/$a.c"); do
-		has "$(comp partmap "$a" --)" "--$o" || missing+=" --$o"
+		sub=()
+		[ "$a" = image ] && sub=(info) # image's options follow its command
+		has "$(comp partmap "$a" "${sub[@]}" --)" "--$o" || missing+=" --$o"
 	done
 	is "$missing" "" "$a: every long option is offered"
 done
