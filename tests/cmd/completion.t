@@ -59,8 +59,11 @@ is "$(comp partmap fuse "$TMP/disk.img" "$TMP/" | tr '\n' ' ')" "$TMP/dir " "fus
 is "$(comp partmap fuse -u "$TMP/" | tr '\n' ' ')" "$TMP/dir " "fuse -u: directories"
 is "$(comp partmap fuse --vers)" "--version" "fuse --vers: --version"
 
-# every long option the code parses is offered
-for a in kpartx dmsetup losetup image fuse; do
+# every applet and every long option the code parses is offered
+applets=$(sed -n 's/^[[:space:]]*{ "\([a-z]*\)", [a-z_]*, ".*/\1/p' "$top/src/cli/main.c")
+[ -n "$applets" ]; ok $? "applets found in main.c"
+for a in $applets; do
+	has "$(comp partmap '')" "$a"; ok $? "partmap: offers $a"
 	missing=
 	for o in $(sed -n 's/^[[:space:]]*{ "\([a-z-]*\)", [a-z_]*_argument.*/\1/p' "$top/src/cli/$a.c"); do
 		sub=()

@@ -45,7 +45,8 @@ if [ "${1:-}" != --inner ]; then
 	# downloaded packages kept between runs, like the root itself
 	mkdir -p "$cache/archives/partial"
 	export PARTMAP_FRESH_START=$_tap_n
-	unshare -m --propagation private bash "$0" --inner "$root"
+	# one run at a time per cache (they share apt's archive directory)
+	flock "$cache/.run.lock" unshare -m --propagation private bash "$0" --inner "$root"
 	_tap_n=$(cat "$root/.tap_n" 2>/dev/null || echo $((_tap_n + 1)))
 	[ -s "$root/.tap_n" ] || fail "the chroot part ended early"
 	grep -q 1 "$root/.tap_fail" 2>/dev/null && _tap_fail=1
