@@ -23,6 +23,7 @@ comp() { # comp WORD... : what completing the last word offers, one per line, so
 }
 has() { grep -qxF -- "$2" <<<"$1"; }
 
+[ ! -e "${PARTMAP_NS_PARENT_TMP:-/nonexistent}" ]; ok $? "private_ns left no temporary directory behind"
 bash -c "source $bc; source $comp_file; complete -p partmap" | grep -q -- '-F _partmap partmap$'
 ok $? "registered for partmap"
 is "$(comp partmap '' | tr '\n' ' ')" "--help --version dmsetup fuse image kpartx losetup " "partmap: the applets"
