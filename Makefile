@@ -42,7 +42,12 @@ FUZZ_BIN := $(FUZZ_TYPES:%=$(BUILD)/fuzz/fuzz_%) $(FUZZ_FORMATS:%=$(BUILD)/fuzz/
 
 all: $(BUILD)/partmap $(BUILD)/kpartx
 
-$(BUILD)/obj/%.o: %.c $(HDRS)
+# plain make on a machine without the -dev packages: one line naming them, not a compiler error
+$(BUILD)/.deps-build:
+	@tests/install-deps.sh --check build
+	@mkdir -p $(dir $@) && touch $@
+
+$(BUILD)/obj/%.o: %.c $(HDRS) | $(BUILD)/.deps-build
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 

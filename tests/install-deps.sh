@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one list of the packages partmap needs, by purpose, and what installs them.
-#   tests/install-deps.sh [--print] [GROUP...]     groups: build demo test deb fresh (default: build test)
-# Installs what is missing of the groups named, as root, with apt-get. Not root (or no apt-get) and
-# something missing: one line naming the packages, exit 1. --print lists the groups' packages and exits.
+#   tests/install-deps.sh [--print|--check] [GROUP...]   groups: build demo test deb fresh (default: build test)
+# Installs what is missing of the groups named, as root, with apt-get. Not root (or no apt-get, or
+# --check) and something missing: one line naming the packages, exit 1. --print lists the packages.
 #   make demo -> build demo; make deb -> build deb; make check -> build test;
 #   tests/fresh/fresh.t (a fresh Debian 12 root) -> fresh
 set -euo pipefail
@@ -56,11 +56,11 @@ test       bash-completion     file:/usr/share/bash-completion/bash_completion
 test       busybox-static      pkg:busybox-static
 '
 
-print=false
-if [ "${1:-}" = --print ]; then
-	print=true
-	shift
-fi
+print=false install=true
+case ${1:-} in
+--print) print=true; shift ;;
+--check) install=false; shift ;; # never install: say what is missing (plain make does this)
+esac
 groups=("$@")
 [ ${#groups[@]} -gt 0 ] || groups=(build test)
 for g in "${groups[@]}"; do
@@ -96,8 +96,8 @@ if $print; then
 	echo "${pkgs[*]}"
 	exit 0
 fi
-if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
-	echo "partmap: missing packages (${groups[*]}): ${pkgs[*]}; install them (as root: apt-get install ${pkgs[*]}) or run this as root" >&2
+if ! $install || [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+	echo "partmap: missing packages (${groups[*]}): ${pkgs[*]}; as root: apt-get install ${pkgs[*]} (make demo, make deb and make check run it themselves as root)" >&2
 	exit 1
 fi
 echo "installing (${groups[*]}): ${pkgs[*]}"

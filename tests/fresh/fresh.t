@@ -103,6 +103,11 @@ ok $? "fresh: no qemu-img, no zstd.h"
 
 # without root: one line naming the packages, exit non-zero, no compiler run
 in_root newcomer "git clone -q /partmap.bundle ~/partmap" 2>/dev/null; ok $? "git clone (newcomer)"
+out=$(in_root newcomer "cd ~/partmap && make" 2>&1); rc=$?
+ok $((rc == 0)) "plain make with packages missing: exit non-zero ($rc)"
+line=$(grep -E 'missing packages \(build\): .*libzstd-dev' <<<"$out")
+is "$(grep -c . <<<"$line")" 1 "one line names the build packages, not a compiler error"
+! grep -qE 'zstd\.h|No such file' <<<"$out"; ok $? "no compiler error"
 out=$(in_root newcomer "cd ~/partmap && make demo" 2>&1); rc=$?
 ok $((rc == 0)) "make demo without root and with packages missing: exit non-zero ($rc)"
 line=$(grep -E 'missing packages' <<<"$out")
