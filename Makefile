@@ -38,11 +38,16 @@ FUZZ_SRC := src/ptable.c src/disk.c src/crc32.c src/util.c $(wildcard src/table/
 FUZZ_FORMATS := qcow2 vmdk vhd vhdx vdi
 FUZZ_BIN := $(FUZZ_TYPES:%=$(BUILD)/fuzz/fuzz_%) $(FUZZ_FORMATS:%=$(BUILD)/fuzz/fuzz_img_%) $(BUILD)/fuzz/fuzz_dmtable
 
-.PHONY: all static install demo check deps unit asan fuzz clang-build bench clean vm
+.PHONY: all static install demo check deps deb fresh-check unit asan fuzz clang-build bench clean vm
 
 all: $(BUILD)/partmap $(BUILD)/kpartx
 
-$(BUILD)/obj/%.o: %.c $(HDRS)
+# plain make on a machine without the -dev packages: one line naming them, not a compiler error
+$(BUILD)/.deps-build:
+	@tests/install-deps.sh --check build
+	@mkdir -p $(dir $@) && touch $@
+
+$(BUILD)/obj/%.o: %.c $(HDRS) | $(BUILD)/.deps-build
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
@@ -57,11 +62,28 @@ $(BUILD)/static/partmap: $(LIB_SRC) $(CLI_SRC) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -static -o $@ $(LIB_SRC) $(CLI_SRC) $(LIBS)
 
+# The drop-in names: links to partmap in DROPIN_DIR, a directory users put first on PATH (beside the
+# tools of the same names, never over them); SBIN_LINKS also in sbin (make install: kpartx, as
+# before; make deb: none, since Debian's kpartx, dmsetup and mount packages own those names).
+DROPIN_DIR ?= $(PREFIX)/lib/partmap/bin
+DROPIN := kpartx dmsetup losetup
+SBIN_LINKS ?= kpartx
+MANPAGES := doc/partmap.8 $(wildcard doc/partmap-*.8)
+
 install: all
 	install -D -m 0755 $(BUILD)/partmap $(DESTDIR)$(PREFIX)/sbin/partmap
-	ln -sf partmap $(DESTDIR)$(PREFIX)/sbin/kpartx
-	install -D -m 0644 doc/partmap.8 $(DESTDIR)$(PREFIX)/share/man/man8/partmap.8
-	ln -sf partmap.8 $(DESTDIR)$(PREFIX)/share/man/man8/kpartx.8
+	install -d $(DESTDIR)$(DROPIN_DIR) $(DESTDIR)$(PREFIX)/share/man/man8
+	for n in $(DROPIN); do ln -sfn $(PREFIX)/sbin/partmap $(DESTDIR)$(DROPIN_DIR)/$$n; done
+	install -m 0644 $(MANPAGES) $(DESTDIR)$(PREFIX)/share/man/man8/
+	for n in $(SBIN_LINKS); do ln -sfn partmap $(DESTDIR)$(PREFIX)/sbin/$$n; \
+		ln -sfn partmap-$$n.8 $(DESTDIR)$(PREFIX)/share/man/man8/$$n.8; done
+	install -D -m 0644 completion/partmap $(DESTDIR)$(PREFIX)/share/bash-completion/completions/partmap
+
+# a Debian package of the above (pkg/mkdeb.sh says how and why)
+deb:
+	@tests/install-deps.sh build deb
+	@$(MAKE) --no-print-directory all
+	pkg/mkdeb.sh $(BUILD) $(VERSION)
 
 # ---- tests ----
 $(BUILD)/tests/%: tests/unit/%.c $(UNIT_HELPERS) $(LIB_SRC) $(HDRS) tests/unit/imgbuild.h tests/unit/imgfmt.h tests/unit/tgtenv.h
@@ -98,8 +120,9 @@ fuzz: $(FUZZ_BIN)
 clang-build:
 	$(MAKE) --no-print-directory BUILD=$(BUILD)/clang CC=$(CLANG) WERROR=1 $(BUILD)/clang/partmap
 
+# tests/install-deps.sh is the one list of packages, by purpose (build, demo, test, deb)
 deps:
-	@tests/install-deps.sh
+	@tests/install-deps.sh build test
 
 check: deps
 	$(MAKE) --no-print-directory WERROR=1 all unit asan static
@@ -114,8 +137,14 @@ vm: $(BUILD)/static/partmap
 	tests/vm/mkdata.sh $(BUILD)/vm/data >/dev/null
 	tests/vm/mkinitramfs.sh $(BUILD)/vm/kernel $(BUILD)/static/partmap $(BUILD)/vm/initramfs.cpio.gz
 
-demo: all
+demo:
+	@tests/install-deps.sh build demo
+	@$(MAKE) --no-print-directory all
 	@tests/demo.sh $(BUILD)/partmap samples/disk.img
+
+# a fresh Debian 12 (mmdebstrap, cached in PARTMAP_FRESH_CACHE): clone, make demo, install, make deb
+fresh-check:
+	prove -v --exec bash tests/fresh/fresh.t
 
 bench: all
 	bench/list.sh $(BUILD)/partmap

@@ -17,6 +17,12 @@ prove -v --exec '' "$build"/tests/test_* "$build"/asan/test_* 2>&1 | tee -a "$lo
 echo "== command-level tests (TAP shell scripts)"
 prove -v --exec bash tests/cmd/*.t 2>&1 | tee -a "$log" | grep -Ev '^ok ' || true
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+# a few minutes: asked for by PARTMAP_FRESH=1 (.ci/run sets it), or alone with make fresh-check
+if [ -n "${PARTMAP_FRESH:-}" ]; then
+	echo "== a fresh Debian 12: make demo, make install, make deb (tests/fresh)"
+	prove -v --exec bash tests/fresh/*.t 2>&1 | tee -a "$log" | grep -Ev '^ok ' || true
+	[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+fi
 
 passed=$(grep -Ec '^\s*ok [0-9]+' "$log" | head -1)
 skipped=$(grep -Eic '^\s*ok [0-9]+.*# skip' "$log" | head -1)

@@ -270,9 +270,17 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: partmap fuse [-r] [-f] [--format FMT] IMAGE DIR   show DIR/disk and DIR/pN\n"
 		   "       partmap fuse -u DIR                                stop it\n"
-		   "\t-r  read-only (always, for formats partmap does not write in place)\n"
-		   "\t-f  stay in the foreground\n"
-		   "exit status: 0 mounted (or unmounted), 1 usage error or a failure (with a message)\n");
+		   "\tDIR/disk is the whole virtual disk, DIR/p1, DIR/p2 ... its partitions (kernel numbers);\n"
+		   "\tno root needed (fusermount3), no loop device\n"
+		   "\t-r            read-only (always, for formats partmap does not write in place)\n"
+		   "\t-f            stay in the foreground\n"
+		   "\t-u DIR        unmount DIR (as fusermount3 -u DIR); the server exits\n"
+		   "\t--format FMT  read IMAGE as FMT: raw, qcow2, vmdk, vhd (vpc), vhdx, vdi;\n"
+		   "\t              default: detected by its magic\n"
+		   "\t--help        print this help\n"
+		   "\t--version     print the version\n"
+		   "exit status: 0 mounted (or unmounted), 1 usage error or a failure (with a message)\n"
+		   "see also: man partmap-fuse\n");
 }
 
 static int unmount_dir(const char *dir)
@@ -329,10 +337,11 @@ static const char *cannot_mount(const char *dir, char *why, size_t len)
 
 int fuse_main_applet(int argc, char **argv)
 {
-	enum { OPT_FORMAT = 256, OPT_HELP };
+	enum { OPT_FORMAT = 256, OPT_HELP, OPT_VERSION };
 	static const struct option longopts[] = {
 		{ "format", required_argument, NULL, OPT_FORMAT },
 		{ "help", no_argument, NULL, OPT_HELP },
+		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *format = NULL;
@@ -348,6 +357,7 @@ int fuse_main_applet(int argc, char **argv)
 		case 'u': unmount = true; break;
 		case OPT_FORMAT: format = optarg; break;
 		case OPT_HELP: usage(stdout); return 0;
+		case OPT_VERSION: printf("fuse (partmap) %s\n", PARTMAP_VERSION); return 0;
 		default: usage(stderr); return 1;
 		}
 	}

@@ -25,8 +25,18 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: partmap image info [--format FMT] [--json] IMAGE\n"
 		   "       partmap image raw [--format FMT] IMAGE OUTPUT\n"
-		   "formats: raw, qcow2, vmdk, vhd (vpc), vhdx, vdi; detected by their magic unless --format\n"
-		   "exit status: 0 done, 1 usage error, an image that cannot be opened or read, or a write error\n");
+		   "       partmap image --help | --version\n"
+		   "  info             the format, virtual size, bytes on disk, cluster size, subformat,\n"
+		   "                   whether it can be written in place, and the backing chain\n"
+		   "  raw              write the virtual disk to OUTPUT (a new file, sparse where it reads\n"
+		   "                   as zeros), like qemu-img convert -O raw\n"
+		   "  -f, --format FMT read IMAGE as FMT: raw, qcow2, vmdk, vhd (vpc), vhdx, vdi;\n"
+		   "                   default: detected by its magic\n"
+		   "  --json           info as one JSON object\n"
+		   "  --help           print this help\n"
+		   "  --version        print the version\n"
+		   "exit status: 0 done, 1 usage error, an image that cannot be opened or read, or a write error\n"
+		   "see also: man partmap-image\n");
 }
 
 static void human(FILE *f, uint64_t n)
@@ -240,6 +250,10 @@ int image_main(int argc, char **argv)
 	cmd = argv[1];
 	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
 		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "--version")) {
+		printf("image (partmap) %s\n", PARTMAP_VERSION);
 		return 0;
 	}
 	optind = 2;

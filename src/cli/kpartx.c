@@ -51,15 +51,18 @@ struct target {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage : kpartx [-a|-d|-u|-l] [-r] [-p] [-f] [-g] [-s|-n] [-v] wholedisk\n"
+		"usage : kpartx [-a|-d|-u|-l] [-r] [-p STR] [-f] [-g] [-s|-n] [-v] [-t TYPE] [--json]\n"
+		"               [--sector-size N] [--format FMT] [--backend=dm|part|loop] wholedisk\n"
+		"\twholedisk: a block device or a disk image file (raw, qcow2, vmdk, vhd, vhdx, vdi)\n"
 		"\t-a add partition devmappings\n"
 		"\t-r devmappings will be readonly\n"
-		"\t-d del partition devmappings\n"
-		"\t-u update partition devmappings\n"
-		"\t-l list partitions devmappings that would be added by -a\n"
-		"\t-p set device name-partition number delimiter\n"
+		"\t-d del partition devmappings (and detach an image's loop device)\n"
+		"\t-u update partition devmappings (add, and remove those no longer in the table)\n"
+		"\t-l list partitions devmappings that would be added by -a (the default)\n"
+		"\t-p STR set device name-partition number delimiter (default: p after a digit)\n"
 		"\t-g force GUID partition table (GPT)\n"
-		"\t-f force devmap create\n"
+		"\t-f force devmap create; with -d, also remove linear maps over a parent\n"
+		"\t   without a DM UUID that no tool made\n"
 		"\t-v verbose\n"
 		"\t-n nosync mode. Return before the partitions are created\n"
 		"\t-s sync mode (Default). Don't return until the partitions are created\n"
@@ -72,9 +75,17 @@ static void usage(FILE *f)
 		   "\t--format FMT      read the file as this image format (raw, qcow2, vmdk, vhd, vhdx, vdi;\n"
 		   "\t                  default: detected by its magic)\n"
 		   "\t--sector-size N   read the table with N-byte sectors (512, 4096 ...)\n"
+		   "\t--backend=B       map with B: dm (device mapper), part (kernel partitions on a loop\n"
+		   "\t                  device) or loop (a loop device per partition); default: the one\n"
+		   "\t                  of existing mappings, else dm where the kernel has it, else part\n"
+		   "\t                  (loop devices and images), else loop\n"
+		   "\t--help            print this help\n"
 		   "\t--version         print the version\n"
+		   "environment: PARTMAP_UDEV_TIMEOUT=N seconds to wait for udev (default 10),\n"
+		   "\tDM_DISABLE_UDEV (set) make /dev/mapper nodes without udev\n"
 		   "exit status: 0 done (also: no partition table), 1 usage or open error or a failed\n"
-		   "mapping, 2 a partition table was found but is too damaged to list anything\n");
+		   "mapping, 2 a partition table was found but is too damaged to list anything\n"
+		   "see also: man partmap-kpartx\n");
 }
 
 static int parse_opts(int argc, char **argv, struct kopts *o)

@@ -8,13 +8,14 @@
 static const struct {
 	const char *name;
 	int (*main)(int, char **);
+	const char *what;
 } applets[] = {
-	{ "kpartx", kpartx_main },
-	{ "dmsetup", dmsetup_main },
-	{ "losetup", losetup_main },
-	{ "image", image_main },
-	{ "fuse", fuse_main_applet },
-	{ "serve", serve_main },
+	{ "kpartx", kpartx_main, "list and map the partitions of a block device or disk image" },
+	{ "dmsetup", dmsetup_main, "device-mapper devices, as lvm2's dmsetup" },
+	{ "losetup", losetup_main, "loop devices, as util-linux's losetup" },
+	{ "image", image_main, "VM disk images: info, raw (as qemu-img info, convert -O raw)" },
+	{ "fuse", fuse_main_applet, "a disk image's disk and partitions as files, no root" },
+	{ "serve", serve_main, NULL }, /* internal: the userspace device mapper's server (dmsetup starts it) */
 };
 
 static const char *base(const char *p)
@@ -25,11 +26,13 @@ static const char *base(const char *p)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: partmap APPLET [ARGS...]   (or call it as kpartx, dmsetup, losetup)\n"
-		   "applets:");
+	fprintf(f, "usage: partmap APPLET [ARGS...]   (or call it by an applet's name through a link)\n"
+		   "       partmap --help | --version\n"
+		   "applets:\n");
 	for (size_t i = 0; i < sizeof(applets) / sizeof(applets[0]); i++)
-		fprintf(f, " %s", applets[i].name);
-	fprintf(f, "\n");
+		if (applets[i].what) /* NULL: internal, not listed */
+			fprintf(f, "  %-9s %s\n", applets[i].name, applets[i].what);
+	fprintf(f, "partmap APPLET --help describes one; man partmap, man partmap-APPLET\n");
 }
 
 int main(int argc, char **argv)

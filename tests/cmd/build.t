@@ -26,4 +26,19 @@ make -s -C "$top" BUILD="$B" install DESTDIR="$TMP/root" PREFIX=/usr >/dev/null 
 	[ -f "$TMP/root/usr/share/man/man8/partmap.8" ]
 ok $? "installed: binary, kpartx link, man page"
 man -l "$TMP/root/usr/share/man/man8/partmap.8" 2>/dev/null | grep -q "EXIT STATUS"; ok $? "man page renders and documents exit status"
+for a in kpartx dmsetup losetup image fuse; do
+	[ -f "$TMP/root/usr/share/man/man8/partmap-$a.8" ]; ok $? "installed: man page partmap-$a.8"
+done
+is "$(readlink "$TMP/root/usr/share/man/man8/kpartx.8")" partmap-kpartx.8 "installed: kpartx.8, beside the sbin/kpartx link"
+[ -f "$TMP/root/usr/share/bash-completion/completions/partmap" ]; ok $? "installed: bash completion"
+for n in kpartx dmsetup losetup; do
+	is "$(readlink "$TMP/root/usr/lib/partmap/bin/$n")" /usr/sbin/partmap "installed: the drop-in link lib/partmap/bin/$n"
+done
+# the links work where they are installed: run through the staging root's link
+ln -s "$TMP/root/usr/sbin/partmap" "$TMP/dmsetup"
+"$TMP/dmsetup" --version | grep -q '^dmsetup (partmap)'; ok $? "called as dmsetup, it is the dmsetup applet"
+# make install SBIN_LINKS= (as make deb does): nothing in sbin but partmap, no kpartx.8
+make -s -C "$top" BUILD="$B" install DESTDIR="$TMP/root2" PREFIX=/usr SBIN_LINKS= >/dev/null 2>&1
+is "$(ls "$TMP/root2/usr/sbin")" partmap "SBIN_LINKS=: only partmap in sbin"
+[ ! -e "$TMP/root2/usr/share/man/man8/kpartx.8" ]; ok $? "SBIN_LINKS=: no kpartx.8"
 done_testing

@@ -58,7 +58,9 @@ mkimg() { # mkimg FILE SIZE  (sfdisk script on stdin)
 # it maps shows up (or is left) in the host's /dev/mapper.
 private_ns() {
 	if [ -z "${PARTMAP_IN_NS:-}" ]; then
-		PARTMAP_IN_NS=1 exec unshare -m --propagation private bash "$0" "$@"
+		# exec drops the EXIT trap: this shell's (still empty) TMP goes now; the new one has its own
+		rmdir "$TMP"
+		PARTMAP_IN_NS=1 PARTMAP_NS_PARENT_TMP=$TMP exec unshare -m --propagation private bash "$0" "$@"
 	fi
 	mkdir -p /dev/mapper
 	mount -t tmpfs -o mode=755 partmap-test /dev/mapper || { echo "Bail out! cannot mount a tmpfs on /dev/mapper"; exit 1; }
