@@ -31,6 +31,7 @@ struct udev_dev {
 	bool deferred;            /* removal deferred to the last close */
 	bool gone;                /* removed: I/O fails, the struct is freed when unreferenced */
 	bool busy_seen;           /* during remove_all: could not be removed */
+	bool frozen;              /* its filesystem was frozen by the suspend (thawed on resume) */
 	uint32_t event_nr;
 	unsigned inflight;
 	unsigned refs;            /* tables (of this engine) that refer to it */
@@ -570,9 +571,12 @@ static int cmd_create(struct pm_udm *u, struct dm_ioctl *io)
 	return 0;
 }
 
-/* Stop I/O (queued from now on), wait for what is in flight. */
-static void suspend_dev(struct pm_udm *u, struct udev_dev *d)
+/* Stop I/O (queued from now on), wait for what is in flight; with lockfs, a filesystem mounted from
+ * the device is frozen first (its dirty data written while the device still serves). */
+static void suspend_dev(struct pm_udm *u, struct udev_dev *d, bool lockfs)
 {
+	if (lockfs && d->live && u->h.dev_freeze)
+		d->frozen = u->h.dev_freeze(u->h.arg, d->dev, true) > 0;
 	if (d->live)
 		pm_dtab_presuspend(d->live);
 	pthread_mutex_lock(&u->io);
@@ -714,7 +718,7 @@ static int cmd_suspend(struct pm_udm *u, struct dm_ioctl *io)
 		return -ENXIO;
 	if (io->flags & DM_SUSPEND_FLAG) {
 		if (!d->suspended)
-			suspend_dev(u, d);
+			suspend_dev(u, d, !(io->flags & DM_SKIP_LOCKFS_FLAG));
 		io->flags &= ~(uint32_t)DM_QUERY_INACTIVE_TABLE_FLAG;
 		dev_status(u, d, io);
 		return 0;
@@ -723,7 +727,7 @@ static int cmd_suspend(struct pm_udm *u, struct dm_ioctl *io)
 	if (d->inactive) {
 		struct pm_dtab *tb = d->inactive;
 		if (!d->suspended)
-			suspend_dev(u, d);
+			suspend_dev(u, d, !(io->flags & DM_SKIP_LOCKFS_FLAG));
 		pthread_mutex_lock(&u->io);
 		old = d->live;
 		d->live = tb;
@@ -740,6 +744,9 @@ static int cmd_suspend(struct pm_udm *u, struct dm_ioctl *io)
 	d->suspended = false;
 	pthread_cond_broadcast(&u->io_cond);
 	pthread_mutex_unlock(&u->io);
+	if (d->frozen && u->h.dev_freeze)
+		u->h.dev_freeze(u->h.arg, d->dev, false);
+	d->frozen = false;
 	table_free(u, old);
 	io->flags &= ~(uint32_t)DM_QUERY_INACTIVE_TABLE_FLAG;
 	dev_status(u, d, io);

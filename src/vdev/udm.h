@@ -32,6 +32,10 @@ struct pm_udm_hooks {
 	int (*dev_remove)(void *arg, unsigned id, const char *name, dev_t dev, bool deferred);
 	/* Renamed (the block device may carry the name). */
 	void (*dev_rename)(void *arg, unsigned id, dev_t dev, const char *name);
+	/* Freeze (before a suspend) or thaw (after the resume) a filesystem mounted from the block
+	 * device, as the kernel's lockfs does; 1 when one was frozen, 0 when none is mounted. NULL:
+	 * nothing frozen. */
+	int (*dev_freeze)(void *arg, dev_t dev, bool freeze);
 	/* How many openers the block device has (mounts, descriptors, other block devices over it). */
 	int (*dev_open_count)(void *arg, dev_t dev);
 	/* How a device named in a table that is not one of the engine's is opened; NULL: block devices
