@@ -67,9 +67,9 @@ static void usage(FILE *f)
 		   "25 times, 200 ms apart. -y, --noudevrules and --verifyudev are accepted and ignored;\n"
 		   "--noudevsync (or DM_DISABLE_UDEV set) makes /dev/mapper nodes without udev.\n"
 		   "Tables: '<start> <length> <target> <params>' lines; devices as paths or major:minor.\n"
-		   "Environment: PARTMAP_UDEV_TIMEOUT=N seconds to wait for udev (default 10);
-PARTMAP_DM=auto (default: the kernel's device mapper, or where it has none, partmap's in
-userspace), user (always userspace), kernel (never userspace).\n"
+		   "Environment: PARTMAP_UDEV_TIMEOUT=N seconds to wait for udev (default 10);\n"
+		   "PARTMAP_DM=auto (default: the kernel's device mapper, or where it has none, partmap's in\n"
+		   "userspace), user (always userspace), kernel (never userspace).\n"
 		   "Exit status: 0 done, 1 failure.\n"
 		   "See also: man partmap-dmsetup\n");
 }
