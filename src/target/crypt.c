@@ -284,7 +284,7 @@ static int crypt_where(struct pm_target *ti, uint64_t off, uint64_t len, uint64_
 	struct crypt *cc = ti->priv;
 	uint64_t base = cc->start * PM_SECTOR;
 
-	if ((off | len) & (cc->sector_size - 1) || !cc->key_valid)
+	if ((off | len) & (cc->sector_size - 1) || !__atomic_load_n(&cc->key_valid, __ATOMIC_ACQUIRE))
 		return -EIO;
 	if (base / PM_SECTOR != cc->start || base + off < base || base + off + len > cc->dev->vdev->size)
 		return -EIO;
