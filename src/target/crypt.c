@@ -590,6 +590,8 @@ static int set_key(struct crypt *cc, char *key, const char **why)
 		*why = "Error decoding and setting key (keys in the kernel keyring are not supported in userspace)";
 		goto out;
 	}
+	if (!cc->secret)
+		goto out;
 	for (unsigned i = 0; i < cc->key_size; i++) {
 		int hi = hexval(key[2 * i]), lo = hexval(key[2 * i + 1]);
 		if (hi < 0 || lo < 0)
@@ -656,7 +658,9 @@ static int ctr_cipher(struct pm_target *ti, struct crypt *cc, const char *spec, 
 	free(copy);
 	if (r < 0)
 		return r;
-	if (secret_alloc(cc) < 0)
+	/* nothing is locked for a key that cannot be used: from the keyring, or more keys than bytes (which
+	 * the kernel's setkey refuses); set_key() refuses them without it */
+	if (key[0] != ':' && (cc->tfms == 1 || cc->tfms <= cc->key_size) && secret_alloc(cc) < 0)
 		return pm_target_fail(ti, -ENOMEM, "Cannot allocate encryption context");
 	if ((r = set_key(cc, key, &why)) < 0)
 		return pm_target_fail(ti, r == -EOPNOTSUPP ? r : -EINVAL, "%s", why);
