@@ -430,6 +430,44 @@ static void test_key_messages(void **state)
 	tgtenv_cleanup(&e);
 }
 
+/* kB of locked memory of this process (VmLck) */
+static long locked_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmLck: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/* the key lives in locked memory for as long as the table does (one page here; RLIMIT_MEMLOCK allows
+ * 64 KiB even without privilege) */
+static void test_key_locked(void **state)
+{
+	struct tgtenv e;
+	struct pm_dtab *tb;
+	long before;
+
+	(void)state;
+#ifdef __SANITIZE_ADDRESS__
+	skip(); /* ASan's mlock does nothing */
+#endif
+	tgtenv_init(&e);
+	tgtenv_file(&e, "7:0", 1 << 16, NULL, NULL);
+	before = locked_kb();
+	assert_true(before >= 0);
+	tb = build_ok(&e, "0 8 crypt aes-xts-plain64 " K64 " 0 7:0 0\n");
+	assert_true(locked_kb() > before);
+	pm_dtab_free(tb);
+	assert_int_equal(locked_kb(), before);
+	tgtenv_cleanup(&e);
+}
+
 struct thr {
 	struct pm_dtab *tb;
 	uint64_t off;
@@ -564,6 +602,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_sector_size_io),
 		cmocka_unit_test(test_discard),
 		cmocka_unit_test(test_key_messages),
+		cmocka_unit_test(test_key_locked),
 		cmocka_unit_test(test_threads),
 	};
 
