@@ -535,60 +535,64 @@ static double now(clockid_t clk)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* one pass of writes then reads over the file at path, printed */
+static int bench_one(const char *path, size_t len, const char *opts, uint8_t *buf, size_t req)
+{
+	struct tgtenv e;
+	struct pm_dtab *tb;
+	char table[512], err[256];
+	double t0, c0, tw, tr, cw, cr;
+	int r = 0;
+
+	tgtenv_init(&e);
+	tgtenv_add(&e, "7:0", path);
+	snprintf(table, sizeof(table), "0 %zu crypt aes-xts-plain64 " K64 " 0 7:0 0%s\n", len / 512, opts);
+	if (tgtenv_build(&e, table, false, &tb, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	t0 = now(CLOCK_MONOTONIC);
+	c0 = now(CLOCK_PROCESS_CPUTIME_ID);
+	for (size_t off = 0; off < len && !r; off += req)
+		r = pm_dtab_write(tb, off, buf, req);
+	tw = now(CLOCK_MONOTONIC) - t0;
+	cw = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
+	t0 = now(CLOCK_MONOTONIC);
+	c0 = now(CLOCK_PROCESS_CPUTIME_ID);
+	for (size_t off = 0; off < len && !r; off += req)
+		r = pm_dtab_read(tb, off, buf, req);
+	tr = now(CLOCK_MONOTONIC) - t0;
+	cr = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
+	pm_dtab_free(tb);
+	if (r)
+		return 1;
+	/* wall clock, and per CPU second (the machine is shared: the wall clock waits for others) */
+	printf("aes-xts-plain64 512-bit key%s, %zu MiB in %zu KiB requests, 1 thread: write %.0f MB/s (%.0f per CPU s), "
+	       "read %.0f MB/s (%.0f per CPU s)\n",
+	       opts[0] ? opts + 2 : " (512-byte sectors)", len >> 20, req >> 10, (double)len / tw / 1e6,
+	       (double)len / cw / 1e6, (double)len / tr / 1e6, (double)len / cr / 1e6);
+	return 0;
+}
+
 /* aes-xts-plain64 (512-bit key) over a /dev/shm file: MB/s of pm_dtab_write and pm_dtab_read */
 static int bench(unsigned mib)
 {
-	static const char *const opts[] = { "", " 1 sector_size:4096" };
 	size_t len = (size_t)mib << 20, req = 1 << 20;
-	char path[] = "/dev/shm/partmap-crypt-bench-XXXXXX", table[512], err[256];
-	uint8_t *buf = malloc(req);
-	int fd = mkstemp(path);
+	char path[] = "/dev/shm/partmap-crypt-bench-XXXXXX";
+	uint8_t *buf = calloc(1, req);
+	int fd = mkstemp(path), r = 0;
 
 	if (fd < 0 || !buf)
 		return 1;
 	/* the pages allocated before: the passes measure the target, not tmpfs growing */
-	memset(buf, 0, req);
-	for (size_t off = 0; off < len; off += req)
-		if (pwrite(fd, buf, req, (off_t)off) != (ssize_t)req)
-			return 1;
+	for (size_t off = 0; off < len && !r; off += req)
+		r = pwrite(fd, buf, req, (off_t)off) != (ssize_t)req;
 	close(fd);
 	memset(buf, 0x3c, req);
-	for (size_t o = 0; o < sizeof(opts) / sizeof(opts[0]); o++) {
-		struct tgtenv e;
-		struct pm_dtab *tb;
-		double t0, c0, tw, tr, cw, cr;
-
-		tgtenv_init(&e);
-		tgtenv_add(&e, "7:0", path);
-		snprintf(table, sizeof(table), "0 %zu crypt aes-xts-plain64 " K64 " 0 7:0 0%s\n", len / 512, opts[o]);
-		if (tgtenv_build(&e, table, false, &tb, err, sizeof(err))) {
-			fprintf(stderr, "%s\n", err);
-			return 1;
-		}
-		t0 = now(CLOCK_MONOTONIC);
-		c0 = now(CLOCK_PROCESS_CPUTIME_ID);
-		for (size_t off = 0; off < len; off += req)
-			if (pm_dtab_write(tb, off, buf, req))
-				return 1;
-		tw = now(CLOCK_MONOTONIC) - t0;
-		cw = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
-		t0 = now(CLOCK_MONOTONIC);
-		c0 = now(CLOCK_PROCESS_CPUTIME_ID);
-		for (size_t off = 0; off < len; off += req)
-			if (pm_dtab_read(tb, off, buf, req))
-				return 1;
-		tr = now(CLOCK_MONOTONIC) - t0;
-		cr = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
-		/* wall clock, and per CPU second (the machine is shared: the wall clock waits for others) */
-		printf("aes-xts-plain64 512-bit key%s, %u MiB in 1 MiB requests, 1 thread: write %.0f MB/s (%.0f per CPU s), "
-		       "read %.0f MB/s (%.0f per CPU s)\n",
-		       opts[o][0] ? " sector_size:4096" : " (512-byte sectors)", mib, (double)len / tw / 1e6,
-		       (double)len / cw / 1e6, (double)len / tr / 1e6, (double)len / cr / 1e6);
-		pm_dtab_free(tb);
-	}
+	r = r || bench_one(path, len, "", buf, req) || bench_one(path, len, " 1 sector_size:4096", buf, req);
 	unlink(path);
 	free(buf);
-	return 0;
+	return r;
 }
 
 int main(int argc, char **argv)
