@@ -119,6 +119,32 @@ int tgtenv_build(struct tgtenv *e, const char *text, bool read_only, struct pm_d
 	return r;
 }
 
+void tgtenv_pread(const char *path, uint64_t off, void *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	assert(fd >= 0);
+	n = pread(fd, buf, len, (off_t)off);
+	assert(n == (ssize_t)len);
+	(void)n;
+	close(fd);
+}
+
+char *tgtenv_status(struct pm_dtab *tb, bool table, size_t i)
+{
+	struct pm_dm_target *t;
+	char *s = NULL;
+	size_t n;
+
+	if (pm_dtab_status(tb, table, &t, &n) < 0)
+		return NULL;
+	if (i < n)
+		s = strdup(t[i].params);
+	pm_dm_targets_free(t, n);
+	return s;
+}
+
 void tgtenv_cleanup(struct tgtenv *e)
 {
 	for (unsigned i = 0; i < e->n; i++)

@@ -29,6 +29,10 @@ void tgtenv_add(struct tgtenv *e, const char *name, const char *path);
 void tgtenv_file(struct tgtenv *e, const char *name, uint64_t size, uint8_t (*fill)(uint64_t i), char *path);
 /* Build a table from text (as dmsetup reads it) in this environment: 0 or -errno, err filled. */
 int tgtenv_build(struct tgtenv *e, const char *text, bool read_only, struct pm_dtab **out, char *err, size_t len);
+/* len bytes of a file from off (asserts they are there). */
+void tgtenv_pread(const char *path, uint64_t off, void *buf, size_t len);
+/* Target i's status text, INFO or TABLE (malloc'd; NULL when there is none). */
+char *tgtenv_status(struct pm_dtab *tb, bool table, size_t i);
 /* Remove the files made by tgtenv_file. */
 void tgtenv_cleanup(struct tgtenv *e);
 

@@ -53,7 +53,7 @@ echo "root:x:0:0:root:/root:/bin/bash" >"$root/etc/passwd"
 printf 'root:x:0:\ndisk:x:6:\n' >"$root/etc/group"
 
 # modules (and what they need), loaded in dependency order by modprobe from modules.dep
-mods="loop fuse dm-mod dm-zero dm-snapshot dm-crypt dm-mirror dm-delay dm-flakey ext4 crc32c_generic xts ecb"
+mods="loop fuse dm-mod dm-zero dm-snapshot dm-crypt dm-mirror dm-delay dm-flakey ext4 crc32c_generic xts ecb essiv ctr"
 m=$kdir/lib/modules/$ver
 for f in modules.dep modules.alias modules.symbols modules.builtin modules.order modules.builtin.modinfo modules.softdep modules.dep.bin modules.alias.bin modules.symbols.bin modules.builtin.bin; do
 	[ -f "$m/$f" ] && cp "$m/$f" "$root/lib/modules/$ver/"
@@ -70,6 +70,7 @@ echo "$mods" >"$root/modules.list"
 # the tests and their data
 mkdir -p "$root/tests"
 cp "$top"/tests/vm/*.t "$top/tests/vm/run-in-vm.sh" "$top/tests/cmd/lib.sh" "$top"/bench/*-vm.sh "$root/tests/"
+cp "$top/tests/unit/crypt_vectors.h" "$root/tests/" # crypt.t: the vectors test_crypt.c checks
 data=$(dirname "$out")/data
 [ -d "$data" ] && cp -r "$data" "$root/tests/data"
 
