@@ -79,7 +79,6 @@ struct mirror {
 	/* the resync */
 	pthread_t thread;
 	bool running, stop;
-	bool idle;                /* the thread waits for work (its search is done) */
 	uint64_t recovering;      /* the region being copied, or NO_REGION */
 	struct pend *pend;        /* regions with writes in flight */
 	size_t npend, cappend;
@@ -456,15 +455,10 @@ static void *resync_main(void *arg)
 			continue;
 		}
 		if (!buf || !get_resync_work(m, &region)) {
-			if (!m->idle) {
-				m->idle = true;
-				pthread_cond_broadcast(&m->cv);
-			}
 			pthread_cond_wait(&m->cv, &m->lk);
 			flushed = false;
 			continue;
 		}
-		m->idle = false;
 		flushed = false;
 		/* quiesce the region: its writes in flight finish, new ones wait */
 		m->recovering = region;
@@ -681,16 +675,15 @@ static void mirror_resume(struct pm_target *ti)
 		disk_resume(m);
 	else
 		m->sync_search = 0;
+	/* the kernel's worker searches at once; when every region is in sync it finds nothing, and a
+	 * region failing after the resume is not copied again (deterministic here) */
+	if (m->sync_count == m->nr_regions)
+		m->sync_search = m->nr_regions;
 	if (!m->running && !ti->read_only) {
 		__atomic_store_n(&m->stop, false, __ATOMIC_RELAXED);
-		m->idle = false;
 		m->running = pthread_create(&m->thread, NULL, resync_main, m) == 0;
 	}
 	pthread_cond_broadcast(&m->cv);
-	/* the kernel's worker looks for work at once: wait until the thread has a region to copy or
-	 * found none, so that what follows the resume sees the search done (as it would) */
-	while (m->running && !m->idle && m->recovering == NO_REGION)
-		pthread_cond_wait(&m->cv, &m->lk);
 	unlock(m);
 }
 

@@ -570,7 +570,7 @@ static void test_mirror_nosync(void **state)
 	assert_int_equal(pm_dtab_flush(tb), 0);
 	assert_int_equal(pm_dtab_discard(tb, 32 * 512, 16 * 512), 0);
 	status_is(tb, false, 0, "3 7:0 7:1 7:2 7/7 1 AAA 1 core");
-	assert_int_equal(e.events, 0); /* in sync from the load: no event */
+	assert_int_equal(__atomic_load_n(&e.events, __ATOMIC_RELAXED), 0); /* in sync from the load: no event */
 	pm_dtab_presuspend(tb);
 	pm_dtab_free(tb);
 	tgtenv_cleanup(&e);
@@ -601,7 +601,7 @@ static void test_mirror_resync(void **state)
 	file_bytes(b, 8 * 512, lb, 1024);
 	assert_int_not_equal(lb[0], 0x99);
 	status_is(tb, false, 0, "2 7:0 7:1 0/16 1 AA 1 core");
-	assert_int_equal(e.events, 0);
+	assert_int_equal(__atomic_load_n(&e.events, __ATOMIC_RELAXED), 0);
 
 	pm_dtab_resume(tb);
 	status_becomes(tb, false, "2 7:0 7:1 16/16 1 AA 1 core");
@@ -615,7 +615,7 @@ static void test_mirror_resync(void **state)
 	assert_int_equal(lb[0], fill_b(64 * 1024));
 	for (int i = 0; i < 100 && !__atomic_load_n(&e.events, __ATOMIC_RELAXED); i++)
 		pm_sleep_ms(10);
-	assert_int_equal(e.events, 1); /* the sync is complete */
+	assert_int_equal(__atomic_load_n(&e.events, __ATOMIC_RELAXED), 1); /* the sync is complete */
 
 	/* now in sync: a write lands on both */
 	memset(buf, 0xab, 1024);
@@ -658,7 +658,7 @@ static void test_mirror_failed_leg(void **state)
 	/* leg 1 fails the write: it is dead, the region out of sync; leg 0 has the data */
 	assert_int_equal(pm_dtab_write(tb, 16 * 512, buf, 1024), 0);
 	status_is(tb, false, 0, "2 7:0 7:1 7/8 1 AD 1 core");
-	assert_int_equal(e.events, 0); /* the kernel raises none without handle_errors */
+	assert_int_equal(__atomic_load_n(&e.events, __ATOMIC_RELAXED), 0); /* the kernel raises none without handle_errors */
 	memset(want, 0, sizeof(want));
 	assert_int_equal(pm_dtab_read(tb, 16 * 512, want, 1024), 0);
 	assert_memory_equal(want, buf, 1024);
@@ -731,7 +731,7 @@ static void test_mirror_handle_errors(void **state)
 	assert_int_equal(pthread_create(&th, NULL, held_write, &w), 0);
 	for (int i = 0; i < 500 && !__atomic_load_n(&e.events, __ATOMIC_RELAXED); i++)
 		pm_sleep_ms(10);
-	assert_int_equal(e.events, 1);
+	assert_int_equal(__atomic_load_n(&e.events, __ATOMIC_RELAXED), 1);
 	status_is(tb, false, 0, "2 7:0 7:1 7/8 1 AD 1 core");
 	pm_dtab_presuspend(tb);
 	assert_int_equal(pthread_join(th, NULL), 0);
