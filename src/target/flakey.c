@@ -47,6 +47,17 @@ static int read_arg(struct pm_target *ti, char ***av, unsigned *ac, unsigned min
 	return 0;
 }
 
+/* a feature without arguments: once only, and not with the one it conflicts with */
+static int set_feature(struct pm_target *ti, bool *flag, bool other, const char *name, const char *other_name)
+{
+	if (*flag)
+		return pm_target_fail(ti, -EINVAL, "Feature %s duplicated", name);
+	if (other)
+		return pm_target_fail(ti, -EINVAL, "Feature %s conflicts with feature %s", name, other_name);
+	*flag = true;
+	return 0;
+}
+
 static int parse_features(struct pm_target *ti, struct flakey *fc, unsigned ac, char **av)
 {
 	unsigned n = 0;
@@ -65,21 +76,14 @@ static int parse_features(struct pm_target *ti, struct flakey *fc, unsigned ac, 
 		ac--;
 
 		if (!strcasecmp(name, "error_reads")) {
-			if (fc->error_reads)
-				return pm_target_fail(ti, -EINVAL, "Feature error_reads duplicated");
-			fc->error_reads = true;
+			if ((r = set_feature(ti, &fc->error_reads, false, "error_reads", NULL)) < 0)
+				return r;
 		} else if (!strcasecmp(name, "drop_writes")) {
-			if (fc->drop_writes)
-				return pm_target_fail(ti, -EINVAL, "Feature drop_writes duplicated");
-			if (fc->error_writes)
-				return pm_target_fail(ti, -EINVAL, "Feature drop_writes conflicts with feature error_writes");
-			fc->drop_writes = true;
+			if ((r = set_feature(ti, &fc->drop_writes, fc->error_writes, "drop_writes", "error_writes")) < 0)
+				return r;
 		} else if (!strcasecmp(name, "error_writes")) {
-			if (fc->error_writes)
-				return pm_target_fail(ti, -EINVAL, "Feature error_writes duplicated");
-			if (fc->drop_writes)
-				return pm_target_fail(ti, -EINVAL, "Feature error_writes conflicts with feature drop_writes");
-			fc->error_writes = true;
+			if ((r = set_feature(ti, &fc->error_writes, fc->drop_writes, "error_writes", "drop_writes")) < 0)
+				return r;
 		} else if (!strcasecmp(name, "corrupt_bio_byte")) {
 			if (fc->corrupt_byte)
 				return pm_target_fail(ti, -EINVAL, "Feature corrupt_bio_byte duplicated");
@@ -221,15 +225,20 @@ static int flakey_read(struct pm_target *ti, uint64_t off, void *buf, size_t len
 	return 0;
 }
 
+/* what becomes of a write (or a flush, or a discard) while down: 0 dropped, -EIO failed, 1 issued */
+static int write_fate(const struct flakey *fc)
+{
+	return fc->drop_writes ? 0 : fc->error_writes ? -EIO : 1;
+}
+
 static int flakey_write(struct pm_target *ti, uint64_t off, const void *buf, size_t len)
 {
 	struct flakey *fc = ti->priv;
 
 	if (is_down(fc)) {
-		if (fc->drop_writes)
-			return 0;
-		if (fc->error_writes)
-			return -EIO;
+		int f = write_fate(fc);
+		if (f <= 0)
+			return f;
 		bool fixed = fc->corrupt_byte && fc->corrupt_write && flags_match(fc, true);
 		bool random = fc->random_write && len && chance(fc->random_write);
 		if (fixed || random) {
@@ -253,12 +262,9 @@ static int flakey_flush(struct pm_target *ti)
 {
 	struct flakey *fc = ti->priv;
 
-	if (is_down(fc)) {
-		if (fc->drop_writes)
-			return 0;
-		if (fc->error_writes)
-			return -EIO;
-	}
+	int f = is_down(fc) ? write_fate(fc) : 1;
+	if (f <= 0)
+		return f;
 	return pm_vdev_flush(fc->dev->vdev);
 }
 
@@ -266,12 +272,9 @@ static int flakey_discard(struct pm_target *ti, uint64_t off, uint64_t len)
 {
 	struct flakey *fc = ti->priv;
 
-	if (is_down(fc)) {
-		if (fc->drop_writes)
-			return 0;
-		if (fc->error_writes)
-			return -EIO;
-	}
+	int f = is_down(fc) ? write_fate(fc) : 1;
+	if (f <= 0)
+		return f;
 	return pm_src_discard(fc->dev, fc->start, off, len);
 }
 

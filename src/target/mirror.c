@@ -209,6 +209,14 @@ static void fail_leg(struct mirror *m, unsigned i, int type)
 	m->events++;
 }
 
+/* fail every leg of the mask (a bit per leg) */
+static void fail_legs(struct mirror *m, unsigned mask, int type)
+{
+	for (unsigned i = 0; i < m->nlegs; i++)
+		if (mask & (1u << i))
+			fail_leg(m, i, type);
+}
+
 static void reset_flags(struct mirror *m)
 {
 	m->leg_failure = false;
@@ -274,9 +282,7 @@ static int log_flush(struct mirror *m)
 	if (!m->disk || (!m->touched_cleaned && !m->touched_dirtied))
 		return 0;
 	if (m->touched_cleaned && flush_legs(m, &failed) < 0) {
-		for (unsigned i = 0; i < m->nlegs; i++)
-			if (failed & (1u << i))
-				fail_leg(m, i, ERR_FLUSH);
+		fail_legs(m, failed, ERR_FLUSH);
 		/* which regions are clean is unknown now: all dirty */
 		m->flush_failed = true;
 		for (uint64_t i = 0; i < m->nr_regions; i++)
@@ -475,9 +481,7 @@ static void *resync_main(void *arg)
 		if (done) {
 			if (read_err)
 				fail_leg(m, def, ERR_SYNC);
-			for (unsigned i = 0; i < m->nlegs; i++)
-				if (write_err & (1u << i))
-					fail_leg(m, i, ERR_SYNC);
+			fail_legs(m, write_err, ERR_SYNC);
 			if (!read_err && !write_err)
 				set_clean(m, region, true);
 			set_region_sync(m, region, (!read_err && !write_err) || !m->handle_errors);
@@ -722,6 +726,14 @@ static uint64_t region_of(const struct mirror *m, uint64_t off)
 	return off / PM_SECTOR / m->region_size;
 }
 
+/* a request comes in (dtr waits for it to leave) and goes to the legs without the lock */
+static void enter(struct mirror *m)
+{
+	lock(m);
+	m->active++;
+	pthread_mutex_unlock(&m->lk);
+}
+
 static int leave(struct mirror *m, int r)
 {
 	if (!--m->active)
@@ -808,9 +820,7 @@ static int mirror_write(struct pm_target *ti, uint64_t off, const void *buf, siz
 	}
 
 	lock(m);
-	for (unsigned i = 0; i < m->nlegs; i++)
-		if (errs & (1u << i))
-			fail_leg(m, i, ERR_WRITE);
+	fail_legs(m, errs, ERR_WRITE);
 	if (to_failures || errs)
 		r = write_failed(m, region);
 	pend_dec(m, region);
@@ -823,14 +833,10 @@ static int mirror_flush(struct pm_target *ti)
 	unsigned failed;
 	int r = 0;
 
-	lock(m);
-	m->active++;
-	pthread_mutex_unlock(&m->lk);
+	enter(m);
 	flush_legs(m, &failed);
 	lock(m);
-	for (unsigned i = 0; i < m->nlegs; i++)
-		if (failed & (1u << i))
-			fail_leg(m, i, ERR_WRITE);
+	fail_legs(m, failed, ERR_WRITE);
 	if (failed)
 		r = write_failed(m, NO_REGION);
 	return leave(m, r);
@@ -842,9 +848,7 @@ static int mirror_discard(struct pm_target *ti, uint64_t off, uint64_t len)
 	unsigned errs = 0;
 	int r = 0, e;
 
-	lock(m);
-	m->active++;
-	pthread_mutex_unlock(&m->lk);
+	enter(m);
 	for (unsigned i = 0; i < m->nlegs; i++) {
 		if ((e = pm_src_discard(m->leg[i].dev, m->leg[i].offset, off, len)) == -EOPNOTSUPP)
 			r = e;
@@ -852,9 +856,7 @@ static int mirror_discard(struct pm_target *ti, uint64_t off, uint64_t len)
 			errs |= 1u << i;
 	}
 	lock(m);
-	for (unsigned i = 0; i < m->nlegs; i++)
-		if (errs & (1u << i))
-			fail_leg(m, i, ERR_WRITE);
+	fail_legs(m, errs, ERR_WRITE);
 	if (errs)
 		r = write_failed(m, NO_REGION);
 	return leave(m, r);

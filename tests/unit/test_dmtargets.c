@@ -21,48 +21,9 @@
 #include "dm.h"
 #include "util.h"
 
-static uint8_t fill_a(uint64_t i)
-{
-	return (uint8_t)(i * 7 + i / 512);
-}
-
-static uint8_t fill_b(uint64_t i)
-{
-	return (uint8_t)(i * 13 + 1 + i / 4096);
-}
-
-static void file_bytes(const char *path, uint64_t off, void *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY);
-	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, buf, len, (off_t)off), (ssize_t)len);
-	close(fd);
-}
-
-static void file_put(const char *path, uint64_t off, const void *buf, size_t len)
-{
-	int fd = open(path, O_WRONLY);
-	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, buf, len, (off_t)off), (ssize_t)len);
-	close(fd);
-}
-
-static char *status_of(struct pm_dtab *tb, bool table, size_t i)
-{
-	struct pm_dm_target *t;
-	size_t n;
-
-	assert_int_equal(pm_dtab_status(tb, table, &t, &n), 0);
-	assert_true(i < n);
-	char *s = strdup(t[i].params);
-	pm_dm_targets_free(t, n);
-	assert_non_null(s);
-	return s;
-}
-
 static void status_is(struct pm_dtab *tb, bool table, size_t i, const char *want)
 {
-	char *s = status_of(tb, table, i);
+	char *s = tgtenv_status(tb, table, i);
 	assert_string_equal(s, want);
 	free(s);
 }
@@ -74,7 +35,7 @@ static void status_becomes(struct pm_dtab *tb, bool table, const char *want)
 
 	for (int i = 0; i < 1000; i++) {
 		free(s);
-		s = status_of(tb, table, 0);
+		s = tgtenv_status(tb, table, 0);
 		if (!strcmp(s, want))
 			break;
 		pm_sleep_ms(10);
@@ -91,16 +52,19 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static void refused(struct tgtenv *e, const char *table, const char *want)
+/* an environment with 7:0 (tgtenv_fill_a) and 7:1 (tgtenv_fill_b) of these sizes */
+static void two_devs(struct tgtenv *e, uint64_t s0, uint64_t s1, char *a, char *b)
 {
-	struct pm_dtab *tb = (void *)1;
-	char err[256];
+	tgtenv_init(e);
+	tgtenv_file(e, "7:0", s0, tgtenv_fill_a, a);
+	tgtenv_file(e, "7:1", s1, tgtenv_fill_b, b);
+}
 
-	assert_int_not_equal(tgtenv_build(e, table, false, &tb, err, sizeof(err)), 0);
-	assert_null(tb);
-	if (strcmp(err, want))
-		fail_msg("table \"%s\": got \"%s\", want \"%s\"", table, err, want);
-	assert_int_equal(e->opens, 0); /* nothing left open */
+/* presuspend, then free */
+static void done(struct pm_dtab *tb)
+{
+	pm_dtab_presuspend(tb);
+	pm_dtab_free(tb);
 }
 
 static struct pm_dtab *build(struct tgtenv *e, const char *table)
@@ -113,9 +77,8 @@ static struct pm_dtab *build(struct tgtenv *e, const char *table)
 	return tb;
 }
 
-/* ---- flakey ---- */
-
-static void test_flakey_refusals(void **state)
+/* every refusal with the kernel's message, and nothing left open */
+static void test_refusals(void **state)
 {
 	static const struct {
 		const char *table, *err;
@@ -157,16 +120,58 @@ static void test_flakey_refusals(void **state)
 		{ "0 8 flakey 7:0 0 1 1 4 random_write_corrupt 1 random_write_corrupt 2\n",
 		  "flakey: Feature random_write_corrupt duplicated" },
 		{ "0 8 flakey 9:9 0 1 1\n", "flakey: Device lookup failed" },
+		{ "0 8 delay 7:0 0\n", "delay: Requires exactly 3, 6 or 9 arguments" },
+		{ "0 8 delay 7:0 0 1 7:1 0\n", "delay: Requires exactly 3, 6 or 9 arguments" },
+		{ "0 8 delay 7:0 x 10\n", "delay: Invalid device sector" },
+		{ "0 8 delay 7:0 0 1x\n", "delay: Invalid delay" },
+		{ "0 8 delay 7:0 0 -5\n", "delay: Invalid delay" },
+		{ "0 8 delay 9:9 0 10\n", "delay: Device lookup failed" },
+		{ "0 8 delay 7:0 0 10 7:1 y 10\n", "delay: Invalid device sector" },
+		{ "0 8 delay 7:0 0 10 7:1 0 z\n", "delay: Invalid delay" },
+		{ "0 8 delay 7:0 0 10 7:1 0 10 9:9 0 0\n", "delay: Device lookup failed" },
+		{ "0 64 mirror\n", "mirror: Insufficient mirror log arguments" },
+		{ "0 64 mirror core 1\n", "mirror: Insufficient mirror log arguments" },
+		{ "0 64 mirror core x 8 2 7:0 0 7:1 0\n", "mirror: Invalid mirror log argument count" },
+		{ "0 64 mirror core 1 7 2 7:0 0 7:1 0\n", "mirror: Error creating mirror dirty log" },
+		{ "0 64 mirror core 1 1 2 7:0 0 7:1 0\n", "mirror: Error creating mirror dirty log" },
+		{ "0 64 mirror core 1 128 2 7:0 0 7:1 0\n", "mirror: Error creating mirror dirty log" },
+		{ "0 64 mirror core 2 8 maybe 2 7:0 0 7:1 0\n", "mirror: Error creating mirror dirty log" },
+		{ "0 64 mirror core 3 8 sync x 2 7:0 0 7:1 0\n", "mirror: Error creating mirror dirty log" },
+		{ "0 64 mirror foo 1 8 2 7:0 0 7:1 0\n", "mirror: Error creating mirror dirty log" },
+		{ "0 64 mirror disk 1 8 2 7:0 0 7:1 0\n", "mirror: Error creating mirror dirty log" },
+		{ "0 64 mirror disk 2 9:9 8 2 7:0 0 7:1 0\n", "mirror: Error creating mirror dirty log" },
+		{ "0 64 mirror disk 2 7:3 8 2 7:0 0 7:1 0\n", "mirror: Error creating mirror dirty log" }, /* too small */
+		{ "0 64 mirror core 1 8 1 7:0 0\n", "mirror: Invalid number of mirrors" },
+		{ "0 64 mirror core 1 8 10 7:0 0 7:1 0\n", "mirror: Invalid number of mirrors" },
+		{ "0 64 mirror core 1 8\n", "mirror: Invalid number of mirrors" },
+		{ "0 64 mirror core 1 8 2 7:0 0\n", "mirror: Too few mirror arguments" },
+		{ "0 64 mirror core 1 8 2 7:0 x 7:1 0\n", "mirror: Invalid offset" },
+		{ "0 64 mirror core 1 8 2 7:0 0 9:9 0\n", "mirror: Device lookup failure" },
+		{ "0 64 mirror core 1 8 2 7:0 0 7:1 0 x\n", "mirror: Invalid number of features" },
+		{ "0 64 mirror core 1 8 2 7:0 0 7:1 0 2 handle_errors\n",
+		  "mirror: Not enough arguments to support feature count" },
+		{ "0 64 mirror core 1 8 2 7:0 0 7:1 0 1 bogus\n", "mirror: Unrecognised feature requested" },
+		{ "0 64 mirror core 1 8 2 7:0 0 7:1 0 1 keep_log\n",
+		  "mirror: keep_log feature requires the handle_errors feature" },
+		{ "0 64 mirror core 1 8 2 7:0 0 7:1 0 1 handle_errors extra\n", "mirror: Too many mirror arguments" },
+		{ "0 64 mirror core 1 8 2 7:0 0 7:1 0 7:2 0\n", "mirror: Invalid number of features" },
 	};
 	struct tgtenv e;
+	char err[256];
 
 	(void)state;
 	tgtenv_init(&e);
 	tgtenv_file(&e, "7:0", 1 << 16, NULL, NULL);
+	tgtenv_file(&e, "7:1", 1 << 16, NULL, NULL);
+	tgtenv_file(&e, "7:2", 1 << 16, NULL, NULL);
+	tgtenv_file(&e, "7:3", 1024, NULL, NULL); /* a mirror log's header only: no room for the bitmap */
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
-		refused(&e, cases[i].table, cases[i].err);
+		if (!tgtenv_refused(&e, cases[i].table, err, sizeof(err)) || strcmp(err, cases[i].err))
+			fail_msg("table \"%s\": got \"%s\", want \"%s\"", cases[i].table, err, cases[i].err);
 	tgtenv_cleanup(&e);
 }
+
+/* ---- flakey ---- */
 
 static void test_flakey_table(void **state)
 {
@@ -210,8 +215,8 @@ static void test_flakey_down(void **state)
 
 	(void)state;
 	tgtenv_init(&e);
-	tgtenv_file(&e, "7:0", 1 << 16, fill_a, a);
-	file_bytes(a, 8 * 512, orig, sizeof(orig));
+	tgtenv_file(&e, "7:0", 1 << 16, tgtenv_fill_a, a);
+	tgtenv_pread(a, 8 * 512, orig, sizeof(orig));
 
 	/* always up: a plain mapping */
 	tb = build(&e, "0 64 flakey 7:0 8 1 0\n");
@@ -219,9 +224,9 @@ static void test_flakey_down(void **state)
 	assert_memory_equal(buf, orig, sizeof(buf));
 	memset(buf, 0x11, 512);
 	assert_int_equal(pm_dtab_write(tb, 0, buf, 512), 0);
-	file_bytes(a, 8 * 512, want, 512);
+	tgtenv_pread(a, 8 * 512, want, 512);
 	assert_memory_equal(want, buf, 512);
-	file_put(a, 8 * 512, orig, 512);
+	tgtenv_pwrite(a, 8 * 512, orig, 512);
 	pm_dtab_free(tb);
 
 	/* down without features: everything fails, the file is untouched */
@@ -229,7 +234,7 @@ static void test_flakey_down(void **state)
 	assert_int_equal(pm_dtab_read(tb, 0, buf, 512), -EIO);
 	assert_int_equal(pm_dtab_write(tb, 0, buf, 512), -EIO);
 	assert_int_equal(pm_dtab_flush(tb), -EIO);
-	file_bytes(a, 8 * 512, want, 512);
+	tgtenv_pread(a, 8 * 512, want, 512);
 	assert_memory_equal(want, orig, 512);
 	pm_dtab_free(tb);
 
@@ -254,9 +259,9 @@ static void test_flakey_down(void **state)
 	assert_int_equal(pm_dtab_read(tb, 0, buf, 512), -EIO);
 	memset(buf, 0x33, 512);
 	assert_int_equal(pm_dtab_write(tb, 0, buf, 512), 0);
-	file_bytes(a, 8 * 512, want, 512);
+	tgtenv_pread(a, 8 * 512, want, 512);
 	assert_memory_equal(want, buf, 512);
-	file_put(a, 8 * 512, orig, 512);
+	tgtenv_pwrite(a, 8 * 512, orig, 512);
 	pm_dtab_free(tb);
 	tgtenv_cleanup(&e);
 }
@@ -270,8 +275,8 @@ static void test_flakey_corrupt(void **state)
 
 	(void)state;
 	tgtenv_init(&e);
-	tgtenv_file(&e, "7:0", 1 << 16, fill_a, a);
-	file_bytes(a, 0, orig, sizeof(orig));
+	tgtenv_file(&e, "7:0", 1 << 16, tgtenv_fill_a, a);
+	tgtenv_pread(a, 0, orig, sizeof(orig));
 
 	/* byte 32 of every read becomes 1; the device is unchanged */
 	tb = build(&e, "0 64 flakey 7:0 0 0 1 5 corrupt_bio_byte 32 r 1 0\n");
@@ -279,14 +284,14 @@ static void test_flakey_corrupt(void **state)
 	memcpy(want, orig + 1024, 2048);
 	want[31] = 1;
 	assert_memory_equal(buf, want, 2048);
-	file_bytes(a, 0, buf, sizeof(buf));
+	tgtenv_pread(a, 0, buf, sizeof(buf));
 	assert_memory_equal(buf, orig, sizeof(buf));
 	/* writes are not touched by a read corruption */
 	memset(buf, 0x44, 512);
 	assert_int_equal(pm_dtab_write(tb, 0, buf, 512), 0);
-	file_bytes(a, 0, want, 512);
+	tgtenv_pread(a, 0, want, 512);
 	assert_memory_equal(want, buf, 512);
-	file_put(a, 0, orig, 512);
+	tgtenv_pwrite(a, 0, orig, 512);
 	pm_dtab_free(tb);
 
 	/* byte 7 of every write becomes 0xaa on the device; the caller's buffer is left alone */
@@ -295,12 +300,12 @@ static void test_flakey_corrupt(void **state)
 	assert_int_equal(pm_dtab_write(tb, 512, buf, 1024), 0);
 	for (int i = 0; i < 1024; i++)
 		assert_int_equal(buf[i], 0x55);
-	file_bytes(a, 512, want, 1024);
+	tgtenv_pread(a, 512, want, 1024);
 	assert_int_equal(want[6], 0xaa);
 	want[6] = 0x55;
 	assert_memory_equal(want, buf, 1024);
 	/* reads are untouched */
-	file_put(a, 512, orig + 512, 1024);
+	tgtenv_pwrite(a, 512, orig + 512, 1024);
 	assert_int_equal(pm_dtab_read(tb, 0, buf, sizeof(buf)), 0);
 	assert_memory_equal(buf, orig, sizeof(buf));
 	pm_dtab_free(tb);
@@ -337,7 +342,7 @@ static void test_flakey_intervals(void **state)
 
 	(void)state;
 	tgtenv_init(&e);
-	tgtenv_file(&e, "7:0", 1 << 16, fill_a, NULL);
+	tgtenv_file(&e, "7:0", 1 << 16, tgtenv_fill_a, NULL);
 	double t0 = now_ms();
 	tb = build(&e, "0 64 flakey 7:0 0 1 1\n");
 	assert_int_equal(pm_dtab_read(tb, 0, buf, 512), 0);      /* ~0 s: up */
@@ -352,32 +357,6 @@ static void test_flakey_intervals(void **state)
 
 /* ---- delay ---- */
 
-static void test_delay_refusals(void **state)
-{
-	static const struct {
-		const char *table, *err;
-	} cases[] = {
-		{ "0 8 delay 7:0 0\n", "delay: Requires exactly 3, 6 or 9 arguments" },
-		{ "0 8 delay 7:0 0 1 7:1 0\n", "delay: Requires exactly 3, 6 or 9 arguments" },
-		{ "0 8 delay 7:0 x 10\n", "delay: Invalid device sector" },
-		{ "0 8 delay 7:0 0 1x\n", "delay: Invalid delay" },
-		{ "0 8 delay 7:0 0 -5\n", "delay: Invalid delay" },
-		{ "0 8 delay 9:9 0 10\n", "delay: Device lookup failed" },
-		{ "0 8 delay 7:0 0 10 7:1 y 10\n", "delay: Invalid device sector" },
-		{ "0 8 delay 7:0 0 10 7:1 0 z\n", "delay: Invalid delay" },
-		{ "0 8 delay 7:0 0 10 7:1 0 10 9:9 0 0\n", "delay: Device lookup failed" },
-	};
-	struct tgtenv e;
-
-	(void)state;
-	tgtenv_init(&e);
-	tgtenv_file(&e, "7:0", 1 << 16, NULL, NULL);
-	tgtenv_file(&e, "7:1", 1 << 16, NULL, NULL);
-	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
-		refused(&e, cases[i].table, cases[i].err);
-	tgtenv_cleanup(&e);
-}
-
 static void test_delay_io(void **state)
 {
 	struct tgtenv e;
@@ -386,9 +365,7 @@ static void test_delay_io(void **state)
 	uint8_t buf[4096], want[4096];
 
 	(void)state;
-	tgtenv_init(&e);
-	tgtenv_file(&e, "7:0", 1 << 16, fill_a, a);
-	tgtenv_file(&e, "7:1", 1 << 16, fill_b, b);
+	two_devs(&e, 1 << 16, 1 << 16, a, b);
 
 	tb = build(&e, "0 32 delay 7:0 16 200\n");
 	status_is(tb, true, 0, "7:0 16 200");
@@ -396,13 +373,13 @@ static void test_delay_io(void **state)
 	double t = now_ms();
 	assert_int_equal(pm_dtab_read(tb, 0, buf, sizeof(buf)), 0);
 	assert_true(now_ms() - t >= 200);
-	file_bytes(a, 16 * 512, want, sizeof(want));
+	tgtenv_pread(a, 16 * 512, want, sizeof(want));
 	assert_memory_equal(buf, want, sizeof(buf));
 	memset(buf, 0x66, 512);
 	t = now_ms();
 	assert_int_equal(pm_dtab_write(tb, 512, buf, 512), 0);
 	assert_true(now_ms() - t >= 200);
-	file_bytes(a, 17 * 512, want, 512);
+	tgtenv_pread(a, 17 * 512, want, 512);
 	assert_memory_equal(want, buf, 512);
 	t = now_ms();
 	assert_int_equal(pm_dtab_flush(tb), 0);
@@ -414,9 +391,9 @@ static void test_delay_io(void **state)
 	status_is(tb, true, 0, "7:0 0 200 7:1 8 0");
 	memset(buf, 0x77, 1024);
 	assert_int_equal(pm_dtab_write(tb, 1024, buf, 1024), 0);
-	file_bytes(b, 10 * 512, want, 1024);
+	tgtenv_pread(b, 10 * 512, want, 1024);
 	assert_memory_equal(want, buf, 1024);
-	file_bytes(a, 2 * 512, want, 1024);
+	tgtenv_pread(a, 2 * 512, want, 1024);
 	assert_int_not_equal(want[0], 0x77);
 	t = now_ms();
 	assert_int_equal(pm_dtab_read(tb, 1024, buf, 1024), 0);
@@ -459,9 +436,7 @@ static void test_delay_presuspend(void **state)
 	uint8_t buf[512];
 
 	(void)state;
-	tgtenv_init(&e);
-	tgtenv_file(&e, "7:0", 1 << 16, fill_a, NULL);
-	tgtenv_file(&e, "7:1", 1 << 16, fill_b, NULL);
+	two_devs(&e, 1 << 16, 1 << 16, NULL, NULL);
 	tb = build(&e, "0 32 delay 7:0 0 5000 7:1 0 0\n");
 	h.tb = tb;
 	assert_int_equal(pthread_create(&th, NULL, held_read, &h), 0);
@@ -487,51 +462,6 @@ static void test_delay_presuspend(void **state)
 
 /* ---- mirror ---- */
 
-static void test_mirror_refusals(void **state)
-{
-	static const struct {
-		const char *table, *err;
-	} cases[] = {
-		{ "0 64 mirror\n", "mirror: Insufficient mirror log arguments" },
-		{ "0 64 mirror core 1\n", "mirror: Insufficient mirror log arguments" },
-		{ "0 64 mirror core x 8 2 7:0 0 7:1 0\n", "mirror: Invalid mirror log argument count" },
-		{ "0 64 mirror core 1 7 2 7:0 0 7:1 0\n", "mirror: Error creating mirror dirty log" },
-		{ "0 64 mirror core 1 1 2 7:0 0 7:1 0\n", "mirror: Error creating mirror dirty log" },
-		{ "0 64 mirror core 1 128 2 7:0 0 7:1 0\n", "mirror: Error creating mirror dirty log" },
-		{ "0 64 mirror core 2 8 maybe 2 7:0 0 7:1 0\n", "mirror: Error creating mirror dirty log" },
-		{ "0 64 mirror core 3 8 sync x 2 7:0 0 7:1 0\n", "mirror: Error creating mirror dirty log" },
-		{ "0 64 mirror foo 1 8 2 7:0 0 7:1 0\n", "mirror: Error creating mirror dirty log" },
-		{ "0 64 mirror disk 1 8 2 7:0 0 7:1 0\n", "mirror: Error creating mirror dirty log" },
-		{ "0 64 mirror disk 2 9:9 8 2 7:0 0 7:1 0\n", "mirror: Error creating mirror dirty log" },
-		{ "0 64 mirror disk 2 7:3 8 2 7:0 0 7:1 0\n", "mirror: Error creating mirror dirty log" }, /* too small */
-		{ "0 64 mirror core 1 8 1 7:0 0\n", "mirror: Invalid number of mirrors" },
-		{ "0 64 mirror core 1 8 10 7:0 0 7:1 0\n", "mirror: Invalid number of mirrors" },
-		{ "0 64 mirror core 1 8\n", "mirror: Invalid number of mirrors" },
-		{ "0 64 mirror core 1 8 2 7:0 0\n", "mirror: Too few mirror arguments" },
-		{ "0 64 mirror core 1 8 2 7:0 x 7:1 0\n", "mirror: Invalid offset" },
-		{ "0 64 mirror core 1 8 2 7:0 0 9:9 0\n", "mirror: Device lookup failure" },
-		{ "0 64 mirror core 1 8 2 7:0 0 7:1 0 x\n", "mirror: Invalid number of features" },
-		{ "0 64 mirror core 1 8 2 7:0 0 7:1 0 2 handle_errors\n",
-		  "mirror: Not enough arguments to support feature count" },
-		{ "0 64 mirror core 1 8 2 7:0 0 7:1 0 1 bogus\n", "mirror: Unrecognised feature requested" },
-		{ "0 64 mirror core 1 8 2 7:0 0 7:1 0 1 keep_log\n",
-		  "mirror: keep_log feature requires the handle_errors feature" },
-		{ "0 64 mirror core 1 8 2 7:0 0 7:1 0 1 handle_errors extra\n", "mirror: Too many mirror arguments" },
-		{ "0 64 mirror core 1 8 2 7:0 0 7:1 0 7:2 0\n", "mirror: Invalid number of features" },
-	};
-	struct tgtenv e;
-
-	(void)state;
-	tgtenv_init(&e);
-	tgtenv_file(&e, "7:0", 1 << 16, NULL, NULL);
-	tgtenv_file(&e, "7:1", 1 << 16, NULL, NULL);
-	tgtenv_file(&e, "7:2", 1 << 16, NULL, NULL);
-	tgtenv_file(&e, "7:3", 1024, NULL, NULL); /* header only: no room for the bitmap */
-	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
-		refused(&e, cases[i].table, cases[i].err);
-	tgtenv_cleanup(&e);
-}
-
 static void test_mirror_nosync(void **state)
 {
 	struct tgtenv e;
@@ -540,9 +470,7 @@ static void test_mirror_nosync(void **state)
 	uint8_t buf[8192], want[8192];
 
 	(void)state;
-	tgtenv_init(&e);
-	tgtenv_file(&e, "7:0", 1 << 16, fill_a, a);
-	tgtenv_file(&e, "7:1", 1 << 16, fill_b, b);
+	two_devs(&e, 1 << 16, 1 << 16, a, b);
 	tgtenv_file(&e, "7:2", 1 << 16, NULL, c);
 	tb = build(&e, "0 100 mirror core 2 16 nosync 3 7:0 0 7:1 8 7:2 16 1 handle_errors\n");
 	/* 100 sectors in regions of 16: 7, the last one short */
@@ -553,26 +481,25 @@ static void test_mirror_nosync(void **state)
 	for (size_t i = 0; i < sizeof(buf); i++)
 		buf[i] = (uint8_t)(i * 3 + 5);
 	assert_int_equal(pm_dtab_write(tb, 12 * 512, buf, sizeof(buf)), 0);
-	file_bytes(a, 12 * 512, want, sizeof(want));
+	tgtenv_pread(a, 12 * 512, want, sizeof(want));
 	assert_memory_equal(want, buf, sizeof(buf));
-	file_bytes(b, 20 * 512, want, sizeof(want));
+	tgtenv_pread(b, 20 * 512, want, sizeof(want));
 	assert_memory_equal(want, buf, sizeof(buf));
-	file_bytes(c, 28 * 512, want, sizeof(want));
+	tgtenv_pread(c, 28 * 512, want, sizeof(want));
 	assert_memory_equal(want, buf, sizeof(buf));
 	/* the last, short region */
 	assert_int_equal(pm_dtab_write(tb, 98 * 512, buf, 1024), 0);
-	file_bytes(c, 114 * 512, want, 1024);
+	tgtenv_pread(c, 114 * 512, want, 1024);
 	assert_memory_equal(want, buf, 1024);
 	/* reads from the default leg (nosync: the others still differ elsewhere) */
 	assert_int_equal(pm_dtab_read(tb, 0, buf, 4096), 0);
-	file_bytes(a, 0, want, 4096);
+	tgtenv_pread(a, 0, want, 4096);
 	assert_memory_equal(buf, want, 4096);
 	assert_int_equal(pm_dtab_flush(tb), 0);
 	assert_int_equal(pm_dtab_discard(tb, 32 * 512, 16 * 512), 0);
 	status_is(tb, false, 0, "3 7:0 7:1 7:2 7/7 1 AAA 1 core");
 	assert_int_equal(__atomic_load_n(&e.events, __ATOMIC_RELAXED), 0); /* in sync from the load: no event */
-	pm_dtab_presuspend(tb);
-	pm_dtab_free(tb);
+	done(tb);
 	tgtenv_cleanup(&e);
 }
 
@@ -585,20 +512,18 @@ static void test_mirror_resync(void **state)
 	uint8_t buf[1024];
 
 	(void)state;
-	tgtenv_init(&e);
-	tgtenv_file(&e, "7:0", 1 << 17, fill_a, a);
-	tgtenv_file(&e, "7:1", 1 << 17, fill_b, b);
+	two_devs(&e, 1 << 17, 1 << 17, a, b);
 	tb = build(&e, "0 128 mirror core 1 8 2 7:0 16 7:1 0\n");
 	status_is(tb, true, 0, "core 1 8 2 7:0 16 7:1 0");
 	status_is(tb, false, 0, "2 7:0 7:1 0/16 1 AA 1 core");
 	/* not resumed yet: nothing copied; reads come from leg 0, writes to regions out of sync go to
 	 * leg 0 only */
 	assert_int_equal(pm_dtab_read(tb, 40 * 512, buf, 1024), 0);
-	file_bytes(a, 56 * 512, la, 1024);
+	tgtenv_pread(a, 56 * 512, la, 1024);
 	assert_memory_equal(buf, la, 1024);
 	memset(buf, 0x99, 1024);
 	assert_int_equal(pm_dtab_write(tb, 8 * 512, buf, 1024), 0);
-	file_bytes(b, 8 * 512, lb, 1024);
+	tgtenv_pread(b, 8 * 512, lb, 1024);
 	assert_int_not_equal(lb[0], 0x99);
 	status_is(tb, false, 0, "2 7:0 7:1 0/16 1 AA 1 core");
 	assert_int_equal(__atomic_load_n(&e.events, __ATOMIC_RELAXED), 0);
@@ -606,13 +531,13 @@ static void test_mirror_resync(void **state)
 	pm_dtab_resume(tb);
 	status_becomes(tb, false, "2 7:0 7:1 16/16 1 AA 1 core");
 	/* leg 1 holds leg 0's data, the write included */
-	file_bytes(a, 16 * 512, la, 64 * 1024);
-	file_bytes(b, 0, lb, 64 * 1024);
+	tgtenv_pread(a, 16 * 512, la, 64 * 1024);
+	tgtenv_pread(b, 0, lb, 64 * 1024);
 	assert_memory_equal(la, lb, 64 * 1024);
 	assert_int_equal(lb[8 * 512], 0x99);
 	/* past the target: leg 1 untouched */
-	file_bytes(b, 64 * 1024, lb, 512);
-	assert_int_equal(lb[0], fill_b(64 * 1024));
+	tgtenv_pread(b, 64 * 1024, lb, 512);
+	assert_int_equal(lb[0], tgtenv_fill_b(64 * 1024));
 	for (int i = 0; i < 100 && !__atomic_load_n(&e.events, __ATOMIC_RELAXED); i++)
 		pm_sleep_ms(10);
 	assert_int_equal(__atomic_load_n(&e.events, __ATOMIC_RELAXED), 1); /* the sync is complete */
@@ -620,12 +545,11 @@ static void test_mirror_resync(void **state)
 	/* now in sync: a write lands on both */
 	memset(buf, 0xab, 1024);
 	assert_int_equal(pm_dtab_write(tb, 100 * 512, buf, 1024), 0);
-	file_bytes(a, 116 * 512, la, 1024);
-	file_bytes(b, 100 * 512, lb, 1024);
+	tgtenv_pread(a, 116 * 512, la, 1024);
+	tgtenv_pread(b, 100 * 512, lb, 1024);
 	assert_memory_equal(la, buf, 1024);
 	assert_memory_equal(lb, buf, 1024);
-	pm_dtab_presuspend(tb);
-	pm_dtab_free(tb);
+	done(tb);
 
 	/* sync: the same, shown as such */
 	tb = build(&e, "0 128 mirror core 2 64 sync 2 7:0 16 7:1 0\n");
@@ -645,14 +569,12 @@ static void test_mirror_failed_leg(void **state)
 	uint8_t buf[1024], want[1024];
 
 	(void)state;
-	tgtenv_init(&e);
-	tgtenv_file(&e, "7:0", 1 << 16, fill_a, a);
-	tgtenv_file(&e, "7:1", 4096, fill_b, b);
+	two_devs(&e, 1 << 16, 4096, a, b);
 	tb = build(&e, "0 64 mirror core 2 8 nosync 2 7:0 0 7:1 0\n");
 	pm_dtab_resume(tb);
 	memset(buf, 0x5c, sizeof(buf));
 	assert_int_equal(pm_dtab_write(tb, 0, buf, 1024), 0); /* both legs */
-	file_bytes(b, 0, want, 1024);
+	tgtenv_pread(b, 0, want, 1024);
 	assert_memory_equal(want, buf, 1024);
 	status_is(tb, false, 0, "2 7:0 7:1 8/8 1 AA 1 core");
 	/* leg 1 fails the write: it is dead, the region out of sync; leg 0 has the data */
@@ -662,38 +584,33 @@ static void test_mirror_failed_leg(void **state)
 	memset(want, 0, sizeof(want));
 	assert_int_equal(pm_dtab_read(tb, 16 * 512, want, 1024), 0);
 	assert_memory_equal(want, buf, 1024);
-	file_bytes(a, 16 * 512, want, 1024);
+	tgtenv_pread(a, 16 * 512, want, 1024);
 	assert_memory_equal(want, buf, 1024);
-	pm_dtab_presuspend(tb);
-	pm_dtab_free(tb);
+	done(tb);
 
 	/* leg 0 short: reads of regions in sync come from leg 1 once leg 0 failed; the region whose
 	 * write failed on leg 0 is out of sync and can only be read from leg 0, which failed: EIO */
 	tgtenv_cleanup(&e);
-	tgtenv_init(&e);
-	tgtenv_file(&e, "7:0", 4096, fill_a, a);
-	tgtenv_file(&e, "7:1", 1 << 16, fill_b, b);
+	two_devs(&e, 4096, 1 << 16, a, b);
 	tb = build(&e, "0 64 mirror core 2 8 nosync 2 7:0 0 7:1 0\n");
 	pm_dtab_resume(tb);
 	assert_int_equal(pm_dtab_write(tb, 16 * 512, buf, 1024), 0);
 	status_is(tb, false, 0, "2 7:0 7:1 7/8 1 DA 1 core");
 	assert_int_equal(pm_dtab_read(tb, 24 * 512, want, 1024), 0);
-	file_bytes(b, 24 * 512, buf, 1024);
+	tgtenv_pread(b, 24 * 512, buf, 1024);
 	assert_memory_equal(want, buf, 1024);
 	assert_int_equal(pm_dtab_read(tb, 16 * 512, want, 1024), -EIO);
 	/* a read failure on leg 0 in a region in sync: R... but D shows first */
-	pm_dtab_presuspend(tb);
-	pm_dtab_free(tb);
+	done(tb);
 
 	/* read failure only: leg 0 short, nothing written; the read is retried on leg 1 */
 	tb = build(&e, "0 64 mirror core 2 8 nosync 2 7:0 0 7:1 0\n");
 	pm_dtab_resume(tb);
 	assert_int_equal(pm_dtab_read(tb, 40 * 512, want, 1024), 0);
-	file_bytes(b, 40 * 512, buf, 1024);
+	tgtenv_pread(b, 40 * 512, buf, 1024);
 	assert_memory_equal(want, buf, 1024);
 	status_is(tb, false, 0, "2 7:0 7:1 8/8 1 RA 1 core");
-	pm_dtab_presuspend(tb);
-	pm_dtab_free(tb);
+	done(tb);
 	tgtenv_cleanup(&e);
 }
 
@@ -720,9 +637,7 @@ static void test_mirror_handle_errors(void **state)
 	struct wr w = { 0 };
 
 	(void)state;
-	tgtenv_init(&e);
-	tgtenv_file(&e, "7:0", 1 << 16, fill_a, NULL);
-	tgtenv_file(&e, "7:1", 4096, fill_b, NULL);
+	two_devs(&e, 1 << 16, 4096, NULL, NULL);
 	/* handle_errors: the failed write raises an event and is held until presuspend fails it */
 	tb = build(&e, "0 64 mirror core 2 8 nosync 2 7:0 0 7:1 0 2 handle_errors keep_log\n");
 	status_is(tb, true, 0, "core 2 8 nosync 2 7:0 0 7:1 0 2 handle_errors keep_log");
@@ -743,15 +658,13 @@ static void test_mirror_handle_errors(void **state)
 	tb = build(&e, "0 64 mirror core 1 8 2 7:0 0 7:1 0 1 handle_errors\n");
 	pm_dtab_resume(tb);
 	status_becomes(tb, false, "2 7:0 7:1 1/8 1 AS 1 core");
-	pm_dtab_presuspend(tb);
-	pm_dtab_free(tb);
+	done(tb);
 
 	/* without it the kernel counts them in sync anyway, and forgets the failure once all are */
 	tb = build(&e, "0 64 mirror core 1 8 2 7:0 0 7:1 0\n");
 	pm_dtab_resume(tb);
 	status_becomes(tb, false, "2 7:0 7:1 8/8 1 AA 1 core");
-	pm_dtab_presuspend(tb);
-	pm_dtab_free(tb);
+	done(tb);
 	tgtenv_cleanup(&e);
 }
 
@@ -763,10 +676,8 @@ static void test_mirror_disk_log(void **state)
 	uint8_t hdr[2048], buf[512];
 
 	(void)state;
-	tgtenv_init(&e);
-	tgtenv_file(&e, "7:0", 1 << 17, fill_a, a);
-	tgtenv_file(&e, "7:1", 1 << 17, fill_b, b);
-	tgtenv_file(&e, "7:2", 4096, fill_b, l); /* garbage: no log yet */
+	two_devs(&e, 1 << 17, 1 << 17, a, b);
+	tgtenv_file(&e, "7:2", 4096, tgtenv_fill_b, l); /* garbage: no log yet */
 	/* 100 regions: a bitmap of 4 words */
 	tb = build(&e, "0 200 mirror disk 2 7:2 2 2 7:0 0 7:1 0\n");
 	status_is(tb, true, 0, "disk 2 7:2 2 2 7:0 0 7:1 0");
@@ -774,7 +685,7 @@ static void test_mirror_disk_log(void **state)
 	pm_dtab_resume(tb);
 	status_becomes(tb, false, "2 7:0 7:1 100/100 1 AA 3 disk 7:2 A");
 	pm_dtab_presuspend(tb);
-	file_bytes(l, 0, hdr, sizeof(hdr));
+	tgtenv_pread(l, 0, hdr, sizeof(hdr));
 	assert_int_equal(get_le32(hdr), 0x4D695272);
 	assert_memory_equal(hdr, "rRiM", 4);
 	assert_int_equal(get_le32(hdr + 4), 2);
@@ -786,24 +697,24 @@ static void test_mirror_disk_log(void **state)
 	for (int i = 13; i < 16; i++)
 		assert_int_equal(hdr[1024 + i], 0);
 	/* bytes of the log past the bitmap's sector are not ours */
-	assert_int_equal(hdr[1536], fill_b(1536));
+	assert_int_equal(hdr[1536], tgtenv_fill_b(1536));
 	pm_dtab_free(tb);
 
 	/* a new table on the same log: in sync from the log, nothing copied (a byte changed on leg 1
 	 * stays as it is) */
 	memset(buf, 0xee, sizeof(buf));
-	file_put(b, 4 * 512, buf, 512);
+	tgtenv_pwrite(b, 4 * 512, buf, 512);
 	tb = build(&e, "0 200 mirror disk 2 7:2 2 2 7:0 0 7:1 0\n");
 	pm_dtab_resume(tb);
 	status_is(tb, false, 0, "2 7:0 7:1 100/100 1 AA 3 disk 7:2 A");
 	pm_sleep_ms(50);
-	file_bytes(b, 4 * 512, buf, 512);
+	tgtenv_pread(b, 4 * 512, buf, 512);
 	assert_int_equal(buf[0], 0xee);
 	/* a write dirties its region on the log before it is issued, and cleans it after */
 	memset(buf, 0x12, sizeof(buf));
 	assert_int_equal(pm_dtab_write(tb, 64 * 512, buf, 512), 0);
 	pm_dtab_presuspend(tb);
-	file_bytes(l, 1024, hdr, 16);
+	tgtenv_pread(l, 1024, hdr, 16);
 	assert_int_equal(hdr[4], 0xff); /* region 32 clean again */
 	pm_dtab_free(tb);
 
@@ -812,8 +723,8 @@ static void test_mirror_disk_log(void **state)
 	status_is(tb, true, 0, "disk 3 7:2 2 sync 2 7:0 0 7:1 0");
 	pm_dtab_resume(tb);
 	status_becomes(tb, false, "2 7:0 7:1 100/100 1 AA 3 disk 7:2 A");
-	file_bytes(b, 4 * 512, buf, 512);
-	file_bytes(a, 4 * 512, hdr, 512);
+	tgtenv_pread(b, 4 * 512, buf, 512);
+	tgtenv_pread(a, 4 * 512, hdr, 512);
 	assert_memory_equal(buf, hdr, 512);
 	pm_dtab_free(tb);
 	tgtenv_cleanup(&e);
@@ -822,15 +733,13 @@ static void test_mirror_disk_log(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_flakey_refusals),
+		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_flakey_table),
 		cmocka_unit_test(test_flakey_down),
 		cmocka_unit_test(test_flakey_corrupt),
 		cmocka_unit_test(test_flakey_intervals),
-		cmocka_unit_test(test_delay_refusals),
 		cmocka_unit_test(test_delay_io),
 		cmocka_unit_test(test_delay_presuspend),
-		cmocka_unit_test(test_mirror_refusals),
 		cmocka_unit_test(test_mirror_nosync),
 		cmocka_unit_test(test_mirror_resync),
 		cmocka_unit_test(test_mirror_failed_leg),

@@ -119,10 +119,63 @@ int tgtenv_build(struct tgtenv *e, const char *text, bool read_only, struct pm_d
 	return r;
 }
 
+bool tgtenv_refused(struct tgtenv *e, const char *text, char *err, size_t len)
+{
+	struct pm_dtab *tb = (void *)1;
+
+	if (tgtenv_build(e, text, false, &tb, err, len) == 0) {
+		pm_dtab_free(tb);
+		return false;
+	}
+	return !tb && e->opens == 0;
+}
+
 void tgtenv_cleanup(struct tgtenv *e)
 {
 	for (unsigned i = 0; i < e->n; i++)
 		if (e->dev[i].made)
 			unlink(e->dev[i].path);
 	e->n = 0;
+}
+
+uint8_t tgtenv_fill_a(uint64_t i)
+{
+	return (uint8_t)(i * 7 + i / 512);
+}
+
+uint8_t tgtenv_fill_b(uint64_t i)
+{
+	return (uint8_t)(i * 13 + 1 + i / 4096);
+}
+
+void tgtenv_pread(const char *path, uint64_t off, void *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	assert(fd >= 0);
+	assert(pread(fd, buf, len, (off_t)off) == (ssize_t)len);
+	close(fd);
+}
+
+void tgtenv_pwrite(const char *path, uint64_t off, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	assert(fd >= 0);
+	assert(pwrite(fd, buf, len, (off_t)off) == (ssize_t)len);
+	close(fd);
+}
+
+char *tgtenv_status(struct pm_dtab *tb, bool table, size_t i)
+{
+	struct pm_dm_target *t;
+	size_t n;
+	char *s;
+
+	assert(pm_dtab_status(tb, table, &t, &n) == 0);
+	assert(i < n);
+	s = strdup(t[i].params);
+	assert(s);
+	pm_dm_targets_free(t, n);
+	return s;
 }

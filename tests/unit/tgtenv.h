@@ -29,7 +29,19 @@ void tgtenv_add(struct tgtenv *e, const char *name, const char *path);
 void tgtenv_file(struct tgtenv *e, const char *name, uint64_t size, uint8_t (*fill)(uint64_t i), char *path);
 /* Build a table from text (as dmsetup reads it) in this environment: 0 or -errno, err filled. */
 int tgtenv_build(struct tgtenv *e, const char *text, bool read_only, struct pm_dtab **out, char *err, size_t len);
+/* Build text, which must be refused: true when it is, with nothing built and nothing left open
+ * (err then holds the message). */
+bool tgtenv_refused(struct tgtenv *e, const char *text, char *err, size_t len);
 /* Remove the files made by tgtenv_file. */
 void tgtenv_cleanup(struct tgtenv *e);
+
+/* Two fillers for tgtenv_file whose bytes differ from each other's and from sector to sector. */
+uint8_t tgtenv_fill_a(uint64_t i);
+uint8_t tgtenv_fill_b(uint64_t i);
+/* len bytes of a file at off, read or written whole (asserted) */
+void tgtenv_pread(const char *path, uint64_t off, void *buf, size_t len);
+void tgtenv_pwrite(const char *path, uint64_t off, const void *buf, size_t len);
+/* Target i's status text, INFO or TABLE (malloc'd). */
+char *tgtenv_status(struct pm_dtab *tb, bool table, size_t i);
 
 #endif
