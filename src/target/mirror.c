@@ -435,7 +435,6 @@ static void *resync_main(void *arg)
 	uint64_t rbytes = (uint64_t)m->region_size * PM_SECTOR;
 	size_t bufsz = rbytes < COPY_CHUNK ? (size_t)rbytes : COPY_CHUNK;
 	_cleanup_free_ uint8_t *buf = malloc(bufsz);
-
 	bool flushed = false;       /* the log written since the last wake (a failing one is not retried at once) */
 
 	lock(m);
@@ -490,7 +489,8 @@ static void *resync_main(void *arg)
 		m->recovering = NO_REGION;
 		pthread_cond_broadcast(&m->cv);
 	}
-	unlock(m);
+	/* events still due are raised by presuspend (or whoever unlocks next), not while it joins us */
+	pthread_mutex_unlock(&m->lk);
 	return NULL;
 }
 
