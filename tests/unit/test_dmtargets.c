@@ -652,6 +652,27 @@ static void test_mirror_handle_errors(void **state)
 	assert_int_equal(pthread_join(th, NULL), 0);
 	assert_int_equal(w.r, -EIO);
 	pm_dtab_free(tb);
+	tgtenv_cleanup(&e);
+
+	/* handle_errors, leg 0 failing a read while the set is in sync: an event, and leg 1 becomes
+	 * the default, read first from then on */
+	char b[256];
+	uint8_t buf[1024], want[1024];
+	two_devs(&e, 4096, 1 << 16, NULL, b);
+	tb = build(&e, "0 64 mirror core 2 8 nosync 2 7:0 0 7:1 0 1 handle_errors\n");
+	pm_dtab_resume(tb);
+	assert_int_equal(pm_dtab_read(tb, 40 * 512, buf, 1024), 0);
+	tgtenv_pread(b, 40 * 512, want, 1024);
+	assert_memory_equal(buf, want, 1024);
+	status_is(tb, false, 0, "2 7:0 7:1 8/8 1 RA 1 core");
+	assert_int_equal(__atomic_load_n(&e.events, __ATOMIC_RELAXED), 1);
+	assert_int_equal(pm_dtab_read(tb, 0, buf, 1024), 0); /* leg 0 could serve it, leg 1 does */
+	tgtenv_pread(b, 0, want, 1024);
+	assert_memory_equal(buf, want, 1024);
+	assert_int_equal(__atomic_load_n(&e.events, __ATOMIC_RELAXED), 1);
+	done(tb);
+	tgtenv_cleanup(&e);
+	two_devs(&e, 1 << 16, 4096, NULL, NULL);
 
 	/* a resync that fails on leg 1: with handle_errors the regions stay out of sync, 'S' */
 	e.events = 0;
