@@ -145,10 +145,43 @@ char *tgtenv_status(struct pm_dtab *tb, bool table, size_t i)
 	return s;
 }
 
+bool tgtenv_refused(struct tgtenv *e, const char *text, char *err, size_t len)
+{
+	struct pm_dtab *tb = (void *)1;
+
+	if (tgtenv_build(e, text, false, &tb, err, len) == 0) {
+		pm_dtab_free(tb);
+		return false;
+	}
+	return !tb && e->opens == 0;
+}
+
 void tgtenv_cleanup(struct tgtenv *e)
 {
 	for (unsigned i = 0; i < e->n; i++)
 		if (e->dev[i].made)
 			unlink(e->dev[i].path);
 	e->n = 0;
+}
+
+uint8_t tgtenv_fill_a(uint64_t i)
+{
+	return (uint8_t)(i * 7 + i / 512);
+}
+
+uint8_t tgtenv_fill_b(uint64_t i)
+{
+	return (uint8_t)(i * 13 + 1 + i / 4096);
+}
+
+void tgtenv_pwrite(const char *path, uint64_t off, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	assert(fd >= 0);
+	n = pwrite(fd, buf, len, (off_t)off);
+	assert(n == (ssize_t)len);
+	(void)n;
+	close(fd);
 }

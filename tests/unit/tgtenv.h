@@ -33,7 +33,16 @@ int tgtenv_build(struct tgtenv *e, const char *text, bool read_only, struct pm_d
 void tgtenv_pread(const char *path, uint64_t off, void *buf, size_t len);
 /* Target i's status text, INFO or TABLE (malloc'd; NULL when there is none). */
 char *tgtenv_status(struct pm_dtab *tb, bool table, size_t i);
+/* Build text, which must be refused: true when it is, with nothing built and nothing left open
+ * (err then holds the message). */
+bool tgtenv_refused(struct tgtenv *e, const char *text, char *err, size_t len);
 /* Remove the files made by tgtenv_file. */
 void tgtenv_cleanup(struct tgtenv *e);
+
+/* Two fillers for tgtenv_file whose bytes differ from each other's and from sector to sector. */
+uint8_t tgtenv_fill_a(uint64_t i);
+uint8_t tgtenv_fill_b(uint64_t i);
+/* len bytes written to a file at off (asserts they are). */
+void tgtenv_pwrite(const char *path, uint64_t off, const void *buf, size_t len);
 
 #endif
