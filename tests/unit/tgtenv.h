@@ -5,6 +5,8 @@
 
 #include "target/target.h"
 
+#include <pthread.h>
+
 #define TGTENV_MAX 16
 
 struct tgtenv {
@@ -14,10 +16,15 @@ struct tgtenv {
 		char path[256];
 		dev_t dev;
 		bool made;        /* a file of tgtenv_file's: removed by tgtenv_cleanup */
+		struct pm_vdev *vdev; /* tgtenv_add_vdev's: served by this (another table) */
 	} dev[TGTENV_MAX];
 	unsigned n;
 	unsigned events;
 	unsigned opens;           /* sources open now */
+	/* the live tables each_target walks (tgtenv_live) */
+	pthread_mutex_t lock;
+	struct pm_dtab *live[TGTENV_MAX];
+	unsigned nlive;
 };
 
 /* An environment with no devices yet. */
@@ -29,6 +36,12 @@ void tgtenv_add(struct tgtenv *e, const char *name, const char *path);
 void tgtenv_file(struct tgtenv *e, const char *name, uint64_t size, uint8_t (*fill)(uint64_t i), char *path);
 /* Build a table from text (as dmsetup reads it) in this environment: 0 or -errno, err filled. */
 int tgtenv_build(struct tgtenv *e, const char *text, bool read_only, struct pm_dtab **out, char *err, size_t len);
+/* Name a vdev as a device (another table's, as the server hands a table its own devices); the vdev
+ * must outlive the tables that use it. */
+void tgtenv_add_vdev(struct tgtenv *e, const char *name, struct pm_vdev *v);
+/* A table becomes live (each_target walks it; resumed) or stops being live (before it is freed). */
+void tgtenv_live(struct tgtenv *e, struct pm_dtab *tb);
+void tgtenv_unlive(struct tgtenv *e, struct pm_dtab *tb);
 /* Remove the files made by tgtenv_file. */
 void tgtenv_cleanup(struct tgtenv *e);
 
