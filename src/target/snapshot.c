@@ -524,7 +524,13 @@ static int snapshot_ctr(struct pm_target *ti, unsigned argc, char **argv)
 		r = pm_target_fail(ti, -ENOMEM, "Unable to allocate hash table space");
 		goto bad;
 	}
-	pthread_rwlock_init(&s->st->lock, NULL);
+	/* writers first: readers spinning on a snapshot must not starve the copy an origin write waits
+	 * for (glibc's default prefers readers); the lock is never taken twice by one thread */
+	pthread_rwlockattr_t attr;
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&s->st->lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
 	s->st->refs = 1;
 	s->st->owner = s;
 	s->st->persistent = type == 'P';

@@ -406,6 +406,9 @@ static void test_areas(void **state)
 	}
 	/* hdr, area 0, 32 data, area 1 (chunk 34), 32 data, area 2 (chunk 67): next free 68 */
 	assert_string_equal(status(tb, false, 0), "68/256 4");
+	parse_cow(c, v); /* area 2 (chunk 67) was zeroed over fill_b's bytes when area 1 filled */
+	assert_int_equal(v->n, 64);
+	assert_int_equal(v->areas, 3);
 	for (int i = 64; i < 70; i++) {
 		memset(buf, i, SECT);
 		assert_int_equal(pm_dtab_write(org, (uint64_t)i * SECT, buf, SECT), 0);
@@ -711,6 +714,137 @@ static void test_discard(void **state)
 	tgtenv_cleanup(&e);
 }
 
+/* ---- vdevs wrapped: the COW's operations recorded, an origin slowed down ---- */
+
+struct wrap {
+	struct pm_vdev inner;
+	pthread_mutex_t m;
+	char ops[256];
+	uint64_t off[256], len[256];
+	unsigned n;
+	unsigned delay_us;        /* before each read */
+};
+
+static void wrap_log(struct wrap *w, char op, uint64_t off, uint64_t len)
+{
+	pthread_mutex_lock(&w->m);
+	if (w->n < 256) {
+		w->ops[w->n] = op;
+		w->off[w->n] = off;
+		w->len[w->n++] = len;
+	}
+	pthread_mutex_unlock(&w->m);
+}
+
+static int wrap_read(struct pm_vdev *v, uint64_t off, void *buf, size_t len)
+{
+	struct wrap *w = v->priv;
+
+	if (w->delay_us)
+		usleep(w->delay_us);
+	return pm_vdev_read(&w->inner, off, buf, len);
+}
+
+static int wrap_write(struct pm_vdev *v, uint64_t off, const void *buf, size_t len)
+{
+	struct wrap *w = v->priv;
+
+	wrap_log(w, 'W', off, len);
+	return pm_vdev_write(&w->inner, off, buf, len);
+}
+
+static int wrap_flush(struct pm_vdev *v)
+{
+	struct wrap *w = v->priv;
+
+	wrap_log(w, 'F', 0, 0);
+	return pm_vdev_flush(&w->inner);
+}
+
+static const struct pm_vdev_ops wrap_ops = { .read = wrap_read, .write = wrap_write, .flush = wrap_flush };
+
+static void wrap_file(struct tgtenv *e, const char *name, uint64_t size, uint8_t (*fill)(uint64_t), char *path,
+		      struct wrap *w, struct pm_vdev *v)
+{
+	char tmp[256];
+
+	tgtenv_file(e, "file", size, fill, tmp);
+	if (path)
+		strcpy(path, tmp);
+	int fd = open(tmp, O_RDWR);
+	assert_true(fd >= 0);
+	memset(w, 0, sizeof(*w));
+	pthread_mutex_init(&w->m, NULL);
+	assert_int_equal(pm_vdev_from_fd(&w->inner, fd, false), 0);
+	close(fd);
+	*v = (struct pm_vdev){ .ops = &wrap_ops, .size = size, .priv = w };
+	tgtenv_add_vdev(e, name, v);
+}
+
+static void ops_are(struct wrap *w, unsigned from, const char *ops, const uint64_t *offs)
+{
+	assert_int_equal(w->n - from, strlen(ops));
+	for (unsigned i = 0; ops[i]; i++) {
+		assert_int_equal(w->ops[from + i], ops[i]);
+		if (ops[i] == 'W')
+			assert_int_equal(w->off[from + i], offs[i]);
+	}
+}
+
+/* The kernel's commit order on the COW: the data chunk, a flush, (the next area zeroed when this one
+ * is full,) the area, a flush; only then the origin is written. */
+static void test_commit_order(void **state)
+{
+	struct tgtenv e;
+	struct wrap w;
+	struct pm_vdev v;
+	struct pm_dtab *tb, *org;
+	char o[256];
+	static uint8_t buf[CB], got[SECT];
+
+	(void)state;
+	tgtenv_init(&e);
+	tgtenv_file(&e, "7:0", 64 * CB, fill_a, o);
+	wrap_file(&e, "7:1", 128 * CB, NULL, NULL, &w, &v);
+	tb = live(&e, "0 512 snapshot 7:0 7:1 P 8\n");
+	/* a new store: the header chunk, area 0 zeroed */
+	assert_true(w.n >= 2 && w.ops[0] == 'W' && w.off[0] == 0);
+	org = live(&e, "0 512 snapshot-origin 7:0\n");
+	unsigned n0 = w.n;
+	memset(buf, 0x17, CB);
+	assert_int_equal(pm_dtab_write(org, 5 * CB, buf, SECT), 0);
+	ops_are(&w, n0, "WFWF", (const uint64_t[]){ 2 * CB, 0, 1 * CB, 0 });
+	assert_int_equal(w.len[n0], CB);
+	assert_int_equal(w.len[n0 + 2], CB);
+	n0 = w.n;
+	assert_int_equal(pm_dtab_write(tb, 9 * CB, buf, CB), 0); /* a whole chunk: no copy */
+	ops_are(&w, n0, "WFWF", (const uint64_t[]){ 3 * CB, 0, 1 * CB, 0 });
+	n0 = w.n;
+	assert_int_equal(pm_dtab_write(tb, 9 * CB, buf, SECT), 0); /* remapped: straight to its chunk */
+	ops_are(&w, n0, "W", (const uint64_t[]){ 3 * CB });
+	file_bytes(o, 5 * CB, got, SECT);
+	assert_memory_equal(got, buf, SECT);
+	drop(&e, org);
+	drop(&e, tb);
+
+	/* one-sector chunks: the 32nd exception fills area 0; area 1 (chunk 34) is zeroed before area 0
+	 * is written */
+	memset(buf, 0, SECT);
+	assert_int_equal(pm_vdev_write(&v, 0, buf, SECT), 0);
+	tb = live(&e, "0 512 snapshot 7:0 7:1 P 1\n");
+	for (int i = 0; i < 31; i++)
+		assert_int_equal(pm_dtab_write(tb, (uint64_t)i * SECT, buf, SECT), 0);
+	n0 = w.n;
+	assert_int_equal(pm_dtab_write(tb, 31 * SECT, buf, SECT), 0);
+	ops_are(&w, n0, "WFWWF", (const uint64_t[]){ 33 * SECT, 0, 34 * SECT, 1 * SECT, 0 });
+	n0 = w.n;
+	assert_int_equal(pm_dtab_write(tb, 32 * SECT, buf, SECT), 0);
+	ops_are(&w, n0, "WFWF", (const uint64_t[]){ 35 * SECT, 0, 34 * SECT, 0 });
+	drop(&e, tb);
+	pm_vdev_close(&w.inner);
+	tgtenv_cleanup(&e);
+}
+
 /* ---- threads: origin writes racing snapshot reads and writes ---- */
 
 enum { CC_SECTORS = 8192, CC_SNAPW = 7168 /* snapshot writes from this sector on */ };
@@ -784,8 +918,14 @@ static void test_concurrent(void **state)
 	struct cow_view *v = malloc(sizeof(*v));
 
 	(void)state;
+	struct wrap w;
+	struct pm_vdev wv;
+
 	tgtenv_init(&e);
-	tgtenv_file(&e, "7:0", CC_SECTORS * SECT, fill_a, o);
+	/* the origin's reads slowed down: a snapshot read that looked up its chunk unlocked would often
+	 * read it after an origin write */
+	wrap_file(&e, "7:0", CC_SECTORS * SECT, fill_a, o, &w, &wv);
+	w.delay_us = 50;
 	tgtenv_file(&e, "7:1", (CC_SECTORS / CHUNK + 16) * CB, NULL, cw);
 	file_bytes(o, 0, orig, sizeof(orig));
 	memcpy(want, orig, sizeof(want));
@@ -819,7 +959,69 @@ static void test_concurrent(void **state)
 	}
 	drop(&e, org);
 	drop(&e, snap);
+	pm_vdev_close(&w.inner);
 	free(v);
+	tgtenv_cleanup(&e);
+}
+
+/* Readers spinning on the chunk an origin write is about to change (the origin slow to read, so a
+ * read is in flight whenever the copy completes): they must see the old data every time. */
+struct hot {
+	struct pm_dtab *snap;
+	const uint8_t *orig;
+	unsigned chunk;           /* atomic; HOT_N: stop */
+	int bad;
+};
+
+enum { HOT_N = 48 };
+
+static void *hot_reader(void *arg)
+{
+	struct hot *h = arg;
+	uint8_t buf[CB];
+	unsigned c;
+
+	while ((c = __atomic_load_n(&h->chunk, __ATOMIC_ACQUIRE)) < HOT_N) {
+		if (pm_dtab_read(h->snap, (uint64_t)c * CB, buf, CB) || memcmp(buf, h->orig + (uint64_t)c * CB, CB))
+			__atomic_add_fetch(&h->bad, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+static void test_race_hot(void **state)
+{
+	struct tgtenv e;
+	struct wrap w;
+	struct pm_vdev wv;
+	char o[256];
+	static uint8_t orig[HOT_N * CB], buf[CB];
+	pthread_t th[3];
+	struct hot h = { .orig = orig };
+
+	(void)state;
+	tgtenv_init(&e);
+	wrap_file(&e, "7:0", HOT_N * CB, fill_a, o, &w, &wv);
+	w.delay_us = 300;
+	tgtenv_file(&e, "7:1", (HOT_N + 8) * CB, NULL, NULL);
+	file_bytes(o, 0, orig, sizeof(orig));
+	h.snap = live(&e, "0 384 snapshot 7:0 7:1 N 8\n");
+	struct pm_dtab *org = live(&e, "0 384 snapshot-origin 7:0\n");
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, hot_reader, &h), 0);
+	memset(buf, 0xee, sizeof(buf));
+	for (unsigned c = 0; c < HOT_N; c++) {
+		__atomic_store_n(&h.chunk, c, __ATOMIC_RELEASE);
+		usleep(2000);
+		assert_int_equal(pm_dtab_write(org, (uint64_t)c * CB + SECT, buf, SECT), 0);
+		usleep(1000);
+	}
+	__atomic_store_n(&h.chunk, HOT_N, __ATOMIC_RELEASE);
+	for (int i = 0; i < 3; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(h.bad, 0);
+	drop(&e, org);
+	drop(&e, h.snap);
+	pm_vdev_close(&w.inner);
 	tgtenv_cleanup(&e);
 }
 
@@ -836,7 +1038,9 @@ int main(void)
 		cmocka_unit_test(test_reopen),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_discard),
+		cmocka_unit_test(test_commit_order),
 		cmocka_unit_test(test_concurrent),
+		cmocka_unit_test(test_race_hot),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
