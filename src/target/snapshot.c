@@ -316,72 +316,93 @@ static int prepare(struct snap *s, uint64_t *new)
 	return 0;
 }
 
-/* The data of exception old -> new is on the COW: make it durable, then the metadata. */
-static int commit(struct snap *s, uint64_t old, uint64_t new)
+/* The data of the exceptions old[i] -> new[i] is on the COW: make it durable, then the metadata (as
+ * the kernel commits the exceptions completed together: the area written when it is full, after the
+ * next one was zeroed, and once at the end). */
+static int commit(struct snap *s, const uint64_t *old, const uint64_t *new, size_t n)
 {
 	struct store *st = s->st;
 	int r = 0;
 
 	if (st->persistent) {
-		uint8_t *e = st->area + (size_t)st->committed * SNAP_ENTRY;
-		bool full;
+		bool dirty = false;
 
 		if ((r = pm_vdev_flush(s->cow->vdev)) < 0)
 			return r;
-		put_le64(e, old);
-		put_le64(e + 8, new);
-		full = ++st->committed == st->epa;
-		/* a full area: the next one is zeroed first, so that a reader stops there */
-		if (full)
+		for (size_t i = 0; i < n && !r; i++) {
+			uint8_t *e = st->area + (size_t)st->committed * SNAP_ENTRY;
+
+			put_le64(e, old[i]);
+			put_le64(e + 8, new[i]);
+			dirty = true;
+			if (++st->committed < st->epa)
+				continue;
+			/* a full area: the next one is zeroed first, so that a reader stops there */
 			r = cow_zero(s, area_chunk(st, st->area_no + 1) * st->cb, st->cb);
-		if (!r)
-			r = src_io(s->cow, true, area_chunk(st, st->area_no) * st->cb, st->area, st->cb);
-		if (!r)
-			r = pm_vdev_flush(s->cow->vdev);
-		if (full) {
+			if (!r)
+				r = src_io(s->cow, true, area_chunk(st, st->area_no) * st->cb, st->area, st->cb);
+			if (!r)
+				r = pm_vdev_flush(s->cow->vdev);
 			st->committed = 0;
 			st->area_no++;
 			memset(st->area, 0, st->cb);
+			dirty = false;
 		}
+		if (!r && dirty)
+			r = src_io(s->cow, true, area_chunk(st, st->area_no) * st->cb, st->area, st->cb);
+		if (!r && dirty)
+			r = pm_vdev_flush(s->cow->vdev);
 		if (r < 0)
 			return r;
 	}
-	return xt_put(&st->x, old, new);
+	for (size_t i = 0; i < n; i++)
+		if ((r = xt_put(&st->x, old[i], new[i])) < 0)
+			return r;
+	return 0;
 }
 
-/* A new exception for origin chunk c, its data the origin's with len bytes of data at byte at
- * overlaid (none for an origin write). Exclusive lock held; -EIO once the store is invalid or (PO,
- * a snapshot write) overflowed. */
-static int new_exception(struct snap *s, uint64_t c, const void *data, size_t at, size_t len, bool origin_write)
+/* New exceptions for the origin chunks c[0..n), their data the origin's; with data (a snapshot write,
+ * n == 1), len bytes of it laid over the chunk at byte at. Exclusive lock held. -EIO once the store is
+ * invalid or (PO, a snapshot write) overflowed. */
+static int new_exceptions(struct snap *s, const uint64_t *c, size_t n, const void *data, size_t at, size_t len)
 {
 	struct store *st = s->st;
-	uint64_t new, base = c * st->cb, osize = s->origin->vdev->size;
-	uint8_t *buf = NULL;
-	int r;
+	uint64_t osize = s->origin->vdev->size;
+	_cleanup_free_ uint64_t *new = malloc(n * sizeof(*new));
+	_cleanup_free_ uint8_t *buf = NULL;
+	int r = 0;
 
-	if ((r = prepare(s, &new)) < 0) {
-		if (s->po && st->persistent && !origin_write)
-			st->overflow = true;
-		else
-			invalidate(s);
-		return -EIO;
-	}
-	if (data && at == 0 && len == st->cb) {
-		r = src_io(s->cow, true, new * st->cb, (void *)(uintptr_t)data, len);
-	} else if (!(buf = calloc(1, st->cb))) {
-		r = -ENOMEM;
-	} else {
+	if (!new)
+		return -ENOMEM;
+	for (size_t i = 0; i < n && !r; i++) {
+		uint64_t base = c[i] * st->cb;
+
+		if (prepare(s, &new[i]) < 0) {
+			if (s->po && st->persistent && data)
+				st->overflow = true; /* no event: the kernel only logs it */
+			else
+				invalidate(s);
+			return -EIO;
+		}
+		if (data && at == 0 && len == st->cb) {
+			r = src_io(s->cow, true, new[i] * st->cb, (void *)(uintptr_t)data, len);
+			continue;
+		}
+		if (!buf && !(buf = malloc(st->cb))) {
+			r = -ENOMEM;
+			break;
+		}
 		/* the origin's part of the chunk (it may end inside it) */
-		size_t n = base >= osize ? 0 : osize - base < st->cb ? (size_t)(osize - base) : (size_t)st->cb;
-		r = n ? src_io(s->origin, false, base, buf, n) : 0;
+		size_t have = base >= osize ? 0 : osize - base < st->cb ? (size_t)(osize - base) : (size_t)st->cb;
+		memset(buf + have, 0, st->cb - have);
+		r = have ? src_io(s->origin, false, base, buf, have) : 0;
 		if (!r && data)
 			memcpy(buf + at, data, len);
 		if (!r)
-			r = src_io(s->cow, true, new * st->cb, buf, st->cb);
-		free(buf);
+			r = src_io(s->cow, true, new[i] * st->cb, buf, st->cb);
 	}
 	if (!r)
-		r = commit(s, c, new);
+		r = commit(s, c, new, n);
 	if (r < 0) {
 		invalidate(s);
 		return -EIO;
@@ -642,7 +663,7 @@ static int snapshot_write(struct pm_target *ti, uint64_t off, const void *buf, s
 	else if (xt_get(&st->x, c, &new))
 		r = src_io(s->cow, true, new * st->cb + pos % st->cb, (void *)(uintptr_t)buf, len);
 	else
-		r = new_exception(s, c, buf, (size_t)(pos % st->cb), len, false);
+		r = new_exceptions(s, &c, 1, buf, (size_t)(pos % st->cb), len);
 	pthread_rwlock_unlock(&st->lock);
 	return r;
 }
@@ -785,29 +806,36 @@ static void unuse(struct snap *s)
 	pthread_mutex_unlock(&s->m);
 }
 
-/* the chunks of [pos, pos+len) that s has no exception for, copied to its COW */
-static void copy_out(struct snap *s, uint64_t pos, uint64_t len)
+/* the chunks of [pos, pos+len) that s has no exception for, copied to its COW and committed together */
+static int copy_out(struct snap *s, uint64_t pos, uint64_t len)
 {
 	struct store *st = s->st;
 	uint64_t end = s->ti->table->sectors * PM_SECTOR, new;
-	bool need = false;
+	_cleanup_free_ uint64_t *need = NULL;
+	size_t n = 0, cap = 0;
+	int r = 0;
 
 	if (pos >= end)
-		return; /* beyond the snapshot's end: nothing to keep */
+		return 0; /* beyond the snapshot's end: nothing to keep */
 	if (len > end - pos)
 		len = end - pos;
 	uint64_t first = pos / st->cb, last = (pos + len - 1) / st->cb;
+	bool any = false;
 	pthread_rwlock_rdlock(&st->lock);
-	for (uint64_t c = first; serving(s) && c <= last && !need; c++)
-		need = !xt_get(&st->x, c, &new);
+	for (uint64_t c = first; serving(s) && c <= last && !any; c++)
+		any = !xt_get(&st->x, c, &new);
 	pthread_rwlock_unlock(&st->lock);
-	if (!need)
-		return;
+	if (!any)
+		return 0;
 	pthread_rwlock_wrlock(&st->lock);
-	for (uint64_t c = first; serving(s) && c <= last; c++)
-		if (!xt_get(&st->x, c, &new) && new_exception(s, c, NULL, 0, 0, true) < 0)
-			break; /* the snapshot is invalid now; the origin write goes on */
+	for (uint64_t c = first; serving(s) && c <= last && !r; c++)
+		if (!xt_get(&st->x, c, &new) && !(r = pm_grow(&need, n, &cap, sizeof(*need))))
+			need[n++] = c;
+	/* a failure leaves the snapshot invalid; the origin write goes on */
+	if (!r && n)
+		(void)new_exceptions(s, need, n, NULL, 0, 0);
 	pthread_rwlock_unlock(&st->lock);
+	return r;
 }
 
 /* before the origin's bytes [pos, pos+len) change */
@@ -825,7 +853,7 @@ static int origin_prepare(struct pm_target *ti, uint64_t pos, uint64_t len)
 	}
 	for (size_t i = 0; i < u.n; i++) {
 		if (!u.err)
-			copy_out(u.v[i], pos, len);
+			u.err = copy_out(u.v[i], pos, len);
 		unuse(u.v[i]);
 	}
 	free(u.v);

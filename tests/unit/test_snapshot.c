@@ -824,6 +824,12 @@ static void test_commit_order(void **state)
 	ops_are(&w, n0, "W", (const uint64_t[]){ 3 * CB });
 	file_bytes(o, 5 * CB, got, SECT);
 	assert_memory_equal(got, buf, SECT);
+	/* an origin write within a chunk, then one over two chunks: the copies of one write are
+	 * committed together */
+	n0 = w.n;
+	assert_int_equal(pm_dtab_write(org, 20 * CB, buf, 3 * SECT), 0);
+	assert_int_equal(pm_dtab_write(org, 20 * CB + 2 * CB - SECT, buf, 3 * SECT), 0);
+	ops_are(&w, n0, "WFWFWWFWF", (const uint64_t[]){ 4 * CB, 0, 1 * CB, 0, 5 * CB, 6 * CB, 0, 1 * CB, 0 });
 	drop(&e, org);
 	drop(&e, tb);
 
@@ -840,6 +846,18 @@ static void test_commit_order(void **state)
 	n0 = w.n;
 	assert_int_equal(pm_dtab_write(tb, 32 * SECT, buf, SECT), 0);
 	ops_are(&w, n0, "WFWF", (const uint64_t[]){ 35 * SECT, 0, 34 * SECT, 0 });
+	/* a batch filling area 1 on the way: 32 data chunks, a flush, area 2 (chunk 67) zeroed, area 1
+	 * written, a flush, area 2 written, a flush */
+	org = live(&e, "0 512 snapshot-origin 7:0\n");
+	n0 = w.n;
+	assert_int_equal(pm_dtab_write(org, 100 * SECT, buf, 33 * SECT), 0);
+	assert_int_equal(w.n - n0, 33 + 6);
+	for (unsigned i = 0; i < 31; i++)
+		assert_true(w.ops[n0 + i] == 'W' && w.off[n0 + i] == (36 + i) * SECT);
+	assert_true(w.ops[n0 + 31] == 'W' && w.off[n0 + 31] == 68 * SECT);
+	assert_true(w.ops[n0 + 32] == 'W' && w.off[n0 + 32] == 69 * SECT);
+	ops_are(&w, n0 + 33, "FWWFWF", (const uint64_t[]){ 0, 67 * SECT, 34 * SECT, 0, 67 * SECT, 0 });
+	drop(&e, org);
 	drop(&e, tb);
 	pm_vdev_close(&w.inner);
 	tgtenv_cleanup(&e);
