@@ -800,7 +800,7 @@ static void test_commit_order(void **state)
 	struct pm_vdev v;
 	struct pm_dtab *tb, *org;
 	char o[256];
-	static uint8_t buf[CB], got[SECT];
+	static uint8_t buf[64 * SECT], got[SECT];
 
 	(void)state;
 	tgtenv_init(&e);
