@@ -174,6 +174,28 @@ int tgtenv_build(struct tgtenv *e, const char *text, bool read_only, struct pm_d
 	return r;
 }
 
+void tgtenv_read(const char *path, uint64_t off, void *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	assert(fd >= 0);
+	ssize_t n = pread(fd, buf, len, (off_t)off);
+	assert(n == (ssize_t)len);
+	(void)n;
+	close(fd);
+}
+
+void tgtenv_write(const char *path, uint64_t off, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	assert(fd >= 0);
+	ssize_t n = pwrite(fd, buf, len, (off_t)off);
+	assert(n == (ssize_t)len);
+	(void)n;
+	close(fd);
+}
+
 void tgtenv_cleanup(struct tgtenv *e)
 {
 	for (unsigned i = 0; i < e->n; i++)

@@ -42,6 +42,9 @@ void tgtenv_add_vdev(struct tgtenv *e, const char *name, struct pm_vdev *v);
 /* A table becomes live (each_target walks it; resumed) or stops being live (before it is freed). */
 void tgtenv_live(struct tgtenv *e, struct pm_dtab *tb);
 void tgtenv_unlive(struct tgtenv *e, struct pm_dtab *tb);
+/* Bytes of a file read or written whole (asserted). */
+void tgtenv_read(const char *path, uint64_t off, void *buf, size_t len);
+void tgtenv_write(const char *path, uint64_t off, const void *buf, size_t len);
 /* Remove the files made by tgtenv_file. */
 void tgtenv_cleanup(struct tgtenv *e);
 
