@@ -263,14 +263,14 @@ static int read_metadata(struct snap *s, uint32_t table_chunk)
 			if (!new)
 				break;
 			if (st->next_free <= new)
-				st->next_free = new + 1;
+				st->next_free = add_sat(new, 1); /* a corrupt store cannot wrap it to the header */
 			if ((r = xt_put(&st->x, old, new)) < 0)
 				return r;
 		}
 		if (st->committed < st->epa)
 			break;
 	}
-	if (st->next_free % (st->epa + 1) == 1)
+	if (st->next_free % (st->epa + 1) == 1 && st->next_free != UINT64_MAX)
 		st->next_free++;
 	return 0;
 }
@@ -308,7 +308,7 @@ static int prepare(struct snap *s, uint64_t *new)
 		st->next_free += st->chunk;
 		return 0;
 	}
-	if (sectors / st->chunk < st->next_free + 1)
+	if (sectors / st->chunk < add_sat(st->next_free, 1))
 		return -ENOSPC;
 	*new = st->next_free++;
 	if (st->next_free % (st->epa + 1) == 1) /* a metadata area */

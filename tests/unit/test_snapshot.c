@@ -364,6 +364,18 @@ static void test_handmade_store(void **state)
 	assert_int_equal(v->new[3], 5);
 	assert_string_equal(status(tb, false, 0), "48/512 16");
 	drop(&e, tb);
+
+	/* a corrupt entry pointing past any device: no room is left, the header is never overwritten */
+	le64(chunk, 30);
+	le64(chunk + 8, UINT64_MAX);
+	file_put(c, CB + 4 * 16, chunk, 16);
+	tb = live(&e, "0 512 snapshot 7:0 7:1 P 8\n");
+	assert_int_equal(pm_dtab_write(tb, 31 * CB, chunk, SECT), -EIO);
+	assert_string_equal(status(tb, false, 0), "Invalid");
+	parse_cow(c, v);
+	assert_int_equal(v->magic, 0x70416e53);
+	assert_int_equal(v->valid, 0);
+	drop(&e, tb);
 	free(v);
 	tgtenv_cleanup(&e);
 }
