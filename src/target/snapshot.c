@@ -14,7 +14,8 @@
  * chunks of their entries after them; the list ends at the first entry whose new_chunk is 0. An
  * exception is committed in the kernel's order: the data chunk is written and flushed, the next area
  * zeroed when this one becomes full, then the area is written and flushed; only then does the I/O
- * that caused it complete. A full or failed store is invalidated (header rewritten with valid 0,
+ * that caused it complete; the copies one origin write needs are committed together (one flush before
+ * the metadata), as the kernel commits the exceptions completed together. A full or failed store is invalidated (header rewritten with valid 0,
  * every I/O fails, status "Invalid"); with PO a snapshot write that finds no room leaves it
  * "Overflow" instead (reads go on, writes fail). Transient stores (N) keep the exceptions in memory
  * and use the COW from chunk 0.
@@ -22,7 +23,12 @@
  * A snapshot loaded while a live snapshot uses the same origin and COW (a reload, or the seed's
  * "dmsetup table top | dmsetup load base") does not read the store: it shares the live one's and
  * takes it over when it is resumed, as the kernel's exception handover does; the one it took it from
- * is invalid from then on.
+ * is invalid from then on. Unlike the kernel, the source need not be suspended first (the kernel's
+ * preresume refuses with "Unable to perform snapshot handover until source is suspended.").
+ *
+ * From the environment: each_target is called by snapshot's constructor (a live snapshot sharing the
+ * COW) and by every snapshot-origin write or discard (the snapshots to copy into), never by resume;
+ * a snapshot's destructor waits for the origin writes copying into it.
  *
  * Locking: one rwlock per store. Reads and writes to chunks already remapped take it shared; making
  * an exception (copy, commit) holds it exclusively, so a chunk being copied is never read half
