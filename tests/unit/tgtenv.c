@@ -20,6 +20,19 @@ static int env_open(void *arg, const char *name, bool read_only, struct pm_sourc
 	for (unsigned i = 0; i < e->n; i++) {
 		if (strcmp(e->dev[i].name, name))
 			continue;
+		if (e->dev[i].vdev) {
+			/* a copy that does not own what it serves (closing it is a no-op) */
+			struct pm_vdev *v = malloc(sizeof(*v));
+			if (!v)
+				return -ENOMEM;
+			*v = *e->dev[i].vdev;
+			v->read_only = v->read_only || read_only;
+			src->dev = e->dev[i].dev;
+			snprintf(src->name, sizeof(src->name), "%u:%u", major(src->dev), minor(src->dev));
+			src->vdev = v;
+			e->opens++;
+			return 0;
+		}
 		int fd = open(e->dev[i].path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 		if (fd < 0)
 			return -errno;
@@ -43,6 +56,9 @@ static void env_close(void *arg, struct pm_source *src)
 {
 	struct tgtenv *e = arg;
 
+	for (unsigned i = 0; i < e->n; i++)
+		if (e->dev[i].vdev && e->dev[i].dev == src->dev)
+			src->vdev->ops = NULL; /* not ours to close */
 	pm_vdev_close(src->vdev);
 	free(src->vdev);
 	src->vdev = NULL;
@@ -56,6 +72,19 @@ static void env_event(void *arg)
 	__atomic_add_fetch(&e->events, 1, __ATOMIC_RELAXED);
 }
 
+static int env_each_target(void *arg, int (*fn)(struct pm_target *ti, void *fnarg), void *fnarg)
+{
+	struct tgtenv *e = arg;
+	int r = 0;
+
+	pthread_mutex_lock(&e->lock);
+	for (unsigned i = 0; i < e->nlive && !r; i++)
+		for (size_t j = 0; j < e->live[i]->n && !r; j++)
+			r = fn(&e->live[i]->t[j], fnarg);
+	pthread_mutex_unlock(&e->lock);
+	return r;
+}
+
 void tgtenv_init(struct tgtenv *e)
 {
 	memset(e, 0, sizeof(*e));
@@ -63,8 +92,34 @@ void tgtenv_init(struct tgtenv *e)
 		.open_source = env_open,
 		.close_source = env_close,
 		.event = env_event,
+		.each_target = env_each_target,
 		.arg = e,
 	};
+	pthread_mutex_init(&e->lock, NULL);
+}
+
+void tgtenv_add_vdev(struct tgtenv *e, const char *name, struct pm_vdev *v)
+{
+	tgtenv_add(e, name, "");
+	e->dev[e->n - 1].vdev = v;
+}
+
+void tgtenv_live(struct tgtenv *e, struct pm_dtab *tb)
+{
+	pthread_mutex_lock(&e->lock);
+	assert(e->nlive < TGTENV_MAX);
+	e->live[e->nlive++] = tb;
+	pthread_mutex_unlock(&e->lock);
+	pm_dtab_resume(tb);
+}
+
+void tgtenv_unlive(struct tgtenv *e, struct pm_dtab *tb)
+{
+	pthread_mutex_lock(&e->lock);
+	for (unsigned i = 0; i < e->nlive; i++)
+		if (e->live[i] == tb)
+			e->live[i--] = e->live[--e->nlive];
+	pthread_mutex_unlock(&e->lock);
 }
 
 void tgtenv_add(struct tgtenv *e, const char *name, const char *path)

@@ -5,6 +5,8 @@
 
 #include "target/target.h"
 
+#include <pthread.h>
+
 #define TGTENV_MAX 16
 
 struct tgtenv {
@@ -14,10 +16,15 @@ struct tgtenv {
 		char path[256];
 		dev_t dev;
 		bool made;        /* a file of tgtenv_file's: removed by tgtenv_cleanup */
+		struct pm_vdev *vdev; /* tgtenv_add_vdev's: served by this (another table) */
 	} dev[TGTENV_MAX];
 	unsigned n;
 	unsigned events;
 	unsigned opens;           /* sources open now */
+	/* the live tables each_target walks (tgtenv_live) */
+	pthread_mutex_t lock;
+	struct pm_dtab *live[TGTENV_MAX];
+	unsigned nlive;
 };
 
 /* An environment with no devices yet. */
@@ -36,6 +43,12 @@ char *tgtenv_status(struct pm_dtab *tb, bool table, size_t i);
 /* Build text, which must be refused: true when it is, with nothing built and nothing left open
  * (err then holds the message). */
 bool tgtenv_refused(struct tgtenv *e, const char *text, char *err, size_t len);
+/* Name a vdev as a device (another table's, as the server hands a table its own devices); the vdev
+ * must outlive the tables that use it. */
+void tgtenv_add_vdev(struct tgtenv *e, const char *name, struct pm_vdev *v);
+/* A table becomes live (each_target walks it; resumed) or stops being live (before it is freed). */
+void tgtenv_live(struct tgtenv *e, struct pm_dtab *tb);
+void tgtenv_unlive(struct tgtenv *e, struct pm_dtab *tb);
 /* Remove the files made by tgtenv_file. */
 void tgtenv_cleanup(struct tgtenv *e);
 
