@@ -120,6 +120,10 @@ int pm_img_pread(int fd, uint64_t fsize, uint64_t off, void *buf, size_t len);
  * start). -EIO when the bytes lie outside the table or the file. */
 int pm_img_table(struct pm_image *img, uint32_t fid, int fd, uint64_t fsize, uint64_t tbl_off, uint64_t tbl_len,
 		 uint64_t at, void *buf, size_t len);
+/* The bytes [off, off+len) of file fid were just written (pwrite done): every cached table window
+ * holding any of them is patched, so that reads never see the bytes as they were. Call it after the
+ * pwrite (a window read in between then holds the new bytes already). */
+void pm_img_table_written(struct pm_image *img, uint32_t fid, uint64_t off, const void *buf, size_t len);
 /* A run of equal bits in a sector bitmap (VHD: most significant bit first; VHDX: least significant
  * first) that lies at bm_off, bm_len bytes long, in the image's own file: the value of bit 'first'
  * and how many bits from it, at most 'max', have that value. Read through the table cache a few

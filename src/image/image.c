@@ -170,6 +170,21 @@ int pm_img_table(struct pm_image *img, uint32_t fid, int fd, uint64_t fsize, uin
 	return r;
 }
 
+void pm_img_table_written(struct pm_image *img, uint32_t fid, uint64_t off, const void *buf, size_t len)
+{
+	struct pm_bcache *c = &img->meta;
+
+	pthread_mutex_lock(&c->lock);
+	for (unsigned i = 0; i < c->nslots; i++) {
+		uint64_t s = c->slot[i].off, e = s + c->slot[i].len;
+		if (!c->slot[i].len || c->slot[i].fid != fid || e <= off || s >= off + len)
+			continue;
+		uint64_t from = s > off ? s : off, to = e < off + len ? e : off + len;
+		memcpy(c->slot[i].data + (from - s), (const uint8_t *)buf + (from - off), (size_t)(to - from));
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
 /* Copy a piece of a decoded unit from the decoded cache, or decode it (outside the lock, so that
  * several threads decompress at once) and put it there. */
 static int read_decoded(struct pm_image *img, const struct pm_img_piece *pc, void *buf)
