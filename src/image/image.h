@@ -70,6 +70,12 @@ int pm_image_write(struct pm_image *img, uint64_t off, const void *buf, size_t l
 int pm_image_sync(struct pm_image *img);
 /* Release a range where the format can (see pm_image_fmt.discard); 0 where it cannot. */
 int pm_image_discard(struct pm_image *img, uint64_t off, uint64_t len);
+/* Make a range read as zeros (a hole punched in the virtual disk): released where the format can,
+ * zeros written over what still reads otherwise. */
+int pm_image_zero_range(struct pm_image *img, uint64_t off, uint64_t len);
+/* The exit status of an applet refused an image because another process holds its lock (-EBUSY from
+ * pm_image_open_flags with PM_IMG_WRITABLE: qemu, or another partmap, writes it). */
+#define PM_EXIT_LOCKED 3
 
 /* Extents of the virtual disk, for sparse copies: from off, how many bytes (at most max) are all
  * PM_IMG_DATA or all PM_IMG_ZERO (reads as zeros without reading data). Returns the kind or -errno. */
