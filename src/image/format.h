@@ -61,6 +61,10 @@ struct pm_image_fmt {
 	/* Release the range where the format can (qcow2: zero clusters or unallocated, the host space
 	 * punched out); bytes that cannot be released are left as they are. NULL: discard is a no-op. */
 	int (*discard)(struct pm_image *img, uint64_t off, uint64_t len);
+	/* Check the top layer's metadata (see pm_image_check); NULL: -ENOTSUP. */
+	int (*check)(struct pm_image *img, bool fix_leaks, struct pm_image_check *res);
+	/* Make a new image file (see pm_image_create); NULL: -ENOTSUP. */
+	int (*create)(const char *path, const struct pm_image_create_opts *o, struct pm_image_diag *diag);
 };
 
 extern const struct pm_image_fmt pm_fmt_raw, pm_fmt_qcow2, pm_fmt_vmdk, pm_fmt_vhd, pm_fmt_vhdx, pm_fmt_vdi;

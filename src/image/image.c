@@ -728,6 +728,27 @@ int pm_image_discard(struct pm_image *img, uint64_t off, uint64_t len)
 	return img->fmt->discard ? img->fmt->discard(img, off, len) : 0;
 }
 
+int pm_image_check(struct pm_image *img, bool fix_leaks, struct pm_image_check *res)
+{
+	return img->fmt->check ? img->fmt->check(img, fix_leaks, res) : -ENOTSUP;
+}
+
+int pm_image_create(const char *path, const char *format, const struct pm_image_create_opts *o,
+		    struct pm_image_diag *diag)
+{
+	const struct pm_image_fmt *f = format_by_name(format);
+	struct pm_image_diag scratch;
+
+	if (!diag)
+		diag = &scratch;
+	memset(diag, 0, sizeof(*diag));
+	if (!f || !f->create) {
+		snprintf(diag->error, sizeof(diag->error), "creating %s images is not supported (qcow2 is)", format);
+		return -ENOTSUP;
+	}
+	return f->create(path, o, diag);
+}
+
 int pm_image_zero_range(struct pm_image *img, uint64_t off, uint64_t len)
 {
 	static const uint8_t zeros[65536];

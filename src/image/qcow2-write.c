@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -35,6 +36,7 @@ struct qcow2w {
 	uint8_t *cbuf;           /* a cluster being written */
 	uint64_t free_hint;      /* clusters below it are in use */
 	int err;                 /* sticky: after a failed write or sync the image is not written again */
+	bool started;            /* the first write's header update done */
 };
 
 static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
@@ -401,38 +403,54 @@ static void entry_range(const struct qcow2 *q, uint64_t e, uint64_t *off, uint64
 
 /* ---- the writer ---- */
 
-static int writer_init(struct pm_image *img)
+/* The refcount table in memory and the buffers: for writes and for check. */
+static int state_init(struct pm_image *img)
 {
 	struct qcow2 *q = img->priv;
 	struct qcow2w *w;
 	int r;
 
 	if (q->w)
-		return q->w->err;
+		return 0;
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
 	q->w = w;
 	w->rt_entries = ((uint64_t)q->reftable_clusters << q->cluster_bits) / 8;
 	w->rbe_bits = q->cluster_bits + 3 - q->refcount_order;
-	w->rt = calloc(w->rt_entries, sizeof(*w->rt));
+	w->rt = calloc(w->rt_entries ? w->rt_entries : 1, sizeof(*w->rt));
 	w->rb_buf = malloc(q->cluster_size);
 	w->cbuf = malloc(q->cluster_size);
-	if (!w->rt || !w->rb_buf || !w->cbuf)
-		return w->err = -ENOMEM;
-	_cleanup_free_ uint8_t *raw = calloc(w->rt_entries, 8);
-	if (!raw)
-		return w->err = -ENOMEM;
-	uint64_t have = img->file_size > q->reftable_off ? img->file_size - q->reftable_off : 0;
-	if (have > w->rt_entries * 8)
-		have = w->rt_entries * 8;
-	if (have && (r = pm_img_pread(img->fd, img->file_size, q->reftable_off, raw, (size_t)have)) < 0)
-		return w->err = r;
-	for (uint64_t i = 0; i < w->rt_entries; i++) {
+	_cleanup_free_ uint8_t *raw = calloc(w->rt_entries ? w->rt_entries : 1, 8);
+	r = -ENOMEM;
+	if (w->rt && w->rb_buf && w->cbuf && raw) {
+		uint64_t have = img->file_size > q->reftable_off ? img->file_size - q->reftable_off : 0;
+		if (have > w->rt_entries * 8)
+			have = w->rt_entries * 8;
+		r = have ? pm_img_pread(img->fd, img->file_size, q->reftable_off, raw, (size_t)have) : 0;
+	}
+	if (r < 0) {
+		pm_qcow2_write_free(q);
+		return r;
+	}
+	for (uint64_t i = 0; i < w->rt_entries; i++)
 		w->rt[i] = get_be64(raw + i * 8);
+	return 0;
+}
+
+static int writer_init(struct pm_image *img)
+{
+	struct qcow2 *q = img->priv;
+	int r = state_init(img);
+
+	if (r < 0)
+		return r;
+	struct qcow2w *w = q->w;
+	if (w->err || w->started)
+		return w->err;
+	for (uint64_t i = 0; i < w->rt_entries; i++)
 		if (w->rt[i] & (q->cluster_size - 1) & REFTABLE_OFFSET_MASK)
 			return w->err = -EIO; /* a misaligned refcount block: not written */
-	}
 	/* autoclear: the bitmaps are not kept up to date, so they are declared inconsistent (the spec's
 	 * way for a program that does not know them) before anything else changes */
 	if (q->version >= 3 && (q->autoclear & AUTOCLEAR_BITMAPS)) {
@@ -442,6 +460,7 @@ static int writer_init(struct pm_image *img)
 			return r;
 		q->autoclear &= ~(uint64_t)AUTOCLEAR_BITMAPS;
 	}
+	w->started = true;
 	return 0;
 }
 
@@ -643,6 +662,23 @@ int pm_qcow2_write(struct pm_image *img, uint64_t off, const void *buf, size_t l
 	const uint8_t *p = buf;
 	int r;
 
+	if (q->data_file) {
+		/* a raw external data file (the only kind written): in place where clusters are allocated,
+		 * as before the writer (the tables are not changed) */
+		while (len) {
+			struct pm_img_piece pc = { 0 };
+			if ((r = pm_qcow2_map(img, off, len, &pc)) < 0)
+				return r;
+			if (pc.kind != PM_IMG_DATA || !pc.len || pc.len > len)
+				return -EROFS;
+			if ((r = pwrite_all(pc.fd, p, pc.len, pc.host)) < 0)
+				return r;
+			off += pc.len;
+			p += pc.len;
+			len -= pc.len;
+		}
+		return 0;
+	}
 	pthread_mutex_lock(&q->wlock);
 	r = writer_init(img);
 	while (r == 0 && len) {
@@ -666,7 +702,7 @@ int pm_qcow2_flush(struct pm_image *img)
 	pthread_mutex_lock(&q->wlock);
 	if (q->w && q->w->err)
 		r = q->w->err;
-	else if (fdatasync(img->fd) < 0)
+	else if (fdatasync(img->fd) < 0 || (q->data_file && fdatasync(q->data_fd) < 0))
 		r = -errno;
 	if (r < 0 && q->w && !q->w->err)
 		q->w->err = r; /* as qemu: after a failed sync, no later one can be trusted */
@@ -734,8 +770,8 @@ int pm_qcow2_discard(struct pm_image *img, uint64_t off, uint64_t len)
 
 	if (off + len == img->size && (img->size & (cs - 1)))
 		end++; /* the partial cluster at the end of the disk */
-	if (img->backing && q->version < 3)
-		return 0;
+	if ((img->backing && q->version < 3) || q->data_file)
+		return 0; /* zeros written instead (pm_image_zero_range) */
 	pthread_mutex_lock(&q->wlock);
 	r = writer_init(img);
 	while (r == 0 && first < end) {
@@ -752,4 +788,404 @@ int pm_qcow2_discard(struct pm_image *img, uint64_t off, uint64_t len)
 		q->w->err = -EIO;
 	pthread_mutex_unlock(&q->wlock);
 	return r;
+}
+
+/* ---- check: references against refcounts, as qemu-img check ---- */
+
+struct chk {
+	struct pm_image *img;
+	struct pm_image_check *res;
+	uint32_t *refs;          /* references counted per cluster of the file */
+	uint64_t nb;             /* clusters in the file */
+	uint8_t *buf;            /* an L2 table */
+};
+
+static void say(struct chk *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(struct chk *k, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	if (!k->res->report)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	k->res->report(k->res->ctx, msg);
+}
+
+static void inc(struct chk *k, uint64_t off, uint64_t len, const char *what)
+{
+	struct qcow2 *q = k->img->priv;
+
+	if (!len)
+		return;
+	for (uint64_t c = off >> q->cluster_bits; c <= (off + len - 1) >> q->cluster_bits; c++) {
+		if (c >= k->nb) {
+			k->res->corruptions++;
+			say(k, "ERROR %s at offset 0x%llx lies past the end of the file", what, (unsigned long long)off);
+			return;
+		}
+		if (k->refs[c] < UINT32_MAX)
+			k->refs[c]++;
+	}
+}
+
+/* Count what an L1 table references (an L2 table per entry, the clusters of its entries). */
+static int walk_l1(struct chk *k, uint64_t l1_off, uint32_t l1_size)
+{
+	struct qcow2 *q = k->img->priv;
+	struct pm_image *img = k->img;
+	uint64_t cs = q->cluster_size;
+	int r;
+
+	for (uint32_t i = 0; i < l1_size; i++) {
+		uint8_t b[8];
+		if ((r = pm_img_pread(img->fd, img->file_size, l1_off + (uint64_t)i * 8, b, 8)) < 0)
+			return r;
+		uint64_t l1e = get_be64(b), l2 = l1e & ENTRY_OFFSET_MASK;
+		if (!l2)
+			continue;
+		if (l1e & 0x7f000000000001ffull) {
+			k->res->corruptions++;
+			say(k, "ERROR L1 entry %u has reserved bits set", i);
+		}
+		if (l2 & (cs - 1)) {
+			k->res->corruptions++;
+			say(k, "ERROR L2 table offset 0x%llx unaligned (L1 index %u)", (unsigned long long)l2, i);
+			continue;
+		}
+		inc(k, l2, cs, "L2 table");
+		if (l2 >= img->file_size)
+			continue;
+		if ((r = read_cluster(img, l2, k->buf)) < 0)
+			return r;
+		for (uint64_t j = 0; j < (1ull << q->l2_bits); j++) {
+			uint64_t e = get_be64(k->buf + j * q->entry_size), ro, rl;
+			uint64_t bm = q->ext_l2 ? get_be64(k->buf + j * q->entry_size + 8) : 0;
+			if (e & ENTRY_COMPRESSED) {
+				if (e & ENTRY_COPIED) {
+					k->res->corruptions++;
+					say(k, "ERROR compressed cluster with the COPIED flag (L2 entry %llu of 0x%llx)",
+					    (unsigned long long)j, (unsigned long long)l2);
+				}
+			} else if ((e & ENTRY_OFFSET_MASK) & (cs - 1)) {
+				k->res->corruptions++;
+				say(k, "ERROR cluster offset 0x%llx unaligned", (unsigned long long)(e & ENTRY_OFFSET_MASK));
+				continue;
+			}
+			if (q->ext_l2 && ((uint32_t)bm & (uint32_t)(bm >> 32))) {
+				k->res->corruptions++;
+				say(k, "ERROR subclusters both allocated and zero (L2 entry %llu of 0x%llx)",
+				    (unsigned long long)j, (unsigned long long)l2);
+			}
+			entry_range(q, e, &ro, &rl);
+			inc(k, ro, rl, "data cluster");
+		}
+	}
+	return 0;
+}
+
+/* COPIED against the refcounts on disk, for the active tables. */
+static int check_copied(struct chk *k)
+{
+	struct qcow2 *q = k->img->priv;
+	struct pm_image *img = k->img;
+	uint64_t cs = q->cluster_size, v;
+	int r;
+
+	for (uint32_t i = 0; i < q->l1_size; i++) {
+		uint8_t b[8];
+		if ((r = pm_img_pread(img->fd, img->file_size, q->l1_off + (uint64_t)i * 8, b, 8)) < 0)
+			return r;
+		uint64_t l1e = get_be64(b), l2 = l1e & ENTRY_OFFSET_MASK;
+		if (!l2 || (l2 & (cs - 1)) || l2 >= img->file_size)
+			continue;
+		if ((r = refcount_get(img, l2 >> q->cluster_bits, &v)) < 0)
+			return r;
+		if ((v == 1) != !!(l1e & ENTRY_COPIED)) {
+			k->res->corruptions++;
+			say(k, "ERROR OFLAG_COPIED L2 cluster: l1_index=%u l1_entry=%llx refcount=%llu", i,
+			    (unsigned long long)l1e, (unsigned long long)v);
+		}
+		if ((r = read_cluster(img, l2, k->buf)) < 0)
+			return r;
+		for (uint64_t j = 0; j < (1ull << q->l2_bits); j++) {
+			uint64_t e = get_be64(k->buf + j * q->entry_size), h = e & ENTRY_OFFSET_MASK;
+			if ((e & ENTRY_COMPRESSED) || !h || (h & (cs - 1)) || h >= img->file_size)
+				continue;
+			if ((r = refcount_get(img, h >> q->cluster_bits, &v)) < 0)
+				return r;
+			if ((v == 1) != !!(e & ENTRY_COPIED)) {
+				k->res->corruptions++;
+				say(k, "ERROR OFLAG_COPIED data cluster: l2_entry=%llx refcount=%llu", (unsigned long long)e,
+				    (unsigned long long)v);
+			}
+		}
+	}
+	return 0;
+}
+
+static int walk_snapshots(struct chk *k)
+{
+	struct qcow2 *q = k->img->priv;
+	struct pm_image *img = k->img;
+	uint64_t pos = q->snapshots_off;
+	int r;
+
+	for (uint32_t i = 0; i < q->nb_snapshots; i++) {
+		uint8_t h[40];
+		if ((r = pm_img_pread(img->fd, img->file_size, pos, h, 40)) < 0)
+			return r;
+		uint64_t l1 = get_be64(h);
+		uint32_t l1n = get_be32(h + 8);
+		uint64_t len = 40 + (uint64_t)get_be32(h + 36) + get_be16(h + 12) + get_be16(h + 14);
+		len = (len + 7) & ~7ull;
+		if ((uint64_t)l1n * 8 > QCOW2_MAX_L1_BYTES || (l1 & (q->cluster_size - 1))) {
+			k->res->corruptions++;
+			say(k, "ERROR snapshot %u: L1 table invalid", i);
+		} else {
+			inc(k, l1, (uint64_t)l1n * 8, "snapshot L1 table");
+			if ((r = walk_l1(k, l1, l1n)) < 0)
+				return r;
+		}
+		pos += len;
+	}
+	if (q->nb_snapshots)
+		inc(k, q->snapshots_off, pos - q->snapshots_off, "snapshot table");
+	return 0;
+}
+
+/* The persistent bitmaps (only when the autoclear bit says they are consistent, as qemu). */
+static int walk_bitmaps(struct chk *k)
+{
+	struct qcow2 *q = k->img->priv;
+	struct pm_image *img = k->img;
+	uint8_t e[24];
+	int r;
+
+	if (!q->bitmaps_ext || !(q->autoclear & AUTOCLEAR_BITMAPS))
+		return 0;
+	if ((r = pm_img_pread(img->fd, img->file_size, q->bitmaps_ext, e, 24)) < 0)
+		return r;
+	uint32_t n = get_be32(e);
+	uint64_t dsize = get_be64(e + 8), doff = get_be64(e + 16);
+	inc(k, doff, dsize, "bitmap directory");
+	for (uint64_t pos = doff; n-- && pos + 24 <= doff + dsize;) {
+		uint8_t d[24];
+		if ((r = pm_img_pread(img->fd, img->file_size, pos, d, 24)) < 0)
+			return r;
+		uint64_t toff = get_be64(d);
+		uint32_t tn = get_be32(d + 8);
+		inc(k, toff, (uint64_t)tn * 8, "bitmap table");
+		for (uint32_t t = 0; t < tn; t++) {
+			uint8_t b[8];
+			if ((r = pm_img_pread(img->fd, img->file_size, toff + (uint64_t)t * 8, b, 8)) < 0)
+				return r;
+			uint64_t bo = get_be64(b) & ENTRY_OFFSET_MASK;
+			if (bo)
+				inc(k, bo, q->cluster_size, "bitmap data");
+		}
+		uint64_t len = 24 + (uint64_t)get_be32(d + 20) + get_be16(d + 18);
+		pos += (len + 7) & ~7ull;
+	}
+	return 0;
+}
+
+static int check_once(struct pm_image *img, bool fix, struct pm_image_check *res)
+{
+	struct qcow2 *q = img->priv;
+	struct qcow2w *w = q->w;
+	uint64_t cs = q->cluster_size;
+	struct chk k = { .img = img, .res = res };
+	int r;
+
+	k.nb = (img->file_size + cs - 1) >> q->cluster_bits;
+	_cleanup_free_ uint32_t *refs = calloc(k.nb ? k.nb : 1, sizeof(*refs));
+	_cleanup_free_ uint8_t *buf = malloc(cs);
+	if (!refs || !buf)
+		return -ENOMEM;
+	k.refs = refs;
+	k.buf = buf;
+	inc(&k, 0, cs, "header");
+	inc(&k, q->l1_off, (uint64_t)q->l1_size * 8, "L1 table");
+	if ((r = walk_l1(&k, q->l1_off, q->l1_size)) < 0 || (r = walk_snapshots(&k)) < 0 || (r = walk_bitmaps(&k)) < 0)
+		return r;
+	inc(&k, q->reftable_off, (uint64_t)q->reftable_clusters * cs, "refcount table");
+	for (uint64_t i = 0; i < w->rt_entries; i++) {
+		uint64_t rb = w->rt[i] & REFTABLE_OFFSET_MASK;
+		if (!rb)
+			continue;
+		if (rb & (cs - 1)) {
+			res->corruptions++;
+			say(&k, "ERROR refcount block %llu is not cluster aligned", (unsigned long long)i);
+			continue;
+		}
+		inc(&k, rb, cs, "refcount block");
+	}
+	res->clusters = k.nb;
+	for (uint64_t c = 0; c < k.nb; c++) {
+		uint64_t v;
+		if ((r = refcount_get(img, c, &v)) < 0)
+			return r;
+		if (v)
+			res->allocated++;
+		if (v == refs[c])
+			continue;
+		if (v > refs[c]) {
+			res->leaks++;
+			say(&k, "%s cluster %llu refcount=%llu reference=%u", fix ? "Repairing" : "Leaked",
+			    (unsigned long long)c, (unsigned long long)v, refs[c]);
+			if (fix) {
+				if ((r = refcount_set(img, c, refs[c])) < 0)
+					return r;
+				res->leaks_fixed++;
+			}
+		} else {
+			res->corruptions++;
+			say(&k, "ERROR cluster %llu refcount=%llu reference=%u", (unsigned long long)c,
+			    (unsigned long long)v, refs[c]);
+		}
+	}
+	return check_copied(&k);
+}
+
+int pm_qcow2_check(struct pm_image *img, bool fix_leaks, struct pm_image_check *res)
+{
+	struct qcow2 *q = img->priv;
+	int r;
+
+	if (fix_leaks && (!img->want_write || !img->files_rw || img->ro_reason))
+		return -EROFS;
+	pthread_mutex_lock(&q->wlock);
+	r = state_init(img);
+	if (r == 0) {
+		res->corruptions = res->leaks = res->leaks_fixed = res->clusters = res->allocated = 0;
+		r = check_once(img, false, res);
+	}
+	if (r == 0 && fix_leaks && res->leaks && !res->corruptions) {
+		/* lower the leaked refcounts, then count again */
+		struct pm_image_check quiet = { 0 };
+		r = check_once(img, true, &quiet);
+		if (r == 0 && (r = wsync(img)) == 0) {
+			uint64_t fixed = quiet.leaks_fixed;
+			void (*rep)(void *, const char *) = res->report;
+			res->report = NULL;
+			res->corruptions = res->leaks = res->clusters = res->allocated = 0;
+			r = check_once(img, false, res);
+			res->report = rep;
+			res->leaks_fixed = fixed;
+		}
+	}
+	pthread_mutex_unlock(&q->wlock);
+	return r;
+}
+
+/* ---- create: a v3 image, laid out as qemu-img does (header, refcount table, refcount block, L1) ---- */
+
+int pm_qcow2_create(const char *path, const struct pm_image_create_opts *o, struct pm_image_diag *diag)
+{
+	uint64_t cs = o->cluster_size ? o->cluster_size : 65536, size = o->size;
+	unsigned bits = 0;
+	const char *bfmt = o->backing_fmt;
+	char detected[16] = "";
+	int r;
+
+	while ((1ull << bits) < cs)
+		bits++;
+	if ((1ull << bits) != cs || bits < QCOW2_MIN_CLUSTER_BITS || bits > QCOW2_MAX_CLUSTER_BITS) {
+		snprintf(diag->error, sizeof(diag->error), "cluster size %llu: a power of two from 512 to 2 MiB",
+			 (unsigned long long)cs);
+		return -EINVAL;
+	}
+	if (o->backing) {
+		/* the backing file, as it will be found: relative to the new image's folder */
+		_cleanup_free_ char *bpath = NULL;
+		const char *slash = strrchr(path, '/');
+		if (o->backing[0] != '/' && slash) {
+			if (asprintf(&bpath, "%.*s/%s", (int)(slash - path), path, o->backing) < 0)
+				return -ENOMEM;
+		} else if (!(bpath = strdup(o->backing))) {
+			return -ENOMEM;
+		}
+		struct pm_image *b = NULL;
+		struct pm_image_diag bd;
+		r = pm_image_open(&b, bpath, bfmt, &bd);
+		if (r < 0) {
+			snprintf(diag->error, sizeof(diag->error), "backing file: %.400s", bd.error[0] ? bd.error : strerror(-r));
+			return r;
+		}
+		if (!size)
+			size = pm_image_size(b);
+		if (!bfmt) {
+			snprintf(detected, sizeof(detected), "%s", pm_image_format(b));
+			bfmt = detected;
+		}
+		pm_image_close(b);
+		if (strlen(o->backing) > QCOW2_MAX_BACKING_NAME) {
+			snprintf(diag->error, sizeof(diag->error), "backing file name too long");
+			return -ENAMETOOLONG;
+		}
+	}
+	if (size > (1ull << 62)) {
+		snprintf(diag->error, sizeof(diag->error), "virtual size too large");
+		return -EFBIG;
+	}
+	size = (size + 511) & ~511ull;
+	uint64_t span = 1ull << (bits + bits - 3);
+	uint64_t l1_size = (size + span - 1) / span;
+	uint64_t l1_clusters = (l1_size * 8 + cs - 1) / cs;
+	uint64_t meta = 3 + (l1_clusters ? l1_clusters : 1);
+	if (l1_size * 8 > QCOW2_MAX_L1_BYTES || meta > cs * 8 / 16) {
+		snprintf(diag->error, sizeof(diag->error), "virtual size too large for %llu-byte clusters",
+			 (unsigned long long)cs);
+		return -EFBIG;
+	}
+	_cleanup_free_ uint8_t *img = calloc(meta, cs);
+	if (!img)
+		return -ENOMEM;
+	uint8_t *h = img;
+	put_be32(h, QCOW2_MAGIC);
+	put_be32(h + 4, 3);
+	put_be32(h + 20, bits);
+	put_be64(h + 24, size);
+	put_be32(h + HDR_L1_SIZE, (uint32_t)l1_size);
+	put_be64(h + HDR_L1_OFFSET, 3 * cs);
+	put_be64(h + HDR_REFTABLE_OFFSET, cs);
+	put_be32(h + HDR_REFTABLE_CLUSTERS, 1);
+	put_be32(h + HDR_REFCOUNT_ORDER, 4);
+	put_be32(h + 100, 104);
+	uint64_t pos = 104;
+	if (bfmt) {
+		size_t n = strlen(bfmt);
+		put_be32(h + pos, EXT_BACKING_FORMAT);
+		put_be32(h + pos + 4, (uint32_t)n);
+		memcpy(h + pos + 8, bfmt, n);
+		pos += 8 + ((n + 7) & ~7ull);
+	}
+	pos += 8; /* the end of the extensions */
+	if (o->backing) {
+		size_t n = strlen(o->backing);
+		if (pos + n > cs) {
+			snprintf(diag->error, sizeof(diag->error), "backing file name does not fit in the first cluster");
+			return -ENAMETOOLONG;
+		}
+		put_be64(h + 8, pos);
+		put_be32(h + 16, (uint32_t)n);
+		memcpy(h + pos, o->backing, n);
+	}
+	put_be64(img + cs, 2 * cs); /* the refcount table's one block */
+	for (uint64_t c = 0; c < meta; c++)
+		put_be16(img + 2 * cs + c * 2, 1);
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(diag->error, sizeof(diag->error), "%s: %s", path, strerror(errno));
+		return r;
+	}
+	if ((r = pwrite_all(fd, img, meta * cs, 0)) < 0 || (fsync(fd) < 0 && (r = -errno))) {
+		snprintf(diag->error, sizeof(diag->error), "%s: %s", path, strerror(-r));
+		return r;
+	}
+	return 0;
 }

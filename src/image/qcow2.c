@@ -38,7 +38,7 @@ static int qcow2_decode(struct pm_image *img, const struct pm_img_piece *pc, uin
 }
 
 /* What lies at guest offset off, and how many bytes from off (at most max) share it. */
-static int qcow2_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_img_piece *pc)
+int pm_qcow2_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_img_piece *pc)
 {
 	struct qcow2 *q = img->priv;
 	uint64_t in_cluster = off & (q->cluster_size - 1);
@@ -250,8 +250,8 @@ static int qcow2_open(struct pm_image *img)
 		img->ro_reason = "qcow2 image is dirty: lazy refcounts not written back ('qemu-img check -r all' repairs it)";
 	else if (autoclear & ~(uint64_t)AUTOCLEAR_KNOWN)
 		img->ro_reason = "qcow2 image has autoclear feature bits unknown to partmap";
-	else if (incompat & INCOMPAT_DATA_FILE)
-		img->ro_reason = "qcow2 image with an external data file: partmap does not write those";
+	else if ((incompat & INCOMPAT_DATA_FILE) && !(autoclear & AUTOCLEAR_DATA_FILE_RAW))
+		img->ro_reason = "qcow2 image with an external data file that is not raw: partmap does not write those";
 	else if (q->nb_snapshots)
 		img->ro_reason = "qcow2 image has internal snapshots: partmap does not write those";
 	else if (q->reftable_clusters == 0 || (q->reftable_off & ((1ull << q->cluster_bits) - 1)) ||
@@ -349,10 +349,12 @@ const struct pm_image_fmt pm_fmt_qcow2 = {
 	.name = "qcow2",
 	.probe = qcow2_probe,
 	.open = qcow2_open,
-	.map = qcow2_map,
+	.map = pm_qcow2_map,
 	.close = qcow2_close,
 	.sync = qcow2_sync,
 	.write = pm_qcow2_write,
 	.flush = pm_qcow2_flush,
 	.discard = pm_qcow2_discard,
+	.check = pm_qcow2_check,
+	.create = pm_qcow2_create,
 };

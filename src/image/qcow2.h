@@ -81,10 +81,15 @@ struct qcow2 {
 	bool wlock_init;
 };
 
+/* qcow2.c */
+int pm_qcow2_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_img_piece *pc);
+
 /* qcow2-write.c */
 int pm_qcow2_write(struct pm_image *img, uint64_t off, const void *buf, size_t len);
 int pm_qcow2_flush(struct pm_image *img);
 int pm_qcow2_discard(struct pm_image *img, uint64_t off, uint64_t len);
 void pm_qcow2_write_free(struct qcow2 *q);
+int pm_qcow2_check(struct pm_image *img, bool fix_leaks, struct pm_image_check *res);
+int pm_qcow2_create(const char *path, const struct pm_image_create_opts *o, struct pm_image_diag *diag);
 
 #endif

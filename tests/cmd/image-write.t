@@ -227,4 +227,41 @@ after=$(du -k t.qcow2 | cut -f1)
 [ "$after" -lt $((before - 40000)) ]; ok $? "fstrim: the qcow2 shrank ($before KiB -> $after KiB)"
 is "$(qcheck t.qcow2)" 0 "fstrim: qemu-img check clean"
 
+# ---- image check against qemu-img check: clean, leaking, corrupt (tables edited here) ----
+be8() { echo $((16#$(od -An -t x1 -j "$2" -N 8 "$1" | tr -d ' \n'))); }
+mkc() { rm -f "$1"; qemu-img create -q -f qcow2 -o cluster_size=4k "$1" 16M; qemu-io -c 'write -P 5 0 64k' -c 'write -P 6 1m 8k' "$1" >/dev/null; }
+mkc clean.qcow2
+mkc leak.qcow2 # two L2 entries cleared: their clusters leak
+l2=$(( $(be8 leak.qcow2 "$(be8 leak.qcow2 40)") & 0x00fffffffffffe00 ))
+dd if=/dev/zero of=leak.qcow2 bs=1 seek=$l2 count=16 conv=notrunc status=none
+mkc corrupt.qcow2 # the refcount of a data cluster cleared
+l2=$(( $(be8 corrupt.qcow2 "$(be8 corrupt.qcow2 40)") & 0x00fffffffffffe00 ))
+host=$(( $(be8 corrupt.qcow2 $l2) & 0x00fffffffffffe00 ))
+rb=$(( $(be8 corrupt.qcow2 "$(be8 corrupt.qcow2 48)") & ~511 ))
+dd if=/dev/zero of=corrupt.qcow2 bs=1 seek=$((rb + host / 4096 * 2)) count=2 conv=notrunc status=none
+for c in clean leak corrupt; do
+	qemu-img check $c.qcow2 >q.out 2>&1; q=$?
+	"$PARTMAP" image check $c.qcow2 >p.out 2>&1; p=$?
+	is "$p" "$q" "image check $c: exit status as qemu-img check's ($q)"
+	is "$(grep -o '^[0-9]* \(errors\|leaked clusters\) were found' p.out)" \
+		"$(grep -o '^[0-9]* \(errors\|leaked clusters\) were found' q.out)" "image check $c: the same counts"
+done
+"$PARTMAP" image check -r leaks leak.qcow2 >/dev/null; is $? 0 "image check -r leaks: exit 0 (repaired)"
+is "$(qcheck leak.qcow2)" 0 "image check -r leaks: qemu-img check finds it clean"
+"$PARTMAP" image check -r leaks corrupt.qcow2 >/dev/null; is $? 2 "image check -r leaks of a corrupt image: exit 2"
+
+# ---- image create ----
+head -c 8M /dev/urandom >cbase.raw
+"$PARTMAP" image create -f qcow2 -b cbase.raw -F raw cov.qcow2; ok $? "image create: an overlay"
+is "$(qcheck cov.qcow2)" 0 "image create: qemu-img check clean"
+qemu-img compare -q cov.qcow2 cbase.raw; ok $? "image create: the overlay reads as its base (qemu-img compare)"
+is "$(qemu-img info --output=json cov.qcow2 | grep -o '"backing-filename-format": "[a-z]*"')" \
+	'"backing-filename-format": "raw"' "image create: the backing format recorded"
+"$PARTMAP" image create -f qcow2 -o cluster_size=4k blank.qcow2 100M; ok $? "image create: a blank image"
+is "$(qemu-img info --output=json blank.qcow2 | grep -o '"virtual-size": [0-9]*')" '"virtual-size": 104857600' \
+	"image create: its virtual size"
+qemu-io -c 'write -P 9 0 1M' blank.qcow2 >/dev/null && is "$(qcheck blank.qcow2)" 0 "image create: qemu writes it, check clean"
+"$PARTMAP" image create -f qcow2 ov2.qcow2 -b blank.qcow2 && qemu-io -c 'read -P 9 0 1M' ov2.qcow2 >/dev/null
+ok $? "image create: an overlay over a qcow2 (format detected) reads its base's data"
+
 done_testing
