@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,6 +202,175 @@ static void test_compressed_and_zero(void **state)
 		 "qemu-img convert -c -O qcow2 -o compression_type=zstd t.raw compz.qcow2", 30);
 }
 
+static void count_line(void *ctx, const char *line)
+{
+	(void)line;
+	(*(int *)ctx)++;
+}
+
+/* image check agrees with qemu-img check: clean after writes, a leak made by clearing an L2 entry,
+ * -r leaks repairs it (qemu-img check clean after) */
+static void test_check(void **state)
+{
+	char path[256];
+	struct pm_image *img = NULL;
+	struct pm_image_diag d;
+	int lines = 0;
+	(void)state;
+
+	snprintf(path, sizeof(path), "%s/chk.qcow2", dir);
+	assert_int_equal(sh("qemu-img create -q -f qcow2 -o cluster_size=4k '%s' 8M && "
+			    "qemu-io -c 'write -P 3 0 64k' '%s' >/dev/null", path, path), 0);
+	assert_int_equal(pm_image_open(&img, path, NULL, &d), 0);
+	struct pm_image_check res = { .report = count_line, .ctx = &lines };
+	assert_int_equal(pm_image_check(img, false, &res), 0);
+	assert_int_equal(res.corruptions, 0);
+	assert_int_equal(res.leaks, 0);
+	assert_int_equal(lines, 0);
+	assert_int_equal(pm_image_check(img, true, &res), -EROFS); /* not opened for writing */
+	pm_image_close(img);
+	/* clear the first L2 entry (L1 at the header's offset 40) */
+	int fd = open(path, O_RDWR);
+	uint8_t b[8], z[8] = { 0 };
+	assert_int_equal(pread(fd, b, 8, 40), 8);
+	assert_int_equal(pread(fd, b, 8, (off_t)get_be64(b)), 8);
+	assert_int_equal(pwrite(fd, z, 8, (off_t)(get_be64(b) & 0x00fffffffffffe00ull)), 8);
+	close(fd);
+	assert_int_equal(sh("qemu-img check -q '%s' 2>/dev/null", path), 3);
+	assert_int_equal(pm_image_open_flags(&img, path, NULL, PM_IMG_WRITABLE, &d), 0);
+	assert_int_equal(pm_image_check(img, false, &res), 0);
+	assert_int_equal(res.leaks, 1);
+	assert_int_equal(res.corruptions, 0);
+	assert_int_equal(pm_image_check(img, true, &res), 0);
+	assert_int_equal(res.leaks_fixed, 1);
+	assert_int_equal(res.leaks, 0);
+	pm_image_close(img);
+	assert_int_equal(sh("qemu-img check -q '%s'", path), 0);
+}
+
+static void test_create(void **state)
+{
+	char path[256], base[256];
+	struct pm_image_diag d;
+	struct pm_image_create_opts o = { .size = 100 << 20, .cluster_size = 4096 };
+	(void)state;
+
+	snprintf(path, sizeof(path), "%s/new.qcow2", dir);
+	assert_int_equal(pm_image_create(path, "qcow2", &o, &d), 0);
+	assert_int_equal(sh("qemu-img check -q '%s'", path), 0);
+	assert_int_equal(sh("qemu-img info '%s' | grep -q '104857600 bytes'", path), 0);
+	/* an overlay: its size from the base, the base's format recorded */
+	snprintf(base, sizeof(base), "%s/cbase.raw", dir);
+	assert_int_equal(sh("head -c 3000000 /dev/urandom > '%s'", base), 0);
+	snprintf(path, sizeof(path), "%s/cov.qcow2", dir);
+	o = (struct pm_image_create_opts){ .backing = "cbase.raw" };
+	assert_int_equal(pm_image_create(path, "qcow2", &o, &d), 0);
+	assert_int_equal(sh("qemu-img check -q '%s' && qemu-img compare -q '%s' '%s'", path, path, base), 0);
+	assert_int_equal(pm_image_create(path, "vdi", &o, &d), -ENOTSUP);
+	o.cluster_size = 1000;
+	assert_int_equal(pm_image_create(path, "qcow2", &o, &d), -EINVAL);
+}
+
+/* qemu's locks: a second writer (partmap or qemu-io) is refused; a reader without locks is not */
+static void test_locks(void **state)
+{
+	char path[256];
+	struct pm_image *a = NULL, *b = NULL;
+	struct pm_image_diag d;
+	(void)state;
+
+	snprintf(path, sizeof(path), "%s/lk.qcow2", dir);
+	assert_int_equal(sh("qemu-img create -q -f qcow2 '%s' 8M", path), 0);
+	assert_int_equal(pm_image_open_flags(&a, path, NULL, PM_IMG_WRITABLE, &d), 0);
+	assert_int_equal(pm_image_open_flags(&b, path, NULL, PM_IMG_WRITABLE, &d), -EBUSY);
+	assert_non_null(strstr(d.error, "in use"));
+	assert_null(b);
+	assert_int_equal(pm_image_open(&b, path, NULL, &d), 0);
+	pm_image_close(b);
+	assert_int_not_equal(sh("qemu-io -c 'write 0 4k' '%s' >/dev/null 2>&1", path), 0);
+	pm_image_close(a);
+	assert_int_equal(sh("qemu-io -c 'write 0 4k' '%s' >/dev/null 2>&1", path), 0);
+	/* qemu holding it: partmap refuses */
+	assert_int_equal(sh("(sleep 2 | qemu-io '%s' >/dev/null 2>&1 &) ; sleep 0.5", path), 0);
+	assert_int_equal(pm_image_open_flags(&a, path, NULL, PM_IMG_WRITABLE, &d), -EBUSY);
+	sleep(2);
+}
+
+struct thr {
+	struct pm_image *img;
+	int id;
+	int err;
+};
+
+static void *writer_thread(void *p)
+{
+	struct thr *t = p;
+	uint8_t buf[12288], back[12288];
+	uint64_t s = (uint64_t)t->id * 7919 + 3;
+	for (int i = 0; i < 200 && !t->err; i++) {
+		/* each thread its own 1 MiB stripe: overlapping clusters of different threads only */
+		uint64_t off = (uint64_t)t->id * (1 << 20) + rnd(&s) % ((1 << 20) - sizeof(buf));
+		size_t len = 1 + rnd(&s) % sizeof(buf);
+		memset(buf, t->id * 16 + i % 16 + 1, len);
+		if (pm_image_write(t->img, off, buf, len) || pm_image_read(t->img, off, back, len) ||
+		    memcmp(buf, back, len))
+			t->err = 1;
+	}
+	return NULL;
+}
+
+/* several threads writing and reading at once (FUSE serves on several threads) */
+static void test_threads(void **state)
+{
+	char path[256];
+	struct pm_image *img = NULL;
+	struct pm_image_diag d;
+	pthread_t th[4];
+	struct thr t[4];
+	(void)state;
+
+	snprintf(path, sizeof(path), "%s/th.qcow2", dir);
+	assert_int_equal(sh("qemu-img create -q -f qcow2 -o cluster_size=4k '%s' 8M", path), 0);
+	assert_int_equal(pm_image_open_flags(&img, path, NULL, PM_IMG_WRITABLE, &d), 0);
+	for (int i = 0; i < 4; i++) {
+		t[i] = (struct thr){ .img = img, .id = i };
+		assert_int_equal(pthread_create(&th[i], NULL, writer_thread, &t[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(t[i].err, 0);
+	}
+	assert_int_equal(pm_image_sync(img), 0);
+	pm_image_close(img);
+	assert_int_equal(sh("qemu-img check -q '%s'", path), 0);
+}
+
+/* refused for writing: corrupt, dirty, unknown autoclear bits; read-only opens still work */
+static void test_refused(void **state)
+{
+	static const struct { int off; uint8_t v; const char *word; } cases[] = {
+		{ 79, 2, "corrupt" }, { 79, 1, "dirty" }, { 95, 0x80, "autoclear" },
+	};
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char path[256];
+		struct pm_image *img = NULL;
+		struct pm_image_diag d;
+		uint8_t z[4096] = { 0 };
+		snprintf(path, sizeof(path), "%s/ref%zu.qcow2", dir, i);
+		assert_int_equal(sh("qemu-img create -q -f qcow2 '%s' 8M", path), 0);
+		int fd = open(path, O_RDWR);
+		assert_int_equal(pwrite(fd, &cases[i].v, 1, cases[i].off), 1);
+		close(fd);
+		assert_int_equal(pm_image_open_flags(&img, path, NULL, PM_IMG_WRITABLE, &d), 0);
+		assert_non_null(pm_image_readonly_reason(img));
+		assert_non_null(strstr(pm_image_readonly_reason(img), cases[i].word));
+		assert_int_equal(pm_image_write(img, 0, z, sizeof(z)), -EROFS);
+		assert_int_equal(pm_image_read(img, 0, z, sizeof(z)), 0);
+		pm_image_close(img);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -211,6 +381,11 @@ int main(void)
 		cmocka_unit_test(test_extended_l2),
 		cmocka_unit_test(test_backing),
 		cmocka_unit_test(test_compressed_and_zero),
+		cmocka_unit_test(test_check),
+		cmocka_unit_test(test_create),
+		cmocka_unit_test(test_locks),
+		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_refused),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
