@@ -81,17 +81,7 @@ static int info(struct pm_image *img, const char *path, bool json)
 
 static int write_all(int fd, const uint8_t *p, size_t n, uint64_t off)
 {
-	while (n) {
-		ssize_t w = pwrite(fd, p, n, (off_t)off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? -errno : -EIO;
-		p += w;
-		n -= (size_t)w;
-		off += (uint64_t)w;
-	}
-	return 0;
+	return pm_pwrite_all(fd, p, n, off);
 }
 
 static bool all_zero(const uint8_t *p, size_t n)

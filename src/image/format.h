@@ -124,6 +124,9 @@ int pm_img_pread(int fd, uint64_t fsize, uint64_t off, void *buf, size_t len);
  * start). -EIO when the bytes lie outside the table or the file. */
 int pm_img_table(struct pm_image *img, uint32_t fid, int fd, uint64_t fsize, uint64_t tbl_off, uint64_t tbl_len,
 		 uint64_t at, void *buf, size_t len);
+/* Write where the format's map() says the data lies as it is in a file (or in a hole of the file
+ * itself); -EROFS where a table would have to change. */
+int pm_img_write_in_place(struct pm_image *img, uint64_t off, const void *buf, size_t len);
 /* The bytes [off, off+len) of file fid were just written (pwrite done): every cached table window
  * holding any of them is patched, so that reads never see the bytes as they were. Call it after the
  * pwrite (a window read in between then holds the new bytes already). */

@@ -677,16 +677,10 @@ int pm_image_open(struct pm_image **out, const char *path, const char *format, s
 	return pm_image_open_flags(out, path, format, 0, diag);
 }
 
-int pm_image_write(struct pm_image *img, uint64_t off, const void *buf, size_t len)
+int pm_img_write_in_place(struct pm_image *img, uint64_t off, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 
-	if (off > img->size || len > img->size - off)
-		return -ERANGE;
-	if (!img->want_write || !img->files_rw || pm_image_readonly_reason(img))
-		return -EROFS;
-	if (img->fmt->write)
-		return img->fmt->write(img, off, buf, len);
 	while (len) {
 		struct pm_img_piece pc;
 		int r = map_piece(img, off, len, &pc);
@@ -695,19 +689,24 @@ int pm_image_write(struct pm_image *img, uint64_t off, const void *buf, size_t l
 		/* only where the data lies as it is (or a hole of the file itself): no table to change */
 		if (pc.kind != PM_IMG_DATA && !pc.hole)
 			return -EROFS;
-		for (uint64_t done = 0; done < pc.len;) {
-			ssize_t n = pwrite(pc.fd, p + done, pc.len - done, (off_t)(pc.host + done));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				return n < 0 ? -errno : -EIO;
-			done += (uint64_t)n;
-		}
+		if ((r = pm_pwrite_all(pc.fd, p, pc.len, pc.host)) < 0)
+			return r;
 		p += pc.len;
 		off += pc.len;
 		len -= pc.len;
 	}
 	return 0;
+}
+
+int pm_image_write(struct pm_image *img, uint64_t off, const void *buf, size_t len)
+{
+	if (off > img->size || len > img->size - off)
+		return -ERANGE;
+	if (!img->want_write || !img->files_rw || pm_image_readonly_reason(img))
+		return -EROFS;
+	if (img->fmt->write)
+		return img->fmt->write(img, off, buf, len);
+	return pm_img_write_in_place(img, off, buf, len);
 }
 
 int pm_image_sync(struct pm_image *img)

@@ -39,23 +39,6 @@ struct qcow2w {
 	bool started;            /* the first write's header update done */
 };
 
-static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* The file now reaches end: readers see the bytes (map and the table reads check against it). */
 static void note_end(struct pm_image *img, uint64_t end)
 {
@@ -71,7 +54,7 @@ static void note_end(struct pm_image *img, uint64_t end)
 static int wr(struct pm_image *img, const void *buf, size_t len, uint64_t off)
 {
 	struct qcow2 *q = img->priv;
-	int r = pwrite_all(img->fd, buf, len, off);
+	int r = pm_pwrite_all(img->fd, buf, len, off);
 
 	if (r < 0) {
 		q->w->err = r;
@@ -665,19 +648,7 @@ int pm_qcow2_write(struct pm_image *img, uint64_t off, const void *buf, size_t l
 	if (q->data_file) {
 		/* a raw external data file (the only kind written): in place where clusters are allocated,
 		 * as before the writer (the tables are not changed) */
-		while (len) {
-			struct pm_img_piece pc = { 0 };
-			if ((r = pm_qcow2_map(img, off, len, &pc)) < 0)
-				return r;
-			if (pc.kind != PM_IMG_DATA || !pc.len || pc.len > len)
-				return -EROFS;
-			if ((r = pwrite_all(pc.fd, p, pc.len, pc.host)) < 0)
-				return r;
-			off += pc.len;
-			p += pc.len;
-			len -= pc.len;
-		}
-		return 0;
+		return pm_img_write_in_place(img, off, buf, len);
 	}
 	pthread_mutex_lock(&q->wlock);
 	r = writer_init(img);
@@ -1183,7 +1154,7 @@ int pm_qcow2_create(const char *path, const struct pm_image_create_opts *o, stru
 		snprintf(diag->error, sizeof(diag->error), "%s: %s", path, strerror(errno));
 		return r;
 	}
-	if ((r = pwrite_all(fd, img, meta * cs, 0)) < 0 || (fsync(fd) < 0 && (r = -errno))) {
+	if ((r = pm_pwrite_all(fd, img, meta * cs, 0)) < 0 || (fsync(fd) < 0 && (r = -errno))) {
 		snprintf(diag->error, sizeof(diag->error), "%s: %s", path, strerror(-r));
 		return r;
 	}
