@@ -687,27 +687,37 @@ int pm_qcow2_flush(struct pm_image *img)
 static int discard_chunk(struct pm_image *img, uint64_t gc0, uint64_t n)
 {
 	struct qcow2 *q = img->priv;
-	uint64_t l1e, l2, e[CHUNK_CLUSTERS];
+	uint64_t l1i = gc0 >> q->l2_bits, l1e, l2, e[CHUNK_CLUSTERS];
 	bool changed = false;
 	int r;
 
-	if ((r = read_l1(img, gc0 >> q->l2_bits, &l1e)) < 0)
+	if ((r = read_l1(img, l1i, &l1e)) < 0)
 		return r;
 	l2 = l1e & ENTRY_OFFSET_MASK;
-	if (!l2)
-		return 0;
-	if ((l2 & (q->cluster_size - 1)) || !(l1e & ENTRY_COPIED))
-		return -EIO;
+	if (!l2 && !img->backing)
+		return 0; /* unallocated without a backing file: reads as zeros already */
+	if (!l2) {
+		/* over a backing file the clusters must become zero clusters: an L2 table for them,
+		 * counted, zeroed and synced before the L1 entry points at it */
+		uint8_t b[8];
+		struct qcow2w *w = q->w;
+		if ((r = alloc_cluster(img, &l2)) < 0 || (r = wsync(img)) < 0)
+			return r;
+		memset(w->cbuf, 0, q->cluster_size);
+		if ((r = wr_table(img, w->cbuf, q->cluster_size, l2)) < 0 || (r = wsync(img)) < 0)
+			return r;
+		put_be64(b, l2 | ENTRY_COPIED);
+		if ((r = wr_table(img, b, 8, q->l1_off + l1i * 8)) < 0)
+			return r;
+	}
+	if ((l2 & (q->cluster_size - 1)) || ((l1e & ENTRY_OFFSET_MASK) && !(l1e & ENTRY_COPIED)))
+		return -EIO; /* misaligned, or shared with a snapshot */
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t idx = (gc0 + i) & ((1ull << q->l2_bits) - 1), bm, ne = 0, nbm = 0, ro, rl;
 		if ((r = read_l2(img, l2, idx, &e[i], &bm)) < 0)
 			return r;
 		entry_range(q, e[i], &ro, &rl);
-		if (!rl) {
-			e[i] = 0;
-			continue; /* holds no cluster: left as it is */
-		}
-		if (!(e[i] & ENTRY_COMPRESSED) && !(e[i] & ENTRY_COPIED))
+		if (rl && !(e[i] & ENTRY_COMPRESSED) && !(e[i] & ENTRY_COPIED))
 			return -EIO; /* shared: not released */
 		if (img->backing) {
 			if (q->ext_l2)
@@ -715,9 +725,15 @@ static int discard_chunk(struct pm_image *img, uint64_t gc0, uint64_t n)
 			else
 				ne = ENTRY_ZERO;
 		}
+		if (e[i] == ne && bm == nbm) {
+			e[i] = 0;
+			continue; /* already so */
+		}
 		if ((r = write_l2(img, l2, idx, ne, nbm)) < 0)
 			return r;
 		changed = true;
+		if (!rl)
+			e[i] = 0; /* nothing to release */
 	}
 	if (!changed)
 		return 0;

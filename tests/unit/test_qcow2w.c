@@ -371,6 +371,65 @@ static void test_refused(void **state)
 	}
 }
 
+/* discard and zero ranges: released clusters (holes punched), zero clusters over a backing file
+ * (without allocating data), zeros written where the format cannot say so; qemu-img judges */
+static void test_discard(void **state)
+{
+	static const struct { const char *opts; bool backing; } cases[] = {
+		{ "-o cluster_size=4k", false },
+		{ "-o cluster_size=4k", true },
+		{ "-o extended_l2=on,cluster_size=64k", true },
+		{ "-o compat=0.10,cluster_size=4k", true },
+	};
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char path[256], raw[256];
+		struct pm_image *img = NULL;
+		struct pm_image_diag d;
+		struct stat st0, st1;
+		snprintf(path, sizeof(path), "%s/dis%zu.qcow2", dir, i);
+		snprintf(raw, sizeof(raw), "%s/dis%zu.raw", dir, i);
+		if (cases[i].backing)
+			assert_int_equal(sh("cd '%s' && head -c 8388608 /dev/urandom > dbase%zu.raw && "
+					    "qemu-img create -q -f qcow2 %s -b dbase%zu.raw -F raw '%s'",
+					    dir, i, cases[i].opts, i, path), 0);
+		else
+			assert_int_equal(sh("qemu-img create -q -f qcow2 %s '%s' 8M", cases[i].opts, path), 0);
+		assert_int_equal(pm_image_open_flags(&img, path, NULL, PM_IMG_WRITABLE, &d), 0);
+		uint8_t *buf = malloc(8 << 20);
+		assert_non_null(buf);
+		memset(buf, 0x5a, 4 << 20);
+		assert_int_equal(pm_image_write(img, 0, buf, 4 << 20), 0);
+		assert_int_equal(pm_image_sync(img), 0);
+		assert_int_equal(stat(path, &st0), 0);
+		/* 1 MiB + 1000 bytes to 7 MiB - 5: partly written clusters, never written ones */
+		uint64_t from = (1 << 20) + 1000, to = (7 << 20) - 5;
+		assert_int_equal(pm_image_zero_range(img, from, to - from), 0);
+		assert_int_equal(pm_image_read(img, from, buf, to - from), 0);
+		for (uint64_t j = 0; j < to - from; j++)
+			if (buf[j])
+				fail_msg("case %zu: byte %llu not zero", i, (unsigned long long)(from + j));
+		pm_image_close(img);
+		free(buf);
+		assert_int_equal(stat(path, &st1), 0);
+		/* released: the file holds less (v2 over a backing file writes zeros instead) */
+		if (i != 3)
+			assert_true(st1.st_blocks * 512 < st0.st_blocks * 512 - (2 << 20));
+		assert_int_equal(sh("qemu-img check -q '%s'", path), 0);
+		/* what qemu reads: 0x5a up to from, zeros from there to 'to' */
+		assert_int_equal(sh("qemu-img convert -O raw '%s' '%s'", path, raw), 0);
+		buf = malloc(8 << 20);
+		assert_non_null(buf);
+		int fd = open(raw, O_RDONLY);
+		assert_int_equal(pread(fd, buf, 8 << 20, 0), 8 << 20);
+		close(fd);
+		for (uint64_t j = 0; j < to; j++)
+			if (buf[j] != (j < from ? 0x5a : 0))
+				fail_msg("case %zu: qemu reads byte %llu as %u", i, (unsigned long long)j, buf[j]);
+		free(buf);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -386,6 +445,7 @@ int main(void)
 		cmocka_unit_test(test_locks),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_discard),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
