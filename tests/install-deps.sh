@@ -6,7 +6,7 @@ declare -A need=(
 	[cc]=gcc [make]=make [clang]=clang [prove]=perl [jq]=jq [strace]=strace [hyperfine]=hyperfine
 	[kpartx]=kpartx [dmsetup]=dmsetup [sfdisk]=fdisk [fdisk]=fdisk [sgdisk]=gdisk [parted]=parted
 	[mkfs.ext4]=e2fsprogs [debugfs]=e2fsprogs [mkfs.vfat]=dosfstools [mcopy]=mtools [losetup]=mount
-	[partx]=util-linux [unshare]=util-linux [setpriv]=util-linux
+	[partx]=util-linux [unshare]=util-linux [setpriv]=util-linux [fstrim]=util-linux [e2fsck]=e2fsprogs
 	[qemu-system-x86_64]=qemu-system-x86 [qemu-img]=qemu-utils [qemu-io]=qemu-utils [fusermount3]=fuse3 [fio]=fio
 	[qemu-storage-daemon]=qemu-system-common [udevadm]=udev [cpio]=cpio [depmod]=kmod [perl]=perl [bc]=bc
 )
