@@ -193,7 +193,7 @@ sweep() { # SYSCALL N...
 		fi
 	done
 	is "$bad" 0 "$sc sweep ($runs kills): qemu-img check never finds a corruption"
-	is "$torn" 0 "$sc sweep ($runs kills): every sector reads as before or as written"
+	is "$torn" 0 "$sc sweep ($runs kills): every byte reads as before or as written"
 	is "$lost" 0 "$sc sweep ($runs kills): data fsync'd before the kill always there"
 }
 sweep pwrite64 $(seq 1 30) $(seq 33 5 400) $(seq 450 211 7000)
