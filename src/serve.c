@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "serve.h"
 #include "util.h"
+#include "image/image.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -113,7 +114,7 @@ int pm_serve_start(const char *exe, const char *image, const char *dir, const ch
 	}
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		rmdir(dir);
-		return -EIO;
+		return WIFEXITED(st) && WEXITSTATUS(st) == PM_EXIT_LOCKED ? -EBUSY : -EIO;
 	}
 	return 0;
 }

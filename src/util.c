@@ -48,6 +48,23 @@ int pm_read_u64(const char *path, uint64_t *v)
 	return errno || end == buf ? -EINVAL : 0;
 }
 
+int pm_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 int pm_parse_ulong(const char *s, unsigned long max, unsigned long *out)
 {
 	char *end;

@@ -106,6 +106,8 @@ size_t pm_strlcpy(char *dst, const char *src, size_t n);
 int pm_read_line(const char *path, char *buf, size_t len);
 /* a decimal number from such a file */
 int pm_read_u64(const char *path, uint64_t *v);
+/* pwrite of all len bytes at off (retried on EINTR and short writes): 0 or -errno (-EIO for 0). */
+int pm_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 /* UTF-16 (little- or big-endian, up to a NUL unit) to NUL-terminated UTF-8, cut at a character
  * boundary to fit out_len; a surrogate without its other half becomes U+FFFD. Bytes written. */
 size_t pm_utf16_to_utf8(const uint8_t *in, size_t in_bytes, bool big_endian, char *out, size_t out_len);

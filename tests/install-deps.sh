@@ -35,11 +35,11 @@ test       dmsetup             cmd:dmsetup
 test       fdisk               cmd:sfdisk cmd:fdisk
 test       gdisk               cmd:sgdisk
 test       parted              cmd:parted
-test       e2fsprogs           cmd:mkfs.ext4 cmd:debugfs
+test       e2fsprogs           cmd:mkfs.ext4 cmd:debugfs cmd:e2fsck
 test       dosfstools          cmd:mkfs.vfat
 test       mtools              cmd:mcopy
 test       mount               cmd:losetup
-test       util-linux          cmd:partx cmd:unshare cmd:setpriv
+test       util-linux          cmd:partx cmd:unshare cmd:setpriv cmd:fstrim
 test       qemu-system-x86     cmd:qemu-system-x86_64
 test       qemu-utils          cmd:qemu-img cmd:qemu-io
 test       qemu-system-common  cmd:qemu-storage-daemon

@@ -206,6 +206,35 @@ static int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 	return s->read_only ? 0 : pm_image_sync(s->img);
 }
 
+/* A hole punched (the loop device's discard and write-zeroes) or a range zeroed: it reads as zeros
+ * afterwards, released in the image where its format can. */
+static int fs_fallocate(const char *path, int mode, off_t off, off_t len, struct fuse_file_info *fi)
+{
+	struct server *s = srv();
+	const struct file *f;
+	size_t size = (size_t)len;
+	int r;
+
+	(void)fi;
+	if (mode & ~(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE | FALLOC_FL_ZERO_RANGE))
+		return -EOPNOTSUPP;
+	if (!(mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)))
+		return 0; /* allocating: every byte of the files is there already */
+	if (s->read_only)
+		return -EROFS;
+	if (len <= 0 || (r = request(s, path, off, &size, &f)) < 0)
+		return len <= 0 ? -EINVAL : r;
+	if (r == 0)
+		return 0;
+	r = pm_image_zero_range(s->img, f->off + (uint64_t)off, size);
+	if (r < 0) {
+		logf_(s, LOG_ERR, "%s: discard of %zu bytes at %" PRIu64 " failed: %s", s->image_path, size,
+		      f->off + (uint64_t)off, strerror(-r));
+		return r == -EROFS ? -EROFS : -EIO;
+	}
+	return 0;
+}
+
 static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
 	const struct file *f = find(srv(), path);
@@ -231,6 +260,7 @@ static const struct fuse_operations ops = {
 	.read = fs_read,
 	.write = fs_write,
 	.fsync = fs_fsync,
+	.fallocate = fs_fallocate,
 	.truncate = fs_truncate,
 	.init = fs_init,
 };
@@ -279,7 +309,8 @@ static void usage(FILE *f)
 		   "\t              default: detected by its magic\n"
 		   "\t--help        print this help\n"
 		   "\t--version     print the version\n"
-		   "exit status: 0 mounted (or unmounted), 1 usage error or a failure (with a message)\n"
+		   "exit status: 0 mounted (or unmounted), 1 usage error or a failure (with a message),\n"
+		   "             3 the image is in use: another process (qemu, another partmap) writes it\n"
 		   "see also: man partmap-fuse\n");
 }
 
@@ -387,7 +418,7 @@ int fuse_main_applet(int argc, char **argv)
 	cli_image_warnings("fuse", &diag);
 	if (r < 0) {
 		fprintf(stderr, "fuse: %s\n", diag.error[0] ? diag.error : strerror(-r));
-		return 1;
+		return r == -EBUSY ? PM_EXIT_LOCKED : 1;
 	}
 	const char *ro = pm_image_readonly_reason(s.img);
 	s.read_only = read_only || ro;

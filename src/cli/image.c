@@ -25,17 +25,24 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: partmap image info [--format FMT] [--json] IMAGE\n"
 		   "       partmap image raw [--format FMT] IMAGE OUTPUT\n"
+		   "       partmap image check [-r leaks] [--format FMT] IMAGE\n"
+		   "       partmap image create -f qcow2 [-b BACKING [-F FMT]] [-o cluster_size=N] FILE [SIZE]\n"
 		   "       partmap image --help | --version\n"
 		   "  info             the format, virtual size, bytes on disk, cluster size, subformat,\n"
 		   "                   whether it can be written in place, and the backing chain\n"
 		   "  raw              write the virtual disk to OUTPUT (a new file, sparse where it reads\n"
 		   "                   as zeros), like qemu-img convert -O raw\n"
+		   "  check            check a qcow2's references against its refcounts (qemu-img check);\n"
+		   "                   -r leaks repairs leaked clusters\n"
+		   "  create           a new qcow2, blank or over BACKING (qemu-img create)\n"
 		   "  -f, --format FMT read IMAGE as FMT: raw, qcow2, vmdk, vhd (vpc), vhdx, vdi;\n"
 		   "                   default: detected by its magic\n"
 		   "  --json           info as one JSON object\n"
 		   "  --help           print this help\n"
 		   "  --version        print the version\n"
-		   "exit status: 0 done, 1 usage error, an image that cannot be opened or read, or a write error\n"
+		   "exit status: 0 done, 1 usage error, an image that cannot be opened or read, or a write error;\n"
+		   "  check (as qemu-img check): 0 no errors, 2 corruptions, 3 leaked clusters only, 63 no check for\n"
+		   "  the format, 1 not completed; with -r leaks, the state after the repair\n"
 		   "see also: man partmap-image\n");
 }
 
@@ -87,17 +94,7 @@ static int info(struct pm_image *img, const char *path, bool json)
 
 static int write_all(int fd, const uint8_t *p, size_t n, uint64_t off)
 {
-	while (n) {
-		ssize_t w = pwrite(fd, p, n, (off_t)off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? -errno : -EIO;
-		p += w;
-		n -= (size_t)w;
-		off += (uint64_t)w;
-	}
-	return 0;
+	return pm_pwrite_all(fd, p, n, off);
 }
 
 static bool all_zero(const uint8_t *p, size_t n)
@@ -230,6 +227,140 @@ static int to_raw(struct pm_image *img, const char *in, const char *out)
 	return 0;
 }
 
+static void print_line(void *ctx, const char *line)
+{
+	(void)ctx;
+	printf("%s\n", line);
+}
+
+static int check(const char *path, const char *format, const char *repair)
+{
+	struct pm_image_diag diag;
+	_cleanup_image_ struct pm_image *img = NULL;
+	bool fix = repair != NULL;
+	int r;
+
+	if (fix && strcmp(repair, "leaks")) {
+		fprintf(stderr, "image: check -r %s: partmap repairs leaked clusters only (-r leaks)\n", repair);
+		return 1;
+	}
+	r = pm_image_open_flags(&img, path, format, fix ? PM_IMG_WRITABLE : 0, &diag);
+	cli_image_warnings("image", &diag);
+	if (r < 0) {
+		fprintf(stderr, "image: %s\n", diag.error[0] ? diag.error : strerror(-r));
+		return r == -EBUSY ? PM_EXIT_LOCKED : 1;
+	}
+	struct pm_image_check res = { .report = print_line };
+	r = pm_image_check(img, fix, &res);
+	if (r == -ENOTSUP) {
+		fprintf(stderr, "image: %s: %s images have no check\n", path, pm_image_format(img));
+		return 63;
+	}
+	if (r == -EROFS) {
+		fprintf(stderr, "image: %s: not repaired: %s\n", path, pm_image_readonly_reason(img));
+		return 1;
+	}
+	if (r < 0) {
+		fprintf(stderr, "image: %s: check not completed: %s\n", path, strerror(-r));
+		return 1;
+	}
+	if (res.leaks_fixed)
+		printf("The following inconsistencies were found and repaired:\n\n    %" PRIu64 " leaked clusters\n"
+		       "    0 corruptions\n\nDouble checking the fixed image now...\n", res.leaks_fixed);
+	if (res.corruptions)
+		printf("\n%" PRIu64 " errors were found on the image.\n"
+		       "Data may be corrupted, or further writes to the image may corrupt it.\n", res.corruptions);
+	if (res.leaks)
+		printf("\n%" PRIu64 " leaked clusters were found on the image.\n"
+		       "This means waste of disk space, but no harm to data.\n", res.leaks);
+	if (!res.corruptions && !res.leaks)
+		printf("No errors were found on the image.\n");
+	printf("%" PRIu64 "/%" PRIu64 " clusters of the file in use\n", res.allocated, res.clusters);
+	return res.corruptions ? 2 : res.leaks ? 3 : 0;
+}
+
+/* qemu-img's sizes: a number with an optional k, M, G, T, P, E suffix (powers of 1024) */
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned shift = 0;
+
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	switch (*end) {
+	case 0: break;
+	case 'k': case 'K': shift = 10; break;
+	case 'M': case 'm': shift = 20; break;
+	case 'G': case 'g': shift = 30; break;
+	case 'T': case 't': shift = 40; break;
+	case 'P': case 'p': shift = 50; break;
+	case 'E': case 'e': shift = 60; break;
+	default: return -1;
+	}
+	if (*end && end[1] && strcmp(end + 1, "iB") && strcmp(end + 1, "B"))
+		return -1;
+	if (shift && v > (UINT64_MAX >> shift))
+		return -1;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static int create(int argc, char **argv)
+{
+	const char *fmt = NULL, *backing = NULL, *bfmt = NULL;
+	struct pm_image_create_opts o = { 0 };
+	int c;
+
+	optind = 2;
+	opterr = 0;
+	while ((c = getopt(argc, argv, "f:b:F:o:q")) != -1) {
+		switch (c) {
+		case 'f': fmt = optarg; break;
+		case 'b': backing = optarg; break;
+		case 'F': bfmt = optarg; break;
+		case 'q': break;
+		case 'o':
+			if (strncmp(optarg, "cluster_size=", 13) || parse_size(optarg + 13, &(uint64_t){ 0 }) < 0) {
+				fprintf(stderr, "image: create: -o %s: only cluster_size=N is understood\n", optarg);
+				return 1;
+			} else {
+				uint64_t v;
+				parse_size(optarg + 13, &v);
+				o.cluster_size = v > UINT32_MAX ? 0 : (uint32_t)v;
+				if (!o.cluster_size) {
+					fprintf(stderr, "image: create: cluster size %s out of range\n", optarg + 13);
+					return 1;
+				}
+			}
+			break;
+		default: usage(stderr); return 1;
+		}
+	}
+	if (!fmt || argc - optind < 1 || argc - optind > 2 || (bfmt && !backing)) {
+		usage(stderr);
+		return 1;
+	}
+	if (argc - optind == 2 && parse_size(argv[optind + 1], &o.size) < 0) {
+		fprintf(stderr, "image: create: %s: not a size\n", argv[optind + 1]);
+		return 1;
+	}
+	if (argc - optind == 1 && !backing) {
+		fprintf(stderr, "image: create: a SIZE is needed without a backing file\n");
+		return 1;
+	}
+	o.backing = backing;
+	o.backing_fmt = bfmt;
+	struct pm_image_diag diag;
+	int r = pm_image_create(argv[optind], fmt, &o, &diag);
+	if (r < 0) {
+		fprintf(stderr, "image: create: %s\n", diag.error[0] ? diag.error : strerror(-r));
+		return 1;
+	}
+	return 0;
+}
+
 int image_main(int argc, char **argv)
 {
 	enum { OPT_JSON = 256, OPT_FORMAT, OPT_HELP };
@@ -256,10 +387,14 @@ int image_main(int argc, char **argv)
 		printf("image (partmap) %s\n", PARTMAP_VERSION);
 		return 0;
 	}
+	if (!strcmp(cmd, "create"))
+		return create(argc, argv);
+	const char *repair = NULL;
 	optind = 2;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "f:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:r:", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'r': repair = optarg; break;
 		case 'f':
 		case OPT_FORMAT: format = optarg; break;
 		case OPT_JSON: json = true; break;
@@ -267,11 +402,13 @@ int image_main(int argc, char **argv)
 		default: usage(stderr); return 1;
 		}
 	}
-	bool is_info = !strcmp(cmd, "info"), is_raw = !strcmp(cmd, "raw");
-	if ((!is_info && !is_raw) || argc - optind != (is_info ? 1 : 2)) {
+	bool is_info = !strcmp(cmd, "info"), is_raw = !strcmp(cmd, "raw"), is_check = !strcmp(cmd, "check");
+	if ((!is_info && !is_raw && !is_check) || argc - optind != (is_raw ? 2 : 1) || (repair && !is_check)) {
 		usage(stderr);
 		return 1;
 	}
+	if (is_check)
+		return check(argv[optind], format, repair);
 	struct pm_image_diag diag;
 	_cleanup_image_ struct pm_image *img = NULL;
 	int r = pm_image_open(&img, argv[optind], format, &diag);

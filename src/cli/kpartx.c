@@ -648,6 +648,8 @@ static int map_image(const char *path, int fd, const struct stat *st, struct pm_
 		char abs[PATH_MAX];
 		r = pm_serve_start(exe, realpath(path, abs) ? abs : path, dir, o->format, o->readonly);
 		if (r < 0) {
+			if (r == -EBUSY) /* the server said which lock, and nothing is mapped */
+				return PM_EXIT_LOCKED;
 			fprintf(stderr, "kpartx: %s: cannot serve the image: %s\n", path,
 				r == -EIO ? "the server failed (its message is above)" : strerror(-r));
 			return 1;

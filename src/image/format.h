@@ -61,6 +61,10 @@ struct pm_image_fmt {
 	/* Release the range where the format can (qcow2: zero clusters or unallocated, the host space
 	 * punched out); bytes that cannot be released are left as they are. NULL: discard is a no-op. */
 	int (*discard)(struct pm_image *img, uint64_t off, uint64_t len);
+	/* Check the top layer's metadata (see pm_image_check); NULL: -ENOTSUP. */
+	int (*check)(struct pm_image *img, bool fix_leaks, struct pm_image_check *res);
+	/* Make a new image file (see pm_image_create); NULL: -ENOTSUP. */
+	int (*create)(const char *path, const struct pm_image_create_opts *o, struct pm_image_diag *diag);
 };
 
 extern const struct pm_image_fmt pm_fmt_raw, pm_fmt_qcow2, pm_fmt_vmdk, pm_fmt_vhd, pm_fmt_vhdx, pm_fmt_vdi;
@@ -120,6 +124,13 @@ int pm_img_pread(int fd, uint64_t fsize, uint64_t off, void *buf, size_t len);
  * start). -EIO when the bytes lie outside the table or the file. */
 int pm_img_table(struct pm_image *img, uint32_t fid, int fd, uint64_t fsize, uint64_t tbl_off, uint64_t tbl_len,
 		 uint64_t at, void *buf, size_t len);
+/* Write where the format's map() says the data lies as it is in a file (or in a hole of the file
+ * itself); -EROFS where a table would have to change. */
+int pm_img_write_in_place(struct pm_image *img, uint64_t off, const void *buf, size_t len);
+/* The bytes [off, off+len) of file fid were just written (pwrite done): every cached table window
+ * holding any of them is patched, so that reads never see the bytes as they were. Call it after the
+ * pwrite (a window read in between then holds the new bytes already). */
+void pm_img_table_written(struct pm_image *img, uint32_t fid, uint64_t off, const void *buf, size_t len);
 /* A run of equal bits in a sector bitmap (VHD: most significant bit first; VHDX: least significant
  * first) that lies at bm_off, bm_len bytes long, in the image's own file: the value of bit 'first'
  * and how many bits from it, at most 'max', have that value. Read through the table cache a few

@@ -170,6 +170,21 @@ int pm_img_table(struct pm_image *img, uint32_t fid, int fd, uint64_t fsize, uin
 	return r;
 }
 
+void pm_img_table_written(struct pm_image *img, uint32_t fid, uint64_t off, const void *buf, size_t len)
+{
+	struct pm_bcache *c = &img->meta;
+
+	pthread_mutex_lock(&c->lock);
+	for (unsigned i = 0; i < c->nslots; i++) {
+		uint64_t s = c->slot[i].off, e = s + c->slot[i].len;
+		if (!c->slot[i].len || c->slot[i].fid != fid || e <= off || s >= off + len)
+			continue;
+		uint64_t from = s > off ? s : off, to = e < off + len ? e : off + len;
+		memcpy(c->slot[i].data + (from - s), (const uint8_t *)buf + (from - off), (size_t)(to - from));
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
 /* Copy a piece of a decoded unit from the decoded cache, or decode it (outside the lock, so that
  * several threads decompress at once) and put it there. */
 static int read_decoded(struct pm_image *img, const struct pm_img_piece *pc, void *buf)
@@ -547,16 +562,103 @@ fail:
 	return r;
 }
 
+/* ---- qemu's image locks (qemu: block/file-posix.c) ----
+ * One-byte shared OFD locks: byte 100+i while holding permission i, byte 200+i while not sharing it;
+ * permissions: 0 consistent read, 1 write, 2 write unchanged, 3 resize. A process that wants
+ * permission i tests byte 200+i, one that does not share it tests byte 100+i, for a lock held
+ * through another open file description. Set first, then tested, as qemu does: of two processes
+ * racing, at least one sees the other. */
+#define LOCK_PERM_BASE 100
+#define LOCK_SHARED_BASE 200
+#define PERM_READ 0x1u
+#define PERM_WRITE 0x2u
+#define PERM_WRITE_UNCHANGED 0x4u
+#define PERM_RESIZE 0x8u
+#define PERM_ALL 0xfu
+
+static const char *const perm_names[] = { "consistent read", "write", "write unchanged", "resize" };
+
+static int lock_byte(int fd, int cmd, short type, off_t at, struct flock *fl)
+{
+	*fl = (struct flock){ .l_type = type, .l_whence = SEEK_SET, .l_start = at, .l_len = 1 };
+	return fcntl(fd, cmd, fl) < 0 ? -errno : 0;
+}
+
+/* Take perm and leave shared to others; -EBUSY (diag naming the lock) when another holder conflicts. */
+static int lock_image(struct pm_image *img, unsigned perm, unsigned shared)
+{
+	struct flock fl;
+	int r;
+
+	for (unsigned i = 0; i < 4; i++) {
+		if ((perm >> i & 1) && (r = lock_byte(img->fd, F_OFD_SETLK, F_RDLCK, LOCK_PERM_BASE + i, &fl)) < 0)
+			goto fail;
+		if (!(shared >> i & 1) && (r = lock_byte(img->fd, F_OFD_SETLK, F_RDLCK, LOCK_SHARED_BASE + i, &fl)) < 0)
+			goto fail;
+	}
+	for (unsigned i = 0; i < 4; i++) {
+		bool want = perm >> i & 1, unshared = !(shared >> i & 1);
+		for (int pass = 0; pass < 2; pass++) {
+			if (pass == 0 ? !want : !unshared)
+				continue;
+			off_t at = pass == 0 ? LOCK_SHARED_BASE + i : LOCK_PERM_BASE + i;
+			if ((r = lock_byte(img->fd, F_OFD_GETLK, F_WRLCK, at, &fl)) < 0)
+				goto fail;
+			if (fl.l_type != F_UNLCK) {
+				r = pm_img_fail(img, -EBUSY,
+						"%s: in use: another process (qemu, or another partmap) %s it "
+						"(its \"%s\" lock, byte %ld, is held): not opened for writing",
+						img->path, pass == 0 ? "does not let others use" : "writes or resizes",
+						perm_names[i], (long)at);
+				goto fail;
+			}
+		}
+	}
+	return 0;
+fail:
+	if (r != -EBUSY)
+		pm_img_fail(img, r, "%s: cannot take qemu's image locks: %s", img->path, strerror(-r));
+	fl = (struct flock){ .l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
+	fcntl(img->fd, F_OFD_SETLK, &fl);
+	return r;
+}
+
+/* A writable image holds what a qemu writer holds: on its file consistent read, write and resize, not
+ * shared beyond reads and unchanged writes; on every backing file consistent read. So qemu refuses
+ * to write (or to open without -U) an image partmap writes, and partmap one qemu writes. */
+static int lock_chain(struct pm_image *img)
+{
+	int r;
+
+	if (!img->want_write || !img->files_rw || pm_image_readonly_reason(img))
+		return 0;
+	r = lock_image(img, PERM_READ | PERM_WRITE | PERM_RESIZE, PERM_READ | PERM_WRITE_UNCHANGED);
+	for (struct pm_image *b = img->backing; r == 0 && b; b = b->backing)
+		r = lock_image(b, PERM_READ, PERM_ALL);
+	return r;
+}
+
 int pm_image_open_flags(struct pm_image **out, const char *path, const char *format, unsigned flags,
 			struct pm_image_diag *diag)
 {
 	struct pm_image_diag scratch;
+	int r;
 
 	if (!diag)
 		diag = &scratch;
 	memset(diag, 0, sizeof(*diag));
 	*out = NULL;
-	return layer_open(out, path, -1, format, flags, diag, NULL);
+	r = layer_open(out, path, -1, format, flags, diag, NULL);
+	if (r < 0)
+		return r;
+	for (struct pm_image *l = *out; l; l = l->backing)
+		l->diag = diag;
+	r = lock_chain(*out);
+	for (struct pm_image *l = *out; l; l = l->backing)
+		l->diag = NULL;
+	if (r < 0)
+		pm_image_closep(out);
+	return r;
 }
 
 int pm_image_open_fd(struct pm_image **out, int fd, const char *path, const char *format, struct pm_image_diag *diag)
@@ -575,16 +677,10 @@ int pm_image_open(struct pm_image **out, const char *path, const char *format, s
 	return pm_image_open_flags(out, path, format, 0, diag);
 }
 
-int pm_image_write(struct pm_image *img, uint64_t off, const void *buf, size_t len)
+int pm_img_write_in_place(struct pm_image *img, uint64_t off, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 
-	if (off > img->size || len > img->size - off)
-		return -ERANGE;
-	if (!img->want_write || !img->files_rw || pm_image_readonly_reason(img))
-		return -EROFS;
-	if (img->fmt->write)
-		return img->fmt->write(img, off, buf, len);
 	while (len) {
 		struct pm_img_piece pc;
 		int r = map_piece(img, off, len, &pc);
@@ -593,19 +689,24 @@ int pm_image_write(struct pm_image *img, uint64_t off, const void *buf, size_t l
 		/* only where the data lies as it is (or a hole of the file itself): no table to change */
 		if (pc.kind != PM_IMG_DATA && !pc.hole)
 			return -EROFS;
-		for (uint64_t done = 0; done < pc.len;) {
-			ssize_t n = pwrite(pc.fd, p + done, pc.len - done, (off_t)(pc.host + done));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				return n < 0 ? -errno : -EIO;
-			done += (uint64_t)n;
-		}
+		if ((r = pm_pwrite_all(pc.fd, p, pc.len, pc.host)) < 0)
+			return r;
 		p += pc.len;
 		off += pc.len;
 		len -= pc.len;
 	}
 	return 0;
+}
+
+int pm_image_write(struct pm_image *img, uint64_t off, const void *buf, size_t len)
+{
+	if (off > img->size || len > img->size - off)
+		return -ERANGE;
+	if (!img->want_write || !img->files_rw || pm_image_readonly_reason(img))
+		return -EROFS;
+	if (img->fmt->write)
+		return img->fmt->write(img, off, buf, len);
+	return pm_img_write_in_place(img, off, buf, len);
 }
 
 int pm_image_sync(struct pm_image *img)
@@ -624,6 +725,56 @@ int pm_image_discard(struct pm_image *img, uint64_t off, uint64_t len)
 	if (!img->want_write || !img->files_rw || pm_image_readonly_reason(img))
 		return -EROFS;
 	return img->fmt->discard ? img->fmt->discard(img, off, len) : 0;
+}
+
+int pm_image_check(struct pm_image *img, bool fix_leaks, struct pm_image_check *res)
+{
+	return img->fmt->check ? img->fmt->check(img, fix_leaks, res) : -ENOTSUP;
+}
+
+int pm_image_create(const char *path, const char *format, const struct pm_image_create_opts *o,
+		    struct pm_image_diag *diag)
+{
+	const struct pm_image_fmt *f = format_by_name(format);
+	struct pm_image_diag scratch;
+
+	if (!diag)
+		diag = &scratch;
+	memset(diag, 0, sizeof(*diag));
+	if (!f || !f->create) {
+		snprintf(diag->error, sizeof(diag->error), "creating %s images is not supported (qcow2 is)", format);
+		return -ENOTSUP;
+	}
+	return f->create(path, o, diag);
+}
+
+int pm_image_zero_range(struct pm_image *img, uint64_t off, uint64_t len)
+{
+	static const uint8_t zeros[65536];
+	int r = pm_image_discard(img, off, len);
+
+	if (r < 0 && r != -EOPNOTSUPP)
+		return r;
+	/* whatever still reads as something else than zeros: zeros written over it */
+	while (len) {
+		uint64_t n;
+		int kind = pm_image_extent(img, off, len, &n);
+		if (kind < 0)
+			return kind;
+		if (n == 0 || n > len)
+			return -EIO;
+		if (kind == PM_IMG_DATA) {
+			for (uint64_t done = 0; done < n;) {
+				size_t k = n - done < sizeof(zeros) ? (size_t)(n - done) : sizeof(zeros);
+				if ((r = pm_image_write(img, off + done, zeros, k)) < 0)
+					return r;
+				done += k;
+			}
+		}
+		off += n;
+		len -= n;
+	}
+	return 0;
 }
 
 void pm_image_close(struct pm_image *img)

@@ -70,6 +70,37 @@ int pm_image_write(struct pm_image *img, uint64_t off, const void *buf, size_t l
 int pm_image_sync(struct pm_image *img);
 /* Release a range where the format can (see pm_image_fmt.discard); 0 where it cannot. */
 int pm_image_discard(struct pm_image *img, uint64_t off, uint64_t len);
+/* Make a range read as zeros (a hole punched in the virtual disk): released where the format can,
+ * zeros written over what still reads otherwise. */
+int pm_image_zero_range(struct pm_image *img, uint64_t off, uint64_t len);
+/* What a check found (qemu-img check's counts): references against refcounts. report, when set,
+ * is given one line per finding ("Leaked cluster 5 refcount=1 reference=0", "ERROR ..."). */
+struct pm_image_check {
+	uint64_t corruptions;
+	uint64_t leaks;           /* clusters with a refcount above their references */
+	uint64_t leaks_fixed;
+	uint64_t clusters, allocated;
+	void (*report)(void *ctx, const char *line);
+	void *ctx;
+};
+/* Check the image's own metadata; fix_leaks lowers leaked refcounts (the image opened
+ * PM_IMG_WRITABLE) and res then says what is left. -ENOTSUP for a format without a check (qcow2 has
+ * one). Memory: 4 bytes per cluster of the file. */
+int pm_image_check(struct pm_image *img, bool fix_leaks, struct pm_image_check *res);
+/* A new image file (qemu-img create): FORMAT at PATH, virtual size o->size (0: the backing file's),
+ * over o->backing (NULL: blank; a relative name is relative to PATH's folder) of format
+ * o->backing_fmt (NULL: detected). An existing file is replaced. -ENOTSUP for formats without it. */
+struct pm_image_create_opts {
+	uint64_t size;
+	const char *backing;
+	const char *backing_fmt;
+	uint32_t cluster_size;    /* 0: the format's default (qcow2: 64 KiB) */
+};
+int pm_image_create(const char *path, const char *format, const struct pm_image_create_opts *o,
+		    struct pm_image_diag *diag);
+/* The exit status of an applet refused an image because another process holds its lock (-EBUSY from
+ * pm_image_open_flags with PM_IMG_WRITABLE: qemu, or another partmap, writes it). */
+#define PM_EXIT_LOCKED 3
 
 /* Extents of the virtual disk, for sparse copies: from off, how many bytes (at most max) are all
  * PM_IMG_DATA or all PM_IMG_ZERO (reads as zeros without reading data). Returns the kind or -errno. */

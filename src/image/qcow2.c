@@ -2,55 +2,12 @@
 /* qcow2 v2 and v3 (qemu's docs/interop/qcow2.rst): two-level cluster tables, deflate and zstd
  * compressed clusters, zero clusters, extended L2 entries (subclusters), an external data file,
  * backing files. Big-endian. Refcounts, snapshots and bitmaps play no part in reading. */
-#include "format.h"
+#include "qcow2.h"
 #include "../util.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-
-#define QCOW2_MAGIC 0x514649fbu          /* "QFI\xfb" */
-#define QCOW2_MIN_CLUSTER_BITS 9
-#define QCOW2_MAX_CLUSTER_BITS 21
-#define QCOW2_MAX_L1_BYTES (32u << 20)    /* qemu's limit on the L1 table */
-#define QCOW2_MAX_BACKING_NAME 1023
-
-#define INCOMPAT_DIRTY 0x1u
-#define INCOMPAT_CORRUPT 0x2u
-#define INCOMPAT_DATA_FILE 0x4u
-#define INCOMPAT_COMPRESSION 0x8u
-#define INCOMPAT_EXTL2 0x10u
-#define INCOMPAT_KNOWN 0x1fu
-#define AUTOCLEAR_DATA_FILE_RAW 0x2u
-
-#define EXT_END 0
-#define EXT_BACKING_FORMAT 0xe2792acau
-#define EXT_FEATURE_NAMES 0x6803f857u
-#define EXT_DATA_FILE 0x44415441u
-
-#define ENTRY_OFFSET_MASK 0x00fffffffffffe00ull
-#define ENTRY_COMPRESSED (1ull << 62)
-#define ENTRY_COPIED (1ull << 63)
-#define ENTRY_ZERO 1ull
-
-#define FID_IMAGE 0
-#define FID_DATA 1
-
-struct qcow2 {
-	unsigned cluster_bits;
-	uint64_t cluster_size;
-	unsigned l2_bits;          /* log2 of the entries per L2 table */
-	unsigned entry_size;       /* 8, or 16 with extended L2 */
-	bool ext_l2, zstd, data_file;
-	uint64_t sub_size;         /* subcluster size (extended L2) */
-	uint64_t l1_off;
-	uint32_t l1_size;
-	unsigned csize_shift;
-	uint64_t csize_mask;
-	int data_fd;               /* the external data file, or the image */
-	uint64_t data_size;
-	char *data_path;
-};
 
 static int qcow2_probe(const uint8_t *head, size_t n, const uint8_t *tail, uint64_t fsize)
 {
@@ -81,7 +38,7 @@ static int qcow2_decode(struct pm_image *img, const struct pm_img_piece *pc, uin
 }
 
 /* What lies at guest offset off, and how many bytes from off (at most max) share it. */
-static int qcow2_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_img_piece *pc)
+int pm_qcow2_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_img_piece *pc)
 {
 	struct qcow2 *q = img->priv;
 	uint64_t in_cluster = off & (q->cluster_size - 1);
@@ -183,6 +140,9 @@ static int qcow2_open(struct pm_image *img)
 	img->priv = q;
 	q->data_fd = img->fd;
 	q->data_size = img->file_size;
+	if (pthread_mutex_init(&q->wlock, NULL))
+		return -ENOMEM;
+	q->wlock_init = true;
 	if (img->file_size < 72 || pm_img_pread(img->fd, img->file_size, 0, h, img->file_size < sizeof(h) ? 72 : sizeof(h)) < 0)
 		return pm_img_fail(img, -EINVAL, "%s: qcow2 header cut short", img->path);
 	if (get_be32(h) != QCOW2_MAGIC)
@@ -195,8 +155,8 @@ static int qcow2_open(struct pm_image *img)
 	uint32_t crypt = get_be32(h + 32);
 	q->l1_size = get_be32(h + 36);
 	q->l1_off = get_be64(h + 40);
-	uint64_t incompat = 0, autoclear = 0;
-	uint32_t header_len = 72;
+	uint64_t incompat = 0, autoclear = 0, compat = 0;
+	uint32_t header_len = 72, refcount_order = 4;
 	uint8_t compression = 0;
 
 	if (version != 2 && version != 3)
@@ -208,8 +168,10 @@ static int qcow2_open(struct pm_image *img)
 	if (version == 3) {
 		if (img->file_size < 104)
 			return pm_img_fail(img, -EINVAL, "%s: qcow2 v3 header cut short", img->path);
-		incompat = get_be64(h + 72);
-		autoclear = get_be64(h + 88);
+		incompat = get_be64(h + HDR_INCOMPAT);
+		compat = get_be64(h + HDR_COMPAT);
+		autoclear = get_be64(h + HDR_AUTOCLEAR);
+		refcount_order = get_be32(h + HDR_REFCOUNT_ORDER);
 		header_len = get_be32(h + 100);
 		if (header_len < 104 || header_len > q->cluster_size || header_len > img->file_size)
 			return pm_img_fail(img, -EINVAL, "%s: qcow2 header length %u out of range", img->path, header_len);
@@ -249,6 +211,8 @@ static int qcow2_open(struct pm_image *img)
 		} else if (type == EXT_FEATURE_NAMES) {
 			names_off = pos + 8;
 			names_len = elen;
+		} else if (type == EXT_BITMAPS && elen >= 24) {
+			q->bitmaps_ext = pos + 8;
 		}
 		pos += 8 + ((elen + 7ull) & ~7ull);
 	}
@@ -267,6 +231,32 @@ static int qcow2_open(struct pm_image *img)
 		return pm_img_fail(img, -ENOTSUP, "%s: qcow2 encryption method %u is unknown", img->path, crypt);
 	if (incompat & INCOMPAT_CORRUPT)
 		pm_img_warn(img, "%s: qcow2 image is marked corrupt; reading it anyway", img->path);
+	if (refcount_order > 6)
+		return pm_img_fail(img, -EINVAL, "%s: qcow2 refcount order %u out of range (0 to 6)", img->path,
+				   refcount_order);
+	q->version = version;
+	q->refcount_order = refcount_order;
+	q->reftable_off = get_be64(h + HDR_REFTABLE_OFFSET);
+	q->reftable_clusters = get_be32(h + HDR_REFTABLE_CLUSTERS);
+	q->nb_snapshots = get_be32(h + HDR_NB_SNAPSHOTS);
+	q->snapshots_off = get_be64(h + HDR_SNAPSHOTS_OFFSET);
+	q->incompat = incompat;
+	q->compat = compat;
+	q->autoclear = autoclear;
+	/* why partmap will not write it (it is still read): the reason, named */
+	if (incompat & INCOMPAT_CORRUPT)
+		img->ro_reason = "qcow2 image is marked corrupt ('qemu-img check -r all' repairs it)";
+	else if (incompat & INCOMPAT_DIRTY)
+		img->ro_reason = "qcow2 image is dirty: lazy refcounts not written back ('qemu-img check -r all' repairs it)";
+	else if (autoclear & ~(uint64_t)AUTOCLEAR_KNOWN)
+		img->ro_reason = "qcow2 image has autoclear feature bits unknown to partmap";
+	else if ((incompat & INCOMPAT_DATA_FILE) && !(autoclear & AUTOCLEAR_DATA_FILE_RAW))
+		img->ro_reason = "qcow2 image with an external data file that is not raw: partmap does not write those";
+	else if (q->nb_snapshots)
+		img->ro_reason = "qcow2 image has internal snapshots: partmap does not write those";
+	else if (q->reftable_clusters == 0 || (q->reftable_off & ((1ull << q->cluster_bits) - 1)) ||
+		 (uint64_t)q->reftable_clusters << q->cluster_bits > QCOW2_MAX_REFTABLE_BYTES)
+		img->ro_reason = "qcow2 refcount table is invalid";
 	if (incompat & INCOMPAT_COMPRESSION) {
 		if (compression > 1)
 			return pm_img_fail(img, -ENOTSUP, "%s: qcow2 compression type %u is unknown", img->path, compression);
@@ -345,6 +335,9 @@ static void qcow2_close(struct pm_image *img)
 {
 	struct qcow2 *q = img->priv;
 
+	pm_qcow2_write_free(q);
+	if (q->wlock_init)
+		pthread_mutex_destroy(&q->wlock);
 	if (q->data_fd >= 0 && q->data_fd != img->fd)
 		close(q->data_fd);
 	free(q->data_path);
@@ -356,7 +349,12 @@ const struct pm_image_fmt pm_fmt_qcow2 = {
 	.name = "qcow2",
 	.probe = qcow2_probe,
 	.open = qcow2_open,
-	.map = qcow2_map,
+	.map = pm_qcow2_map,
 	.close = qcow2_close,
 	.sync = qcow2_sync,
+	.write = pm_qcow2_write,
+	.flush = pm_qcow2_flush,
+	.discard = pm_qcow2_discard,
+	.check = pm_qcow2_check,
+	.create = pm_qcow2_create,
 };
