@@ -176,7 +176,13 @@ static int h_update(void *arg, unsigned id, dev_t dev, uint64_t bytes, bool read
 	if (!df)
 		return -ENOENT;
 	df->v.read_only = read_only;
-	/* the loop device reads its file's new size */
+	/* the loop device reads its file's new size: older kernels (6.1) take the inode's cached size
+	 * without asking FUSE, so a stat (attributes are never cached here) refreshes it first */
+	char path[128];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%u", PM_UDM_MOUNT, id);
+	if (stat(path, &st) < 0)
+		return -errno;
 	if ((r = pm_loop_set_sizelimit(df->loop, UINT64_MAX)) < 0)
 		return r;
 	int fd = pm_loop_open(df->loop, O_RDONLY);
