@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #define IDLE_EXIT_MS 5000 /* no device and no client this long: exit */
+#define DM_READ_AHEAD_SECTORS 256 /* a new DM device's read-ahead */
 
 struct devfile {
 	struct pm_vdev v;
@@ -149,6 +150,13 @@ static int h_add(void *arg, unsigned id, const char *name, dev_t *dev)
 		return r;
 	}
 	df->loop = r;
+	/* a new device reads ahead as a new DM device does (256 sectors), whatever a user set on the
+	 * loop device before it was free */
+	int lfd = pm_loop_open(df->loop, O_RDONLY);
+	if (lfd >= 0) {
+		ioctl(lfd, BLKRASET, (unsigned long)DM_READ_AHEAD_SECTORS);
+		close(lfd);
+	}
 	pthread_mutex_lock(&s->lock);
 	r = pm_grow(&s->files, s->nfiles + 1, &s->cap, sizeof(*s->files));
 	if (r >= 0)

@@ -928,8 +928,9 @@ static int cmd_deps(struct pm_udm *u, struct dm_ioctl *io)
 		return 0;
 	}
 	memcpy(p, &deps, sizeof(deps));
+	/* the kernel lists a table's devices newest first (each one added at the head of its list) */
 	for (uint32_t i = 0; i < deps.count; i++) {
-		uint64_t v = pm_dev_encode(tb->src[i]->dev);
+		uint64_t v = pm_dev_encode(tb->src[deps.count - 1 - i]->dev);
 		memcpy(p + sizeof(deps) + i * sizeof(v), &v, sizeof(v));
 	}
 	return 0;

@@ -149,7 +149,7 @@ walk() { # walk "DMSETUP COMMAND"
 
 T=$TMP/debian.txt; TOOL=debian; walk dmsetup
 T=$TMP/partmap.txt; TOOL=partmap; walk "$PARTMAP dmsetup"
-norm() { sed -E 's/\b254([:, ]+)[0-9]+/254\1N/g; s/^(Event number: +)[0-9]+/\1N/; s/^(\S+ +254 +)[0-9]+/\1N/'; }
+norm() { sed -E 's/\b254([:, ]+)[0-9]+/254\1N/g; s/^(Event number: +)[0-9]+/\1N/; s/^(\S+ +254 +)[0-9]+/\1N/; s/\| 254 \| [0-9]+ \|/| 254 | N |/g'; }
 same "$(norm <"$TMP/partmap.txt")" "$(norm <"$TMP/debian.txt")" "every output and exit status as Debian's dmsetup ($(grep -c '^\$' "$TMP/debian.txt") commands)"
 # the same walk with the device mapper in userspace (the kernel's left alone): its devices are loop
 # devices, numbered after the test's own three; compared once those numbers read as the kernel's
@@ -158,7 +158,10 @@ T=$TMP/user.txt; TOOL=user; walk "$PARTMAP dmsetup"
 unset PARTMAP_DM
 lmax=0; for l in "$L1" "$L2" "$L3"; do m=$(( 0x$(stat -c %T "$l") )); [ $m -gt $lmax ] && lmax=$m; done
 served=$(seq -s '|' $((lmax + 1)) 255)
-norm_user() { sed -E "s/\b7([:, ]+)($served)\b/254\1N/g; s/^(\S+ +)7( +)[0-9]+ /\1254\2N /; s/^(Major, minor: +)7, /\1254, /" | norm; }
+norm_user() {
+	sed -E "s/\b7([:, ]+)($served)\b/254\1N/g; s/^(\S+ +)  7( +)[0-9]+ /\1254\2N /; s/^  7( +)[0-9]+ /254\1N /;
+		s/^(Major, minor: +)7, /\1254, /; s/\| 7 \| [0-9]+ \|/| 254 | N |/g" | norm
+}
 same "$(norm_user <"$TMP/user.txt")" "$(norm <"$TMP/debian.txt")" "PARTMAP_DM=user: every output and exit status as Debian's dmsetup with the kernel's"
 is "$(pgrep -f 'partmap serve dm')" "" "PARTMAP_DM=user: no server left after the walk"
 # numbers are read strictly: a bad sector or event number is refused (Debian's dmsetup reads
