@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark of kpartx -l: partmap against Debian's kpartx -l and util-linux partx --show, side by side
-# in one run, on the same images; prints mean times and ratios, and the bytes each tool reads
+# in one run, on the same images; prints median times (robust to the outliers of a shared machine)
+# and their ratios, and the bytes each tool reads
 # (counted under strace). The same hyperfine run also times a statically linked C program that does
 # nothing: the floor of exec on the machine, against which partmap's time is given as pm/floor.
 # Needs root for Debian kpartx (it attaches a loop device to list an image).
@@ -17,6 +18,9 @@ trap 'rm -rf "$t"' EXIT
 # the floor: exec of a static program that returns at once (glibc's static start-up included)
 printf 'int main(void) { return 0; }\n' >"$t/nop.c"
 cc -O2 -static -o "$t/nop" "$t/nop.c"
+# it runs just before and just after partmap in each hyperfine run (hyperfine runs one command's runs
+# in a block, and the load of a shared machine drifts): the floor is the mean of the two medians
+floor_pm_rest='[.results[].median * 1000] | [(.[0] + .[2]) / 2, .[1]] + .[3:] | @tsv'
 
 # GPT with 128 entries
 truncate -s 1G "$t/gpt128.img"
@@ -45,8 +49,8 @@ printf '%-14s %12s %12s %12s %12s %10s %10s %9s %16s\n' image partmap kpartx par
 for img in gpt128 dos60 sparse1t; do
 	f=$t/$img.img
 	hyperfine -N -w 3 -r "$RUNS" --export-json "$t/h.json" \
-		"$t/nop" "$PARTMAP kpartx -l $f" "kpartx -l $f" "partx --show $f" >/dev/null 2>&1
-	read -r nop pm kp px < <(jq -r '[.results[].mean] | map(. * 1000) | @tsv' "$t/h.json")
+		"$t/nop" "$PARTMAP kpartx -l $f" "$t/nop again" "kpartx -l $f" "partx --show $f" >/dev/null 2>&1
+	read -r nop pm kp px < <(jq -r "$floor_pm_rest" "$t/h.json")
 	# bytes read from the image or a loop device over it, by following the fds opened on them
 	bytes() {
 		strace -e trace=openat,open,close,read,pread64 -o "$t/st" "$@" >/dev/null 2>&1 || true
@@ -73,7 +77,8 @@ added=$(perl -e 'open(my $c, "+<", "/dev/loop-control") or exit; my @a;
 	print "@a"')
 trap 'perl -e '"'"'open(my $c, "+<", "/dev/loop-control"); ioctl($c, 0x4C81, $_ + 0) for @ARGV'"'"' $added; rm -rf "$t"' EXIT
 f=$t/gpt128.img
-hyperfine -N -w 3 -r "$RUNS" --export-json "$t/h.json" "$t/nop" "$PARTMAP kpartx -l $f" "partx --show $f" >/dev/null 2>&1
-read -r nop pm px < <(jq -r '[.results[].mean] | map(. * 1000) | @tsv' "$t/h.json")
+hyperfine -N -w 3 -r "$RUNS" --export-json "$t/h.json" "$t/nop" "$PARTMAP kpartx -l $f" "$t/nop again" \
+	"partx --show $f" >/dev/null 2>&1
+read -r nop pm px < <(jq -r "$floor_pm_rest" "$t/h.json")
 printf '%-14s %10.2fms %10s %10.2fms %10.2fms %9s %9.1fx %8.2fx   (%d loop devices present)\n' "gpt128+200lo" "$pm" "-" \
 	"$px" "$nop" "-" "$(echo "$px / $pm" | bc -l)" "$(echo "$pm / $nop" | bc -l)" "$(ls /sys/block | grep -c '^loop')"
