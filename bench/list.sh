@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
 # Benchmark of kpartx -l: partmap against Debian's kpartx -l and util-linux partx --show, side by side
-# in one run, on the same images; prints mean times and ratios, and the bytes each tool reads
-# (counted under strace). Needs root for Debian kpartx (it attaches a loop device to list an image).
+# in one run, on the same images; prints median times (robust to the outliers of a shared machine)
+# and their ratios, and the bytes each tool reads
+# (counted under strace). The same hyperfine run also times a statically linked C program that does
+# nothing: the floor of exec on the machine, against which partmap's time is given as pm/floor.
+# Needs root for Debian kpartx (it attaches a loop device to list an image).
 #   bench/list.sh [build/partmap]
 set -euo pipefail
 PARTMAP=$(readlink -f "${1:-build/partmap}")
 RUNS=${RUNS:-30}
 export PATH=$PATH:/usr/sbin:/sbin
-for c in hyperfine jq strace kpartx partx sfdisk sgdisk; do
+for c in hyperfine jq strace kpartx partx sfdisk sgdisk cc; do
 	command -v $c >/dev/null || { echo "bench/list.sh: $c is missing (make deps)" >&2; exit 1; }
 done
 t=$(mktemp -d)
 trap 'rm -rf "$t"' EXIT
+# the floor: exec of a static program that returns at once (glibc's static start-up included)
+printf 'int main(void) { return 0; }\n' >"$t/nop.c"
+cc -O2 -static -o "$t/nop" "$t/nop.c"
+# it runs just before and just after partmap in each hyperfine run (hyperfine runs one command's runs
+# in a block, and the load of a shared machine drifts): the floor is the mean of the two medians
+floor_pm_rest='[.results[].median * 1000] | [(.[0] + .[2]) / 2, .[1]] + .[3:] | @tsv'
 
 # GPT with 128 entries
 truncate -s 1G "$t/gpt128.img"
@@ -35,12 +44,13 @@ perl -e '
 truncate -s 1T "$t/sparse1t.img"
 sgdisk -n 1:0:+100G -n 2:0:+500G -n 3:0:0 "$t/sparse1t.img" >/dev/null
 
-printf '%-14s %12s %12s %12s %10s %10s %16s\n' image partmap kpartx partx "kpartx/pm" "partx/pm" "bytes pm/kp/px"
+printf '%-14s %12s %12s %12s %12s %10s %10s %9s %16s\n' image partmap kpartx partx floor "kpartx/pm" "partx/pm" \
+	"pm/floor" "bytes pm/kp/px"
 for img in gpt128 dos60 sparse1t; do
 	f=$t/$img.img
 	hyperfine -N -w 3 -r "$RUNS" --export-json "$t/h.json" \
-		"$PARTMAP kpartx -l $f" "kpartx -l $f" "partx --show $f" >/dev/null 2>&1
-	read -r pm kp px < <(jq -r '[.results[].mean] | map(. * 1000) | @tsv' "$t/h.json")
+		"$t/nop" "$PARTMAP kpartx -l $f" "$t/nop again" "kpartx -l $f" "partx --show $f" >/dev/null 2>&1
+	read -r nop pm kp px < <(jq -r "$floor_pm_rest" "$t/h.json")
 	# bytes read from the image or a loop device over it, by following the fds opened on them
 	bytes() {
 		strace -e trace=openat,open,close,read,pread64 -o "$t/st" "$@" >/dev/null 2>&1 || true
@@ -53,10 +63,11 @@ for img in gpt128 dos60 sparse1t; do
 	bpm=$(bytes "$PARTMAP" kpartx -l "$f")
 	bkp=$(bytes kpartx -l "$f")
 	bpx=$(bytes partx --show "$f")
-	printf '%-14s %10.2fms %10.2fms %10.2fms %9.1fx %9.1fx %16s\n' "$img" "$pm" "$kp" "$px" \
-		"$(echo "$kp / $pm" | bc -l)" "$(echo "$px / $pm" | bc -l)" "$bpm/$bkp/$bpx"
+	printf '%-14s %10.2fms %10.2fms %10.2fms %10.2fms %9.1fx %9.1fx %8.2fx %16s\n' "$img" "$pm" "$kp" "$px" "$nop" \
+		"$(echo "$kp / $pm" | bc -l)" "$(echo "$px / $pm" | bc -l)" "$(echo "$pm / $nop" | bc -l)" "$bpm/$bkp/$bpx"
 done
-echo "ratios: how many times longer the other tool takes than partmap (target: kpartx/pm >= 10, partx/pm >= 1)"
+echo "ratios: how many times longer the other tool takes than partmap (target: kpartx/pm >= 10, partx/pm >= 1);"
+echo "pm/floor: partmap's time over the do-nothing static program's (target: <= 1.5)"
 echo "bytes: read from the image (or the loop device kpartx attaches to it) by partmap / kpartx / partx"
 
 # -l with 200 more unbound loop devices present (the loop backend's runs once left them behind):
@@ -66,7 +77,8 @@ added=$(perl -e 'open(my $c, "+<", "/dev/loop-control") or exit; my @a;
 	print "@a"')
 trap 'perl -e '"'"'open(my $c, "+<", "/dev/loop-control"); ioctl($c, 0x4C81, $_ + 0) for @ARGV'"'"' $added; rm -rf "$t"' EXIT
 f=$t/gpt128.img
-hyperfine -N -w 3 -r "$RUNS" --export-json "$t/h.json" "$PARTMAP kpartx -l $f" "partx --show $f" >/dev/null 2>&1
-read -r pm px < <(jq -r '[.results[].mean] | map(. * 1000) | @tsv' "$t/h.json")
-printf '%-14s %10.2fms %10s %10.2fms %9s %9.1fx   (%d loop devices present)\n' "gpt128+200lo" "$pm" "-" "$px" "-" \
-	"$(echo "$px / $pm" | bc -l)" "$(ls /sys/block | grep -c '^loop')"
+hyperfine -N -w 3 -r "$RUNS" --export-json "$t/h.json" "$t/nop" "$PARTMAP kpartx -l $f" "$t/nop again" \
+	"partx --show $f" >/dev/null 2>&1
+read -r nop pm px < <(jq -r "$floor_pm_rest" "$t/h.json")
+printf '%-14s %10.2fms %10s %10.2fms %10.2fms %9s %9.1fx %8.2fx   (%d loop devices present)\n' "gpt128+200lo" "$pm" "-" \
+	"$px" "$nop" "-" "$(echo "$px / $pm" | bc -l)" "$(echo "$pm / $nop" | bc -l)" "$(ls /sys/block | grep -c '^loop')"

@@ -5,11 +5,19 @@
 # sequential (dd bs=1M) and 4 KiB random reads (fio, libaio, depth 16), side by side in one run.
 # Ratios: partmap against qemu-storage-daemon, and against raw. Also the servers' peak memory
 # (VmHWM), and `partmap fuse`'s partition file read sequentially against the same bytes of
-# qemu-storage-daemon's file. Needs root (loop devices, mounts); runs in a private mount namespace.
+# qemu-storage-daemon's file. Then cold and warm sequential reads: the page cache dropped
+# (echo 3 > /proc/sys/vm/drop_caches) before each cold read, the same read again for the warm one,
+# the plain qcow2's partition served by kpartx -a against a loop device on the raw conversion, REPS
+# rounds taking turns; prints the median ratios. Needs root (loop devices, mounts, drop_caches); runs
+# in a private mount namespace. The images live in SERVE_DIR (default /var/tmp: a disk; /dev/shm puts
+# them in memory, so that the cold figures measure the serving, not the disk). PARTS=coldwarm runs only
+# the cold/warm part.
 #   bench/serve.sh [build/partmap]
 set -euo pipefail
 PARTMAP=$(readlink -f "${1:-build/partmap}")
 SECS=${SECS:-8}
+REPS=${REPS:-5}
+PARTS=${PARTS:-table,coldwarm}
 export PATH=$PATH:/usr/sbin:/sbin
 for c in qemu-img qemu-storage-daemon fio sfdisk losetup; do
 	command -v $c >/dev/null || { echo "bench/serve.sh: $c is missing (make deps)" >&2; exit 1; }
@@ -18,9 +26,17 @@ if [ -z "${PARTMAP_IN_NS:-}" ]; then
 	PARTMAP_IN_NS=1 exec unshare -m --propagation private bash "$0" "$@"
 fi
 mkdir -p /dev/mapper && mount -t tmpfs bench /dev/mapper
-t=$(mktemp -d /var/tmp/partmap-serve.XXXXXX)
+t=$(mktemp -d "${SERVE_DIR:-/var/tmp}/partmap-serve.XXXXXX")
+served() { # the folder partmap serves an image of ours in (named after its device and inode)
+	stat -c "/run/partmap/image-%Hd:%Ld-%i/" "$1"
+}
 cleanup() {
-	for l in $(losetup -n -O NAME,BACK-FILE | awk -v t="$t" '$2 ~ "^/run/partmap/" || index($2, t) == 1 {print $1}'); do
+	local ours="" f
+	for f in $t/*.qcow2 $t/*.vmdk; do [ -e "$f" ] && ours="$ours $(served "$f")"; done
+	# loop devices on our images and on their servers' files only: other runs' are left alone
+	for l in $(losetup -n -O NAME,BACK-FILE | awk -v t="$t" -v ours="$ours" '
+		{ n = split(ours, o, " "); for (i = 1; i <= n; i++) if (index($2, o[i]) == 1) { print $1; next } }
+		index($2, t) == 1 { print $1 }'); do
 		partx -d "$l" 2>/dev/null; losetup -d "$l" 2>/dev/null
 	done
 	pkill -f "qemu-storage-daemon.*$t" 2>/dev/null || true
@@ -53,6 +69,7 @@ rand_read() { # IOPS of 4 KiB random reads
 }
 hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 
+if [[ ,$PARTS, == *,table,* ]]; then
 # raw: a loop device at the partition's offset
 raw_loop=$(losetup -r -f --show -o $((P1 * 512)) --sizelimit $((P1SZ * 512)) "$t/disk.raw")
 raw_seq=$(seq_read "$raw_loop"); raw_rand=$(rand_read "$raw_loop")
@@ -97,3 +114,28 @@ for img in plain.qcow2 zstd.qcow2 sparse.vmdk; do
 	printf '%-12s %-10s %10.0f MB/s as a file; qsd file %0.f MB/s (%.2fx)\n' "$img" "pm fuse" "$p_file" "$q_file" \
 		"$(echo "$p_file / $q_file" | bc -l)"
 done
+fi
+
+# cold and warm sequential reads, REPS rounds: raw loop, then the plain qcow2 served by kpartx -a
+if [[ ,$PARTS, == *,coldwarm,* ]]; then
+	drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+	: >"$t/cw"
+	for r in $(seq 1 "$REPS"); do
+		raw_loop=$(losetup -r -f --show -o $((P1 * 512)) --sizelimit $((P1SZ * 512)) "$t/disk.raw")
+		drop; rc=$(seq_read "$raw_loop"); rw=$(seq_read "$raw_loop")
+		losetup -d "$raw_loop"
+		"$PARTMAP" kpartx -a "$t/plain.qcow2" 2>/dev/null
+		dev=$(readlink -f /dev/mapper/loop*p1 | head -1)
+		drop; pc=$(seq_read "$dev"); pw=$(seq_read "$dev")
+		"$PARTMAP" kpartx -d "$t/plain.qcow2" >/dev/null
+		echo "$rc $rw $pc $pw" >>"$t/cw"
+		printf 'round %d: raw %.0f / %.0f MB/s, kpartx -a %.0f / %.0f MB/s (cold / warm)\n' "$r" "$rc" "$rw" "$pc" "$pw"
+	done
+	median() { sort -g | awk '{a[NR] = $1} END {print NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+	col() { awk '{print '"$1"'}' "$t/cw" | median; }
+	printf '\nsequential reads of plain.qcow2 p1 (dd bs=1M iflag=direct), medians of %d rounds:\n' "$REPS"
+	printf '%-6s %12s %12s %12s\n' "" "raw loop" "kpartx -a" "ratio"
+	printf '%-6s %8.0f MB/s %7.0f MB/s %11.2fx\n' cold "$(col '$1')" "$(col '$3')" "$(col '$3 / $1')"
+	printf '%-6s %8.0f MB/s %7.0f MB/s %11.2fx\n' warm "$(col '$2')" "$(col '$4')" "$(col '$4 / $2')"
+	echo "ratio: the median of each round's partmap / raw (target: cold >= 0.5; warm as before)"
+fi

@@ -135,29 +135,30 @@ static int cached_read(struct pm_disk *d, uint64_t off, void *buf, size_t len)
 	if (send > d->size)
 		send = d->size;
 	if (!d->cache) {
-		d->cache = calloc(PM_CACHE_SLOTS, sizeof(*d->cache));
+		d->cache = malloc((size_t)PM_CACHE_SLOTS * PM_CACHE_MAX);
 		if (!d->cache)
 			return raw_read(d, off, buf, len);
 	}
 	for (unsigned i = 0; i < PM_CACHE_SLOTS; i++) {
-		if (d->cache[i].len && d->cache[i].off <= off && off + len <= d->cache[i].off + d->cache[i].len) {
-			d->cache[i].stamp = ++d->clock;
-			memcpy(buf, d->cache[i].data + (off - d->cache[i].off), len);
+		if (d->slot[i].len && d->slot[i].off <= off && off + len <= d->slot[i].off + d->slot[i].len) {
+			d->slot[i].stamp = ++d->clock;
+			memcpy(buf, d->cache + (size_t)i * PM_CACHE_MAX + (off - d->slot[i].off), len);
 			return 0;
 		}
-		if (d->cache[i].stamp < d->cache[victim].stamp)
+		if (d->slot[i].stamp < d->slot[victim].stamp)
 			victim = i;
 	}
 	if (send - soff > PM_CACHE_MAX)
 		return raw_read(d, off, buf, len);
-	d->cache[victim].len = 0;
-	r = raw_read(d, soff, d->cache[victim].data, (size_t)(send - soff));
+	uint8_t *data = d->cache + (size_t)victim * PM_CACHE_MAX;
+	d->slot[victim].len = 0;
+	r = raw_read(d, soff, data, (size_t)(send - soff));
 	if (r < 0)
 		return r;
-	d->cache[victim].off = soff;
-	d->cache[victim].len = (size_t)(send - soff);
-	d->cache[victim].stamp = ++d->clock;
-	memcpy(buf, d->cache[victim].data + (off - soff), len);
+	d->slot[victim].off = soff;
+	d->slot[victim].len = (size_t)(send - soff);
+	d->slot[victim].stamp = ++d->clock;
+	memcpy(buf, data + (off - soff), len);
 	return 0;
 }
 

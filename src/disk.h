@@ -33,8 +33,10 @@ struct pm_disk {
 		uint64_t off;    /* byte offset, a multiple of 512 */
 		size_t len;      /* 0 = empty */
 		uint64_t stamp;
-		uint8_t data[PM_CACHE_MAX];
-	} *cache;
+	} slot[PM_CACHE_SLOTS];
+	/* slot i's bytes at cache[i * PM_CACHE_MAX]; allocated at the first read, not cleared, so that a
+	 * short run (kpartx -l) touches only the pages of the slots it fills */
+	uint8_t *cache;
 	uint64_t clock;
 };
 

@@ -29,8 +29,9 @@ void pm_serve_disk(const char *dir, char *buf, size_t len)
 	snprintf(buf, len, "%s/disk", dir);
 }
 
-/* Is a FUSE file system of partmap's mounted on dir (mountinfo's mount point, with octal escapes)? */
-static bool mounted_on(const char *dir)
+/* Is a FUSE file system of partmap's mounted on dir (mountinfo's mount point, with octal escapes)?
+ * Its device number in *dev when it is (dev may be NULL). */
+static bool mounted_on(const char *dir, dev_t *dev)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	char line[PATH_MAX * 2 + 256];
@@ -40,23 +41,31 @@ static bool mounted_on(const char *dir)
 		return false;
 	while (!found && fgets(line, sizeof(line), f)) {
 		char mp[PATH_MAX], fstype[64], src[PATH_MAX];
+		unsigned maj, min;
 		const char *dash = strstr(line, " - ");
 		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT ... - FSTYPE SOURCE OPTIONS */
-		if (!dash || sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1 ||
+		if (!dash || sscanf(line, "%*s %*s %u:%u %*s %4095s", &maj, &min, mp) != 3 ||
 		    sscanf(dash + 3, "%63s %4095s", fstype, src) != 2)
 			continue;
 		found = !strcmp(mp, dir) && !strcmp(fstype, "fuse.partmap") &&
 			!strncmp(src, PM_SERVE_FSNAME_PREFIX, strlen(PM_SERVE_FSNAME_PREFIX));
+		if (found && dev)
+			*dev = makedev(maj, min);
 	}
 	fclose(f);
 	return found;
+}
+
+int pm_serve_mount_dev(const char *dir, dev_t *dev)
+{
+	return mounted_on(dir, dev) ? 0 : -ENOENT;
 }
 
 enum pm_serve_state pm_serve_state(const char *dir)
 {
 	char disk[PATH_MAX];
 
-	if (!mounted_on(dir))
+	if (!mounted_on(dir, NULL))
 		return PM_SERVE_NONE;
 	pm_serve_disk(dir, disk, sizeof(disk));
 	/* a server killed leaves its mount: "Transport endpoint is not connected". An open asks the
@@ -121,7 +130,7 @@ int pm_serve_start(const char *exe, const char *image, const char *dir, const ch
 
 int pm_serve_stop(const char *dir)
 {
-	if (mounted_on(dir) && umount2(dir, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
+	if (mounted_on(dir, NULL) && umount2(dir, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
 		return -errno;
 	if (rmdir(dir) < 0 && errno != ENOENT)
 		return -errno;
