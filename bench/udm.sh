@@ -35,8 +35,10 @@ done
 L1=${loops[0]} L2=${loops[1]}
 S=$(blockdev --getsz "$L1")
 
-seqread() { sync; echo 3 >/proc/sys/vm/drop_caches; dd if="$1" of=/dev/null bs=1M count=$MB iflag=direct 2>&1 | awk '/copied/ {print $(NF-1)}'; }
-seqwrite() { dd if=/dev/zero of="$1" bs=1M count=$MB oflag=direct 2>&1 | awk '/copied/ {print $(NF-1)}'; }
+# dd's rate in MB/s, whatever unit it chose
+rate() { awk '/copied/ { v = $(NF-1); u = $NF; if (u == "GB/s") v *= 1000; else if (u == "kB/s") v /= 1000; printf "%.0f", v }'; }
+seqread() { sync; echo 3 >/proc/sys/vm/drop_caches; dd if="$1" of=/dev/null bs=1M count=$MB iflag=direct 2>&1 | rate; }
+seqwrite() { dd if=/dev/zero of="$1" bs=1M count=$MB oflag=direct 2>&1 | rate; }
 randread() {
 	fio --name=r --filename="$1" --rw=randread --bs=4k --iodepth=16 --ioengine=libaio --direct=1 --size=${MB}M \
 		--time_based --runtime=$SECS --output-format=terse --terse-version=3 2>/dev/null | awk -F';' '{print $8}'
@@ -53,7 +55,7 @@ row() { # row NAME DEV BASE-DEV
 
 echo "0 $S linear $L1 0" | dms create blin
 echo "0 $((S * 2 / 256 * 256)) striped 2 128 $L1 0 $L2 0" | dms create bstr
-echo "units: GB/s (dd) and IOPS (fio); served device vs the reference, ${MB} MiB, caches dropped"
+echo "units: MB/s (dd) and IOPS (fio); served device vs the reference, ${MB} MiB, caches dropped"
 row "linear over loop vs loop" /dev/mapper/blin "$L1"
 dms remove blin
 # a reference for striping: the two loop devices read one after the other at the same total size

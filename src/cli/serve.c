@@ -141,7 +141,9 @@ static int h_add(void *arg, unsigned id, const char *name, dev_t *dev)
 		free(df);
 		return r;
 	}
-	struct pm_loop_cfg cfg = { .index = -1, .control_fd = -1, .tag = PM_UDM_LOOP_TAG };
+	/* direct I/O: a request reaches the server whole (up to FUSE's request size), where a buffered
+	 * loop device would read its file a page at a time */
+	struct pm_loop_cfg cfg = { .index = -1, .control_fd = -1, .tag = PM_UDM_LOOP_TAG, .direct_io = true };
 	r = pm_loop_attach(fd, &cfg, dev);
 	close(fd);
 	if (r < 0) {

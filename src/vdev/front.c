@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 
 #define FRONT_NAME_MAX 64
+#define FRONT_MAX_BACKGROUND 64
+#define FRONT_THREADS 16
 
 struct entry {
 	char name[FRONT_NAME_MAX];
@@ -267,7 +269,10 @@ static void *fr_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
 	struct pm_front *f = fuse_get_context()->private_data;
 
-	(void)conn;
+	/* many requests at once: a loop device in direct I/O mode sends its requests asynchronously,
+	 * and FUSE holds back those over max_background (12 by default) */
+	conn->max_background = FRONT_MAX_BACKGROUND;
+	conn->congestion_threshold = FRONT_MAX_BACKGROUND * 3 / 4;
 	cfg->use_ino = 1;
 	/* sizes change with tables: ask every time when the content may change under the page cache */
 	cfg->attr_timeout = f->cfg.direct_io ? 0 : 3600;
@@ -375,7 +380,7 @@ int pm_front_loop(struct pm_front *f)
 	if (!lc)
 		return -ENOMEM;
 	fuse_loop_cfg_set_clone_fd(lc, 0);
-	fuse_loop_cfg_set_max_threads(lc, 16);
+	fuse_loop_cfg_set_max_threads(lc, FRONT_THREADS);
 	r = fuse_loop_mt(f->fuse, lc);
 	fuse_loop_cfg_destroy(lc);
 	return r < 0 ? -EIO : 0;

@@ -94,15 +94,18 @@ static int rw_plain(int fd, bool wr, uint64_t off, uint8_t *p, size_t len)
 static int rw_bounce(struct fdev *f, bool wr, uint64_t off, uint8_t *p, size_t len)
 {
 	uint64_t a = f->align;
+	/* as big as the request needs (a page for a 4 KiB one), at most BOUNCE_MAX */
+	uint64_t need = (off + len + a - 1) / a * a - off / a * a;
+	size_t bsize = need < BOUNCE_MAX ? (size_t)need : BOUNCE_MAX;
 	void *bb;
 	int r = 0;
 
-	if (posix_memalign(&bb, 4096, BOUNCE_MAX))
+	if (posix_memalign(&bb, 4096, bsize))
 		return -ENOMEM;
 	while (len && r == 0) {
 		uint64_t start = off / a * a, end = (off + len + a - 1) / a * a;
-		if (end - start > BOUNCE_MAX)
-			end = start + BOUNCE_MAX;
+		if (end - start > bsize)
+			end = start + bsize;
 		size_t n = (size_t)(end - off < len ? end - off : len);
 		size_t blen = (size_t)(end - start);
 		if (!wr || start != off || (off + n) % a) {
