@@ -152,4 +152,23 @@ void pm_zstd_pool_free(struct pm_image *img);
 
 uint32_t pm_crc32c(uint32_t crc, const void *buf, size_t len);
 
+/* The write paths' helpers (write.c). A recursive mutex: the lock of a format's map() and write(). */
+int pm_img_lock_init(pthread_mutex_t *m);
+/* pwrite of all len bytes: 0 or -errno. */
+int pm_img_pwrite(int fd, uint64_t off, const void *buf, size_t len);
+/* [off, off+len) of fd made to read as zeros (a hole punched, else zeros written). */
+int pm_img_zero(int fd, uint64_t off, uint64_t len);
+/* The file grown to end bytes when shorter (*fsize follows). */
+int pm_img_extend(int fd, uint64_t *fsize, uint64_t end);
+/* After len bytes were written at off of file fid: the table cache's copies of them updated, so that
+ * no read is answered with the bytes from before. */
+void pm_img_table_written(struct pm_image *img, uint32_t fid, uint64_t off, const void *buf, size_t len);
+/* What lies below this layer at off (the backing file's bytes, zeros past its end or without one). */
+int pm_img_read_below(struct pm_image *img, uint64_t off, void *buf, size_t len);
+/* The virtual disk's bytes at off as they read now, zeros past its end. */
+int pm_img_read_current(struct pm_image *img, uint64_t off, void *buf, size_t len);
+/* Discard by punching holes in the data this layer maps the range to (reads then give zeros); the
+ * tables stay as they are. Call with the format's lock held. */
+int pm_img_punch_mapped(struct pm_image *img, uint64_t off, uint64_t len);
+
 #endif
