@@ -121,16 +121,20 @@ static void read_back(struct pm_image *img, const uint8_t *model, uint64_t size)
 
 /* Create NAME with qemu-img, write a pattern through partmap, read it back before and after reopening,
  * then let qemu-img judge: compare with the raw model (and check, where the format has it). */
-static void qemu_round(const char *fmt, const char *opts, const char *name, uint64_t size, unsigned writes, bool check)
+static void qemu_round(const char *fmt, const char *make, const char *name, uint64_t size, unsigned writes, bool check)
 {
 	struct pm_image *img = NULL;
 	struct pm_image_diag d;
 	uint8_t *model = calloc(1, size);
 
 	assert_non_null(model);
-	assert_int_equal(sh("rm -f %s* model.raw && qemu-img create -q -f %s %s %s %llu && truncate -s %llu model.raw", name,
-			    fmt, opts, name, (unsigned long long)size, (unsigned long long)size),
-			 0);
+	/* make: how the image is made (NULL: qemu-img create) */
+	if (make)
+		assert_int_equal(sh("rm -f model.raw && %s && truncate -s %llu model.raw", make, (unsigned long long)size), 0);
+	else
+		assert_int_equal(sh("rm -f %s model.raw && qemu-img create -q -f %s %s %llu && truncate -s %llu model.raw", name,
+				    fmt, name, (unsigned long long)size, (unsigned long long)size),
+				 0);
 	int fd = open(path_of("model.raw"), O_RDWR);
 	assert_true(fd >= 0);
 	assert_int_equal(pm_image_open_flags(&img, path_of(name), NULL, PM_IMG_WRITABLE, &d), 0);
@@ -154,7 +158,7 @@ static void test_vhd_dynamic(void **state)
 	(void)state;
 	if (!have_qemu)
 		skip();
-	qemu_round("vpc", "", "d.vhd", 48 << 20, 120, false);
+	qemu_round("vpc", NULL, "d.vhd", 48 << 20, 120, false);
 	/* the footer at the end and its copy at the start: the same bytes */
 	assert_int_equal(sh("test \"$(tail -c 512 d.vhd | od -An -tx1)\" = \"$(head -c 512 d.vhd | od -An -tx1)\""), 0);
 }
@@ -164,7 +168,7 @@ static void test_vdi_dynamic(void **state)
 	(void)state;
 	if (!have_qemu)
 		skip();
-	qemu_round("vdi", "", "d.vdi", 48 << 20, 120, true);
+	qemu_round("vdi", NULL, "d.vdi", 48 << 20, 120, true);
 }
 
 static void test_vmdk_sparse(void **state)
@@ -172,7 +176,7 @@ static void test_vmdk_sparse(void **state)
 	(void)state;
 	if (!have_qemu)
 		skip();
-	qemu_round("vmdk", "", "m.vmdk", 24 << 20, 150, true);
+	qemu_round("vmdk", NULL, "m.vmdk", 24 << 20, 150, true);
 	/* the redundant grain directory's tables agree with the primary ones: qemu-img reads only the
 	 * primary, so compare the image with the copy whose header points at the redundant one */
 	assert_int_equal(sh("cp m.vmdk r.vmdk && dd if=m.vmdk of=r.vmdk bs=1 skip=48 seek=56 count=8 conv=notrunc "
@@ -183,11 +187,35 @@ static void test_vmdk_sparse(void **state)
 static void test_vmdk_split(void **state)
 {
 	(void)state;
+	struct pm_image *img = NULL;
+	struct pm_image_diag d;
+	uint8_t buf[3 * 65536];
+
 	if (!have_qemu)
 		skip();
-	/* 3 extents (2 GiB each at most): writes land in all of them */
-	qemu_round("vmdk", "-o subformat=twoGbMaxExtentSparse", "s.vmdk", 5ull << 30, 60, true);
-	assert_int_equal(sh("grep -q '^CID=' s.vmdk && ! grep -q '^CID=ffffffff' s.vmdk"), 0);
+	/* a split descriptor over three small sparse extents: the pattern lands in all of them */
+	qemu_round("vmdk",
+		   "rm -f s*.vmdk && for i in 1 2 3; do qemu-img create -q -f vmdk s-s00$i.vmdk 2M; done && "
+		   "printf '# Disk DescriptorFile\\nversion=1\\nCID=12345678\\nparentCID=ffffffff\\n"
+		   "createType=\"twoGbMaxExtentSparse\"\\n\\n# Extent description\\nRW 4096 SPARSE \"s-s001.vmdk\"\\n"
+		   "RW 4096 SPARSE \"s-s002.vmdk\"\\nRW 4096 SPARSE \"s-s003.vmdk\"\\n' >s.vmdk",
+		   "s.vmdk", 6 << 20, 60, true);
+	assert_int_equal(sh("grep -q '^CID=' s.vmdk && ! grep -q '^CID=12345678' s.vmdk"), 0);
+	/* qemu's own split layout (2 GiB extents): writes in each extent and across their borders */
+	assert_int_equal(sh("rm -f q*.vmdk && qemu-img create -q -f vmdk -o subformat=twoGbMaxExtentSparse q.vmdk 5G"), 0);
+	assert_int_equal(pm_image_open_flags(&img, path_of("q.vmdk"), NULL, PM_IMG_WRITABLE, &d), 0);
+	assert_null(pm_image_readonly_reason(img));
+	memset(buf, 0x61, sizeof(buf));
+	assert_int_equal(pm_image_write(img, 4096, buf, 1000), 0);
+	assert_int_equal(pm_image_write(img, (2ull << 30) - 65536 - 100, buf, sizeof(buf)), 0);
+	assert_int_equal(pm_image_write(img, (4ull << 30) + 12345, buf, 70000), 0);
+	assert_int_equal(pm_image_sync(img), 0);
+	pm_image_close(img);
+	assert_int_equal(sh("qemu-img check -q q.vmdk && qemu-io -f vmdk -c 'read -P 0x61 4096 1000' "
+			    "-c 'read -P 0 5096 1000' -c 'read -P 0x61 2147417988 196608' -c 'read -P 0x61 4294979641 70000' "
+			    "-c 'read -P 0 4295049641 1000' q.vmdk | grep -c 'read.*bytes at offset' | grep -qx 5"),
+			 0);
+	assert_int_equal(sh("test $(ls q-s*.vmdk | wc -l) = 3 && ! grep -q '^CID=ffffffff' q.vmdk"), 0);
 }
 
 /* A differencing VHD: written sectors come from the child; the others go on coming from the parent
@@ -429,5 +457,7 @@ int main(void)
 		cmocka_unit_test(test_vmdk_short_grain),
 		cmocka_unit_test(test_vhdx_missing_parent_named),
 	};
+	if (getenv("IMGW_TEST"))
+		cmocka_set_test_filter(getenv("IMGW_TEST")); /* one test, by name (a glob) */
 	return cmocka_run_group_tests_name("imgw", tests, setup, teardown);
 }
