@@ -163,8 +163,6 @@ int pm_img_extend(int fd, uint64_t *fsize, uint64_t end);
 /* After len bytes were written at off of file fid: the table cache's copies of them updated, so that
  * no read is answered with the bytes from before. */
 void pm_img_table_written(struct pm_image *img, uint32_t fid, uint64_t off, const void *buf, size_t len);
-/* What lies below this layer at off (the backing file's bytes, zeros past its end or without one). */
-int pm_img_read_below(struct pm_image *img, uint64_t off, void *buf, size_t len);
 /* The virtual disk's bytes at off as they read now, zeros past its end. */
 int pm_img_read_current(struct pm_image *img, uint64_t off, void *buf, size_t len);
 /* Discard by punching holes in the data this layer maps the range to (reads then give zeros); the

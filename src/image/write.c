@@ -86,21 +86,6 @@ void pm_img_table_written(struct pm_image *img, uint32_t fid, uint64_t off, cons
 	pthread_mutex_unlock(&c->lock);
 }
 
-int pm_img_read_below(struct pm_image *img, uint64_t off, void *buf, size_t len)
-{
-	struct pm_image *b = img->backing;
-	size_t have = 0;
-
-	if (b && off < b->size) {
-		have = b->size - off < len ? (size_t)(b->size - off) : len;
-		int r = pm_image_read(b, off, buf, have);
-		if (r < 0)
-			return r;
-	}
-	memset((uint8_t *)buf + have, 0, len - have);
-	return 0;
-}
-
 int pm_img_read_current(struct pm_image *img, uint64_t off, void *buf, size_t len)
 {
 	size_t have = 0;
