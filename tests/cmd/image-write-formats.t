@@ -117,7 +117,7 @@ variants=(
 	"vmdk|-O vmdk|vmdk monolithicSparse|img.vmdk"
 	"vmdk|-O vmdk -o subformat=twoGbMaxExtentSparse|vmdk twoGbMaxExtentSparse|img.vmdk"
 )
-for base in ${ROUNDS_BASES-dos gpt}; do
+for base in dos gpt; do
 	for v in "${variants[@]}"; do
 		IFS='|' read -r fmt args what img <<<"$v"
 		rm -f img.* img-*
