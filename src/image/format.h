@@ -163,4 +163,16 @@ void pm_zstd_pool_free(struct pm_image *img);
 
 uint32_t pm_crc32c(uint32_t crc, const void *buf, size_t len);
 
+/* The write paths' helpers (write.c). A recursive mutex: the lock of a format's map() and write(). */
+int pm_img_lock_init(pthread_mutex_t *m);
+/* [off, off+len) of fd made to read as zeros (a hole punched, else zeros written). */
+int pm_img_zero(int fd, uint64_t off, uint64_t len);
+/* The file grown to end bytes when shorter (*fsize follows). */
+int pm_img_extend(int fd, uint64_t *fsize, uint64_t end);
+/* The virtual disk's bytes at off as they read now, zeros past its end. */
+int pm_img_read_current(struct pm_image *img, uint64_t off, void *buf, size_t len);
+/* Discard by punching holes in the data this layer maps the range to (reads then give zeros); the
+ * tables stay as they are. Call with the format's lock held. */
+int pm_img_punch_mapped(struct pm_image *img, uint64_t off, uint64_t len);
+
 #endif

@@ -28,6 +28,11 @@ struct vhd {
 	uint32_t bat_entries;
 	uint32_t block_size;
 	uint32_t bitmap_size;       /* bytes, a multiple of 512 */
+	/* writing (dynamic and differencing); the lock also guards map()'s table reads */
+	pthread_mutex_t lock;
+	bool lock_init;
+	uint8_t footer[VHD_FOOTER]; /* copied to the file's new end when a block is added */
+	uint64_t next;              /* where the next block goes */
 };
 
 static int vhd_probe(const uint8_t *head, size_t n, const uint8_t *tail, uint64_t fsize)
@@ -123,6 +128,32 @@ static int vhd_open_parent(struct pm_image *img, const uint8_t *dh)
 	return 0;
 }
 
+/* Where a new block goes: after the block table, the highest block and everything but the trailing
+ * footer (space a crash left behind stays unused). The table is read a window at a time. */
+static int vhd_find_next(struct pm_image *img, struct vhd *v)
+{
+	uint8_t b[4096];
+	uint64_t next = (v->bat_off + (uint64_t)v->bat_entries * 4 + 511) & ~511ull;
+	uint64_t body = img->file_size & ~511ull;
+
+	if (body >= VHD_FOOTER && body - VHD_FOOTER > next)
+		next = body - VHD_FOOTER;
+	for (uint64_t i = 0; i < v->bat_entries; i += sizeof(b) / 4) {
+		size_t n = v->bat_entries - i < sizeof(b) / 4 ? (size_t)(v->bat_entries - i) : sizeof(b) / 4;
+		int r = pm_img_pread(img->fd, img->file_size, v->bat_off + i * 4, b, n * 4);
+		if (r < 0)
+			return r;
+		for (size_t k = 0; k < n; k++) {
+			uint32_t sec = get_be32(b + 4 * k);
+			uint64_t end = (uint64_t)sec * 512 + v->bitmap_size + v->block_size;
+			if (sec != VHD_UNUSED && end > next)
+				next = end;
+		}
+	}
+	v->next = next;
+	return 0;
+}
+
 static int vhd_open(struct pm_image *img)
 {
 	uint8_t f[VHD_FOOTER];
@@ -146,6 +177,10 @@ static int vhd_open(struct pm_image *img)
 	}
 	if (vhd_checksum(f, VHD_FOOTER, 64) != get_be32(f + 64))
 		pm_img_warn(img, "%s: VHD footer checksum mismatch; reading it anyway", img->path);
+	memcpy(v->footer, f, VHD_FOOTER);
+	if (pm_img_lock_init(&v->lock) < 0)
+		return -ENOMEM;
+	v->lock_init = true;
 	v->type = (int)get_be32(f + 60);
 	img->size = vhd_size(f);
 	if (img->size > (uint64_t)INT64_MAX)
@@ -180,12 +215,14 @@ static int vhd_open(struct pm_image *img)
 	if (v->bat_off > img->file_size || (uint64_t)v->bat_entries * 4 > img->file_size - v->bat_off)
 		return pm_img_fail(img, -EINVAL, "%s: VHD block table lies outside the file", img->path);
 	img->cluster_size = v->block_size;
+	if (img->want_write && (r = vhd_find_next(img, v)) < 0)
+		return r;
 	if (v->type == VHD_DIFF)
 		return vhd_open_parent(img, dh);
 	return 0;
 }
 
-static int vhd_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_img_piece *pc)
+static int vhd_map_locked(struct pm_image *img, uint64_t off, uint64_t max, struct pm_img_piece *pc)
 {
 	struct vhd *v = img->priv;
 	int r;
@@ -225,9 +262,178 @@ static int vhd_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_i
 	return 0;
 }
 
+static int vhd_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_img_piece *pc)
+{
+	struct vhd *v = img->priv;
+
+	pthread_mutex_lock(&v->lock);
+	int r = vhd_map_locked(img, off, max, pc);
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+/* Set the bits of sectors [s0, s1) in the bitmap bm (most significant bit first). */
+static void set_bits(uint8_t *bm, uint64_t s0, uint64_t s1)
+{
+	for (uint64_t s = s0; s < s1; s++)
+		bm[s / 8] |= (uint8_t)(0x80u >> (s % 8));
+}
+
+/* A new block for blk holding data (sectors s0..s1 of it). The order keeps every moment of it a valid
+ * image: the footer first at the new end (the old one stays where it was until then), then the
+ * bitmap and the data over the old footer, a sync, and only then the table entry. A crash before the
+ * entry leaves unused space; nothing points at what was not written. */
+static int vhd_alloc_block(struct pm_image *img, struct vhd *v, uint64_t blk, uint64_t s0, uint64_t s1,
+			   const uint8_t *data)
+{
+	uint64_t at = v->next, end = at + v->bitmap_size + v->block_size;
+	uint8_t e[4];
+	int r;
+
+	if (at / 512 >= VHD_UNUSED)
+		return -EFBIG;
+	_cleanup_free_ uint8_t *bm = calloc(1, v->bitmap_size);
+	if (!bm)
+		return -ENOMEM;
+	/* dynamic: the whole block is this file's (unwritten sectors read as zeros); differencing: only
+	 * the sectors written, the others go on coming from the parent */
+	if (v->type == VHD_DYNAMIC)
+		memset(bm, 0xff, v->bitmap_size);
+	else
+		set_bits(bm, s0 / 512, s1 / 512);
+	if ((r = pm_pwrite_all(img->fd, v->footer, VHD_FOOTER, end)) < 0)
+		return r;
+	if (end + VHD_FOOTER > img->file_size)
+		img->file_size = end + VHD_FOOTER;
+	v->next = end;
+	if ((r = pm_pwrite_all(img->fd, bm, v->bitmap_size, at)) < 0 ||
+	    (r = pm_pwrite_all(img->fd, data, (size_t)(s1 - s0), at + v->bitmap_size + s0)) < 0)
+		return r;
+	if (fdatasync(img->fd) < 0)
+		return -errno;
+	put_be32(e, (uint32_t)(at / 512));
+	if ((r = pm_pwrite_all(img->fd, e, 4, v->bat_off + blk * 4)) < 0)
+		return r;
+	pm_img_table_written(img, 0, v->bat_off + blk * 4, e, 4);
+	return 0;
+}
+
+/* Write sectors [s0, s1) of block blk (data: s1 - s0 bytes). */
+static int vhd_write_sectors(struct pm_image *img, struct vhd *v, uint64_t blk, uint64_t s0, uint64_t s1,
+			     const uint8_t *data)
+{
+	uint8_t e[4];
+	int r = pm_img_table(img, 0, img->fd, img->file_size, v->bat_off, (uint64_t)v->bat_entries * 4, blk * 4, e, 4);
+
+	if (r < 0)
+		return r;
+	uint32_t sec = get_be32(e);
+	if (sec == VHD_UNUSED)
+		return vhd_alloc_block(img, v, blk, s0, s1, data);
+	uint64_t block_off = (uint64_t)sec * 512;
+	/* never over the trailing footer or what lies past the blocks */
+	if (block_off + v->bitmap_size + s1 > v->next)
+		return -EIO;
+	if ((r = pm_pwrite_all(img->fd, data, (size_t)(s1 - s0), block_off + v->bitmap_size + s0)) < 0)
+		return r;
+	/* sectors whose bits are clear: their data made durable first, then the bits set (a crash in
+	 * between leaves them reading as before) */
+	uint64_t first = s0 / 512, nsec = (s1 - s0) / 512, run;
+	bool set;
+	if ((r = pm_img_bitmap_run(img, block_off, v->bitmap_size, true, first, nsec, &set, &run)) < 0)
+		return r;
+	if (set && run == nsec)
+		return 0;
+	if (fdatasync(img->fd) < 0)
+		return -errno;
+	uint64_t b0 = first / 8, b1 = (first + nsec - 1) / 8 + 1;
+	_cleanup_free_ uint8_t *bm = malloc((size_t)(b1 - b0));
+	if (!bm)
+		return -ENOMEM;
+	if ((r = pm_img_table(img, 0, img->fd, img->file_size, block_off, v->bitmap_size, b0, bm, (size_t)(b1 - b0))) < 0)
+		return r;
+	set_bits(bm, first - b0 * 8, first - b0 * 8 + nsec);
+	if ((r = pm_pwrite_all(img->fd, bm, (size_t)(b1 - b0), block_off + b0)) < 0)
+		return r;
+	pm_img_table_written(img, 0, block_off + b0, bm, (size_t)(b1 - b0));
+	return 0;
+}
+
+static int vhd_write_locked(struct pm_image *img, struct vhd *v, uint64_t off, const uint8_t *p, size_t len)
+{
+	int r;
+
+	if (v->type == VHD_FIXED)
+		return pm_pwrite_all(img->fd, p, len, off);
+	while (len) {
+		uint64_t blk = off / v->block_size, in = off % v->block_size;
+		size_t n = v->block_size - in < len ? (size_t)(v->block_size - in) : len;
+		uint64_t s0 = in & ~511ull, s1 = (in + n + 511) & ~511ull;
+		const uint8_t *data = p;
+		_cleanup_free_ uint8_t *tmp = NULL;
+		if (s0 != in || s1 != in + n) {
+			/* a part of a sector: the rest of it as it reads now (the parent's in a differencing disk) */
+			uint64_t base = blk * v->block_size;
+			if (!(tmp = malloc((size_t)(s1 - s0))))
+				return -ENOMEM;
+			if ((r = pm_img_read_current(img, base + s0, tmp, 512)) < 0 ||
+			    (r = pm_img_read_current(img, base + s1 - 512, tmp + (s1 - s0) - 512, 512)) < 0)
+				return r;
+			memcpy(tmp + (in - s0), p, n);
+			data = tmp;
+		}
+		if ((r = vhd_write_sectors(img, v, blk, s0, s1, data)) < 0)
+			return r;
+		p += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int vhd_write(struct pm_image *img, uint64_t off, const void *buf, size_t len)
+{
+	struct vhd *v = img->priv;
+
+	pthread_mutex_lock(&v->lock);
+	int r = vhd_write_locked(img, v, off, buf, len);
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+static int vhd_flush(struct pm_image *img)
+{
+	/* every table and bitmap change is written when it is made: only the file to sync */
+	return fdatasync(img->fd) < 0 ? -errno : 0;
+}
+
+static int vhd_discard(struct pm_image *img, uint64_t off, uint64_t len)
+{
+	struct vhd *v = img->priv;
+
+	pthread_mutex_lock(&v->lock);
+	int r = pm_img_punch_mapped(img, off, len);
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+static void vhd_close(struct pm_image *img)
+{
+	struct vhd *v = img->priv;
+
+	if (v->lock_init)
+		pthread_mutex_destroy(&v->lock);
+	free(v);
+	img->priv = NULL;
+}
+
 const struct pm_image_fmt pm_fmt_vhd = {
 	.name = "vhd",
 	.probe = vhd_probe,
 	.open = vhd_open,
 	.map = vhd_map,
+	.close = vhd_close,
+	.write = vhd_write,
+	.flush = vhd_flush,
+	.discard = vhd_discard,
 };

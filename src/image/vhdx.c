@@ -95,7 +95,8 @@ static bool log_has_entries(struct pm_image *img, const uint8_t *log_guid, uint6
 static int open_parent(struct pm_image *img, const uint8_t *loc, uint32_t loc_len)
 {
 	static const char *const keys[] = { "relative_path", "absolute_win32_path", "volume_path" };
-	char linkage[64] = "", path[1024];
+	char linkage[64] = "", path[1024], tried[1024] = "";
+	size_t tl = 0;
 	int r = -ENOENT;
 
 	if (loc_len < 20)
@@ -124,10 +125,17 @@ static int open_parent(struct pm_image *img, const uint8_t *loc, uint32_t loc_le
 			r = pm_img_try_parent(img, path, "vhdx");
 			if (r < 0 && r != -ENOENT)
 				return r;
+			if (r == -ENOENT && path[0] && tl < sizeof(tried)) {
+				/* the path as looked for: made a Linux path, beside the child when relative */
+				_cleanup_free_ char *full = pm_img_resolve(img, path);
+				int w = snprintf(tried + tl, sizeof(tried) - tl, "%s%s", tl ? ", " : "", full ? full : path);
+				tl += w > 0 ? (size_t)w : 0;
+			}
 		}
 	}
 	if (!img->backing)
-		return pm_img_fail(img, -ENOENT, "%s: VHDX parent not found through its locator", img->path);
+		return pm_img_fail(img, -ENOENT, "%s: VHDX parent not found; tried %s", img->path,
+				   tried[0] ? tried : "its locator names no path");
 	struct vhdx *pv = img->backing->priv;
 	char have[64];
 	guid_text(pv->data_write_guid, have);

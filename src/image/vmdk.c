@@ -11,10 +11,12 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 
 #define KDMV_MAGIC 0x564d444bu /* "KDMV" */
 #define COWD_MAGIC 0x44574f43u /* "COWD" */
 #define FLAG_NL_TEST 0x1u
+#define FLAG_RGD 0x2u
 #define FLAG_ZERO_GRAIN 0x4u
 #define FLAG_COMPRESSED 0x10000u
 #define FLAG_MARKERS 0x20000u
@@ -41,6 +43,8 @@ struct extent {
 	uint32_t gtes;             /* entries per grain table */
 	uint64_t gd_off;           /* bytes */
 	uint64_t gd_entries;
+	uint64_t rgd_off;          /* the redundant grain directory (bytes), 0 when none */
+	uint64_t next;             /* where the next grain goes: the file's end, rounded up to a grain */
 	bool zero_grain, compressed, markers;
 };
 
@@ -48,6 +52,10 @@ struct vmdk {
 	struct extent *ext;
 	size_t n;
 	char *flat_file;
+	pthread_mutex_t lock;      /* of map() and write() */
+	bool lock_init;
+	uint64_t desc_off, desc_len; /* the descriptor in img->fd (its CID changes on the first write) */
+	bool cid_done;
 };
 
 static bool is_descriptor(const uint8_t *head, size_t n)
@@ -61,6 +69,32 @@ static int vmdk_probe(const uint8_t *head, size_t n, const uint8_t *tail, uint64
 {
 	(void)tail, (void)fsize;
 	return (n >= 4 && (get_le32(head) == KDMV_MAGIC || get_le32(head) == COWD_MAGIC)) || is_descriptor(head, n);
+}
+
+/* Before writing: every grain directory entry (of both directories) names a grain table; partmap,
+ * like qemu, does not add grain tables. Read a window at a time. */
+static int check_tables(struct pm_image *img, struct extent *e)
+{
+	uint8_t b[4096];
+
+	for (int d = 0; d < 2; d++) {
+		uint64_t gd = d ? e->rgd_off : e->gd_off;
+		for (uint64_t i = 0; gd && i < e->gd_entries; i += sizeof(b) / 4) {
+			size_t n = e->gd_entries - i < sizeof(b) / 4 ? (size_t)(e->gd_entries - i) : sizeof(b) / 4;
+			int r = pm_img_pread(e->fd, e->fsize, gd + i * 4, b, n * 4);
+			if (r < 0)
+				return r;
+			for (size_t k = 0; k < n; k++) {
+				uint64_t gt = (uint64_t)get_le32(b + 4 * k) * 512;
+				if (!gt || gt > e->fsize || (uint64_t)e->gtes * 4 > e->fsize - gt) {
+					img->ro_reason = "a VMDK grain table is missing or lies outside the file (partmap "
+							 "writes only into the grain tables a sparse extent has)";
+					return 0;
+				}
+			}
+		}
+	}
+	return 0;
 }
 
 /* Open a sparse extent file's header (KDMV or COWD) into e. */
@@ -78,6 +112,7 @@ static int open_sparse(struct pm_image *img, struct extent *e, const char *path)
 		e->gd_off = (uint64_t)get_le32(h + 20) * 512;
 		e->gd_entries = get_le32(h + 24);
 		e->gtes = 4096;
+		img->ro_reason = "vmfsSparse (ESXi delta) VMDK: partmap does not write it";
 	} else if (get_le32(h) == KDMV_MAGIC) {
 		uint32_t version = get_le32(h + 4), flags = get_le32(h + 8);
 		if (version < 1 || version > 3)
@@ -105,6 +140,12 @@ static int open_sparse(struct pm_image *img, struct extent *e, const char *path)
 		e->zero_grain = flags & FLAG_ZERO_GRAIN;
 		e->compressed = flags & FLAG_COMPRESSED;
 		e->markers = flags & FLAG_MARKERS;
+		e->rgd_off = (flags & FLAG_RGD) && get_le64(h + 48) < UINT64_MAX / 512 ? get_le64(h + 48) * 512 : 0;
+		if (e->compressed || e->markers)
+			img->ro_reason = "streamOptimized VMDK: its grains are compressed and only appended; partmap, "
+					 "like qemu, does not write it";
+		else if (version == 3)
+			img->ro_reason = "VMDK version 3 (changed block tracking): read-only, as in qemu";
 		if (e->compressed && get_le16(h + 77) != 1)
 			return pm_img_fail(img, -ENOTSUP, "%s: VMDK compression algorithm %u is not supported", path,
 					   get_le16(h + 77));
@@ -123,8 +164,13 @@ static int open_sparse(struct pm_image *img, struct extent *e, const char *path)
 		return pm_img_fail(img, -EINVAL, "%s: VMDK grain directory lies outside the file", path);
 	if (e->sectors > e->gd_entries * e->gtes * (e->grain / 512))
 		return pm_img_fail(img, -EINVAL, "%s: VMDK grain directory too small for the capacity", path);
+	if (e->rgd_off && (e->rgd_off > e->fsize || e->gd_entries > (e->fsize - e->rgd_off) / 4))
+		return pm_img_fail(img, -EINVAL, "%s: VMDK redundant grain directory lies outside the file", path);
 	if (e->grain > img->cluster_size)
 		img->cluster_size = (uint32_t)e->grain;
+	e->next = (e->fsize + e->grain - 1) / e->grain * e->grain;
+	if (img->want_write && !img->ro_reason && e->type == EXT_SPARSE)
+		return check_tables(img, e);
 	return 0;
 }
 
@@ -151,6 +197,7 @@ static int add_extent(struct pm_image *img, struct vmdk *v, const char *line, ui
 	e->sectors = sectors;
 	if (!strcmp(type, "ZERO")) {
 		e->type = EXT_ZERO;
+		img->ro_reason = "a ZERO extent of the VMDK cannot hold what is written";
 	} else if (!strcmp(type, "FLAT") || !strcmp(type, "VMFS") || !strcmp(type, "SPARSE") ||
 		   !strcmp(type, "VMFSSPARSE")) {
 		if (n < 4 || !name[0])
@@ -307,6 +354,9 @@ static int vmdk_open(struct pm_image *img)
 	if (!v)
 		return -ENOMEM;
 	img->priv = v;
+	if (pm_img_lock_init(&v->lock) < 0)
+		return -ENOMEM;
+	v->lock_init = true;
 	if (img->file_size < 4 || pm_img_pread(img->fd, img->file_size, 0, h, img->file_size < 512 ? 4 : 512) < 0)
 		return pm_img_fail(img, -EINVAL, "%s: too short for a VMDK image", img->path);
 	if (get_le32(h) == KDMV_MAGIC || get_le32(h) == COWD_MAGIC) {
@@ -335,6 +385,8 @@ static int vmdk_open(struct pm_image *img)
 	if (len > MAX_DESCRIPTOR || off > img->file_size || len > img->file_size - off)
 		return pm_img_fail(img, -EINVAL, "%s: VMDK descriptor larger than %u bytes or outside the file", img->path,
 				   MAX_DESCRIPTOR);
+	v->desc_off = off;
+	v->desc_len = len;
 	_cleanup_free_ char *text = calloc(1, len + 1);
 	if (!text)
 		return -ENOMEM;
@@ -385,11 +437,16 @@ static int grain_decode(struct pm_image *img, const struct pm_img_piece *pc, uin
 	size_t n = len;
 	if ((r = pm_inflate_zlib(in, clen, out, &n)) < 0)
 		return r;
-	memset(out + n, 0, len - n); /* the last grain of a disk may be shorter */
+	/* only the disk's last grain may hold less than a grain: up to the disk's end (pc->arg) */
+	if (n < pc->arg)
+		return -EIO;
+	memset(out + n, 0, len - n);
 	return 0;
 }
 
-static int vmdk_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_img_piece *pc)
+static int vmdk_sync(struct pm_image *img);
+
+static int vmdk_map_locked(struct pm_image *img, uint64_t off, uint64_t max, struct pm_img_piece *pc)
 {
 	struct vmdk *v = img->priv;
 	struct extent *e = find_extent(v, off / 512);
@@ -440,11 +497,222 @@ static int vmdk_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_
 		pc->unit_off = in;
 		pc->decode = grain_decode;
 		pc->argp = e;
+		/* the bytes of the disk this grain holds */
+		pc->arg = e->sectors * 512 - (rel - in) < e->grain ? e->sectors * 512 - (rel - in) : e->grain;
 	} else {
 		pc->kind = PM_IMG_DATA;
 		pc->host = (uint64_t)g * 512 + in;
 	}
 	return 0;
+}
+
+static int vmdk_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_img_piece *pc)
+{
+	struct vmdk *v = img->priv;
+
+	pthread_mutex_lock(&v->lock);
+	int r = vmdk_map_locked(img, off, max, pc);
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+/* The first write gives the descriptor a new CID, as qemu and VMware do: a child made from this disk
+ * (its parentCID the old one) then shows that its parent changed. Same number of hex digits, written
+ * in place. */
+static int new_cid(struct pm_image *img, struct vmdk *v)
+{
+	uint32_t rnd;
+
+	if (v->cid_done || !v->desc_len)
+		return 0;
+	v->cid_done = true;
+	_cleanup_free_ char *text = malloc(v->desc_len + 1);
+	if (!text)
+		return -ENOMEM;
+	int r = pm_img_pread(img->fd, img->file_size, v->desc_off, text, v->desc_len);
+	if (r < 0)
+		return r;
+	text[v->desc_len] = 0;
+	for (char *l = text; l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		if (strncmp(l, "CID=", 4))
+			continue;
+		size_t k = 0;
+		while (k < 8 && isxdigit((unsigned char)l[4 + k]))
+			k++;
+		if (!k)
+			return 0;
+		if (getentropy(&rnd, sizeof(rnd)) < 0)
+			return -errno;
+		uint32_t mask = k == 8 ? 0xffffffffu : (1u << (4 * k)) - 1;
+		uint32_t old = (uint32_t)strtoul(l + 4, NULL, 16);
+		rnd &= mask;
+		if (rnd == old || rnd == 0xffffffffu || rnd == 0xfffffffeu)
+			rnd = (rnd ^ 1u) & mask;
+		char hex[9];
+		snprintf(hex, sizeof(hex), "%0*x", (int)k, rnd);
+		return pm_pwrite_all(img->fd, hex, k, v->desc_off + (uint64_t)(l + 4 - text));
+	}
+	return 0;
+}
+
+/* A new grain waiting for its grain-table entries (written once its data is synced). */
+struct pending {
+	struct extent *e;
+	uint32_t fid;
+	uint64_t gte, rgte;        /* where the entries go (rgte 0: no redundant directory) */
+	uint8_t val[4];
+};
+#define MAX_PENDING 32
+
+/* The grains' data synced, then their entries in the grain table and the redundant one: no entry
+ * ever names a grain whose data is not on disk; a crash before leaves unused grains at the end. */
+static int link_pending(struct pm_image *img, struct vmdk *v, struct pending *pend, size_t np)
+{
+	int r;
+
+	for (size_t i = 0; i < v->n; i++) {
+		bool used = false;
+		for (size_t k = 0; k < np; k++)
+			used |= pend[k].e == &v->ext[i];
+		if (used && fdatasync(v->ext[i].fd) < 0)
+			return -errno;
+	}
+	for (size_t k = 0; k < np; k++) {
+		if ((r = pm_pwrite_all(pend[k].e->fd, pend[k].val, 4, pend[k].gte)) < 0)
+			return r;
+		pm_img_table_written(img, pend[k].fid, pend[k].gte, pend[k].val, 4);
+		if (pend[k].rgte) {
+			if ((r = pm_pwrite_all(pend[k].e->fd, pend[k].val, 4, pend[k].rgte)) < 0)
+				return r;
+			pm_img_table_written(img, pend[k].fid, pend[k].rgte, pend[k].val, 4);
+		}
+	}
+	return 0;
+}
+
+/* Write n bytes at rel (inside one grain) of sparse extent e. */
+static int write_grain(struct pm_image *img, struct vmdk *v, struct extent *e, uint64_t rel, const uint8_t *p,
+		       size_t n, struct pending *pend, size_t *np)
+{
+	uint64_t gi = rel / e->grain, in = rel % e->grain, gd_idx = gi / e->gtes, gt_idx = gi % e->gtes;
+	uint32_t fid = (uint32_t)(e - v->ext);
+	uint8_t b[4];
+	int r;
+
+	if ((r = pm_img_table(img, fid, e->fd, e->fsize, e->gd_off, e->gd_entries * 4, gd_idx * 4, b, 4)) < 0)
+		return r;
+	uint64_t gt = (uint64_t)get_le32(b) * 512;
+	if (!gt)
+		return -EIO; /* checked at open: no grain table to write into */
+	if ((r = pm_img_table(img, fid, e->fd, e->fsize, gt, (uint64_t)e->gtes * 4, gt_idx * 4, b, 4)) < 0)
+		return r;
+	uint32_t g = get_le32(b);
+	if (g > GTE_ZEROED || (g == GTE_ZEROED && !e->zero_grain)) {
+		/* a grain of this file: in place, never past the grains */
+		if ((uint64_t)g * 512 + e->grain > e->next)
+			return -EIO;
+		return pm_pwrite_all(e->fd, p, n, (uint64_t)g * 512 + in);
+	}
+	/* a new grain at the end, whole: the rest of it as it reads now (the parent's, or zeros) */
+	if (e->next / 512 > UINT32_MAX - e->grain / 512)
+		return -EFBIG;
+	if (*np == MAX_PENDING) {
+		if ((r = link_pending(img, v, pend, *np)) < 0)
+			return r;
+		*np = 0;
+	}
+	_cleanup_free_ uint8_t *buf = malloc(e->grain);
+	if (!buf)
+		return -ENOMEM;
+	if (n < e->grain && (r = pm_img_read_current(img, e->start * 512 + rel - in, buf, e->grain)) < 0)
+		return r;
+	memcpy(buf + in, p, n);
+	uint64_t at = e->next;
+	if ((r = pm_pwrite_all(e->fd, buf, e->grain, at)) < 0)
+		return r;
+	e->next = at + e->grain;
+	if (e->next > e->fsize)
+		e->fsize = e->next;
+	if (e->fd == img->fd)
+		img->file_size = e->fsize;
+	struct pending *pd = &pend[(*np)++];
+	pd->e = e;
+	pd->fid = fid;
+	pd->gte = gt + gt_idx * 4;
+	pd->rgte = 0;
+	put_le32(pd->val, (uint32_t)(at / 512));
+	if (e->rgd_off) {
+		if ((r = pm_img_table(img, fid, e->fd, e->fsize, e->rgd_off, e->gd_entries * 4, gd_idx * 4, b, 4)) < 0)
+			return r;
+		uint64_t rgt = (uint64_t)get_le32(b) * 512;
+		if (rgt)
+			pd->rgte = rgt + gt_idx * 4;
+	}
+	return 0;
+}
+
+static int vmdk_write_locked(struct pm_image *img, struct vmdk *v, uint64_t off, const uint8_t *p, size_t len)
+{
+	struct pending pend[MAX_PENDING];
+	size_t np = 0;
+	int r = new_cid(img, v);
+
+	while (r == 0 && len) {
+		struct extent *e = find_extent(v, off / 512);
+		uint64_t rel = off - e->start * 512, left = e->sectors * 512 - rel;
+		size_t n = left < len ? (size_t)left : len;
+		switch (e->type) {
+		case EXT_FLAT:
+			r = pm_pwrite_all(e->fd, p, n, e->flat_off + rel);
+			break;
+		case EXT_SPARSE:
+			if (e->grain - rel % e->grain < n)
+				n = (size_t)(e->grain - rel % e->grain);
+			r = write_grain(img, v, e, rel, p, n, pend, &np);
+			break;
+		default:
+			r = -EROFS; /* a read-only reason was set at open */
+		}
+		p += n;
+		off += n;
+		len -= n;
+	}
+	if (np) {
+		int l = link_pending(img, v, pend, np);
+		if (r == 0)
+			r = l;
+	}
+	return r;
+}
+
+static int vmdk_write(struct pm_image *img, uint64_t off, const void *buf, size_t len)
+{
+	struct vmdk *v = img->priv;
+
+	pthread_mutex_lock(&v->lock);
+	int r = vmdk_write_locked(img, v, off, buf, len);
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+static int vmdk_discard(struct pm_image *img, uint64_t off, uint64_t len)
+{
+	struct vmdk *v = img->priv;
+
+	/* grains stay in their tables (a hosted sparse extent has no free grains); their space is
+	 * punched out and reads as zeros */
+	pthread_mutex_lock(&v->lock);
+	int r = pm_img_punch_mapped(img, off, len);
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+static int vmdk_flush(struct pm_image *img)
+{
+	/* every entry is written when its grain is: the files to sync */
+	if (fdatasync(img->fd) < 0)
+		return -errno;
+	return vmdk_sync(img);
 }
 
 static int vmdk_sync(struct pm_image *img)
@@ -466,6 +734,8 @@ static void vmdk_close(struct pm_image *img)
 			close(v->ext[i].fd);
 	free(v->ext);
 	free(v->flat_file);
+	if (v->lock_init)
+		pthread_mutex_destroy(&v->lock);
 	free(v);
 	img->priv = NULL;
 }
@@ -477,4 +747,7 @@ const struct pm_image_fmt pm_fmt_vmdk = {
 	.map = vmdk_map,
 	.close = vmdk_close,
 	.sync = vmdk_sync,
+	.write = vmdk_write,
+	.flush = vmdk_flush,
+	.discard = vmdk_discard,
 };

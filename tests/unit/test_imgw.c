@@ -1,0 +1,463 @@
+/* Unit tests of the write paths of the sparse formats (VHD dynamic and differencing, VDI dynamic,
+ * VMDK monolithicSparse and twoGbMaxExtentSparse): seeded patterns of aligned and unaligned writes
+ * through pm_image_write, judged by qemu-img (check, compare against a raw file given the same
+ * writes) and by reading back; several threads at once; what stays read-only (streamOptimized) and
+ * the read fixes that came with it (a short streamOptimized grain, a missing VHDX parent's paths). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "image/image.h"
+#include "imgfmt.h"
+#include "util.h"
+
+static char dir[64];
+static bool have_qemu;
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/pm-imgw-test.XXXXXX");
+	have_qemu = system("qemu-img --version >/dev/null 2>&1") == 0;
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd);
+}
+
+static const char *path_of(const char *name)
+{
+	static char path[8][160];
+	static int next;
+	char *p = path[next++ % 8];
+	snprintf(p, 160, "%s/%s", dir, name);
+	return p;
+}
+
+/* Run a shell command in the test folder; its exit status. */
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+	char cmd[1024];
+	int n = snprintf(cmd, sizeof(cmd), "cd '%s' && ", dir);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd + n, sizeof(cmd) - (size_t)n, fmt, ap);
+	va_end(ap);
+	int st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void save(const char *name, const struct img *im)
+{
+	FILE *f = fopen(path_of(name), "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(im->data, 1, im->size, f), im->size);
+	fclose(f);
+}
+
+static uint64_t rnd_state;
+static uint64_t rnd(void)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 7;
+	rnd_state ^= rnd_state << 17;
+	return rnd_state;
+}
+
+/* The same writes into the image (through partmap) and into a raw model (a plain file, and memory):
+ * n writes of 1 byte to 1 MiB (half of them 512-aligned), at offsets spread over the disk. */
+static void pattern(struct pm_image *img, uint8_t *model, uint64_t size, int fd_raw, unsigned n, uint64_t seed)
+{
+	uint8_t *buf = malloc(1 << 20);
+	assert_non_null(buf);
+	rnd_state = seed;
+	for (unsigned i = 0; i < n; i++) {
+		bool aligned = rnd() & 1;
+		uint64_t len = 1 + rnd() % (1 << 20), off = rnd() % size;
+		if (aligned) {
+			off &= ~511ull;
+			len = (len + 511) & ~511ull;
+		}
+		if (off + len > size)
+			len = size - off;
+		if (!len)
+			continue;
+		for (uint64_t k = 0; k < len; k++)
+			buf[k] = (uint8_t)(i * 7 + k / 512 + 1);
+		assert_int_equal(pm_image_write(img, off, buf, len), 0);
+		memcpy(model + off, buf, len);
+		assert_int_equal(pwrite(fd_raw, buf, len, (off_t)off), (ssize_t)len);
+	}
+	free(buf);
+}
+
+static void read_back(struct pm_image *img, const uint8_t *model, uint64_t size)
+{
+	uint8_t *buf = malloc(size);
+	assert_non_null(buf);
+	assert_int_equal(pm_image_read(img, 0, buf, size), 0);
+	assert_memory_equal(buf, model, size);
+	free(buf);
+}
+
+/* Create NAME with qemu-img, write a pattern through partmap, read it back before and after reopening,
+ * then let qemu-img judge: compare with the raw model (and check, where the format has it). */
+static void qemu_round(const char *fmt, const char *make, const char *name, uint64_t size, unsigned writes, bool check)
+{
+	struct pm_image *img = NULL;
+	struct pm_image_diag d;
+	uint8_t *model = calloc(1, size);
+
+	assert_non_null(model);
+	/* make: how the image is made (NULL: qemu-img create) */
+	if (make)
+		assert_int_equal(sh("rm -f model.raw && %s && truncate -s %llu model.raw", make, (unsigned long long)size), 0);
+	else
+		assert_int_equal(sh("rm -f %s model.raw && qemu-img create -q -f %s %s %llu && truncate -s %llu model.raw", name,
+				    fmt, name, (unsigned long long)size, (unsigned long long)size),
+				 0);
+	int fd = open(path_of("model.raw"), O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pm_image_open_flags(&img, path_of(name), NULL, PM_IMG_WRITABLE, &d), 0);
+	assert_null(pm_image_readonly_reason(img));
+	pattern(img, model, size, fd, writes, size ^ writes);
+	read_back(img, model, size);
+	assert_int_equal(pm_image_sync(img), 0);
+	pm_image_close(img);
+	close(fd);
+	assert_int_equal(pm_image_open(&img, path_of(name), NULL, &d), 0);
+	read_back(img, model, size);
+	pm_image_close(img);
+	if (check)
+		assert_int_equal(sh("qemu-img check -q %s", name), 0);
+	assert_int_equal(sh("qemu-img compare -q -f %s -F raw %s model.raw", fmt, name), 0);
+	free(model);
+}
+
+static void test_vhd_dynamic(void **state)
+{
+	(void)state;
+	if (!have_qemu)
+		skip();
+	qemu_round("vpc", NULL, "d.vhd", 48 << 20, 120, false);
+	/* the footer at the end and its copy at the start: the same bytes */
+	assert_int_equal(sh("test \"$(tail -c 512 d.vhd | od -An -tx1)\" = \"$(head -c 512 d.vhd | od -An -tx1)\""), 0);
+}
+
+static void test_vdi_dynamic(void **state)
+{
+	(void)state;
+	if (!have_qemu)
+		skip();
+	qemu_round("vdi", NULL, "d.vdi", 48 << 20, 120, true);
+}
+
+static void test_vmdk_sparse(void **state)
+{
+	(void)state;
+	if (!have_qemu)
+		skip();
+	qemu_round("vmdk", NULL, "m.vmdk", 24 << 20, 150, true);
+	/* the redundant grain directory's tables agree with the primary ones: qemu-img reads only the
+	 * primary, so compare the image with the copy whose header points at the redundant one */
+	assert_int_equal(sh("cp m.vmdk r.vmdk && dd if=m.vmdk of=r.vmdk bs=1 skip=48 seek=56 count=8 conv=notrunc "
+			    "status=none && qemu-img compare -q m.vmdk r.vmdk"),
+			 0);
+}
+
+static void test_vmdk_split(void **state)
+{
+	(void)state;
+	struct pm_image *img = NULL;
+	struct pm_image_diag d;
+	uint8_t buf[3 * 65536];
+
+	if (!have_qemu)
+		skip();
+	/* a split descriptor over three small sparse extents: the pattern lands in all of them */
+	qemu_round("vmdk",
+		   "rm -f s*.vmdk && for i in 1 2 3; do qemu-img create -q -f vmdk s-s00$i.vmdk 2M; done && "
+		   "printf '# Disk DescriptorFile\\nversion=1\\nCID=12345678\\nparentCID=ffffffff\\n"
+		   "createType=\"twoGbMaxExtentSparse\"\\n\\n# Extent description\\nRW 4096 SPARSE \"s-s001.vmdk\"\\n"
+		   "RW 4096 SPARSE \"s-s002.vmdk\"\\nRW 4096 SPARSE \"s-s003.vmdk\"\\n' >s.vmdk",
+		   "s.vmdk", 6 << 20, 60, true);
+	assert_int_equal(sh("grep -q '^CID=' s.vmdk && ! grep -q '^CID=12345678' s.vmdk"), 0);
+	/* qemu's own split layout (2 GiB extents): writes in each extent and across their borders */
+	assert_int_equal(sh("rm -f q*.vmdk && qemu-img create -q -f vmdk -o subformat=twoGbMaxExtentSparse q.vmdk 5G"), 0);
+	assert_int_equal(pm_image_open_flags(&img, path_of("q.vmdk"), NULL, PM_IMG_WRITABLE, &d), 0);
+	assert_null(pm_image_readonly_reason(img));
+	memset(buf, 0x61, sizeof(buf));
+	assert_int_equal(pm_image_write(img, 4096, buf, 1000), 0);
+	assert_int_equal(pm_image_write(img, (2ull << 30) - 65536 - 100, buf, sizeof(buf)), 0);
+	assert_int_equal(pm_image_write(img, (4ull << 30) + 12345, buf, 70000), 0);
+	assert_int_equal(pm_image_sync(img), 0);
+	pm_image_close(img);
+	assert_int_equal(sh("qemu-img check -q q.vmdk && qemu-io -f vmdk -c 'read -P 0x61 4096 1000' "
+			    "-c 'read -P 0 5096 1000' -c 'read -P 0x61 2147417988 196608' -c 'read -P 0x61 4294979641 70000' "
+			    "-c 'read -P 0 4295049641 1000' q.vmdk | grep -c 'read.*bytes at offset' | grep -qx 5"),
+			 0);
+	assert_int_equal(sh("test $(ls q-s*.vmdk | wc -l) = 3 && ! grep -q '^CID=ffffffff' q.vmdk"), 0);
+}
+
+/* A differencing VHD: written sectors come from the child; the others go on coming from the parent
+ * (also in a block the child allocated); the parent's file is not changed. */
+static const uint8_t UUID_P[16] = { 0x11, 0x22, 0x33, 0x44, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
+static const uint8_t UUID_C[16] = { 0x99, 0x88, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14 };
+
+static void test_vhd_differencing(void **state)
+{
+	(void)state;
+	struct pm_image *img = NULL;
+	struct pm_image_diag d;
+	const unsigned nb = 64;
+	const uint64_t size = (uint64_t)nb * 4096;
+	uint8_t *model = malloc(size), *buf = malloc(size);
+
+	assert_non_null(model);
+	assert_non_null(buf);
+	struct img p = vhd_new(nb, UUID_P, NULL, NULL);
+	for (unsigned b = 0; b < nb; b += 2) {
+		uint64_t at = vhd_alloc(&p, b);
+		for (unsigned k = 0; k < 4096; k++)
+			p.data[at + k] = (uint8_t)(b * 3 + k / 512 + 0x40);
+	}
+	vhd_finish(&p);
+	save("parent.vhd", &p);
+	assert_int_equal(pm_image_open(&img, path_of("parent.vhd"), NULL, &d), 0);
+	assert_int_equal(pm_image_read(img, 0, model, size), 0);
+	pm_image_close(img);
+	struct img c = vhd_new(nb, UUID_C, UUID_P, "parent.vhd");
+	vhd_finish(&c);
+	c.size -= 512; /* vhd_finish placed the footer at the end already */
+	img_grow(&c, c.size + 512);
+	save("child.vhd", &c);
+	assert_int_equal(sh("sha256sum parent.vhd >parent.sha"), 0);
+
+	assert_int_equal(pm_image_open_flags(&img, path_of("child.vhd"), NULL, PM_IMG_WRITABLE, &d), 0);
+	assert_null(pm_image_readonly_reason(img));
+	int fd = open(path_of("model.raw"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, model, size, 0), (ssize_t)size);
+	pattern(img, model, size, fd, 10, 7);
+	/* one byte into block 1's sector 0, one 512-byte sector (3) of block 5 */
+	uint8_t x = 0xee, sec[512];
+	memset(sec, 0xab, sizeof(sec));
+	assert_int_equal(pm_image_write(img, 4096 + 10, &x, 1), 0);
+	model[4096 + 10] = x;
+	assert_int_equal(pm_image_write(img, 5 * 4096 + 3 * 512, sec, 512), 0);
+	memcpy(model + 5 * 4096 + 3 * 512, sec, 512);
+	read_back(img, model, size);
+	assert_int_equal(pm_image_sync(img), 0);
+	pm_image_close(img);
+	close(fd);
+	assert_int_equal(sh("sha256sum -c --quiet parent.sha"), 0);
+	assert_int_equal(pm_image_open(&img, path_of("child.vhd"), NULL, &d), 0);
+	read_back(img, model, size);
+	pm_image_close(img);
+
+	/* the sectors of a block the child holds that it was not given still come from the parent:
+	 * sector 3 of block 4 written in the child, then the parent's sector 4 of it changed */
+	assert_int_equal(pm_image_open_flags(&img, path_of("child.vhd"), NULL, PM_IMG_WRITABLE, &d), 0);
+	assert_int_equal(pm_image_write(img, 4 * 4096 + 3 * 512, sec, 512), 0);
+	pm_image_close(img);
+	uint64_t pblk = get_be32(p.data + 1536 + 4 * 4) * 512ull + 512;
+	memset(p.data + pblk + 4 * 512, 0x5a, 512);
+	save("parent.vhd", &p);
+	assert_int_equal(pm_image_open(&img, path_of("child.vhd"), NULL, &d), 0);
+	assert_int_equal(pm_image_read(img, 4 * 4096, buf, 4096), 0);
+	for (unsigned k = 0; k < 512; k++) {
+		assert_int_equal(buf[3 * 512 + k], 0xab);
+		assert_int_equal(buf[4 * 512 + k], 0x5a);
+	}
+	pm_image_close(img);
+	img_free(&p);
+	img_free(&c);
+	free(model);
+	free(buf);
+}
+
+/* Several threads writing (their own ranges) and reading at once; all of it read back after. */
+struct job {
+	struct pm_image *img;
+	uint64_t off, len;
+	unsigned id;
+};
+
+static void *writer(void *arg)
+{
+	struct job *j = arg;
+	uint8_t buf[70000], rb[70000];
+
+	for (uint64_t o = 0; o < j->len; o += sizeof(buf)) {
+		size_t n = j->len - o < sizeof(buf) ? (size_t)(j->len - o) : sizeof(buf);
+		memset(buf, (int)(j->id * 16 + (o / sizeof(buf)) % 16), n);
+		if (pm_image_write(j->img, j->off + o, buf, n) < 0)
+			return (void *)1;
+		if (pm_image_read(j->img, j->off + o, rb, n) < 0 || memcmp(buf, rb, n))
+			return (void *)1;
+	}
+	return NULL;
+}
+
+static void threads_round(const char *fmt, const char *name)
+{
+	struct pm_image *img = NULL;
+	struct pm_image_diag d;
+	const uint64_t size = 32 << 20, part = size / 4;
+	pthread_t t[4];
+	struct job j[4];
+
+	assert_int_equal(sh("rm -f %s && qemu-img create -q -f %s %s %llu", name, fmt, name, (unsigned long long)size), 0);
+	assert_int_equal(pm_image_open_flags(&img, path_of(name), NULL, PM_IMG_WRITABLE, &d), 0);
+	for (unsigned i = 0; i < 4; i++) {
+		/* ranges that share units (blocks, grains) at their edges */
+		j[i] = (struct job){ img, i * part + 1000, part - 1000, i };
+		assert_int_equal(pthread_create(&t[i], NULL, writer, &j[i]), 0);
+	}
+	for (unsigned i = 0; i < 4; i++) {
+		void *ret;
+		pthread_join(t[i], &ret);
+		assert_null(ret);
+	}
+	pm_image_close(img);
+	assert_int_equal(pm_image_open(&img, path_of(name), NULL, &d), 0);
+	uint8_t *buf = malloc(size);
+	assert_non_null(buf);
+	assert_int_equal(pm_image_read(img, 0, buf, size), 0);
+	for (unsigned i = 0; i < 4; i++)
+		for (uint64_t o = 0; o < part - 1000; o++)
+			if (buf[i * part + 1000 + o] != (uint8_t)(i * 16 + (o / 70000) % 16))
+				fail_msg("%s: thread %u's byte %llu", fmt, i, (unsigned long long)o);
+	free(buf);
+	pm_image_close(img);
+	if (strcmp(fmt, "vpc"))
+		assert_int_equal(sh("qemu-img check -q %s", name), 0);
+}
+
+static void test_threads(void **state)
+{
+	(void)state;
+	if (!have_qemu)
+		skip();
+	threads_round("vpc", "t.vhd");
+	threads_round("vdi", "t.vdi");
+	threads_round("vmdk", "t.vmdk");
+}
+
+/* streamOptimized stays read-only, and says why */
+static void test_vmdk_stream_readonly(void **state)
+{
+	(void)state;
+	struct pm_image *img = NULL;
+	struct pm_image_diag d;
+	uint8_t b[512] = { 1 };
+
+	if (!have_qemu)
+		skip();
+	assert_int_equal(sh("truncate -s 4M s.raw && qemu-img convert -q -O vmdk -o subformat=streamOptimized s.raw "
+			    "so.vmdk && sha256sum so.vmdk >so.sha"),
+			 0);
+	assert_int_equal(pm_image_open_flags(&img, path_of("so.vmdk"), NULL, PM_IMG_WRITABLE, &d), 0);
+	assert_non_null(pm_image_readonly_reason(img));
+	assert_non_null(strstr(pm_image_readonly_reason(img), "streamOptimized"));
+	assert_int_equal(pm_image_write(img, 0, b, sizeof(b)), -EROFS);
+	pm_image_close(img);
+	assert_int_equal(sh("sha256sum -c --quiet so.sha"), 0);
+}
+
+/* A streamOptimized grain that inflates to fewer bytes than a grain (not the disk's last) fails
+ * its read; it used to read as if complete, zero-filled. */
+static void test_vmdk_short_grain(void **state)
+{
+	(void)state;
+	struct pm_image *img = NULL;
+	struct pm_image_diag d;
+	uint8_t buf[4096];
+
+	if (!have_qemu)
+		skip();
+	assert_int_equal(sh("head -c 1M /dev/urandom >g.raw && qemu-img convert -q -O vmdk -o subformat=streamOptimized "
+			    "g.raw g.vmdk"),
+			 0);
+	int fd = open(path_of("g.vmdk"), O_RDWR);
+	assert_true(fd >= 0);
+	struct stat st;
+	assert_int_equal(fstat(fd, &st), 0);
+	uint8_t h[512], gd[4], gt[4];
+	/* the header (or the footer's, 1024 bytes before the end): the grain directory, its first
+	 * table, grain 0 */
+	assert_int_equal(pread(fd, h, 512, 0), 512);
+	if (get_le64(h + 56) == UINT64_MAX)
+		assert_int_equal(pread(fd, h, 512, st.st_size - 1024), 512);
+	assert_int_equal(pread(fd, gd, 4, (off_t)get_le64(h + 56) * 512), 4);
+	assert_int_equal(pread(fd, gt, 4, (off_t)get_le32(gd) * 512), 4);
+	off_t grain = (off_t)get_le32(gt) * 512;
+	uint8_t m[12], plain[1000], z[2048];
+	assert_int_equal(pread(fd, m, 12, grain), 12);
+	memset(plain, 0x33, sizeof(plain));
+	uLongf zl = sizeof(z);
+	assert_int_equal(compress2(z, &zl, plain, sizeof(plain), 6), Z_OK);
+	assert_true(zl <= get_le32(m + 8));
+	put_le32(m + 8, (uint32_t)zl);
+	assert_int_equal(pwrite(fd, m, 12, grain), 12);
+	assert_int_equal(pwrite(fd, z, zl, grain + 12), (ssize_t)zl);
+	close(fd);
+	assert_int_equal(pm_image_open(&img, path_of("g.vmdk"), NULL, &d), 0);
+	assert_int_equal(pm_image_read(img, 0, buf, sizeof(buf)), -EIO);
+	assert_int_equal(pm_image_read(img, 65536, buf, sizeof(buf)), 0); /* the next grain is whole */
+	pm_image_close(img);
+}
+
+/* A missing VHDX parent: the message names the paths looked for. */
+static const uint8_t DWG_P[16] = { 0xa0, 0xa1, 0xa2, 0xa3, 0xb0, 0xb1, 0xc0, 0xc1, 1, 2, 3, 4, 5, 6, 7, 8 };
+static const uint8_t DWG_C[16] = { 0xd0, 0xd1, 0xd2, 0xd3, 0xe0, 0xe1, 0xf0, 0xf1, 8, 7, 6, 5, 4, 3, 2, 1 };
+
+static void test_vhdx_missing_parent_named(void **state)
+{
+	(void)state;
+	struct pm_image *img = NULL;
+	struct pm_image_diag d;
+	struct img c = vhdx_new(3, DWG_C, DWG_P, "gone.vhdx");
+
+	save("orphan.vhdx", &c);
+	assert_int_equal(pm_image_open(&img, path_of("orphan.vhdx"), NULL, &d), -ENOENT);
+	assert_non_null(strstr(d.error, path_of("gone.vhdx")));
+	img_free(&c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_vhd_dynamic),
+		cmocka_unit_test(test_vhd_differencing),
+		cmocka_unit_test(test_vdi_dynamic),
+		cmocka_unit_test(test_vmdk_sparse),
+		cmocka_unit_test(test_vmdk_split),
+		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_vmdk_stream_readonly),
+		cmocka_unit_test(test_vmdk_short_grain),
+		cmocka_unit_test(test_vhdx_missing_parent_named),
+	};
+	if (getenv("IMGW_TEST"))
+		cmocka_set_test_filter(getenv("IMGW_TEST")); /* one test, by name (a glob) */
+	return cmocka_run_group_tests_name("imgw", tests, setup, teardown);
+}
