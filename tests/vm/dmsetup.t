@@ -164,7 +164,8 @@ norm_user() {
 		s/^(Major, minor: +)7, /\1254, /; s/\b7([:, ]+)($served)\b/254\1N/g" | norm
 }
 same "$(norm_user <"$TMP/user.txt")" "$(norm <"$TMP/debian.txt")" "PARTMAP_DM=user: every output and exit status as Debian's dmsetup with the kernel's"
-is "$(grep -l 'serve.dm' /proc/[0-9]*/cmdline 2>/dev/null | grep -v self)" "" "PARTMAP_DM=user: no server left after the walk"
+left=""; for p in /proc/[0-9]*; do case $(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) in "partmap serve dm "*) left+="${p#/proc/} " ;; esac; done
+is "$left" "" "PARTMAP_DM=user: no server left after the walk"
 # numbers are read strictly: a bad sector or event number is refused (Debian's dmsetup reads
 # "wait num 5q" as event 5; partmap refuses it)
 echo 0 64 zero | "$PARTMAP" dmsetup create num
