@@ -305,21 +305,6 @@ static void maybe_exit(struct server *s)
 		close(lock);
 }
 
-static int full_io(int fd, void *buf, size_t len, bool wr)
-{
-	uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = wr ? send(fd, p, len, MSG_NOSIGNAL) : recv(fd, p, len, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -ECONNRESET;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 struct conn {
 	struct server *s;
@@ -337,13 +322,13 @@ static void *conn_thread(void *p)
 		char err[512];
 		struct dm_ioctl *io;
 
-		if (full_io(c->fd, &rq, sizeof(rq), false) < 0)
+		if (pm_udm_sock_io(c->fd, &rq, sizeof(rq), false) < 0)
 			break;
 		if (rq.magic != PM_UDM_MAGIC || rq.size < sizeof(struct dm_ioctl) || rq.size > PM_UDM_REQ_MAX)
 			break;
 		if (!(io = calloc(1, rq.size)))
 			break;
-		if (full_io(c->fd, io, rq.size, false) < 0) {
+		if (pm_udm_sock_io(c->fd, io, rq.size, false) < 0) {
 			free(io);
 			break;
 		}
@@ -353,11 +338,11 @@ static void *conn_thread(void *p)
 			syslog(LOG_ERR, "device-mapper: %s", err);
 		rp.size = rq.size;
 		rp.err_len = (uint32_t)strlen(err);
-		int r = full_io(c->fd, &rp, sizeof(rp), true);
+		int r = pm_udm_sock_io(c->fd, &rp, sizeof(rp), true);
 		if (r == 0)
-			r = full_io(c->fd, io, rq.size, true);
+			r = pm_udm_sock_io(c->fd, io, rq.size, true);
 		if (r == 0)
-			r = full_io(c->fd, err, rp.err_len, true);
+			r = pm_udm_sock_io(c->fd, err, rp.err_len, true);
 		explicit_bzero(io, rq.size); /* a table may hold a key */
 		free(io);
 		if (r < 0)

@@ -103,5 +103,8 @@ struct pm_dm;
  * first: the loop devices on its files detached, the /dev/mapper nodes of those removed, its mount
  * detached. */
 int pm_dm_open_user(struct pm_dm *dm, const char *exe);
+/* All of len bytes sent (wr) or received on a socket: 0, -ECONNRESET when the other side closed it,
+ * -errno. */
+int pm_udm_sock_io(int fd, void *buf, size_t len, bool wr);
 /* What the userspace device mapper left behind by a dead server: cleaned as above. 0, or -errno. */
 int pm_udm_cleanup_dead(void);

@@ -29,7 +29,7 @@ struct client {
 	char exe[4096];
 };
 
-static int full_io(int fd, void *buf, size_t len, bool wr)
+int pm_udm_sock_io(int fd, void *buf, size_t len, bool wr)
 {
 	uint8_t *p = buf;
 
@@ -207,16 +207,16 @@ static int exchange(int fd, unsigned nr, struct dm_ioctl *io, char *err, size_t 
 	struct pm_udm_rep rp;
 	int r;
 
-	if ((r = full_io(fd, &rq, sizeof(rq), true)) < 0 || (r = full_io(fd, io, io->data_size, true)) < 0)
+	if ((r = pm_udm_sock_io(fd, &rq, sizeof(rq), true)) < 0 || (r = pm_udm_sock_io(fd, io, io->data_size, true)) < 0)
 		return r;
-	if ((r = full_io(fd, &rp, sizeof(rp), false)) < 0)
+	if ((r = pm_udm_sock_io(fd, &rp, sizeof(rp), false)) < 0)
 		return r;
 	if (rp.size != io->data_size || rp.err_len > 4096)
 		return -EPROTO;
-	if ((r = full_io(fd, io, rp.size, false)) < 0)
+	if ((r = pm_udm_sock_io(fd, io, rp.size, false)) < 0)
 		return r;
 	char text[4097];
-	if ((r = full_io(fd, text, rp.err_len, false)) < 0)
+	if ((r = pm_udm_sock_io(fd, text, rp.err_len, false)) < 0)
 		return r;
 	text[rp.err_len] = 0;
 	pm_strlcpy(err, text, err_len);
