@@ -95,14 +95,37 @@ deb:
 	pkg/mkdeb.sh $(BUILD) $(VERSION)
 
 # ---- tests ----
-$(BUILD)/tests/%: tests/unit/%.c $(UNIT_HELPERS) $(LIB_SRC) $(HDRS) tests/unit/imgbuild.h tests/unit/imgfmt.h tests/unit/tgtenv.h
-	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -Isrc -o $@ $< $(UNIT_HELPERS) $(LIB_SRC) -lcmocka $(LIBS)
+# The unit tests link the library's objects (the binary's, and a sanitized set for the ASan build)
+# from an archive, whole (targets register through weak references that would not pull members),
+# instead of compiling every source again for each test.
+ASAN_FLAGS := $(CSTD) $(WARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ASAN_OBJ := $(LIB_SRC:%.c=$(BUILD)/asan-obj/%.o) $(UNIT_HELPERS:%.c=$(BUILD)/asan-obj/%.o)
+HELPER_OBJ := $(UNIT_HELPERS:%.c=$(BUILD)/obj/%.o)
+UNIT_HDRS := tests/unit/imgbuild.h tests/unit/imgfmt.h tests/unit/tgtenv.h
 
-$(BUILD)/asan/%: tests/unit/%.c $(UNIT_HELPERS) $(LIB_SRC) $(HDRS) tests/unit/imgbuild.h tests/unit/imgfmt.h tests/unit/tgtenv.h
+$(BUILD)/obj/tests/unit/%.o: tests/unit/%.c $(HDRS) $(UNIT_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CSTD) $(WARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
-		-fno-omit-frame-pointer -Isrc -o $@ $< $(UNIT_HELPERS) $(LIB_SRC) -lcmocka $(LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Isrc -c -o $@ $<
+
+$(BUILD)/asan-obj/%.o: %.c $(HDRS) $(UNIT_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ASAN_FLAGS) -Isrc -c -o $@ $<
+
+$(BUILD)/libtest.a: $(LIB_OBJ) $(HELPER_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libtest-asan.a: $(ASAN_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libtest.a $(HDRS) $(UNIT_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Isrc -o $@ $< -Wl,--whole-archive $(BUILD)/libtest.a -Wl,--no-whole-archive \
+		-lcmocka $(LIBS)
+
+$(BUILD)/asan/%: tests/unit/%.c $(BUILD)/libtest-asan.a $(HDRS) $(UNIT_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ASAN_FLAGS) -Isrc -o $@ $< -Wl,--whole-archive $(BUILD)/libtest-asan.a \
+		-Wl,--no-whole-archive -lcmocka $(LIBS)
 
 unit: $(UNIT_BIN)
 asan: $(ASAN_BIN)
