@@ -772,6 +772,13 @@ static int crypt_ctr(struct pm_target *ti, unsigned argc, char **argv)
 		r = pm_target_fail(ti, -EINVAL, "Integrity profile not supported.");
 		goto bad;
 	}
+	/* the kernel's table check after the target's io_hints (dm-table.c device_area_is_invalid): the
+	 * area on the device must start on the mapped device's logical block (sector_size) */
+	if (cc->start & ((cc->sector_size >> 9) - 1)) {
+		r = pm_target_fail(ti, -EINVAL, "start=%llu not aligned to h/w logical block size %u of %s",
+				   (unsigned long long)cc->start, cc->sector_size, cc->dev->name);
+		goto bad;
+	}
 	ti->block_size = cc->sector_size;
 	return 0;
 bad:

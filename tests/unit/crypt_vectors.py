@@ -125,7 +125,9 @@ for spec, chain, ivmode, k, ivo, nsect, opts, rev in cases:
         data = run(chain, ivmode, k, tfms, ivo, nsect, ss, large, bytes(ct(i) for i in range(n)), False)
     else:
         data = run(chain, ivmode, k, tfms, ivo, nsect, ss, large, bytes(pt(i) for i in range(n)), True)
-    table = '0 %d crypt %s %s %d 7:0 %d%s' % (nsect, spec, k.hex() if k else '-', ivo, START,
+    # the device area starts on a logical block of the mapped device (the kernel refuses others)
+    start = START if ss == 512 else ss // 512
+    table = '0 %d crypt %s %s %d 7:0 %d%s' % (nsect, spec, k.hex() if k else '-', ivo, start,
                                             ' ' + opts if opts else '')
-    print('\t{ "%s", %d, %d, %d, "%s" },' % (table, START, nsect, int(rev), hashlib.sha256(data).hexdigest()))
+    print('\t{ "%s", %d, %d, %d, "%s" },' % (table, start, nsect, int(rev), hashlib.sha256(data).hexdigest()))
 print('};')

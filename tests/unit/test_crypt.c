@@ -209,6 +209,8 @@ static void test_refusals(void **state)
 		{ "0 8 crypt aes " K16 " 0 7:0 0 1 sector_size:256", "crypt: Invalid feature value for sector_size" },
 		{ "0 9 crypt aes " K16 " 0 7:0 0 1 sector_size:4096",
 		  "crypt: Device size is not multiple of sector_size feature" },
+		{ "0 8 crypt aes " K16 " 0 7:0 3 1 sector_size:4096",
+		  "crypt: start=3 not aligned to h/w logical block size 4096 of 7:0" },
 		{ "0 8 crypt aes " K16 " 0 7:0 0 1 integrity:0:none", "crypt: Invalid integrity arguments" },
 		{ "0 8 crypt aes " K16 " 0 7:0 0 1 integrity:481:none", "crypt: Invalid integrity arguments" },
 		{ "0 8 crypt aes " K16 " 0 7:0 0 1 integrity:16:foo", "crypt: Unknown integrity profile" },

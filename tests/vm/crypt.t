@@ -76,6 +76,11 @@ refuse "0 8 crypt aes $K16 0 $dev 0 1 sector_size:1024x" "Invalid feature argume
 refuse "0 8 crypt aes $K16 0 $dev 0 1 sector_size:1000" "Invalid feature value for sector_size"
 refuse "0 8 crypt aes $K16 0 $dev 0 1 sector_size:8192" "Invalid feature value for sector_size"
 refuse "0 9 crypt aes $K16 0 $dev 0 1 sector_size:4096" "Device size is not multiple of sector_size feature"
+# an area that does not start on a sector_size boundary: refused by the table check (dm-table.c,
+# "start=3 not aligned to h/w logical block size"), as partmap's crypt refuses it
+dmsetup create "$dm" --table "0 8 crypt aes $K16 0 $dev 3 1 sector_size:4096" >/dev/null 2>&1
+is "$?" 1 "the kernel refuses a crypt area not on a sector_size boundary"
+dmsetup remove "$dm" >/dev/null 2>&1
 refuse "0 8 crypt aes $K16 0 $dev 0 1 integrity:0:none" "Invalid integrity arguments"
 refuse "0 8 crypt aes $K16 0 $dev 0 1 integrity:16:foo" "Unknown integrity profile"
 refuse "0 8 crypt aes $K16 0 $dev 0 1 integrity:16:aead" "Bad cipher specification"
