@@ -40,8 +40,14 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 mkdir "$scratch/debian"
 printf 'Source: partmap\n\nPackage: partmap\nArchitecture: any\n' >"$scratch/debian/control"
-shlibs=$(cd "$scratch" && dpkg-shlibdeps -O "$stage/usr/sbin/partmap" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
-[ -n "$shlibs" ] || { echo "mkdeb.sh: dpkg-shlibdeps found no library dependencies" >&2; exit 1; }
+# (none when it is linked statically, the default: then fuse3 alone)
+if LC_ALL=C readelf -d "$stage/usr/sbin/partmap" 2>/dev/null | grep -q NEEDED; then
+	shlibs=$(cd "$scratch" && dpkg-shlibdeps -O "$stage/usr/sbin/partmap" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
+	[ -n "$shlibs" ] || { echo "mkdeb.sh: dpkg-shlibdeps found no library dependencies" >&2; exit 1; }
+	shlibs="$shlibs, "
+else
+	shlibs=""
+fi
 maint=${DEB_MAINTAINER:-$(git log -1 --format='%an <%ae>' 2>/dev/null || echo 'partmap <partmap@localhost>')}
 size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
 cat >"$stage/DEBIAN/control" <<TXT
@@ -50,7 +56,7 @@ Version: $version
 Architecture: $arch
 Maintainer: $maint
 Installed-Size: $size
-Depends: $shlibs, fuse3
+Depends: ${shlibs}fuse3
 Suggests: qemu-utils
 Section: admin
 Priority: optional
