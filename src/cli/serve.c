@@ -34,8 +34,11 @@
 #define IDLE_EXIT_MS 5000 /* no device and no client this long: exit */
 #define DM_READ_AHEAD_SECTORS 256 /* a new DM device's read-ahead */
 
+struct server;
+
 struct devfile {
 	struct pm_vdev v;
+	struct server *s;         /* whose engine serves it */
 	unsigned id;
 	int loop;                 /* its loop device's index */
 };
@@ -90,12 +93,9 @@ static const struct pm_vdev_ops df_ops = {
 	.discard = df_discard,
 };
 
-static struct server *the_server; /* the process's one server: the vdev callbacks reach it */
-
 static struct pm_udm *engine_of(struct pm_vdev *v)
 {
-	(void)v;
-	return the_server->u;
+	return ((struct devfile *)v->priv)->s->u;
 }
 
 static uint64_t front_size(void *arg, struct pm_vdev *v)
@@ -127,6 +127,7 @@ static int h_add(void *arg, unsigned id, const char *name, dev_t *dev)
 	if (!df)
 		return -ENOMEM;
 	df->id = id;
+	df->s = s;
 	df->v = (struct pm_vdev){ .ops = &df_ops, .priv = df };
 	snprintf(fname, sizeof(fname), "%u", id);
 	if ((r = pm_front_add(s->front, fname, &df->v)) < 0) {
@@ -449,7 +450,6 @@ static int serve_dm(void)
 	int r;
 
 	pthread_mutex_init(&s.lock, NULL);
-	the_server = &s;
 	if ((mkdir("/run/partmap", 0755) < 0 && errno != EEXIST) || (mkdir(PM_UDM_DIR, 0700) < 0 && errno != EEXIST) ||
 	    (mkdir(PM_UDM_MOUNT, 0700) < 0 && errno != EEXIST)) {
 		fprintf(stderr, "serve: %s: %s\n", PM_UDM_DIR, strerror(errno));

@@ -49,7 +49,6 @@ struct pm_udm {
 	struct udev_dev **d;
 	size_t n, cap;
 	unsigned next_id;
-	struct pm_target_env env; /* what tables see: own devices first, then h.env */
 };
 
 /* ---- lookups (under io or ctl) ---- */
@@ -338,11 +337,6 @@ static void bump_event(struct pm_udm *u, struct udev_dev *d)
 	pthread_mutex_unlock(&u->io);
 }
 
-static void env_event_any(void *arg)
-{
-	(void)arg; /* replaced per table: see table_env() */
-}
-
 static int env_each_target(void *arg, int (*fn)(struct pm_target *ti, void *fnarg), void *fnarg)
 {
 	struct pm_udm *u = arg;
@@ -450,13 +444,6 @@ int pm_udm_new(struct pm_udm **out, const struct pm_udm_hooks *hooks)
 	pthread_cond_init(&u->ev_cond, NULL);
 	pthread_rwlock_init(&u->tables_lock, NULL);
 	u->next_id = 1;
-	u->env = (struct pm_target_env){
-		.open_source = env_open,
-		.close_source = env_close,
-		.event = env_event_any,
-		.each_target = env_each_target,
-		.arg = u,
-	};
 	*out = u;
 	return 0;
 }
