@@ -19,7 +19,7 @@ CPPFLAGS += -D_GNU_SOURCE -DPARTMAP_VERSION=\"$(VERSION)\"
 CFLAGS += $(CSTD) $(WARN) $(OPT)
 
 LIB_SRC := $(wildcard src/*.c) $(wildcard src/table/*.c) $(wildcard src/map/*.c) $(wildcard src/image/*.c) \
-	$(wildcard src/vdev/*.c) $(wildcard src/target/*.c)
+	$(wildcard src/vdev/*.c) $(wildcard src/target/*.c) $(wildcard src/raid/*.c)
 LIBS := -lfuse3 -lzstd -lz -lcrypto -lpthread -ldl -lrt
 # build/partmap is linked statically: a run of `kpartx -l` then costs about what exec of a do-nothing
 # static program costs, where the dynamic loader spent more time mapping and relocating libc, libfuse3,
@@ -31,7 +31,7 @@ PARTMAP_LDFLAGS := -static
 endif
 CPPFLAGS += -I/usr/include/fuse3
 CLI_SRC := $(wildcard src/cli/*.c)
-HDRS := $(wildcard src/*.h src/cli/*.h src/map/*.h src/image/*.h src/table/*.h src/vdev/*.h src/target/*.h)
+HDRS := $(wildcard src/*.h src/cli/*.h src/map/*.h src/image/*.h src/table/*.h src/vdev/*.h src/target/*.h src/raid/*.h)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
