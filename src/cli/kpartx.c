@@ -629,6 +629,13 @@ static int map_image(const char *path, int fd, const struct stat *st, struct pm_
 			fprintf(stderr, "kpartx: %s: cannot unmount %s: %s\n", path, dir, strerror(-r));
 			rc = 1;
 		}
+		/* the server ends once the loop device lets go of its file: its last flush written, it
+		 * closes the image. Wait for that (bounded), so that qemu can take the image at once;
+		 * not while the loop device is kept by another user of it (the kernel detaches it later) */
+		if (rc == 0 && pm_loop_find_path(disk, 0, &li) != 1 &&
+		    pm_image_wait_unlocked(fd, PM_SERVE_WAIT_MS) == -ETIMEDOUT)
+			fprintf(stderr, "kpartx: %s: its server has not closed it yet after %u s: still writing?\n",
+				path, PM_SERVE_WAIT_MS / 1000);
 		return rc;
 	}
 	const char *ro = pm_image_readonly_reason(img);

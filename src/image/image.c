@@ -623,6 +623,22 @@ fail:
 	return r;
 }
 
+int pm_image_wait_unlocked(int fd, unsigned timeout_ms)
+{
+	struct flock fl;
+	int r;
+
+	for (unsigned waited = 0;; waited += 10) {
+		if ((r = lock_byte(fd, F_OFD_GETLK, F_WRLCK, LOCK_PERM_BASE + 1, &fl)) < 0)
+			return r;
+		if (fl.l_type == F_UNLCK)
+			return 0;
+		if (waited >= timeout_ms)
+			return -ETIMEDOUT;
+		pm_sleep_ms(10);
+	}
+}
+
 /* A writable image holds what a qemu writer holds: on its file consistent read, write and resize, not
  * shared beyond reads and unchanged writes; on every backing file consistent read. So qemu refuses
  * to write (or to open without -U) an image partmap writes, and partmap one qemu writes. */

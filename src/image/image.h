@@ -101,6 +101,10 @@ int pm_image_create(const char *path, const char *format, const struct pm_image_
 /* The exit status of an applet refused an image because another process holds its lock (-EBUSY from
  * pm_image_open_flags with PM_IMG_WRITABLE: qemu, or another partmap, writes it). */
 #define PM_EXIT_LOCKED 3
+/* Wait until no open file description of the file behind fd (another process's) holds qemu's "write"
+ * permission lock: a writer (partmap's server, qemu) has closed the image, its last flush done.
+ * Polls every 10 ms for at most timeout_ms. 0, -ETIMEDOUT, or -errno. */
+int pm_image_wait_unlocked(int fd, unsigned timeout_ms);
 
 /* Extents of the virtual disk, for sparse copies: from off, how many bytes (at most max) are all
  * PM_IMG_DATA or all PM_IMG_ZERO (reads as zeros without reading data). Returns the kind or -errno. */
