@@ -32,6 +32,8 @@ test       strace              cmd:strace
 test       hyperfine           cmd:hyperfine
 test       kpartx              cmd:kpartx
 test       dmsetup             cmd:dmsetup
+test       dmraid              cmd:dmraid
+test       mdadm               cmd:mdadm
 test       fdisk               cmd:sfdisk cmd:fdisk
 test       gdisk               cmd:sgdisk
 test       parted              cmd:parted

@@ -11,10 +11,7 @@ for f in "$vm/kernel/vmlinuz" "$vm/initramfs.cpio.gz"; do
 done
 command -v qemu-system-x86_64 >/dev/null || { fail "qemu-system-x86_64 missing"; done_testing; exit; }
 start=$(date +%s)
-timeout 900 qemu-system-x86_64 -nographic -no-reboot -m 2048 -smp 2 -cpu max \
-	-kernel "$vm/kernel/vmlinuz" -initrd "$vm/initramfs.cpio.gz" \
-	-append "console=ttyS0 quiet loglevel=3 panic=-1" \
-	-serial file:"$TMP/console" -serial file:"$TMP/tap" -monitor none -display none >/dev/null 2>&1
+"$top/tests/vm/boot.sh" "$B" "$TMP"
 rc=$?
 diag "VM ran for $(( $(date +%s) - start )) s (qemu exit $rc)"
 file=""

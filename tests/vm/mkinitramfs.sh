@@ -34,7 +34,8 @@ copy_bin() {
 }
 for t in bash kpartx dmsetup losetup sfdisk fdisk sgdisk partx blockdev mke2fs debugfs jq cmp od awk sed grep \
 	sort tr cut head tail wc diff mktemp seq stat readlink truncate dd sleep timeout mount umount sync cat strace \
-	ls mkdir rm cp ln env uname id printf find xargs basename dirname date chmod rmdir udevadm ipcs; do
+	ls mkdir rm cp ln env uname id printf find xargs basename dirname date chmod rmdir udevadm ipcs mdadm mdmon dmraid \
+	sha256sum; do
 	copy_bin "$t"
 done
 # Debian's systemd-udevd and the dm, kpartx and storage rules (tests/vm/udev.t starts it); rules and
@@ -53,7 +54,8 @@ echo "root:x:0:0:root:/root:/bin/bash" >"$root/etc/passwd"
 printf 'root:x:0:\ndisk:x:6:\n' >"$root/etc/group"
 
 # modules (and what they need), loaded in dependency order by modprobe from modules.dep
-mods="loop fuse dm-mod dm-zero dm-snapshot dm-crypt dm-mirror dm-delay dm-flakey ext4 crc32c_generic xts ecb essiv ctr"
+mods="loop fuse dm-mod dm-zero dm-snapshot dm-crypt dm-mirror dm-delay dm-flakey ext4 crc32c_generic xts ecb essiv ctr
+	virtio_pci virtio_scsi sd_mod md-mod raid0 raid1 raid10 raid456 dm-raid"
 m=$kdir/lib/modules/$ver
 for f in modules.dep modules.alias modules.symbols modules.builtin modules.order modules.builtin.modinfo modules.softdep modules.dep.bin modules.alias.bin modules.symbols.bin modules.builtin.bin; do
 	[ -f "$m/$f" ] && cp "$m/$f" "$root/lib/modules/$ver/"
