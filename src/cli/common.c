@@ -3,6 +3,7 @@
 #include "../image/image.h"
 
 #include <inttypes.h>
+#include <malloc.h>
 
 void cli_json_str(FILE *f, const char *s)
 {
@@ -49,4 +50,10 @@ void cli_image_warnings(const char *prog, const struct pm_image_diag *d)
 {
 	for (unsigned i = 0; i < d->nwarnings; i++)
 		fprintf(stderr, "%s: warning: %s\n", prog, d->warnings[i]);
+}
+
+void cli_malloc_for_serving(void)
+{
+	mallopt(M_MMAP_THRESHOLD, 8 << 20);
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
 }

@@ -475,6 +475,7 @@ int fuse_main_applet(int argc, char **argv)
 		 PM_SERVE_FSNAME_PREFIX, fsname, SERVE_MAX_READ, s.read_only ? ",ro" : "");
 	char *fargv[] = { argv[0], opts, NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(2, fargv);
+	cli_malloc_for_serving();
 	struct fuse *f = fuse_new(&args, &ops, sizeof(ops), &s);
 	if (!f) {
 		fprintf(stderr, "fuse: cannot start the FUSE session\n");

@@ -6,6 +6,7 @@
  * a file that a loop device holds. It exits when its last device is removed (or when none was made
  * within a few seconds of its start). Logs go to syslog (the kernel log when no syslog listens). */
 #include "applets.h"
+#include "common.h"
 #include "../vdev/udm.h"
 #include "../vdev/front.h"
 #include "../loop.h"
@@ -503,8 +504,10 @@ static int serve_dm(void)
 
 int serve_main(int argc, char **argv)
 {
-	if (argc == 2 && !strcmp(argv[1], "dm"))
+	if (argc == 2 && !strcmp(argv[1], "dm")) {
+		cli_malloc_for_serving();
 		return serve_dm();
+	}
 	fprintf(stderr, "usage: partmap serve dm   (the userspace device mapper's server; partmap dmsetup starts it)\n");
 	return 1;
 }
