@@ -460,7 +460,10 @@ int vhdx_log_sector(struct pm_image *img, struct vhdx *v, uint64_t off, const ui
 	memcpy(s + 8, sector + 8, 4084);
 	put_le32(s + 4092, (uint32_t)seq);
 	put_le32(h + 4, pm_crc32c(0, e, sizeof(e)));
-	if ((r = pm_pwrite_all(img->fd, e, sizeof(e), v->log_off)) < 0 || (r = sync_file(img)) < 0)
+	/* the data sector first and flushed, then the header sector: a torn entry then lacks its header
+	 * (nothing of this LogGuid in the log: an empty log) rather than being a damaged one */
+	if ((r = pm_pwrite_all(img->fd, s, VHDX_LOG_SECTOR, v->log_off + VHDX_LOG_SECTOR)) < 0 || (r = sync_file(img)) < 0 ||
+	    (r = pm_pwrite_all(img->fd, h, VHDX_LOG_SECTOR, v->log_off)) < 0 || (r = sync_file(img)) < 0)
 		return r;
 	/* applied in place, flushed, and the log emptied */
 	if ((r = pm_pwrite_all(img->fd, sector, VHDX_LOG_SECTOR, off)) < 0)
