@@ -751,6 +751,12 @@ static void test_vhdx_differencing(void **state)
 	assert_null(pm_image_readonly_reason(img));
 	read_back(img, model, size);
 	pattern(img, model, size, fd, 40, 99);
+	/* into the partly present block: its own sectors and the parent's kept around the new bytes */
+	uint8_t w[700];
+	memset(w, 0x44, sizeof(w));
+	assert_int_equal(pm_image_write(img, (1 << 20) + 60000, w, sizeof(w)), 0);
+	memcpy(model + (1 << 20) + 60000, w, sizeof(w));
+	assert_int_equal(pwrite(fd, w, sizeof(w), (1 << 20) + 60000), (ssize_t)sizeof(w));
 	read_back(img, model, size);
 	assert_int_equal(pm_image_sync(img), 0);
 	pm_image_close(img);
@@ -760,6 +766,53 @@ static void test_vhdx_differencing(void **state)
 	pm_image_close(img);
 	assert_int_equal(sh("sha256sum -c --quiet p.sha"), 0);
 	assert_true(log_guid_zero("c.vhdx"));
+	/* qemu as the judge (it reads no differencing VHDX): a copy with its has-parent flag cleared reads,
+	 * in each block the child's BAT says FULLY_PRESENT, the parent's bytes with the writes over them,
+	 * and zeros elsewhere; every block written is FULLY_PRESENT (none left PARTIALLY_PRESENT) */
+	unsigned full = 0;
+	fd = open(path_of("c.vhdx"), O_RDONLY);
+	assert_true(fd >= 0);
+	for (unsigned b = 0; b < 6; b++) {
+		uint8_t e[8];
+		assert_int_equal(pread(fd, e, 8, (3 << 20) + 8 * b), 8); /* the builder's BAT, one chunk */
+		if ((get_le64(e) & 7) == 6)
+			full++;
+		else
+			memset(model + ((uint64_t)b << 20), 0, 1 << 20);
+		assert_true((get_le64(e) & 7) != 7);
+	}
+	close(fd);
+	assert_true(full >= 2);
+	fd = open(path_of("full.raw"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+	assert_int_equal(pwrite(fd, model, size, 0), (ssize_t)size);
+	close(fd);
+	/* the copy: flag cleared, the parent locator's metadata entry replaced by the two items qemu
+	 * requires and the builder leaves out (physical sector size, page 83 data) */
+	static const uint8_t phys[16] = { 0xc7, 0x48, 0xa3, 0xcd, 0x5d, 0x44, 0x71, 0x44,
+					  0x9c, 0xc9, 0xe9, 0x88, 0x52, 0x51, 0xc5, 0x56 };
+	static const uint8_t page83[16] = { 0xab, 0x12, 0xca, 0xbe, 0xe6, 0xb2, 0x23, 0x45,
+					    0x93, 0xef, 0xc3, 0x09, 0xe0, 0x00, 0xc7, 0x46 };
+	const off_t meta = 2 << 20;
+	uint8_t tbl[32 * 6] = { 0 }, val[32] = { 0 };
+	assert_int_equal(sh("cp c.vhdx nop.vhdx"), 0);
+	fd = open(path_of("nop.vhdx"), O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "\0", 1, meta + 65536 + 4), 1);
+	assert_int_equal(pread(fd, tbl, sizeof(tbl), meta), (ssize_t)sizeof(tbl));
+	put_le16(tbl + 10, 5);
+	for (int i = 0; i < 2; i++) {
+		uint8_t *e = tbl + 32 + 32 * (3 + i);
+		memset(e, 0, 32);
+		memcpy(e, i ? page83 : phys, 16);
+		put_le32(e + 16, 65536 + 1024 + 32 * (uint32_t)i);
+		put_le32(e + 20, i ? 16 : 4);
+		put_le32(e + 24, 6);
+	}
+	put_le32(val, 512);
+	assert_int_equal(pwrite(fd, tbl, sizeof(tbl), meta), (ssize_t)sizeof(tbl));
+	assert_int_equal(pwrite(fd, val, sizeof(val), meta + 65536 + 1024), (ssize_t)sizeof(val));
+	close(fd);
+	assert_int_equal(sh("qemu-img compare -q -f vhdx -F raw nop.vhdx full.raw"), 0);
 	free(model);
 }
 
