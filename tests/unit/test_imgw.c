@@ -501,8 +501,8 @@ struct tdesc {
 };
 
 /* A log entry (made here, independently of partmap's writer) at byte pos of the log: returns its length. */
-static uint32_t vhdx_put_entry(int fd, uint64_t log_off, uint32_t pos, const uint8_t *guid, uint64_t seq, uint32_t tail,
-			       uint64_t flushed, uint64_t last, const struct tdesc *d, unsigned nd)
+static uint32_t vhdx_put_entry(int fd, uint64_t log_off, uint32_t log_len, uint32_t pos, const uint8_t *guid, uint64_t seq,
+			       uint32_t tail, uint64_t flushed, uint64_t last, const struct tdesc *d, unsigned nd)
 {
 	unsigned ndata = 0;
 	for (unsigned i = 0; i < nd; i++)
@@ -536,7 +536,8 @@ static uint32_t vhdx_put_entry(int fd, uint64_t log_off, uint32_t pos, const uin
 		put_le32(s + 4092, (uint32_t)seq);
 	}
 	put_le32(e + 4, pm_crc32c(0, e, len));
-	assert_int_equal(pwrite(fd, e, len, (off_t)(log_off + pos)), (ssize_t)len);
+	for (uint32_t k = 0; k < len; k += 4096) /* the log is circular: an entry may wrap */
+		assert_int_equal(pwrite(fd, e + k, 4096, (off_t)(log_off + (pos + k) % log_len)), 4096);
 	free(e);
 	return len;
 }
@@ -549,7 +550,8 @@ static const uint8_t LOG_GUID[16] = { 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 
  * to the appended block too. damage: 0 none, 1 entry 7's checksum wrong (entry 8's sequence then
  * starts at an invalid entry), 2 entry 8 numbered 9 (not the one after its tail's), 3 entry 7 writes
  * past the file's last offset, 4 the file shorter than the log's flushed offset, 5 both checksums
- * wrong, 6 entry 8's checksum wrong (a torn last entry: entry 7 alone is the active sequence). */
+ * wrong, 6 entry 8's checksum wrong (a torn last entry: entry 7 alone is the active sequence), 7
+ * none, but entry 7 starts in the log's last sector and wraps to its start. */
 static void make_logged(int damage)
 {
 	assert_int_equal(sh("rm -f l.vhdx && qemu-img create -q -f vhdx -o block_size=1M,log_size=1M l.vhdx 8M && "
@@ -578,15 +580,16 @@ static void make_logged(int damage)
 	struct tdesc d7[2] = { { false, bat, 0, sec }, { true, b0 + 4096, 8192, NULL } };
 	if (damage == 3)
 		d7[1].off = fsize + (1 << 20);
-	uint32_t len7 = vhdx_put_entry(fd, log_off, 0, LOG_GUID, 7, 0, fsize, fsize, d7, 2);
+	uint32_t p7 = damage == 7 ? log_len - 4096 : 0;
+	uint32_t len7 = vhdx_put_entry(fd, log_off, log_len, p7, LOG_GUID, 7, p7, fsize, fsize, d7, 2);
 	put_le64(sec + 2 * 8, 2);
 	put_le64(sec + 4 * 8, end | 6);
 	struct tdesc d8[1] = { { false, bat, 0, sec } };
-	vhdx_put_entry(fd, log_off, len7, LOG_GUID, damage == 2 ? 9 : 8, 0, damage == 4 ? fsize + 4096 : fsize, fsize, d8,
-		       1);
+	vhdx_put_entry(fd, log_off, log_len, (p7 + len7) % log_len, LOG_GUID, damage == 2 ? 9 : 8, p7,
+		       damage == 4 ? fsize + 4096 : fsize, fsize, d8, 1);
 	/* a bit of a data sector flipped: entry 7's (1, 5), entry 8's (5) */
 	for (int k = 0; k < 2; k++) {
-		uint64_t at = log_off + (k ? len7 : 0) + 4096 + 100;
+		uint64_t at = log_off + (p7 + (k ? len7 : 0) + 4096) % log_len + 100;
 		uint8_t x = 0;
 		if (!(damage == 5 || (damage == 1 && k == 0) || (damage == 6 && k == 1)))
 			continue;
@@ -617,7 +620,9 @@ static bool log_guid_zero(const char *name)
 }
 
 /* A log that needs replay: read-only, replayed in memory (the file unchanged); read-write, replayed in
- * the file. qemu is the judge: its own replay (qemu-img check -r all) of a copy gives the same disk. */
+ * the file. qemu is the judge: its own replay (qemu-img check -r all) of a copy gives the same disk,
+ * qemu-io finds what the log wrote in partmap's replay, and reads it as partmap did before replaying.
+ * Also a log that wraps around the end of the circular log. */
 static void test_vhdx_log_replay(void **state)
 {
 	(void)state;
@@ -627,43 +632,54 @@ static void test_vhdx_log_replay(void **state)
 
 	if (!have_qemu)
 		skip();
-	make_logged(0);
-	assert_int_equal(sh("cp l.vhdx q.vhdx && sha256sum l.vhdx >l.sha"), 0);
-	/* qemu refuses to open it read-only (it would have to replay) */
-	assert_true(sh("qemu-io -r -c 'read 0 512' q.vhdx >/dev/null 2>&1") != 0);
-	/* qemu's replay, in place; then its reading of the disk */
-	assert_int_equal(sh("qemu-img check -q -r all q.vhdx >/dev/null 2>&1; qemu-img check -q q.vhdx && "
-			    "qemu-img convert -O raw q.vhdx q.raw"),
-			 0);
-	/* what was logged took effect: block 3 and 4 the appended block, block 2 zero, a hole in block 0 */
-	assert_int_equal(sh("qemu-io -r -c 'read -P 0x5a 3M 2M' -c 'read -P 0 2M 1M' -c 'read -P 0x61 0 4096' "
-			    "-c 'read -P 0 4096 8192' -c 'read -P 0x61 12288 4096' q.vhdx >io.out 2>&1 && "
-			    "! grep -qi -e pattern -e fail io.out && test $(grep -c '^read' io.out) -eq 5"),
-			 0);
+	/* what the log does: blocks 3 and 4 the appended block, block 2 zero, 8 KiB of block 0 zero */
+#define IO5 "qemu-io -r -c 'read -P 0x5a 3M 2M' -c 'read -P 0 2M 1M' -c 'read -P 0x61 0 4096' " \
+	    "-c 'read -P 0 4096 8192' -c 'read -P 0x61 12288 4096' %s >io.out 2>&1 && "             \
+	    "! grep -qi -e pattern -e fail io.out && test $(grep -c '^read' io.out) -eq 5"
 	uint8_t *buf = malloc(size), *want = malloc(size);
 	assert_non_null(buf);
 	assert_non_null(want);
-	int fd = open(path_of("q.raw"), O_RDONLY);
-	assert_int_equal(pread(fd, want, size, 0), (ssize_t)size);
-	close(fd);
+	for (int wrap = 0; wrap < 2; wrap++) {
+		make_logged(wrap ? 7 : 0);
+		assert_int_equal(sh("cp l.vhdx q.vhdx && sha256sum l.vhdx >l.sha"), 0);
+		/* qemu refuses to open it read-only (it would have to replay) */
+		assert_true(sh("qemu-io -r -c 'read 0 512' q.vhdx >/dev/null 2>&1") != 0);
+		/* qemu's replay, in place. Of the wrapped log qemu replays entry 8 alone (it does not start
+		 * at the head's Tail, which the spec asks for): only the unwrapped one is compared with it */
+		assert_int_equal(sh("qemu-img check -q -r all q.vhdx >/dev/null 2>&1; qemu-img check -q q.vhdx && "
+				    "qemu-img convert -O raw q.vhdx q.raw"),
+				 0);
+		if (!wrap)
+			assert_int_equal(sh(IO5, "q.vhdx"), 0);
+		int fd = open(path_of("q.raw"), O_RDONLY);
+		assert_int_equal(pread(fd, want, size, 0), (ssize_t)size);
+		close(fd);
 
-	/* read-only: partmap reads the replayed disk, the file is not changed */
-	assert_int_equal(pm_image_open(&img, path_of("l.vhdx"), NULL, &d), 0);
-	assert_int_equal(pm_image_read(img, 0, buf, size), 0);
-	assert_memory_equal(buf, want, size);
-	pm_image_close(img);
-	assert_int_equal(sh("sha256sum -c --quiet l.sha"), 0);
-	/* read-write: replayed in the file (before any write), the log emptied in both headers */
-	assert_int_equal(pm_image_open_flags(&img, path_of("l.vhdx"), NULL, PM_IMG_WRITABLE, &d), 0);
-	assert_null(pm_image_readonly_reason(img));
-	assert_int_equal(pm_image_read(img, 0, buf, size), 0);
-	assert_memory_equal(buf, want, size);
-	pm_image_close(img);
-	assert_true(log_guid_zero("l.vhdx"));
-	assert_int_equal(sh("qemu-img check -q l.vhdx && qemu-img compare -q l.vhdx q.vhdx && "
-			    "qemu-io -r -c 'read -P 0x5a 3M 2M' l.vhdx >io.out 2>&1 && ! grep -qi -e pattern -e fail io.out && "
-			    "grep -q '^read 2097152' io.out"),
-			 0);
+		/* read-only: partmap reads the replayed disk, the file is not changed */
+		assert_int_equal(pm_image_open(&img, path_of("l.vhdx"), NULL, &d), 0);
+		assert_int_equal(pm_image_read(img, 0, buf, size), 0);
+		if (!wrap)
+			assert_memory_equal(buf, want, size);
+		pm_image_close(img);
+		assert_int_equal(sh("sha256sum -c --quiet l.sha"), 0);
+		/* read-write: replayed in the file (before any write), the log emptied in both headers; qemu
+		 * reads there what partmap read from the file as it was */
+		assert_int_equal(pm_image_open_flags(&img, path_of("l.vhdx"), NULL, PM_IMG_WRITABLE, &d), 0);
+		assert_null(pm_image_readonly_reason(img));
+		assert_int_equal(pm_image_read(img, 0, want, size), 0);
+		assert_memory_equal(buf, want, size);
+		pm_image_close(img);
+		assert_true(log_guid_zero("l.vhdx"));
+		assert_int_equal(sh("qemu-img check -q l.vhdx && qemu-img convert -O raw l.vhdx l.raw"), 0);
+		assert_int_equal(sh(IO5, "l.vhdx"), 0);
+		fd = open(path_of("l.raw"), O_RDONLY);
+		assert_int_equal(pread(fd, want, size, 0), (ssize_t)size);
+		close(fd);
+		assert_memory_equal(buf, want, size);
+		if (!wrap)
+			assert_int_equal(sh("qemu-img compare -q l.vhdx q.vhdx"), 0);
+	}
+#undef IO5
 	free(buf);
 	free(want);
 }
