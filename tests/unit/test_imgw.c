@@ -662,6 +662,17 @@ static void test_vhdx_log_replay(void **state)
 			assert_memory_equal(buf, want, size);
 		pm_image_close(img);
 		assert_int_equal(sh("sha256sum -c --quiet l.sha"), 0);
+		/* while another process writes the image (qemu's "write" lock bytes 101 and 201 held, as a
+		 * qemu writer holds them), partmap neither opens it for writing nor replays its log */
+		int lk = open(path_of("l.vhdx"), O_RDWR);
+		assert_true(lk >= 0);
+		for (off_t b = 101; b <= 201; b += 100) {
+			struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = b, .l_len = 1 };
+			assert_int_equal(fcntl(lk, F_OFD_SETLK, &fl), 0);
+		}
+		assert_int_equal(pm_image_open_flags(&img, path_of("l.vhdx"), NULL, PM_IMG_WRITABLE, &d), -EBUSY);
+		close(lk);
+		assert_int_equal(sh("sha256sum -c --quiet l.sha"), 0);
 		/* read-write: replayed in the file (before any write), the log emptied in both headers; qemu
 		 * reads there what partmap read from the file as it was */
 		assert_int_equal(pm_image_open_flags(&img, path_of("l.vhdx"), NULL, PM_IMG_WRITABLE, &d), 0);
