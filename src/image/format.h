@@ -61,6 +61,10 @@ struct pm_image_fmt {
 	/* Release the range where the format can (qcow2: zero clusters or unallocated, the host space
 	 * punched out); bytes that cannot be released are left as they are. NULL: discard is a no-op. */
 	int (*discard)(struct pm_image *img, uint64_t off, uint64_t len);
+	/* Called once a top layer opened for writing holds its locks (and can be written: no readonly
+	 * reason), before any other use: what must change in the file before anything else does (VHDX:
+	 * a pending log replayed). NULL: nothing. A failure fails the open. */
+	int (*opened)(struct pm_image *img);
 	/* Check the top layer's metadata (see pm_image_check); NULL: -ENOTSUP. */
 	int (*check)(struct pm_image *img, bool fix_leaks, struct pm_image_check *res);
 	/* Make a new image file (see pm_image_create); NULL: -ENOTSUP. */

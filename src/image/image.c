@@ -670,6 +670,8 @@ int pm_image_open_flags(struct pm_image **out, const char *path, const char *for
 	for (struct pm_image *l = *out; l; l = l->backing)
 		l->diag = diag;
 	r = lock_chain(*out);
+	if (r == 0 && (*out)->fmt->opened && (*out)->want_write && (*out)->files_rw && !pm_image_readonly_reason(*out))
+		r = (*out)->fmt->opened(*out);
 	for (struct pm_image *l = *out; l; l = l->backing)
 		l->diag = NULL;
 	if (r < 0)

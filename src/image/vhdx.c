@@ -2,9 +2,10 @@
 /* VHDX (MS-VHDX): two headers (the valid one with the higher sequence number wins), two region
  * tables naming the BAT and the metadata region, metadata items (block size, virtual size, logical
  * sector size, parent locator), a BAT whose payload entries are interleaved with sector-bitmap entries
- * (one per chunk). Little-endian; GUIDs in the mixed-endian order of GPT. An image whose log holds
- * entries that were not replayed is refused: reading it as it is could give stale data. */
-#include "format.h"
+ * (one per chunk). Little-endian; GUIDs in the mixed-endian order of GPT. A log that still needs
+ * replay is replayed in memory for reading, in the file when opened read-write (vhdx-log.c); writes
+ * are vhdx-write.c's. */
+#include "vhdx.h"
 #include "../util.h"
 
 #include <errno.h>
@@ -14,19 +15,10 @@
 
 #define KiB 1024ull
 #define MiB (1024ull * 1024)
-#define HEADER_SIZE (4 * KiB)
+#define HEADER_SIZE VHDX_HEADER_SIZE
 #define REGION_SIZE (64 * KiB)
-#define MAX_LOG (256 * MiB)
 #define MAX_BLOCK (256 * MiB)
 #define META_TABLE (64 * KiB)   /* the metadata table; also the largest item read */
-
-#define PB_NOT_PRESENT 0
-#define PB_UNDEFINED 1
-#define PB_ZERO 2
-#define PB_UNMAPPED 3
-#define PB_FULLY_PRESENT 6
-#define PB_PARTIALLY_PRESENT 7
-#define SB_PRESENT 6
 
 /* GUIDs as stored (first three fields little-endian) */
 static const uint8_t GUID_BAT[16] = { 0x66, 0x77, 0xc2, 0x2d, 0x23, 0xf6, 0x00, 0x42,
@@ -46,14 +38,6 @@ static const uint8_t GUID_PAGE83[16] = { 0xab, 0x12, 0xca, 0xbe, 0xe6, 0xb2, 0x2
 static const uint8_t GUID_PARENT_LOCATOR[16] = { 0x2d, 0x5f, 0xd3, 0xa8, 0x0b, 0xb3, 0x4d, 0x45,
 						 0xab, 0xf7, 0xd3, 0xd8, 0x48, 0x34, 0xab, 0x0c };
 
-struct vhdx {
-	uint64_t bat_off, bat_len;
-	uint32_t block_size, lss;
-	uint64_t chunk_ratio;
-	bool has_parent;
-	uint8_t data_write_guid[16];
-};
-
 static int vhdx_probe(const uint8_t *head, size_t n, const uint8_t *tail, uint64_t fsize)
 {
 	(void)tail, (void)fsize;
@@ -69,27 +53,13 @@ static void guid_text(const uint8_t g[16], char *out)
 /* Read and check a 4 KiB header or 64 KiB region table (CRC-32C with its checksum field as zero). */
 static bool read_checked(struct pm_image *img, uint64_t off, uint8_t *buf, size_t len, const char *sig)
 {
-	if (pm_img_pread(img->fd, img->file_size, off, buf, len) < 0 || memcmp(buf, sig, 4))
+	if (vhdx_read(img, off, buf, len) < 0 || memcmp(buf, sig, 4))
 		return false;
 	uint32_t want = get_le32(buf + 4);
 	put_le32(buf + 4, 0);
 	bool ok = pm_crc32c(0, buf, len) == want;
 	put_le32(buf + 4, want);
 	return ok;
-}
-
-/* Does the log hold an entry of this log GUID? (Then it was not replayed.) */
-static bool log_has_entries(struct pm_image *img, const uint8_t *log_guid, uint64_t off, uint64_t len)
-{
-	uint8_t e[64];
-
-	for (uint64_t p = 0; p + sizeof(e) <= len; p += HEADER_SIZE) {
-		if (pm_img_pread(img->fd, img->file_size, off + p, e, sizeof(e)) < 0)
-			return false;
-		if (!memcmp(e, "loge", 4) && !memcmp(e + 32, log_guid, 16))
-			return true;
-	}
-	return false;
 }
 
 static int open_parent(struct pm_image *img, const uint8_t *loc, uint32_t loc_len)
@@ -168,16 +138,19 @@ static int vhdx_open(struct pm_image *img)
 		return pm_img_fail(img, -EINVAL, "%s: both VHDX headers are damaged", img->path);
 	const uint8_t *h = !ok[1] || (ok[0] && get_le64(hdr[0] + 8) >= get_le64(hdr[1] + 8)) ? hdr[0] : hdr[1];
 	memcpy(v->data_write_guid, h + 32, 16);
-	static const uint8_t zero_guid[16];
-	if (memcmp(h + 48, zero_guid, 16)) {
-		uint64_t log_off = get_le64(h + 72), log_len = get_le32(h + 68);
-		if (log_len > MAX_LOG || log_off > img->file_size || log_len > img->file_size - log_off ||
-		    log_has_entries(img, h + 48, log_off, log_len))
-			return pm_img_fail(img, -ENOTSUP,
-					   "%s: the VHDX log holds changes that were never replayed; partmap does not replay "
-					   "it (open the image once read-write with Hyper-V or qemu-img check -r all)",
-					   img->path);
-	}
+	memcpy(v->hdr, h, HEADER_SIZE);
+	v->cur = h == hdr[0] ? 0 : 1;
+	v->log_off = get_le64(h + 72);
+	v->log_len = get_le32(h + 68);
+	if ((r = pm_img_lock_init(&v->lock)) < 0)
+		return r;
+	v->lock_init = true;
+	/* a log to replay: in memory now (every read below sees it), in the file once locked (opened) */
+	if ((r = vhdx_log_load(img, v)) < 0)
+		return r;
+	if (v->log_len < 2 * VHDX_LOG_SECTOR || v->log_off % MiB || v->log_off > img->file_size ||
+	    v->log_len > img->file_size - v->log_off)
+		img->ro_reason = "its VHDX log region is too small for an entry, or lies outside the file";
 
 	/* the region table: either copy that checks */
 	if (!read_checked(img, 192 * KiB, buf, REGION_SIZE, "regi") &&
@@ -209,7 +182,7 @@ static int vhdx_open(struct pm_image *img)
 	_cleanup_free_ uint8_t *meta = malloc(tbl_len), *loc = NULL;
 	if (!meta)
 		return -ENOMEM;
-	if ((r = pm_img_pread(img->fd, img->file_size, meta_off, meta, tbl_len)) < 0)
+	if ((r = vhdx_read(img, meta_off, meta, tbl_len)) < 0)
 		return r;
 	if (tbl_len < 32 || memcmp(meta, "metadata", 8))
 		return pm_img_fail(img, -EINVAL, "%s: VHDX metadata table damaged", img->path);
@@ -226,7 +199,7 @@ static int vhdx_open(struct pm_image *img)
 			return pm_img_fail(img, -EINVAL, "%s: VHDX metadata item outside its region", img->path);
 		bool known = !memcmp(e, GUID_FILE_PARAMS, 16) || !memcmp(e, GUID_DISK_SIZE, 16) ||
 			     !memcmp(e, GUID_LOGICAL_SECTOR, 16);
-		if (known && (len < 4 || pm_img_pread(img->fd, img->file_size, meta_off + off, d, len < 8 ? 4 : 8) < 0))
+		if (known && (len < 4 || vhdx_read(img, meta_off + off, d, len < 8 ? 4 : 8) < 0))
 			return pm_img_fail(img, -EINVAL, "%s: VHDX metadata item cut short", img->path);
 		if (!memcmp(e, GUID_FILE_PARAMS, 16) && len >= 8) {
 			v->block_size = get_le32(d);
@@ -241,7 +214,7 @@ static int vhdx_open(struct pm_image *img)
 			free(loc);
 			if (!(loc = malloc(len ? len : 1)))
 				return -ENOMEM;
-			if ((r = pm_img_pread(img->fd, img->file_size, meta_off + off, loc, len)) < 0)
+			if ((r = vhdx_read(img, meta_off + off, loc, len)) < 0)
 				return r;
 			loc_len = len;
 		} else if (!memcmp(e, GUID_PHYSICAL_SECTOR, 16) || !memcmp(e, GUID_PAGE83, 16)) {
@@ -275,17 +248,44 @@ static int vhdx_open(struct pm_image *img)
 	return 0;
 }
 
-static int bat_entry(struct pm_image *img, uint64_t idx, uint64_t *e)
+int vhdx_bat_entry(struct pm_image *img, uint64_t idx, uint64_t *e)
 {
 	struct vhdx *v = img->priv;
 	uint8_t b[8];
 	int r = pm_img_table(img, 0, img->fd, img->file_size, v->bat_off, v->bat_len, idx * 8, b, 8);
 
+	vhdx_log_patch(v->log, v->bat_off + idx * 8, b, 8);
 	*e = get_le64(b);
 	return r;
 }
 
-static int vhdx_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_img_piece *pc)
+/* The run of equal bits from 'first' in a sector bitmap that the replayed log changes: read through it. */
+static int bitmap_run_replayed(struct pm_image *img, uint64_t bm_off, uint64_t first, uint64_t max, bool *value,
+			       uint64_t *run)
+{
+	uint8_t b[64];
+	uint64_t n = 0, have = UINT64_MAX;
+	int r;
+
+	while (n < max) {
+		uint64_t bit = first + n, at = bit / 8;
+		if (have == UINT64_MAX || at < have || at >= have + sizeof(b)) {
+			have = at;
+			if ((r = vhdx_read(img, bm_off + at, b, sizeof(b))) < 0)
+				return r;
+		}
+		bool v = b[at - have] >> (bit % 8) & 1;
+		if (n == 0)
+			*value = v;
+		else if (v != *value)
+			break;
+		n++;
+	}
+	*run = n;
+	return 0;
+}
+
+static int vhdx_map_locked(struct pm_image *img, uint64_t off, uint64_t max, struct pm_img_piece *pc)
 {
 	struct vhdx *v = img->priv;
 	uint64_t blk = off / v->block_size, in = off % v->block_size, e;
@@ -294,7 +294,7 @@ static int vhdx_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_
 	pc->len = v->block_size - in < max ? v->block_size - in : max;
 	pc->fd = img->fd;
 	pc->fsize = img->file_size;
-	if ((r = bat_entry(img, blk + blk / v->chunk_ratio, &e)) < 0)
+	if ((r = vhdx_bat_entry(img, blk + blk / v->chunk_ratio, &e)) < 0)
 		return r;
 	uint64_t foff = e & ~(MiB - 1);
 	switch (e & 7) {
@@ -309,6 +309,7 @@ static int vhdx_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_
 	case PB_FULLY_PRESENT:
 		pc->kind = PM_IMG_DATA;
 		pc->host = foff + in;
+		vhdx_log_redirect(v->log, pc);
 		return 0;
 	case PB_PARTIALLY_PRESENT:
 		if (v->has_parent)
@@ -319,7 +320,7 @@ static int vhdx_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_
 	}
 	/* the chunk's sector bitmap: one bit per logical sector, least significant bit first */
 	uint64_t chunk = blk / v->chunk_ratio, sb;
-	if ((r = bat_entry(img, chunk * (v->chunk_ratio + 1) + v->chunk_ratio, &sb)) < 0)
+	if ((r = vhdx_bat_entry(img, chunk * (v->chunk_ratio + 1) + v->chunk_ratio, &sb)) < 0)
 		return r;
 	if ((sb & 7) != SB_PRESENT)
 		return -EIO;
@@ -327,14 +328,41 @@ static int vhdx_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_
 	uint64_t first = (off - chunk * v->chunk_ratio * v->block_size) / v->lss;
 	uint64_t nsec = (in + pc->len + v->lss - 1) / v->lss - in / v->lss, t;
 	bool here;
-	if ((r = pm_img_bitmap_run(img, sb_off, MiB, false, first, nsec, &here, &t)) < 0)
+	if (vhdx_log_touches(v->log, sb_off + first / 8, (nsec + 7) / 8 + 1))
+		r = bitmap_run_replayed(img, sb_off, first, nsec, &here, &t);
+	else
+		r = pm_img_bitmap_run(img, sb_off, MiB, false, first, nsec, &here, &t);
+	if (r < 0)
 		return r;
 	uint64_t end = (in / v->lss + t) * v->lss;
 	if (end < in + pc->len)
 		pc->len = end - in;
 	pc->host = foff + in;
 	pc->kind = here ? PM_IMG_DATA : PM_IMG_BELOW;
+	if (here)
+		vhdx_log_redirect(v->log, pc);
 	return 0;
+}
+
+static int vhdx_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_img_piece *pc)
+{
+	struct vhdx *v = img->priv;
+
+	pthread_mutex_lock(&v->lock);
+	int r = vhdx_map_locked(img, off, max, pc);
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+static void vhdx_close(struct pm_image *img)
+{
+	struct vhdx *v = img->priv;
+
+	vhdx_log_free(v->log);
+	if (v->lock_init)
+		pthread_mutex_destroy(&v->lock);
+	free(v);
+	img->priv = NULL;
 }
 
 const struct pm_image_fmt pm_fmt_vhdx = {
@@ -342,4 +370,9 @@ const struct pm_image_fmt pm_fmt_vhdx = {
 	.probe = vhdx_probe,
 	.open = vhdx_open,
 	.map = vhdx_map,
+	.close = vhdx_close,
+	.opened = vhdx_log_replay,
+	.write = vhdx_write,
+	.flush = vhdx_flush,
+	.discard = vhdx_discard,
 };
