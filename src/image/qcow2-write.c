@@ -6,10 +6,11 @@
  * Nothing is held dirty in memory: every table change is written at once, and the order comes from
  * fdatasync between the steps of an allocation:
  *   1. refcounts of the new clusters raised (a new refcount block, or a new refcount table, each
- *      complete and synced before anything points at it), then fdatasync;
+ *      complete and synced before anything points at it);
  *   2. the new clusters written whole: the data, with the rest of the cluster copied from what the
  *      guest saw there (backing file, zeros, a compressed cluster decoded); a new L2 table zeroed;
- *      then fdatasync;
+ *      then one fdatasync for 1 and 2 (until the tables point at them, new clusters are merely in
+ *      use: a crash before it leaks them at worst);
  *   3. the L2 entries (offset | COPIED), then the L1 entry of a new L2 table;
  *   4. when a cluster was replaced (compressed, or not COPIED), fdatasync, then its refcount lowered.
  * Frees (discard) go the other way: L2 entries first, fdatasync, then the refcounts.
@@ -558,8 +559,6 @@ static int write_chunk(struct pm_image *img, uint64_t off, const uint8_t *p, siz
 	for (uint64_t i = 0; i < n; i++)
 		if (c[i].act == NEWC && (r = alloc_cluster(img, &c[i].host)) < 0)
 			return r;
-	if ((new_l2 || any_new) && (r = wsync(img)) < 0)
-		return r;
 	/* 2. data, whole new clusters, a zeroed L2 table */
 	if (new_l2) {
 		memset(w->cbuf, 0, cs);
