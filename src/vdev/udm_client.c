@@ -18,6 +18,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -63,8 +64,9 @@ static int connect_server(void)
 	return fd;
 }
 
-/* Is a partmap-dm FUSE mount in place at PM_UDM_MOUNT? */
-static bool mounted(void)
+/* Is a partmap-dm FUSE mount in place at PM_UDM_MOUNT in this mount namespace? Its device number
+ * in *dev (dev may be NULL). */
+static bool mounted(dev_t *dev)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	char line[8192];
@@ -73,35 +75,34 @@ static bool mounted(void)
 	if (!f)
 		return false;
 	while (!found && fgets(line, sizeof(line), f)) {
-		char *mp = NULL, *p = line;
-		for (int i = 0; i < 4 && p; i++) {
-			p = strchr(p, ' ');
-			if (p)
-				p++;
-		}
-		if (!p)
+		char mp[4096];
+		unsigned maj, min;
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT ... */
+		if (sscanf(line, "%*s %*s %u:%u %*s %4095s", &maj, &min, mp) != 3 || strcmp(mp, PM_UDM_MOUNT))
 			continue;
-		mp = p;
-		char *e = strchr(mp, ' ');
-		if (e && (size_t)(e - mp) == strlen(PM_UDM_MOUNT) && !strncmp(mp, PM_UDM_MOUNT, (size_t)(e - mp)))
-			found = true;
+		found = true;
+		if (dev)
+			*dev = makedev(maj, min);
 	}
 	fclose(f);
 	return found;
 }
 
 struct dead_loops {
+	dev_t fs;                /* the dead server's mount: loop devices on its files are its */
 	dev_t dev[1024];
 	int index[1024];
 	size_t n;
 };
 
+/* A loop device of the dead server: its file is on that server's mount. Matched by the mount's
+ * device number, not by path: every mount namespace has its own server with the same paths, and
+ * another namespace's live devices are not ours to detach. */
 static int note_loop(const struct pm_loop_info *li, void *arg)
 {
 	struct dead_loops *d = arg;
-	size_t l = strlen(PM_UDM_MOUNT);
 
-	if (!strncmp(li->backing, PM_UDM_MOUNT, l) && li->backing[l] == '/' && d->n < 1024) {
+	if (li->backing_known && li->backing_dev == d->fs && d->n < 1024) {
 		d->dev[d->n] = li->dev;
 		d->index[d->n++] = li->index;
 	}
@@ -111,7 +112,8 @@ static int note_loop(const struct pm_loop_info *li, void *arg)
 int pm_udm_cleanup_dead(void)
 {
 	struct dead_loops d = { .n = 0 };
-	int r = pm_loop_each_info(note_loop, &d, 0);
+	bool have_mount = mounted(&d.fs);
+	int r = have_mount ? pm_loop_each_info(note_loop, &d, 0) : 0;
 
 	if (r < 0)
 		return r;
@@ -131,7 +133,7 @@ int pm_udm_cleanup_dead(void)
 	}
 	for (size_t i = 0; i < d.n; i++)
 		pm_loop_detach(d.index[i], false);
-	if (mounted())
+	if (have_mount)
 		umount2(PM_UDM_MOUNT, MNT_DETACH);
 	unlink(PM_UDM_SOCKET);
 	return 0;
@@ -192,7 +194,7 @@ static int get_server(const struct client *c, bool start)
 	fd = connect_server();
 	if (fd < 0) {
 		/* none answers: what a dead one left goes first */
-		if (mounted() || access(PM_UDM_SOCKET, F_OK) == 0)
+		if (mounted(NULL) || access(PM_UDM_SOCKET, F_OK) == 0)
 			pm_udm_cleanup_dead();
 		fd = start ? start_server(c) : -ENOENT;
 	}
@@ -304,7 +306,7 @@ int pm_dm_open_user(struct pm_dm *dm, const char *exe)
 	int fd = connect_server();
 	if (fd >= 0)
 		dm->fd = fd;
-	else if (mounted() || access(PM_UDM_SOCKET, F_OK) == 0) {
+	else if (mounted(NULL) || access(PM_UDM_SOCKET, F_OK) == 0) {
 		fd = get_server(c, false);
 		if (fd >= 0)
 			dm->fd = fd;
