@@ -127,7 +127,12 @@ $(BUILD)/asan/%: tests/unit/%.c $(BUILD)/libtest-asan.a $(HDRS) $(UNIT_HDRS)
 	$(CC) $(CPPFLAGS) $(ASAN_FLAGS) -Isrc -o $@ $< -Wl,--whole-archive $(BUILD)/libtest-asan.a \
 		-Wl,--no-whole-archive -lcmocka $(LIBS)
 
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) $(BUILD)/tests/raidgen
+
+# member images of BIOS RAID sets for tests/cmd/dmraid.t (a test helper, not a test)
+$(BUILD)/tests/raidgen: tests/unit/raidgen_main.c $(BUILD)/libtest.a $(HDRS) $(UNIT_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Isrc -o $@ $< $(BUILD)/libtest.a $(LIBS)
 asan: $(ASAN_BIN)
 
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_table.c $(FUZZ_SRC) $(HDRS)
