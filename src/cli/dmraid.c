@@ -93,7 +93,8 @@ static void usage(FILE *f)
 		"  -V, --version             versions\n"
 		"  -h, --help                this help\n"
 		"Without DEVICE arguments the block devices are scanned (sd, hd, vd and loop devices).\n"
-		"PARTMAP_DM=user|kernel|auto chooses the device mapper (auto: the kernel's, else partmap's).\n");
+		"PARTMAP_DM=user|kernel|auto chooses the device mapper (auto: the kernel's, else partmap's).\n"
+		"Exit status: 0 success, 1 an error (no raid disks or sets, a set not activated).\n");
 }
 
 /* ---- devices ---- */
@@ -966,8 +967,7 @@ static int do_a(struct run *R)
 
 static int version(void)
 {
-	printf("dmraid version:\t\tpartmap %s (compatible with dmraid 1.0.0.rc16)\n", PARTMAP_VERSION);
-	printf("dmraid library version:\tpartmap %s\n", PARTMAP_VERSION);
+	printf("dmraid (partmap) %s\n", PARTMAP_VERSION);
 	return 0;
 }
 
