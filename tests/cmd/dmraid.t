@@ -163,6 +163,50 @@ gen ddf1 raid5 3 32 8192 d5m Par
 same "$(dmr -ay -t d5m2.img d5m0.img 2>/dev/null)" "ddf1_Par: 0 16384 raid raid5_ls 6 32 sync rebuild 1 region_size 64 3 - d5m0.img - - - d5m2.img" \
 	"RAID5 with a member missing: Debian's dmraid's raid table, rebuilding it"
 
+# ---- RAID5: partmap's userspace raid target (dm-raid's table) ----
+gen isw raid5 3 32 16384 i5m Par
+check_set isw_cacgbcaf_Par 32768 i5m0.img i5m1.img i5m2.img
+check_set ddf1_Par 16384 d5m0.img d5m1.img d5m2.img
+# the members of the ddf1 RAID5 of 3 x 8192 sectors, row by row: data XOR data XOR parity is zero
+parity_ok() {
+	python3 - "$@" <<'PY'
+import sys
+m = [open(f, 'rb').read(8192 * 512) for f in sys.argv[1:]]
+x = bytes(a ^ b ^ c for a, b, c in zip(*m))
+sys.exit(0 if x.count(0) == len(x) else 1)
+PY
+}
+parity_ok d5m0.img d5m1.img d5m2.img
+ok $? "raidgen's RAID5 members: parity consistent"
+head -c 1048576 /dev/urandom >blk1
+dmr -ay d5m0.img d5m1.img d5m2.img >/dev/null 2>&1
+dd if=blk1 of=/dev/mapper/ddf1_Par bs=1M seek=1 conv=fsync status=none
+ok $? "RAID5: 1 MiB written through the set"
+dmr -an d5m0.img d5m1.img d5m2.img >/dev/null 2>&1
+parity_ok d5m0.img d5m1.img d5m2.img
+ok $? "... the members' parity is still consistent (checked outside partmap)"
+for miss in 0 1 2; do
+	set -- d5m0.img d5m1.img d5m2.img
+	args=()
+	for i in 0 1 2; do [ $i = $miss ] || args+=("d5m$i.img"); done
+	out=$(dmr -ay "${args[@]}" 2>&1); rc=$?
+	is "$rc" 0 "RAID5 without member $miss: activated"
+	cmp -n 1048576 -i 0:1048576 blk1 /dev/mapper/ddf1_Par >/dev/null 2>&1
+	ok $? "... the written block reads right (parity)"
+	cmp -n 1048576 virt /dev/mapper/ddf1_Par >/dev/null 2>&1
+	ok $? "... the first MiB too"
+	dmr -an "${args[@]}" >/dev/null 2>&1
+done
+head -c 65536 /dev/urandom >blk2
+dmr -ay d5m0.img d5m2.img >/dev/null 2>&1
+dd if=blk2 of=/dev/mapper/ddf1_Par bs=64K seek=40 conv=fsync status=none
+dmr -an d5m0.img d5m2.img >/dev/null 2>&1
+dmr -ay d5m0.img d5m2.img >/dev/null 2>&1
+cmp -n 65536 -i 0:$((40 * 65536)) blk2 /dev/mapper/ddf1_Par >/dev/null 2>&1
+ok $? "RAID5 degraded: a write reads back after -an and -ay"
+dmr -an d5m0.img d5m2.img >/dev/null 2>&1
+is "$(left)" "" "RAID5: nothing left"
+
 # ---- no raid disks ----
 out=$(dmr -r virt 2>&1); rc=$?
 is "$rc:$out" "1:no raid disks" "a disk without RAID metadata: no raid disks, exit 1"
