@@ -16,6 +16,8 @@
 #include "raid/raid.h"
 #include "raid/set.h"
 #include "raidgen.h"
+#include "target/target.h"
+#include "tgtenv.h"
 #include "util.h"
 
 #define DISK_SECTORS 4096ull
@@ -556,6 +558,98 @@ static void test_scan_formats_and_region(void **state)
 	assert_int_equal(pm_raid_region(1ull << 40), 131072);
 }
 
+/* ---- the userspace raid target ---- */
+
+static void test_target_raid(void **state)
+{
+	(void)state;
+	static const char *const types[] = { "raid4", "raid5_la", "raid5_ra", "raid5_ls", "raid5_rs" };
+	const unsigned n = 4, chunk = 8, rows = 6, off = 16;
+	const uint64_t dev_bytes = (off + rows * chunk) * 512ull, vbytes = (uint64_t)(n - 1) * rows * chunk * 512;
+	uint8_t *virt = malloc(vbytes), *got = malloc(vbytes);
+	assert_non_null(virt);
+	assert_non_null(got);
+	for (uint64_t i = 0; i < vbytes; i++)
+		virt[i] = (uint8_t)(i * 7 + i / 512 * 13 + 1);
+	for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+		struct tgtenv e;
+		char path[4][256], text[512], err[256];
+		struct pm_dtab *tb;
+		tgtenv_init(&e);
+		for (unsigned i = 0; i < n; i++) {
+			char name[8];
+			snprintf(name, sizeof(name), "7:%u", i);
+			tgtenv_file(&e, name, dev_bytes, NULL, path[i]);
+		}
+		snprintf(text, sizeof(text), "0 %llu raid %s 6 %u nosync region_size 64 data_offset %u %u - 7:0 - 7:1 - 7:2 - 7:3\n",
+			 (unsigned long long)(vbytes / 512), types[t], chunk, off, n);
+		assert_int_equal(tgtenv_build(&e, text, false, &tb, err, sizeof(err)), 0);
+		assert_int_equal(pm_dtab_write(tb, 0, virt, vbytes), 0);
+		memset(got, 0, vbytes);
+		assert_int_equal(pm_dtab_read(tb, 0, got, vbytes), 0);
+		assert_memory_equal(got, virt, vbytes);
+		char *st = tgtenv_status(tb, false, 0);
+		assert_non_null(strstr(st, "AAAA"));
+		free(st);
+		pm_dtab_free(tb);
+		/* on the members: each row's chunks XOR to zero (parity), read from the files */
+		uint8_t *m[4];
+		for (unsigned i = 0; i < n; i++) {
+			m[i] = malloc(dev_bytes);
+			tgtenv_pread(path[i], 0, m[i], dev_bytes);
+		}
+		for (uint64_t b = off * 512; b < dev_bytes; b++)
+			assert_int_equal(m[0][b] ^ m[1][b] ^ m[2][b] ^ m[3][b], 0);
+		/* left asymmetric and left symmetric as raidgen lays them out (isw, mdadm's DDF) */
+		if (t == 1 || t == 3) {
+			struct rg_vol v = { .level = RG_RAID5, .members = n, .strip = chunk, .lba0 = off,
+					    .bpm = rows * chunk, .rlq = t == 1 ? 2 : 3 };
+			uint8_t *want[4];
+			for (unsigned i = 0; i < n; i++)
+				want[i] = calloc(1, dev_bytes);
+			rg_scatter(&v, virt, want);
+			for (unsigned i = 0; i < n; i++) {
+				assert_memory_equal(m[i] + off * 512, want[i] + off * 512, dev_bytes - off * 512);
+				free(want[i]);
+			}
+		}
+		for (unsigned i = 0; i < n; i++)
+			free(m[i]);
+		/* each member missing in turn: every byte from parity; a write there keeps it readable */
+		for (unsigned miss = 0; miss < n; miss++) {
+			char devs[128] = "";
+			for (unsigned i = 0; i < n; i++) {
+				char one[16];
+				snprintf(one, sizeof(one), " - %s", i == miss ? "-" : (const char *[]){ "7:0", "7:1", "7:2", "7:3" }[i]);
+				strcat(devs, one);
+			}
+			snprintf(text, sizeof(text), "0 %llu raid %s 6 %u sync rebuild %u data_offset %u %u%s\n",
+				 (unsigned long long)(vbytes / 512), types[t], chunk, miss, off, n, devs);
+			memset(got, 0, vbytes);
+			assert_int_equal(tgtenv_build(&e, text, false, &tb, err, sizeof(err)), 0);
+			assert_int_equal(pm_dtab_read(tb, 0, got, vbytes), 0);
+			assert_memory_equal(got, virt, vbytes);
+			uint8_t blk[4096];
+			memset(blk, 0xA5 + miss, sizeof(blk));
+			assert_int_equal(pm_dtab_write(tb, 4096ull * (miss + 1), blk, sizeof(blk)), 0);
+			memcpy(virt + 4096ull * (miss + 1), blk, sizeof(blk));
+			assert_int_equal(pm_dtab_read(tb, 0, got, vbytes), 0);
+			assert_memory_equal(got, virt, vbytes);
+			pm_dtab_free(tb);
+		}
+		/* refusals: two missing, a metadata device, counts that do not match, an unknown type */
+		assert_true(tgtenv_refused(&e, "0 48 raid raid5_la 1 8 3 - 7:0 - - - -\n", err, sizeof(err)));
+		assert_non_null(strstr(err, "redundancy"));
+		assert_true(tgtenv_refused(&e, "0 48 raid raid5_la 1 8 3 7:3 7:0 - 7:1 - 7:2\n", err, sizeof(err)));
+		assert_true(tgtenv_refused(&e, "0 48 raid raid5_la 1 8 4 - 7:0 - 7:1 - 7:2\n", err, sizeof(err)));
+		assert_true(tgtenv_refused(&e, "0 48 raid raid6_zr 1 8 3 - 7:0 - 7:1 - 7:2\n", err, sizeof(err)));
+		assert_true(tgtenv_refused(&e, "0 40 raid raid5_la 1 8 3 - 7:0 - 7:1 - 7:2\n", err, sizeof(err)));
+		tgtenv_cleanup(&e);
+	}
+	free(virt);
+	free(got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -571,6 +665,7 @@ int main(void)
 		cmocka_unit_test(test_ddf1_names_and_degraded),
 		cmocka_unit_test(test_ddf1_crc_and_hostile),
 		cmocka_unit_test(test_scan_formats_and_region),
+		cmocka_unit_test(test_target_raid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
