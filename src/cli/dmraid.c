@@ -488,20 +488,24 @@ static int self_exe(char *exe, size_t len)
 	return 0;
 }
 
+/* the loop device showing a member file now (raw: on the file; an image: on its server's disk, in
+ * dir/disk): 1 and li filled, 0 none, -errno */
+static int find_loop(const struct member *m, char *dir, char *disk, struct pm_loop_info *li)
+{
+	if (!m->is_image)
+		return pm_loop_find_whole(m->st.st_dev, m->st.st_ino, (uint64_t)m->st.st_size, li);
+	pm_serve_dir(m->st.st_dev, m->st.st_ino, dir, PATH_MAX);
+	pm_serve_disk(dir, disk, PATH_MAX + 8);
+	return pm_loop_find_path(disk, 0, li);
+}
+
 /* the loop device showing a member file (raw: the file; an image: its server's disk), made when
  * `make` and missing; 1 found/made, 0 none, -errno */
 static int file_loop(struct run *R, struct member *m, bool make)
 {
 	struct pm_loop_info li;
 	char dir[PATH_MAX], disk[PATH_MAX + 8];
-	int r;
-	if (m->is_image) {
-		pm_serve_dir(m->st.st_dev, m->st.st_ino, dir, sizeof(dir));
-		pm_serve_disk(dir, disk, sizeof(disk));
-		r = pm_loop_find_path(disk, 0, &li);
-	} else {
-		r = pm_loop_find_whole(m->st.st_dev, m->st.st_ino, (uint64_t)m->st.st_size, &li);
-	}
+	int r = find_loop(m, dir, disk, &li);
 	if (r < 0)
 		return r;
 	if (r == 1) {
@@ -562,14 +566,7 @@ static int file_unloop(struct run *R, struct member *m)
 {
 	struct pm_loop_info li;
 	char dir[PATH_MAX], disk[PATH_MAX + 8];
-	int r, rc = 0;
-	if (m->is_image) {
-		pm_serve_dir(m->st.st_dev, m->st.st_ino, dir, sizeof(dir));
-		pm_serve_disk(dir, disk, sizeof(disk));
-		r = pm_loop_find_path(disk, 0, &li);
-	} else {
-		r = pm_loop_find_whole(m->st.st_dev, m->st.st_ino, (uint64_t)m->st.st_size, &li);
-	}
+	int rc = 0, r = find_loop(m, dir, disk, &li);
 	if (r == 1 && !strncmp(li.tag, LOOP_TAG, strlen(LOOP_TAG))) {
 		bool added = !strcmp(li.tag, LOOP_TAG_NEW);
 		if ((r = pm_loop_detach(li.index, true)) < 0) {

@@ -67,12 +67,12 @@ check_set() {
 	fi
 	local p=${set}1
 	case $set in *[0-9]) p=${set}p1 ;; esac
-	if [ "$sectors" -ge 32768 ] && mount -o ro "/dev/mapper/$p" mnt 2>/dev/null; then
+	if [ "$sectors" -ge 32768 ] && mount -o ro "/dev/mapper/$p" mnt 2>"$TMP/mount.err"; then
 		cmp -s mnt/random.bin files/random.bin && cmp -s mnt/hello.txt files/hello.txt
 		ok $? "$set: ext4 on $p mounts, its files are right"
 		umount mnt
 	elif [ "$sectors" -ge 32768 ]; then
-		fail "$set: cannot mount /dev/mapper/$p"
+		fail "$set: cannot mount /dev/mapper/$p: $(cat "$TMP/mount.err"; ls -l /dev/mapper; blockdev --getsz /dev/mapper/$p)"
 	fi
 	out=$(dmr -an "$@" 2>&1); rc=$?
 	is "$rc" 0 "$set: -an ($out)"
@@ -104,6 +104,12 @@ ok $? "-r --json"
 dmr -s --json i0m0.img i0m1.img | python3 -c 'import json,sys; s=json.load(sys.stdin)["sets"][0]; assert s["name"]=="isw_cacgbcaf_Volume0" and s["size"]==32784 and s["type"]=="stripe", s' 2>/dev/null
 ok $? "-s --json"
 check_set isw_cacgbcaf_Volume0 32784 i0m0.img i0m1.img
+mkdir dump && (cd dump && "$PARTMAP" dmraid -r -D ../i0m1.img >/dev/null)
+# the MPB: one sector at N-2 (a single-sector MPB), dmraid's dump files
+is "$(stat -c %s dump/dmraid.isw/i0m1.img.dat 2>&1) $(cat dump/dmraid.isw/i0m1.img.offset dump/dmraid.isw/i0m1.img.size 2>&1 | tr '\n' ' ')" \
+	"512 $((16462 * 512)) 16464 " "-r -D: the metadata dumped as dmraid does"
+cmp -s -i 0:$((16462 * 512)) -n 512 dump/dmraid.isw/i0m1.img.dat i0m1.img
+ok $? "... the dump holds the disk's metadata sector"
 
 # ---- qcow2 members ----
 if command -v qemu-img >/dev/null; then
@@ -120,8 +126,8 @@ attach L0 i0m0.img
 attach L1 i0m1.img
 same "$(dmr -ay -t "$L1" "$L0")" "isw_cacgbcaf_Volume0: 0 32784 striped 2 24 $L1 0 $L0 0" \
 	"loop devices without serial numbers: placed in the order given"
-same "$(dmr -r | grep -e "^$L0:" -e "^$L1:")" "$L0: isw, \"isw_cacgbcaf\", GROUP, ok, 16462 sectors, data@ 0
-$L1: isw, \"isw_cacgbcaf\", GROUP, ok, 16462 sectors, data@ 0" "the scan without arguments finds loop devices"
+same "$(dmr -r | grep -e "^$L0:" -e "^$L1:" | sort)" "$(printf '%s: isw, "isw_cacgbcaf", GROUP, ok, 16462 sectors, data@ 0\n' "$L0" "$L1" | sort)" \
+	"the scan without arguments finds loop devices"
 dmr -ay "$L0" "$L1" >/dev/null 2>&1
 cmp -n $((32768 * 512)) /dev/mapper/isw_cacgbcaf_Volume0 virt >/dev/null 2>&1
 ok $? "set on loop devices: the right bytes"
@@ -149,7 +155,7 @@ check_set ddf1_Span 32768 dlm0.img dlm1.img
 
 # ---- degraded ----
 out=$(dmr -ay i1m1.img 2>&1); rc=$?
-is "$rc" 0 "RAID1 with a member missing: activated"
+is "$rc" 0 "RAID1 with a member missing: activated ($out)"
 case $out in *'wrong # of devices in RAID set "isw_cacgbcaf_Volume0" [1/2]'*) pass "... dmraid's message" ;; *) fail "... message: $out" ;; esac
 cmp -n $((32768 * 512)) /dev/mapper/isw_cacgbcaf_Volume0 virt >/dev/null 2>&1
 ok $? "... reads right"

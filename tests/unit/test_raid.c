@@ -241,6 +241,18 @@ static void test_isw_raid10(void **state)
 	assert_string_equal(pm_raid_set_type_name(&r.sets.v[0]), "raid01");
 	assert_int_equal(pm_raid_set_devs(&r.sets.v[0]), 4);
 	pm_raid_sets_free(&r.sets);
+	/* mdadm's literal level 10 (dmraid refuses it): the same set */
+	for (unsigned i = 0; i < 4; i++) {
+		uint8_t *m = r.buf[i] + rg_isw_anchor(r.bytes);
+		m[0xD8 + 4 * 48 + 0x70 + 0x0F] = 10;
+		rg_isw_fix(r.buf[i], r.bytes);
+	}
+	assert_int_equal(rig_scan(&r, NULL, NULL, NULL), 0);
+	expect_tables(&r, "isw_ec_R10",
+		      "isw_ec_R10-0: 0 3000 mirror core 2 64 nosync 2 /dev/d0 0 /dev/d1 0 1 handle_errors\n"
+		      "isw_ec_R10-1: 0 3000 mirror core 2 64 nosync 2 /dev/d2 0 /dev/d3 0 1 handle_errors\n"
+		      "isw_ec_R10: 0 5984 striped 2 16 /dev/mapper/isw_ec_R10-0 0 /dev/mapper/isw_ec_R10-1 0\n");
+	pm_raid_sets_free(&r.sets);
 	/* one disk of each pair missing: still whole */
 	memmove(&r.k[1], &r.k[2], sizeof(r.k[0]));
 	assert_int_equal(pm_raid_assemble(r.k, 2, &r.sets), 0);
@@ -432,6 +444,15 @@ static void test_ddf1_names_and_degraded(void **state)
 	assert_int_equal(rig_scan(&r, NULL, NULL, NULL), 0);
 	/* no name: the GUID in hex ("partmap-test-vd-guid-00a") */
 	assert_string_equal(r.k[0].rd[1].set, "ddf1_706172746d61702d746573742d76642d677569642d303061");
+	/* an LSI GUID: characters 32..39 of the hex made constant (Debian's dmraid) */
+	for (unsigned i = 0; i < 2; i++) {
+		uint8_t *p = r.buf[i] + (DISK_SECTORS - RG_DDF1_PRIMARY) * 512;
+		memcpy(p + 3 * 512 + 0x40, "LSI", 3);
+		memcpy(p + 4 * 512 + 8, "LSI", 3);
+		rg_ddf1_fix(r.buf[i], r.bytes);
+	}
+	assert_int_equal(rig_scan(&r, NULL, NULL, NULL), 0);
+	assert_string_equal(r.k[0].rd[1].set, "ddf1_4c5349746d61702d746573742d76642d" "47114711" "2d303061");
 	rig_free(&r);
 	rig_new(&r, 2, DISK_BYTES);
 	v = vol("my vol!  ", RG_RAID1, 2, 1, 0, 1000);
