@@ -508,6 +508,8 @@ static int file_loop(struct run *R, struct member *m, bool make)
 	int r = find_loop(m, dir, disk, &li);
 	if (r < 0)
 		return r;
+	if (r == 1 && li.autoclear && !strncmp(li.tag, LOOP_TAG, strlen(LOOP_TAG)))
+		r = 0; /* ours, being detached (a -an whose map was still closing): not reused */
 	if (r == 1) {
 		snprintf(m->dev, sizeof(m->dev), "/dev/loop%d", li.index);
 		return 1;
@@ -572,6 +574,15 @@ static int file_unloop(struct run *R, struct member *m)
 		if ((r = pm_loop_detach(li.index, true)) < 0) {
 			fprintf(stderr, "ERROR: /dev/loop%d: cannot detach: %s\n", li.index, strerror(-r));
 			return 1;
+		}
+		/* still held (the device mapper closing the map's member): wait until the kernel lets it
+		 * go, so that an -ay right after this does not find it */
+		for (int i = 0; r == 1 && i < 300; i++) {
+			struct pm_loop_info now;
+			if (pm_loop_info(li.index, &now) != 1 || now.backing_ino != li.backing_ino ||
+			    now.backing_dev != li.backing_dev)
+				break;
+			pm_sleep_ms(10);
 		}
 		if (R->o.verbose)
 			fprintf(stderr, "INFO: %s: /dev/loop%d detached\n", m->arg, li.index);

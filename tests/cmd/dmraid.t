@@ -188,9 +188,10 @@ PY
 parity_ok d5m0.img d5m1.img d5m2.img
 ok $? "raidgen's RAID5 members: parity consistent"
 head -c 1048576 /dev/urandom >blk1
-dmr -ay d5m0.img d5m1.img d5m2.img >/dev/null 2>&1
-dd if=blk1 of=/dev/mapper/ddf1_Par bs=1M seek=1 conv=fsync status=none
+out=$(dmr -ay d5m0.img d5m1.img d5m2.img 2>&1)
+err=$(dd if=blk1 of=/dev/mapper/ddf1_Par bs=1M seek=1 conv=fsync status=none 2>&1)
 ok $? "RAID5: 1 MiB written through the set"
+[ -z "$err" ] || diag "-ay: $out" "dd: $err" "$(ls -l /dev/mapper)" "$("$PARTMAP" dmsetup info -c 2>&1)"
 dmr -an d5m0.img d5m1.img d5m2.img >/dev/null 2>&1
 parity_ok d5m0.img d5m1.img d5m2.img
 ok $? "... the members' parity is still consistent (checked outside partmap)"
