@@ -722,6 +722,8 @@ static int do_s(struct run *R)
 		const struct pm_raid_set *s = &R->sets.v[i];
 		if (done[i] || !wanted(R, s))
 			continue;
+		if (!s->ok && !R->o.json)
+			continue; /* dmraid removed it ("removing inconsistent RAID set") */
 		if (R->o.json) {
 			printf("%s", shown ? "," : "");
 			json_set(R, s);
@@ -733,7 +735,8 @@ static int do_s(struct run *R)
 			if (!R->o.columns && !R->o.fields)
 				printf("*** Group superset %s\n", s->group);
 			for (size_t j = i; j < R->sets.n; j++)
-				if (!done[j] && !strcmp(R->sets.v[j].group, s->group) && wanted(R, &R->sets.v[j])) {
+				if (!done[j] && R->sets.v[j].ok && !strcmp(R->sets.v[j].group, s->group) &&
+				    wanted(R, &R->sets.v[j])) {
 					done[j] = true;
 					set_block(R, &R->sets.v[j], "-->", "Subs", 1);
 					shown++;

@@ -168,6 +168,13 @@ out=$(dmr -ay d0m0.img d0m2.img 2>&1); rc=$?
 is "$rc" 1 "RAID0 with a member missing: refused"
 case $out in *'RAID set "ddf1_Stripes": member 2 of 3 is missing'*) pass "... naming the set and the missing member" ;; *) fail "... message: $out" ;; esac
 is "$(left)" "" "... nothing mapped"
+out=$(dmr -s d0m0.img d0m2.img 2>/dev/null); rc=$?
+is "$rc:$out" "1:no raid sets" "... and -s does not list it (dmraid removed it)"
+# a member whose checksum is wrong is not used, and -v says why
+cp i1m0.img bad.img
+printf 'X' | dd of=bad.img bs=1 seek=$((32830 * 512 + 0xE0)) conv=notrunc status=none
+out=$(dmr -r -v bad.img 2>&1); rc=$?
+case $rc:$out in 1:*"bad.img: isw: checksum"*"no raid disks"*) pass "a bad checksum: not used, -v says why" ;; *) fail "bad checksum: $rc: $out" ;; esac
 gen ddf1 raid5 3 32 8192 d5m Par
 same "$(dmr -ay -t d5m2.img d5m0.img 2>/dev/null)" "ddf1_Par: 0 16384 raid raid5_ls 6 32 sync rebuild 1 region_size 64 3 - d5m0.img - - - d5m2.img" \
 	"RAID5 with a member missing: Debian's dmraid's raid table, rebuilding it"
