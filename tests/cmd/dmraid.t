@@ -111,6 +111,19 @@ is "$(stat -c %s dump/dmraid.isw/i0m1.img.dat 2>&1) $(cat dump/dmraid.isw/i0m1.i
 cmp -s -i 0:$((16462 * 512)) -n 512 dump/dmraid.isw/i0m1.img.dat i0m1.img
 ok $? "... the dump holds the disk's metadata sector"
 
+# ---- -P, -p, --readonly ----
+dmr -ay -P _ i0m0.img i0m1.img >/dev/null 2>&1
+is "$(ls /dev/mapper | tr '\n' ' ')" "isw_cacgbcaf_Volume0 isw_cacgbcaf_Volume0_1 " "-P _: the partition named with it"
+is "$("$PARTMAP" dmsetup info -c --noheadings -o uuid isw_cacgbcaf_Volume0_1 2>&1)" "part1-DMRAID-isw_cacgbcaf_Volume0" "... its DM UUID part1-DMRAID-<set>"
+dmr -an i0m0.img i0m1.img >/dev/null 2>&1
+dmr -ay -p --readonly i0m0.img i0m1.img >/dev/null 2>&1
+is "$(ls /dev/mapper | tr '\n' ' ')" "isw_cacgbcaf_Volume0 " "-p: no partitions"
+is "$(blockdev --getro /dev/mapper/isw_cacgbcaf_Volume0 2>&1)" 1 "--readonly: the set is read-only"
+dd if=/dev/zero of=/dev/mapper/isw_cacgbcaf_Volume0 bs=4k count=1 conv=fsync status=none 2>/dev/null
+is "$? $(cmp -n 4096 i0m0.img virt >/dev/null 2>&1; echo $?)" "1 0" "... a write fails, the member is unchanged"
+dmr -an i0m0.img i0m1.img >/dev/null 2>&1
+is "$(left)" "" "... -an leaves nothing"
+
 # ---- qcow2 members ----
 if command -v qemu-img >/dev/null; then
 	for i in 0 1; do qemu-img convert -q -f raw -O qcow2 "i0m$i.img" "i0q$i.qcow2"; done
