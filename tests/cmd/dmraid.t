@@ -237,6 +237,12 @@ ok $? "RAID5 degraded: a write reads back after -an and -ay"
 dmr -an d5m0.img d5m2.img >/dev/null 2>&1
 is "$(left)" "" "RAID5: nothing left"
 
+# ---- by the name dmraid; -l ----
+ln -s "$PARTMAP" dmraid
+same "$(./dmraid -l | grep -e '^ddf1 ' -e '^isw ' -e '^dos ')" 'ddf1    : SNIA DDF1 (0,1,4,5,linear)
+isw     : Intel Software RAID (0,1,5,01)
+dos     : DOS partitions on SW RAIDs' "called dmraid: -l as Debian's dmraid prints these formats"
+
 # ---- no raid disks ----
 out=$(dmr -r virt 2>&1); rc=$?
 is "$rc:$out" "1:no raid disks" "a disk without RAID metadata: no raid disks, exit 1"
