@@ -249,8 +249,9 @@ static int read_all(struct run *R)
 	}
 	if (R->o.verbose)
 		for (size_t i = 0; i < R->n; i++)
-			if (R->k[i].why[0])
-				fprintf(stderr, "%s: %s: %s\n", R->k[i].err ? "ERROR" : "INFO", R->m[i].arg, R->k[i].why);
+			if (R->k[i].why[0] || R->k[i].err)
+				fprintf(stderr, "%s: %s: %s\n", R->k[i].err ? "ERROR" : "INFO", R->m[i].arg,
+					R->k[i].why[0] ? R->k[i].why : strerror(-R->k[i].err));
 	return r;
 }
 

@@ -81,8 +81,6 @@ int pm_raid_scan(struct pm_raid_disk *disks, size_t n, const char *formats)
 			k->err = 0;
 			break;
 		}
-		if (k->err && !k->n)
-			k->fmt = k->fmt; /* known format, bad metadata: kept for -v */
 	}
 	/* place the disks the metadata could not: the k-th of a group, in the order given, is member k */
 	for (size_t i = 0; i < n; i++) {
