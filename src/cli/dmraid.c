@@ -968,6 +968,9 @@ static int do_a(struct run *R)
 		no_raid(R, "sets");
 		return 1;
 	}
+	for (size_t i = 0; i < nl; i++)
+		if (!dm_exists(R, list[i]))
+			printf("RAID set \"%s\" is not active\n", list[i]);
 	rc |= deactivate(R, list, nl);
 	for (size_t i = 0; i < R->n; i++)
 		if (R->m[i].is_file)

@@ -141,10 +141,14 @@ same "$(dmr -ay -t "$L1" "$L0")" "isw_cacgbcaf_Volume0: 0 32784 striped 2 24 $L1
 	"loop devices without serial numbers: placed in the order given"
 same "$(dmr -r | grep -e "^$L0:" -e "^$L1:" | sort)" "$(printf '%s: isw, "isw_cacgbcaf", GROUP, ok, 16462 sectors, data@ 0\n' "$L0" "$L1" | sort)" \
 	"the scan without arguments finds loop devices"
+same "$(dmr -b "$L0")" "$(printf '%s: %12u total, "N/A"' "$L0" 16464)" "-b: a loop device, no serial number"
 dmr -ay "$L0" "$L1" >/dev/null 2>&1
 cmp -n $((32768 * 512)) /dev/mapper/isw_cacgbcaf_Volume0 virt >/dev/null 2>&1
 ok $? "set on loop devices: the right bytes"
+same "$(dmr -ay "$L0" "$L1" 2>&1)" 'RAID set "isw_cacgbcaf_Volume0" already active
+RAID set "isw_cacgbcaf_Volume0p1" already active' "-ay again: already active"
 dmr -an "$L0" "$L1" >/dev/null 2>&1
+same "$(dmr -an "$L0" "$L1" 2>&1)" 'RAID set "isw_cacgbcaf_Volume0" is not active' "-an again: not active"
 is "$(ls /dev/mapper) $(losetup -n -O NAME -j i0m0.img)" " $L0" "-an removes the maps, keeps loop devices it did not make"
 losetup -d "$L0" "$L1"
 
