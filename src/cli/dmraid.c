@@ -53,6 +53,7 @@ struct member {
 	struct pm_image *img;
 	struct pm_disk d;
 	bool open;
+	bool made;                 /* its loop device (and server) made by this run */
 };
 
 struct run {
@@ -559,6 +560,7 @@ static int file_loop(struct run *R, struct member *m, bool make)
 		return idx;
 	}
 	snprintf(m->dev, sizeof(m->dev), "/dev/loop%d", idx);
+	m->made = true;
 	if (R->o.verbose)
 		fprintf(stderr, "INFO: %s: attached to %s\n", m->arg, m->dev);
 	return 1;
@@ -930,6 +932,8 @@ static int do_a(struct run *R)
 			no_raid(R, "sets");
 			return 1;
 		}
+		if (!R->o.test && dm_open(R, true) < 0)
+			return 1;
 		if (!R->o.test) {
 			/* the loop devices (and image servers) of the member files */
 			for (size_t i = 0; i < R->n; i++) {
@@ -946,12 +950,17 @@ static int do_a(struct run *R)
 					return 1;
 				R->k[i].path = R->m[i].dev;
 			}
-			if (dm_open(R, true) < 0)
-				return 1;
 		}
+		bool any = false;
 		for (size_t i = 0; i < R->sets.n; i++)
-			if (wanted(R, &R->sets.v[i]))
+			if (wanted(R, &R->sets.v[i])) {
 				rc |= activate(R, &R->sets.v[i]);
+				any |= dm_exists(R, R->sets.v[i].name);
+			}
+		/* nothing mapped: nothing left behind either */
+		for (size_t i = 0; i < R->n && !any && !R->o.test; i++)
+			if (R->m[i].made)
+				file_unloop(R, &R->m[i]);
 		return rc;
 	}
 	/* -an */

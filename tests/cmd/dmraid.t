@@ -128,6 +128,8 @@ is "$(left)" "" "... -an leaves nothing"
 if command -v qemu-img >/dev/null; then
 	for i in 0 1; do qemu-img convert -q -f raw -O qcow2 "i0m$i.img" "i0q$i.qcow2"; done
 	check_set isw_cacgbcaf_Volume0 32784 i0q0.qcow2 i0q1.qcow2
+	out=$(PARTMAP_DM=kernel "$PARTMAP" dmraid -ay i0q0.qcow2 i0q1.qcow2 2>&1); rc=$?
+	is "$rc:$(left)" "1:" "no device mapper to use: exit 1, nothing left behind ($out)"
 	# one raw, one qcow2
 	check_set isw_cacgbcaf_Volume0 32784 i0m0.img i0q1.qcow2
 else
