@@ -199,8 +199,8 @@ static uint64_t set_size(enum pm_raid_type t, uint64_t small, unsigned n, uint32
 	switch (t) {
 	case PM_RT_LINEAR:
 		return sum;
-	case PM_RT_RAID0:
-		return stride ? small / stride * stride * n : small * n;
+	case PM_RT_RAID0: /* one member: dmraid maps it linear, whole */
+		return stride && n > 1 ? small / stride * stride * n : small * n;
 	case PM_RT_RAID1:
 		return small;
 	default:
@@ -250,7 +250,7 @@ static void check_leaf(struct pm_raid_set *s, char **log)
 		if (s->m[i].disk)
 			sum += s->m[i].rd->sectors;
 	s->sectors = s->ok ? set_size(s->type, min_member(s), s->nmemb, s->stride, sum) : 0;
-	if (s->ok && s->type == PM_RT_RAID0 && s->stride && min_member(s) < s->stride) {
+	if (s->ok && s->type == PM_RT_RAID0 && s->nmemb > 1 && s->stride && min_member(s) < s->stride) {
 		pm_raid_logf(log, "ERROR: RAID set \"%s\": members smaller than one stripe", s->name);
 		s->ok = false;
 		s->sectors = 0;

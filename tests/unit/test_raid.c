@@ -579,6 +579,95 @@ static void test_scan_formats_and_region(void **state)
 	assert_int_equal(pm_raid_region(1ull << 40), 131072);
 }
 
+/* ---- assembly of records as any reader gives them ---- */
+
+static struct pm_raid_dev rec(const char *set, const char *subset, enum pm_raid_type t, enum pm_raid_type st,
+			      unsigned index, unsigned members, unsigned sub, unsigned subs, uint64_t sectors)
+{
+	struct pm_raid_dev r = { .fmt = &pm_raid_isw, .type = t, .super_type = st, .status = PM_RS_OK,
+				 .sectors = sectors, .stride = t == PM_RT_RAID0 ? 64 : 0, .index = index,
+				 .members = members, .subset_index = sub, .subsets = subs };
+	pm_strlcpy(r.set, set, sizeof(r.set));
+	pm_strlcpy(r.subset, subset, sizeof(r.subset));
+	return r;
+}
+
+static void test_assembly_generic(void **state)
+{
+	(void)state;
+	struct pm_raid_disk k[4];
+	const char *paths[] = { "/dev/a", "/dev/b", "/dev/c", "/dev/d" };
+	struct pm_raid_sets sets;
+	struct pm_raid_map *m;
+	size_t n;
+	memset(k, 0, sizeof(k));
+	/* mirror over stripes (pdc, sil, nvidia, via, lsi RAID10): "raid10" */
+	for (unsigned i = 0; i < 4; i++) {
+		char sub[32];
+		snprintf(sub, sizeof(sub), "x_1-%u", i / 2);
+		k[i].path = paths[i];
+		k[i].rd[0] = rec("x_1", sub, PM_RT_RAID0, PM_RT_RAID1, i % 2, 2, i / 2, 2, 1000 + i);
+		k[i].n = 1;
+	}
+	assert_int_equal(pm_raid_assemble(k, 4, &sets), 0);
+	assert_int_equal(sets.n, 1);
+	assert_string_equal(pm_raid_set_type_name(&sets.v[0]), "raid10");
+	assert_int_equal(pm_raid_tables(&sets.v[0], &m, &n, NULL), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(m[0].table, "0 1920 striped 2 64 /dev/a 0 /dev/b 0\n");
+	assert_string_equal(m[1].table, "0 1920 striped 2 64 /dev/c 0 /dev/d 0\n");
+	assert_string_equal(m[2].name, "x_1");
+	assert_string_equal(m[2].table, "0 1920 mirror core 2 64 nosync 2 /dev/mapper/x_1-0 0 /dev/mapper/x_1-1 0 1 handle_errors\n");
+	pm_raid_maps_free(m, n);
+	pm_raid_sets_free(&sets);
+	/* one stripe pair gone: the mirror keeps the other (linear over it) */
+	assert_int_equal(pm_raid_assemble(k, 2, &sets), 0);
+	assert_true(sets.v[0].ok);
+	assert_true(sets.v[0].degraded);
+	char *log = NULL;
+	assert_int_equal(pm_raid_tables(&sets.v[0], &m, &n, &log), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(m[1].table, "0 1920 linear /dev/mapper/x_1-0 0\n");
+	assert_non_null(strstr(log, "degraded mirror mapping"));
+	free(log);
+	pm_raid_maps_free(m, n);
+	pm_raid_sets_free(&sets);
+	/* linear: members of different sizes, concatenated; RAID0 of one: linear; RAID6: not mapped */
+	memset(k, 0, sizeof(k));
+	for (unsigned i = 0; i < 3; i++) {
+		k[i].path = paths[i];
+		k[i].rd[0] = rec("span", "", PM_RT_LINEAR, PM_RT_UNDEF, i, 3, 0, 0, 100 * (i + 1));
+		k[i].rd[0].offset = i;
+		k[i].n = 1;
+	}
+	k[3].path = paths[3];
+	k[3].rd[0] = rec("one", "", PM_RT_RAID0, PM_RT_UNDEF, 0, 1, 0, 0, 1000);
+	k[3].rd[1] = rec("six", "", PM_RT_RAID6, PM_RT_UNDEF, 0, 1, 0, 0, 1000);
+	k[3].n = 2;
+	assert_int_equal(pm_raid_assemble(k, 4, &sets), 0);
+	assert_int_equal(sets.n, 3);
+	assert_int_equal(pm_raid_tables(&sets.v[0], &m, &n, NULL), 0);
+	assert_string_equal(m[0].table, "0 100 linear /dev/a 0\n100 200 linear /dev/b 1\n300 300 linear /dev/c 2\n");
+	pm_raid_maps_free(m, n);
+	assert_int_equal(pm_raid_tables(&sets.v[1], &m, &n, NULL), 0);
+	assert_string_equal(m[0].table, "0 1000 linear /dev/d 0\n");
+	pm_raid_maps_free(m, n);
+	log = NULL;
+	assert_int_equal(pm_raid_tables(&sets.v[2], &m, &n, &log), -EOPNOTSUPP);
+	assert_non_null(strstr(log, "Unsupported RAID type raid6"));
+	free(log);
+	pm_raid_sets_free(&sets);
+	/* hostile counts from a reader: no set, said why */
+	k[0].rd[0] = rec("huge", "", PM_RT_RAID0, PM_RT_UNDEF, 0, 100000, 0, 0, 1000);
+	k[0].n = 1;
+	k[1].rd[0] = rec("huge2", "huge2-0", PM_RT_RAID0, PM_RT_RAID1, 0, 2, 7, 100000, 1000);
+	k[1].n = 1;
+	assert_int_equal(pm_raid_assemble(k, 2, &sets), 0);
+	assert_non_null(strstr(sets.log, "with 100000 members"));
+	assert_non_null(strstr(sets.log, "with 100000 subsets"));
+	pm_raid_sets_free(&sets);
+}
+
 /* ---- the userspace raid target ---- */
 
 static void test_target_raid(void **state)
@@ -686,6 +775,7 @@ int main(void)
 		cmocka_unit_test(test_ddf1_names_and_degraded),
 		cmocka_unit_test(test_ddf1_crc_and_hostile),
 		cmocka_unit_test(test_scan_formats_and_region),
+		cmocka_unit_test(test_assembly_generic),
 		cmocka_unit_test(test_target_raid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
