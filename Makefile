@@ -39,12 +39,12 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 ASAN_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan/%)
-UNIT_HELPERS := tests/unit/imgbuild.c tests/unit/imgfmt.c tests/unit/tgtenv.c
+UNIT_HELPERS := tests/unit/imgbuild.c tests/unit/imgfmt.c tests/unit/tgtenv.c tests/unit/raidgen.c
 
 FUZZ_TYPES := gpt sgi dos bsd sun atari mac ps3 solaris unixware
 FUZZ_SRC := src/ptable.c src/disk.c src/crc32.c src/util.c $(wildcard src/table/*.c) $(wildcard src/image/*.c)
 FUZZ_FORMATS := qcow2 vmdk vhd vhdx vdi
-FUZZ_BIN := $(FUZZ_TYPES:%=$(BUILD)/fuzz/fuzz_%) $(FUZZ_FORMATS:%=$(BUILD)/fuzz/fuzz_img_%) $(BUILD)/fuzz/fuzz_dmtable
+FUZZ_BIN := $(FUZZ_TYPES:%=$(BUILD)/fuzz/fuzz_%) $(FUZZ_FORMATS:%=$(BUILD)/fuzz/fuzz_img_%) $(BUILD)/fuzz/fuzz_dmtable $(BUILD)/fuzz/fuzz_raid
 
 .PHONY: all static install demo check deps deb fresh-check unit asan fuzz clang-build bench clean vm
 
@@ -101,7 +101,7 @@ deb:
 ASAN_FLAGS := $(CSTD) $(WARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 ASAN_OBJ := $(LIB_SRC:%.c=$(BUILD)/asan-obj/%.o) $(UNIT_HELPERS:%.c=$(BUILD)/asan-obj/%.o)
 HELPER_OBJ := $(UNIT_HELPERS:%.c=$(BUILD)/obj/%.o)
-UNIT_HDRS := tests/unit/imgbuild.h tests/unit/imgfmt.h tests/unit/tgtenv.h
+UNIT_HDRS := tests/unit/imgbuild.h tests/unit/imgfmt.h tests/unit/tgtenv.h tests/unit/raidgen.h
 
 $(BUILD)/obj/tests/unit/%.o: tests/unit/%.c $(HDRS) $(UNIT_HDRS)
 	@mkdir -p $(dir $@)
@@ -127,7 +127,12 @@ $(BUILD)/asan/%: tests/unit/%.c $(BUILD)/libtest-asan.a $(HDRS) $(UNIT_HDRS)
 	$(CC) $(CPPFLAGS) $(ASAN_FLAGS) -Isrc -o $@ $< -Wl,--whole-archive $(BUILD)/libtest-asan.a \
 		-Wl,--no-whole-archive -lcmocka $(LIBS)
 
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) $(BUILD)/tests/raidgen
+
+# member images of BIOS RAID sets for tests/cmd/dmraid.t (a test helper, not a test)
+$(BUILD)/tests/raidgen: tests/unit/raidgen_main.c $(BUILD)/libtest.a $(HDRS) $(UNIT_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Isrc -o $@ $< $(BUILD)/libtest.a $(LIBS)
 asan: $(ASAN_BIN)
 
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_table.c $(FUZZ_SRC) $(HDRS)
@@ -142,6 +147,12 @@ $(BUILD)/fuzz/fuzz_img_%: tests/fuzz/fuzz_image.c $(FUZZ_SRC) $(HDRS)
 
 # the device-mapper table text parser (an explicit rule: it wins over fuzz_% above)
 $(BUILD)/fuzz/fuzz_dmtable: tests/fuzz/fuzz_dmtable.c $(LIB_SRC) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(CPPFLAGS) $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-Isrc -o $@ $< $(LIB_SRC) $(LIBS)
+
+# the BIOS RAID readers, their assembly and tables (explicit too)
+$(BUILD)/fuzz/fuzz_raid: tests/fuzz/fuzz_raid.c $(LIB_SRC) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(CPPFLAGS) $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-Isrc -o $@ $< $(LIB_SRC) $(LIBS)

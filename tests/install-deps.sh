@@ -28,6 +28,7 @@ test       libclang-rt-dev     file:/usr/lib/llvm-*/lib/clang/*/lib/linux/libcla
 test       libcmocka-dev       file:/usr/include/cmocka.h
 test       perl                cmd:prove cmd:perl
 test       jq                  cmd:jq
+test       python3             cmd:python3
 test       strace              cmd:strace
 test       hyperfine           cmd:hyperfine
 test       kpartx              cmd:kpartx

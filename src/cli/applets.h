@@ -12,5 +12,6 @@ int losetup_main(int argc, char **argv);
 int image_main(int argc, char **argv);
 int fuse_main_applet(int argc, char **argv);
 int serve_main(int argc, char **argv);
+int dmraid_main(int argc, char **argv);
 
 #endif

@@ -15,6 +15,7 @@ static const struct {
 	{ "losetup", losetup_main, "loop devices, as util-linux's losetup" },
 	{ "image", image_main, "VM disk images: info, raw (as qemu-img info, convert -O raw)" },
 	{ "fuse", fuse_main_applet, "a disk image's disk and partitions as files, no root" },
+	{ "dmraid", dmraid_main, "BIOS RAID sets (Intel, DDF, ...) from member disks or images, as dmraid" },
 	{ "serve", serve_main, NULL }, /* internal: the userspace device mapper's server (dmsetup starts it) */
 };
 

@@ -49,6 +49,10 @@ struct pm_raid_dev {
 	uint64_t set_sectors;           /* the (top) set's size as the metadata states; 0 = computed */
 	uint64_t meta_offset;           /* bytes: the metadata area on the disk (`-D` dumps it) */
 	uint64_t meta_len;
+	/* added by set.c's author: the metadata does not say which member this disk is (isw without a
+	 * serial number: an image file, a loop device): the assembly places such disks in the order
+	 * they were given, through the format's read_pos() */
+	bool by_position;
 };
 
 /* One vendor format. read() looks at one whole disk (or image); returns the number of records put
@@ -62,6 +66,10 @@ struct pm_raid_format {
 	const char *caps;               /* "0,1,5,01" */
 	int (*read)(struct pm_disk *d, const char *serial, struct pm_raid_dev *out, size_t max,
 		    char *why, size_t whylen);
+	/* Optional (NULL where members are identified by the metadata alone): read() for a disk known
+	 * to be member POSITION (0-based) of its set's disk table, for disks read() flagged by_position. */
+	int (*read_pos)(struct pm_disk *d, const char *serial, int position, struct pm_raid_dev *out, size_t max,
+			char *why, size_t whylen);
 };
 
 /* The registry, in dmraid -l order (asr ddf1 hpt37x hpt45x isw jmicron lsi nvidia pdc sil via); an entry

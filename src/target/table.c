@@ -23,13 +23,14 @@ extern const struct pm_target_type pm_target_linear, pm_target_striped, pm_targe
 #pragma weak pm_target_mirror
 #pragma weak pm_target_delay
 #pragma weak pm_target_flakey
+#pragma weak pm_target_raid
 extern const struct pm_target_type pm_target_crypt, pm_target_snapshot, pm_target_snapshot_origin,
-	pm_target_mirror, pm_target_delay, pm_target_flakey;
+	pm_target_mirror, pm_target_delay, pm_target_flakey, pm_target_raid;
 
 static const struct pm_target_type *const all_types[] = {
 	&pm_target_linear, &pm_target_striped, &pm_target_zero, &pm_target_error, &pm_target_crypt,
 	&pm_target_snapshot, &pm_target_snapshot_origin, &pm_target_mirror, &pm_target_delay,
-	&pm_target_flakey,
+	&pm_target_flakey, &pm_target_raid,
 };
 
 const struct pm_target_type *pm_target_type_find(const char *name)

@@ -26,7 +26,7 @@ has() { grep -qxF -- "$2" <<<"$1"; }
 [ ! -e "${PARTMAP_NS_PARENT_TMP:-/nonexistent}" ]; ok $? "private_ns left no temporary directory behind"
 bash -c "source $bc; source $comp_file; complete -p partmap" | grep -q -- '-F _partmap partmap$'
 ok $? "registered for partmap"
-is "$(comp partmap '' | tr '\n' ' ')" "--help --version dmsetup fuse image kpartx losetup " "partmap: the applets"
+is "$(comp partmap '' | tr '\n' ' ')" "--help --version dmraid dmsetup fuse image kpartx losetup " "partmap: the applets"
 is "$(comp partmap lo)" "losetup" "partmap lo: losetup"
 is "$(comp partmap --v)" "--version" "partmap --v: --version"
 
