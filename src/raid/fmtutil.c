@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Helpers shared by the BIOS RAID format readers. */
+#include "fmtutil.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+int pm_rf_bad(char *why, size_t whylen, const char *fmt, ...)
+{
+	if (why && whylen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(why, whylen, fmt, ap);
+		va_end(ap);
+	}
+	return -EBADMSG;
+}
+
+int pm_rf_read(struct pm_disk *d, uint64_t off, void *buf, size_t len, const char *fmt, const char *what,
+	       char *why, size_t whylen)
+{
+	int r = pm_disk_read(d, off, buf, len);
+	if (r == -ERANGE)
+		return pm_rf_bad(why, whylen, "%s: %s lies past the end of the disk", fmt, what);
+	return r;
+}
+
+int pm_rf_rec(struct pm_raid_dev *out, size_t max, const struct pm_raid_format *f)
+{
+	if (!max)
+		return -ENOSPC;
+	memset(out, 0, sizeof(*out));
+	out->fmt = f;
+	out->listed = true;
+	out->status = PM_RS_OK;
+	return 0;
+}
+
+void pm_rf_name(char *dst, const char *handler, const char *id, size_t keep)
+{
+	size_t h = strlen(handler);
+	snprintf(dst, PM_RAID_NAME_MAX, "%s_%s", handler, id);
+	size_t len = strlen(dst);
+	if (len - h <= keep)
+		return;
+	char save = dst[len - keep];
+	dst[len - keep] = 0;
+	pm_raid_mk_alpha(dst + h);
+	dst[len - keep] = save;
+}
+
+void pm_rf_subset(struct pm_raid_dev *r, unsigned n)
+{
+	snprintf(r->subset, sizeof(r->subset), "%.*s-%u", PM_RAID_NAME_MAX - 12, r->set, n);
+	r->subset_index = n;
+}
+
+uint32_t pm_rf_sum32(const uint8_t *p, size_t n)
+{
+	uint32_t s = 0;
+	for (size_t i = 0; i < n; i++)
+		s += pm_raid_le32(p + 4 * i);
+	return s;
+}
+
+uint16_t pm_rf_sum16(const uint8_t *p, size_t n)
+{
+	uint16_t s = 0;
+	for (size_t i = 0; i < n; i++)
+		s = (uint16_t)(s + pm_raid_le16(p + 2 * i));
+	return s;
+}
+
+uint32_t pm_rf_bytes(const uint8_t *p, size_t n)
+{
+	uint32_t s = 0;
+	for (size_t i = 0; i < n; i++)
+		s += p[i];
+	return s;
+}
+
+bool pm_rf_fits(const struct pm_disk *d, uint64_t start, uint64_t len)
+{
+	uint64_t n = pm_disk_sectors(d);
+	return start <= n && len <= n - start;
+}
+
+void pm_rf_field(char *dst, const uint8_t *src, size_t n)
+{
+	memcpy(dst, src, n);
+	dst[n] = 0;
+}
