@@ -1,0 +1,65 @@
+/* mkraid: write synthesised BIOS RAID member images (see raidsyn.h).
+ * usage: mkraid FORMAT LEVEL DISKS CHUNK DISK_SECTORS MEMBER_SECTORS ID PREFIX [NAME]
+ * writes PREFIX0.img .. PREFIX<DISKS-1>.img (sparse, metadata only). */
+#include "raidsyn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+	if (argc < 9 || argc > 10) {
+		fprintf(stderr, "usage: mkraid FORMAT LEVEL DISKS CHUNK DISK_SECTORS MEMBER_SECTORS ID PREFIX [NAME]\n"
+				"levels: span raid0 raid1 raid10 raid01 raid5 spare\n");
+		return 2;
+	}
+	int level = rs_level_by_name(argv[2]);
+	if (level < 0) {
+		fprintf(stderr, "mkraid: unknown level %s\n", argv[2]);
+		return 2;
+	}
+	struct rs_spec s = {
+		.fmt = argv[1], .level = (enum rs_level)level, .disks = (unsigned)strtoul(argv[3], NULL, 0),
+		.chunk = (unsigned)strtoul(argv[4], NULL, 0), .disk_sectors = strtoull(argv[5], NULL, 0),
+		.member_sectors = strtoull(argv[6], NULL, 0), .id = (uint32_t)strtoul(argv[7], NULL, 0),
+		.name = argc > 9 ? argv[9] : NULL,
+	};
+	size_t size = (size_t)s.disk_sectors * 512;
+	uint8_t *img = malloc(size);
+	if (!img) {
+		perror("mkraid");
+		return 1;
+	}
+	for (unsigned i = 0; i < s.disks; i++) {
+		memset(img, 0, size);
+		if (rs_write(&s, i, img)) {
+			fprintf(stderr, "mkraid: %s has no %s of %u disks (or the sizes do not fit it)\n", s.fmt,
+				argv[2], s.disks);
+			return 1;
+		}
+		char path[4096];
+		snprintf(path, sizeof(path), "%s%u.img", argv[8], i);
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd < 0 || ftruncate(fd, (off_t)size) < 0) {
+			fprintf(stderr, "mkraid: %s: %s\n", path, strerror(errno));
+			return 1;
+		}
+		/* write only the sectors that are not zero, so that the file stays sparse */
+		for (size_t off = 0; off < size; off += 512) {
+			size_t k = 0;
+			while (k < 512 && !img[off + k])
+				k++;
+			if (k < 512 && pwrite(fd, img + off, 512, (off_t)off) != 512) {
+				fprintf(stderr, "mkraid: %s: %s\n", path, strerror(errno));
+				return 1;
+			}
+		}
+		close(fd);
+	}
+	free(img);
+	return 0;
+}
