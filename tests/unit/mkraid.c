@@ -1,6 +1,7 @@
 /* mkraid: write synthesised BIOS RAID member images (see raidsyn.h).
  * usage: mkraid FORMAT LEVEL DISKS CHUNK DISK_SECTORS MEMBER_SECTORS ID PREFIX [NAME]
- * writes PREFIX0.img .. PREFIX<DISKS-1>.img (sparse, metadata only). */
+ * writes PREFIX0.img .. PREFIX<DISKS-1>.img (sparse, metadata only). FORMAT pdc:S puts Promise metadata
+ * S sectors before the end of the disk (one of the places dmraid probes; default 63). */
 #include "raidsyn.h"
 
 #include <errno.h>
@@ -28,6 +29,14 @@ int main(int argc, char **argv)
 		.member_sectors = strtoull(argv[6], NULL, 0), .id = (uint32_t)strtoul(argv[7], NULL, 0),
 		.name = argc > 9 ? argv[9] : NULL,
 	};
+	char fmt[32];
+	snprintf(fmt, sizeof(fmt), "%s", argv[1]);
+	char *colon = strchr(fmt, ':');
+	if (colon) {
+		*colon = 0;
+		s.pdc_end = (unsigned)strtoul(colon + 1, NULL, 0);
+	}
+	s.fmt = fmt;
 	size_t size = (size_t)s.disk_sectors * 512;
 	uint8_t *img = malloc(size);
 	if (!img) {
