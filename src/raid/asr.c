@@ -54,11 +54,9 @@ static int asr_read(struct pm_disk *d, const char *serial, struct pm_raid_dev *o
 {
 	(void)serial;
 	uint8_t rb[512];
-	uint64_t n = pm_disk_sectors(d);
-	if (n < 2)
-		return 0;
-	int r = pm_disk_read(d, (n - 1) * 512, rb, sizeof(rb));
-	if (r < 0)
+	uint64_t n = pm_disk_sectors(d), at;
+	int r = pm_rf_tail(d, 1, rb, sizeof(rb), &at);
+	if (r <= 0)
 		return r;
 	if (pm_raid_be32(rb) != ASR_B0 || pm_raid_be32(rb + 0x100) != ASR_SMAGIC)
 		return 0;

@@ -27,6 +27,16 @@ int pm_rf_read(struct pm_disk *d, uint64_t off, void *buf, size_t len, const cha
 	return r;
 }
 
+int pm_rf_tail(struct pm_disk *d, uint64_t back, void *buf, size_t len, uint64_t *at)
+{
+	uint64_t n = pm_disk_sectors(d);
+	if (n <= back)
+		return 0;
+	*at = (n - back) * 512;
+	int r = pm_disk_read(d, *at, buf, len);
+	return r < 0 ? r : 1;
+}
+
 int pm_rf_rec(struct pm_raid_dev *out, size_t max, const struct pm_raid_format *f)
 {
 	if (!max)
@@ -51,10 +61,53 @@ void pm_rf_name(char *dst, const char *handler, const char *id, size_t keep)
 	dst[len - keep] = save;
 }
 
+void pm_rf_name_u(char *dst, const char *handler, uint32_t id)
+{
+	char num[16];
+	snprintf(num, sizeof(num), "%u", id);
+	pm_rf_name(dst, handler, num, 0);
+}
+
+void pm_rf_hpt(struct pm_raid_dev *r, const char *handler, uint32_t id, bool broken, unsigned shift,
+	       unsigned disks, unsigned disk)
+{
+	r->status = broken ? PM_RS_BROKEN : PM_RS_OK;
+	r->stride = shift ? 1u << shift : 0;
+	r->members = disks;
+	r->index = disk;
+	if (id) {
+		pm_rf_name_u(r->set, handler, id);
+	} else {
+		snprintf(r->set, sizeof(r->set), "%s_SPARE", handler);
+		r->type = PM_RT_SPARE;
+	}
+}
+
 void pm_rf_subset(struct pm_raid_dev *r, unsigned n)
 {
 	snprintf(r->subset, sizeof(r->subset), "%.*s-%u", PM_RAID_NAME_MAX - 12, r->set, n);
 	r->subset_index = n;
+}
+
+void pm_rf_stack(struct pm_raid_dev *r, enum pm_raid_type super_type, uint32_t super_stride, unsigned subsets,
+		 unsigned n)
+{
+	r->super_type = super_type;
+	r->super_stride = super_stride;
+	r->subsets = subsets;
+	pm_rf_subset(r, n);
+}
+
+int pm_rf_extent(const struct pm_disk *d, const struct pm_raid_dev *r, char *why, size_t whylen)
+{
+	const char *f = r->fmt->name;
+	if (!r->sectors && r->type != PM_RT_UNDEF)
+		return pm_rf_bad(why, whylen, "%s: zero sectors", f);
+	if (!pm_rf_fits(d, r->offset, r->sectors))
+		return pm_rf_bad(why, whylen, "%s: data %llu+%llu lies past the end of the disk (%llu sectors)", f,
+				 (unsigned long long)r->offset, (unsigned long long)r->sectors,
+				 (unsigned long long)pm_disk_sectors(d));
+	return 0;
 }
 
 uint32_t pm_rf_sum32(const uint8_t *p, size_t n)

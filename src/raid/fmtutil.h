@@ -18,14 +18,34 @@ int pm_rf_bad(char *why, size_t whylen, const char *fmt, ...) __attribute__((for
 int pm_rf_read(struct pm_disk *d, uint64_t off, void *buf, size_t len, const char *fmt, const char *what,
 	       char *why, size_t whylen);
 
+/* Read len bytes at sector N-back (N: the disk's sectors) into buf; *at gets the byte offset.
+ * 0: the disk is too small to hold it (not this format); 1: read; <0: -errno. */
+int pm_rf_tail(struct pm_disk *d, uint64_t back, void *buf, size_t len, uint64_t *at);
+
 /* out[0] cleared and set up for format f: listed, status ok, types undef. -ENOSPC when max is 0. */
 int pm_rf_rec(struct pm_raid_dev *out, size_t max, const struct pm_raid_format *f);
 
 /* The set name dmraid makes: "<handler>_<id>" with the digits of everything after the handler name
  * turned into letters (mk_alpha) except the last keep characters. */
 void pm_rf_name(char *dst, const char *handler, const char *id, size_t keep);
+/* pm_rf_name with a decimal id, as most formats name their sets. */
+void pm_rf_name_u(char *dst, const char *handler, uint32_t id);
+/* HighPoint's shared rules (hpt37x, hpt45x): set id 0 is the spare pool "<handler>_SPARE", any other
+ * names "<handler>_<id>"; the "bad" magic marks the member broken; the chunk is 1 << shift (0: none);
+ * member `disk` of `disks`. */
+void pm_rf_hpt(struct pm_raid_dev *r, const char *handler, uint32_t id, bool broken, unsigned shift,
+	       unsigned disks, unsigned disk);
 /* A stacked member: r->subset = "<r->set>-<n>", r->subset_index = n. */
 void pm_rf_subset(struct pm_raid_dev *r, unsigned n);
+
+/* A member of a stacked set: in subset n ("<set>-<n>") of `subsets`, under a super_type superset whose
+ * chunk is super_stride. */
+void pm_rf_stack(struct pm_raid_dev *r, enum pm_raid_type super_type, uint32_t super_stride, unsigned subsets,
+		 unsigned n);
+
+/* The last checks of every record: its segment is not empty (unless its type is undef) and lies on the
+ * disk. 0 or -EBADMSG with why. */
+int pm_rf_extent(const struct pm_disk *d, const struct pm_raid_dev *r, char *why, size_t whylen);
 
 /* Little-endian sums over a buffer: n 32-bit words, n 16-bit words, n bytes (as a 32-bit sum). */
 uint32_t pm_rf_sum32(const uint8_t *p, size_t n);

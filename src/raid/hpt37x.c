@@ -40,20 +40,12 @@ static int hpt37x_read(struct pm_disk *d, const char *serial, struct pm_raid_dev
 
 	if ((r = pm_rf_rec(out, max, &pm_raid_hpt37x)) < 0)
 		return r;
-	out->status = magic == HPT37X_BAD ? PM_RS_BROKEN : PM_RS_OK;
+	/* named after the array id, or the set's when there is none */
+	pm_rf_hpt(out, "hpt37x", set ? (array ? array : set) : 0, magic == HPT37X_BAD, shift, disks, disk);
 	out->offset = disk ? 10 : 0;
-	out->stride = shift ? 1u << shift : 0;
 	out->meta_offset = HPT37X_AT;
 	out->meta_len = HPT37X_LEN;
-	out->members = disks;
-	out->index = disk;
-	if (!set) {
-		snprintf(out->set, sizeof(out->set), "hpt37x_SPARE");
-		out->type = PM_RT_SPARE;
-	} else {
-		char id[16];
-		snprintf(id, sizeof(id), "%u", array ? array : set);
-		pm_rf_name(out->set, "hpt37x", id, 0);
+	if (set) {
 		switch (type) {
 		case HPT37X_SINGLE: case HPT37X_SPAN: out->type = PM_RT_LINEAR; break;
 		case HPT37X_R0: out->type = PM_RT_RAID0; break;
@@ -70,11 +62,8 @@ static int hpt37x_read(struct pm_disk *d, const char *serial, struct pm_raid_dev
 			break;
 		default: out->type = PM_RT_UNDEF; break; /* RAID3/5: not mapped by dmraid */
 		}
-		if (out->super_type != PM_RT_UNDEF) {
-			out->super_stride = out->stride;
-			out->subsets = 2;
-			pm_rf_subset(out, order);
-		}
+		if (out->super_type != PM_RT_UNDEF)
+			pm_rf_stack(out, out->super_type, out->stride, 2, order);
 	}
 	uint64_t len;
 	switch (out->type) {
@@ -85,9 +74,8 @@ static int hpt37x_read(struct pm_disk *d, const char *serial, struct pm_raid_dev
 	if (len <= out->offset)
 		return pm_rf_bad(why, whylen, "hpt37x: zero sectors");
 	out->sectors = len - out->offset;
-	if (!pm_rf_fits(d, out->offset, out->sectors))
-		return pm_rf_bad(why, whylen, "hpt37x: %llu sectors past the end of the disk",
-				 (unsigned long long)out->sectors);
+	if ((r = pm_rf_extent(d, out, why, whylen)) < 0)
+		return r;
 	if (disks && disk >= disks && out->type != PM_RT_SPARE)
 		return pm_rf_bad(why, whylen, "hpt37x: disk number %u of %u disks", disk, disks);
 	return 1;

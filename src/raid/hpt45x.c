@@ -18,12 +18,9 @@ static int hpt45x_read(struct pm_disk *d, const char *serial, struct pm_raid_dev
 {
 	(void)serial;
 	uint8_t m[HPT45X_LEN];
-	uint64_t n = pm_disk_sectors(d);
-	if (n < 12)
-		return 0;
-	uint64_t at = (n - 11) * 512;
-	int r = pm_disk_read(d, at, m, sizeof(m));
-	if (r < 0)
+	uint64_t n = pm_disk_sectors(d), at;
+	int r = pm_rf_tail(d, 11, m, sizeof(m), &at);
+	if (r <= 0)
 		return r;
 	uint32_t magic = pm_raid_le32(m);
 	if (magic != HPT45X_OK && magic != HPT45X_BAD)
@@ -39,29 +36,18 @@ static int hpt45x_read(struct pm_disk *d, const char *serial, struct pm_raid_dev
 
 	if ((r = pm_rf_rec(out, max, &pm_raid_hpt45x)) < 0)
 		return r;
-	out->status = magic == HPT45X_BAD ? PM_RS_BROKEN : PM_RS_OK;
+	pm_rf_hpt(out, "hpt45x", set, magic == HPT45X_BAD, shift, disks, disk);
 	out->offset = 0;
-	out->stride = shift ? 1u << shift : 0;
 	out->meta_offset = at;
 	out->meta_len = HPT45X_LEN;
-	out->members = disks;
-	out->index = disk;
-	if (!set) {
-		snprintf(out->set, sizeof(out->set), "hpt45x_SPARE");
-		out->type = PM_RT_SPARE;
-	} else {
-		char id[16];
-		snprintf(id, sizeof(id), "%u", set);
-		pm_rf_name(out->set, "hpt45x", id, 0);
+	if (set) {
 		out->type = type == HPT45X_SPAN ? PM_RT_LINEAR : type == HPT45X_R0 ? PM_RT_RAID0
 			  : type == HPT45X_R1 ? PM_RT_RAID1 : PM_RT_UNDEF;
 		if (r1_type == HPT45X_R1) {
 			if (out->type == PM_RT_RAID0) {
 				/* RAID10: this stripe is one half of a mirror */
-				pm_rf_subset(out, r1_disk);
-				out->super_type = PM_RT_RAID1;
-				out->super_stride = r1_shift ? 1u << r1_shift : 0;
-				out->subsets = r1_disks ? r1_disks : 2;
+				pm_rf_stack(out, PM_RT_RAID1, r1_shift ? 1u << r1_shift : 0, r1_disks ? r1_disks : 2,
+					    r1_disk);
 			} else {
 				/* dmraid names it as a subset but stacks nothing: the suffix stays */
 				char *e = out->set + strlen(out->set);
@@ -74,11 +60,8 @@ static int hpt45x_read(struct pm_disk *d, const char *serial, struct pm_raid_dev
 	case PM_RT_RAID1: out->sectors = total; break;
 	default: out->sectors = n - 11; break;
 	}
-	if (!out->sectors)
-		return pm_rf_bad(why, whylen, "hpt45x: zero sectors");
-	if (!pm_rf_fits(d, 0, out->sectors))
-		return pm_rf_bad(why, whylen, "hpt45x: %llu sectors past the end of the disk",
-				 (unsigned long long)out->sectors);
+	if ((r = pm_rf_extent(d, out, why, whylen)) < 0)
+		return r;
 	if (disks && disk >= disks && out->type != PM_RT_SPARE)
 		return pm_rf_bad(why, whylen, "hpt45x: disk number %u of %u disks", disk, disks);
 	return 1;

@@ -18,12 +18,9 @@ static int jm_read(struct pm_disk *d, const char *serial, struct pm_raid_dev *ou
 {
 	(void)serial;
 	uint8_t m[JM_LEN];
-	uint64_t n = pm_disk_sectors(d);
-	if (n < 2)
-		return 0;
-	uint64_t at = (n - 1) * 512;
-	int r = pm_disk_read(d, at, m, sizeof(m));
-	if (r < 0)
+	uint64_t at;
+	int r = pm_rf_tail(d, 1, m, sizeof(m), &at);
+	if (r <= 0)
 		return r;
 	if (memcmp(m, "JM", 2))
 		return 0;
@@ -49,11 +46,6 @@ static int jm_read(struct pm_disk *d, const char *serial, struct pm_raid_dev *ou
 		return pm_rf_bad(why, whylen, "jmicron: disk 0x%x is not in its own member list", identity);
 	if (block > 24)
 		return pm_rf_bad(why, whylen, "jmicron: absurd stripe block %u", block);
-	if (!len)
-		return pm_rf_bad(why, whylen, "jmicron: zero sectors");
-	if (!pm_rf_fits(d, base, len))
-		return pm_rf_bad(why, whylen, "jmicron: segment %llu+%llu past the end of the disk",
-				 (unsigned long long)base, (unsigned long long)len);
 
 	if ((r = pm_rf_rec(out, max, &pm_raid_jmicron)) < 0)
 		return r;
@@ -77,16 +69,15 @@ static int jm_read(struct pm_disk *d, const char *serial, struct pm_raid_dev *ou
 	case JM_R01:
 		/* stripe over mirrors: slots 2k and 2k+1 mirror each other in subset k */
 		out->type = PM_RT_RAID1;
-		out->super_type = PM_RT_RAID0;
-		out->super_stride = out->stride;
 		out->members = 2;
-		out->subsets = (count + 1) / 2;
 		out->index = (unsigned)slot % 2;
-		pm_rf_subset(out, (unsigned)slot / 2);
+		pm_rf_stack(out, PM_RT_RAID0, out->stride, (count + 1) / 2, (unsigned)slot / 2);
 		break;
 	default: out->type = PM_RT_UNDEF; break; /* RAID5 and unknown modes: not mapped by dmraid */
 	}
-	return 1;
+	if (!len)
+		return pm_rf_bad(why, whylen, "jmicron: zero sectors");
+	return (r = pm_rf_extent(d, out, why, whylen)) < 0 ? r : 1;
 }
 
 const struct pm_raid_format pm_raid_jmicron = {

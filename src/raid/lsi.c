@@ -17,12 +17,9 @@ static int lsi_read(struct pm_disk *d, const char *serial, struct pm_raid_dev *o
 {
 	(void)serial;
 	uint8_t m[LSI_LEN];
-	uint64_t n = pm_disk_sectors(d);
-	if (n < 2)
-		return 0;
-	uint64_t at = (n - 1) * 512;
-	int r = pm_disk_read(d, at, m, sizeof(m));
-	if (r < 0)
+	uint64_t n = pm_disk_sectors(d), at;
+	int r = pm_rf_tail(d, 1, m, sizeof(m), &at);
+	if (r <= 0)
 		return r;
 	if (memcmp(m, "$XIDE$", 6))
 		return 0;
@@ -56,11 +53,8 @@ static int lsi_read(struct pm_disk *d, const char *serial, struct pm_raid_dev *o
 	case LSI_R10:
 		/* mirror over two stripes (dmraid expects 4 disks) */
 		out->type = PM_RT_RAID0;
-		out->super_type = PM_RT_RAID1;
-		out->super_stride = stride;
-		out->subsets = 2;
 		out->index = r10_stripe;
-		pm_rf_subset(out, r10_mirror);
+		pm_rf_stack(out, PM_RT_RAID1, stride, 2, r10_mirror);
 		if (r10_stripe >= 2 || r10_mirror >= 2)
 			return pm_rf_bad(why, whylen, "lsi: RAID10 stripe %u mirror %u out of range", r10_stripe,
 					 r10_mirror);

@@ -32,12 +32,9 @@ static int nv_read(struct pm_disk *d, const char *serial, struct pm_raid_dev *ou
 {
 	(void)serial;
 	uint8_t m[NV_LEN];
-	uint64_t n = pm_disk_sectors(d);
-	if (n < 3)
-		return 0;
-	uint64_t at = (n - 2) * 512;
-	int r = pm_disk_read(d, at, m, sizeof(m));
-	if (r < 0)
+	uint64_t n = pm_disk_sectors(d), at;
+	int r = pm_rf_tail(d, 2, m, sizeof(m), &at);
+	if (r <= 0)
 		return r;
 	if (memcmp(m, "NVIDIA", 6))
 		return 0;
@@ -82,11 +79,8 @@ static int nv_read(struct pm_disk *d, const char *serial, struct pm_raid_dev *ou
 	out->index = unit;
 	if (stacked) {
 		/* mirror over two stripes: units [0, width) in the first, the rest in the second */
-		pm_rf_subset(out, unit >= width);
+		pm_rf_stack(out, PM_RT_RAID1, chunk, 2, unit >= width);
 		out->index = unit % width;
-		out->super_type = PM_RT_RAID1;
-		out->super_stride = chunk;
-		out->subsets = 2;
 	}
 	return 1;
 }

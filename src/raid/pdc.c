@@ -41,9 +41,7 @@ static int pdc_rec(struct pm_disk *d, const uint8_t *m, uint64_t meta, uint64_t 
 
 	pm_rf_rec(out, 1, &pm_raid_pdc);
 	out->listed = false;
-	char num[16];
-	snprintf(num, sizeof(num), "%u", id);
-	pm_rf_name(out->set, "pdc", num, 0);
+	pm_rf_name_u(out->set, "pdc", id);
 	out->offset = start;
 	out->stride = shift ? 1u << shift : 0;
 	out->meta_offset = meta * 512;
@@ -60,19 +58,11 @@ static int pdc_rec(struct pm_disk *d, const uint8_t *m, uint64_t meta, uint64_t 
 		out->sectors = total_secs / (total / 2);
 		out->members = total / 2;
 		out->index = disk % (total / 2);
-		out->super_type = PM_RT_RAID1;
-		out->super_stride = out->stride;
-		out->subsets = 2;
-		pm_rf_subset(out, disk >= total / 2);
+		pm_rf_stack(out, PM_RT_RAID1, out->stride, 2, disk >= total / 2);
 		break;
 	default: out->type = PM_RT_UNDEF; break; /* dmraid: "RAID type %u not supported" */
 	}
-	if (out->type != PM_RT_UNDEF && !out->sectors)
-		return pm_rf_bad(why, whylen, "pdc: zero sectors");
-	if (!pm_rf_fits(d, out->offset, out->sectors))
-		return pm_rf_bad(why, whylen, "pdc: data %llu+%llu past the end of the disk",
-				 (unsigned long long)out->offset, (unsigned long long)out->sectors);
-	return 0;
+	return pm_rf_extent(d, out, why, whylen);
 }
 
 static int pdc_read(struct pm_disk *d, const char *serial, struct pm_raid_dev *out, size_t max, char *why,

@@ -34,11 +34,11 @@ static int sil_read(struct pm_disk *d, const char *serial, struct pm_raid_dev *o
 	int bad = 0, r;
 	bool found = false;
 	for (unsigned area = 0; area < SIL_AREAS && !found; area++) {
-		if (n < 512ull * area + 2)
+		if ((r = pm_rf_tail(d, 1 + 512ull * area, m, sizeof(m), &at)) <= 0) {
+			if (r < 0)
+				return r;
 			break;
-		at = (n - 1 - 512ull * area) * 512;
-		if ((r = pm_disk_read(d, at, m, sizeof(m))) < 0)
-			return r;
+		}
 		r = sil_valid(m, n, area + 1, why, whylen);
 		if (r > 0)
 			found = true;
@@ -98,20 +98,12 @@ static int sil_read(struct pm_disk *d, const char *serial, struct pm_raid_dev *o
 		out->index = disk % (unsigned)per_stripe;
 		out->sectors = array / (unsigned)per_stripe;
 		out->set_sectors = array;
-		out->super_type = PM_RT_RAID1;
-		out->super_stride = stride;
-		out->subsets = 2;
-		pm_rf_subset(out, (unsigned)stripe_no);
+		pm_rf_stack(out, PM_RT_RAID1, stride, 2, (unsigned)stripe_no);
 		break;
 	default: out->type = PM_RT_UNDEF; out->sectors = cooked; break;
 	}
 	(void)mirror_no;
-	if (!out->sectors)
-		return pm_rf_bad(why, whylen, "sil: zero sectors");
-	if (!pm_rf_fits(d, 0, out->sectors))
-		return pm_rf_bad(why, whylen, "sil: %llu sectors past the end of the disk",
-				 (unsigned long long)out->sectors);
-	return 1;
+	return (r = pm_rf_extent(d, out, why, whylen)) < 0 ? r : 1;
 }
 
 const struct pm_raid_format pm_raid_sil = {

@@ -15,12 +15,9 @@ static int via_read(struct pm_disk *d, const char *serial, struct pm_raid_dev *o
 {
 	(void)serial;
 	uint8_t m[VIA_LEN];
-	uint64_t n = pm_disk_sectors(d);
-	if (n < 2)
-		return 0;
-	uint64_t at = (n - 1) * 512;
-	int r = pm_disk_read(d, at, m, sizeof(m));
-	if (r < 0)
+	uint64_t n = pm_disk_sectors(d), at;
+	int r = pm_rf_tail(d, 1, m, sizeof(m), &at);
+	if (r <= 0)
 		return r;
 	if (pm_raid_le16(m) != 0xAA55)
 		return 0;
@@ -39,9 +36,7 @@ static int via_read(struct pm_disk *d, const char *serial, struct pm_raid_dev *o
 
 	if ((r = pm_rf_rec(out, max, &pm_raid_via)) < 0)
 		return r;
-	char id[16];
-	snprintf(id, sizeof(id), "%u", sum);
-	pm_rf_name(out->set, "via", id, 0);
+	pm_rf_name_u(out->set, "via", sum);
 	out->status = tolerance ? PM_RS_BROKEN : in_array ? PM_RS_OK : PM_RS_UNDEF;
 	out->offset = 0;
 	out->sectors = n - 1;
@@ -61,10 +56,7 @@ static int via_read(struct pm_disk *d, const char *serial, struct pm_raid_dev *o
 	case VIA_R01:
 		/* mirror over two stripes; bit 3 of raid_type_info names the stripe */
 		out->type = PM_RT_RAID0;
-		out->super_type = PM_RT_RAID1;
-		out->super_stride = out->stride;
-		out->subsets = 2;
-		pm_rf_subset(out, info >> 3 & 1);
+		pm_rf_stack(out, PM_RT_RAID1, out->stride, 2, info >> 3 & 1);
 		break;
 	default: out->type = PM_RT_UNDEF; break;
 	}

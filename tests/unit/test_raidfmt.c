@@ -28,6 +28,7 @@ struct exp {
 	unsigned stride, super_stride, index, members, subset_index, subsets;
 	uint64_t meta_offset, meta_len;
 	enum pm_raid_status status;
+	bool hpt; /* hpt37x: data from sector 10 on all but the first disk */
 };
 
 static uint8_t *mk(const struct rs_spec *s, unsigned i)
@@ -87,6 +88,42 @@ static void one(const struct pm_raid_format *f, const struct rs_spec *s, unsigne
 	/* no room for the record */
 	assert_int_equal(rd(f, img, s->disk_sectors, out, 0), -ENOSPC);
 	free(img);
+}
+
+/* every member i of a flat set of `disks` at `level`: index i, the rest as given (e: set, offset and
+ * metadata place; e->hpt: data from sector 10 on every disk but the first, whose length it shortens) */
+static void flat(const struct pm_raid_format *f, struct rs_spec *s, enum rs_level level, unsigned disks,
+		 unsigned chunk, const struct exp *e, enum pm_raid_type type, unsigned members, unsigned stride,
+		 uint64_t sectors)
+{
+	s->level = level, s->disks = disks, s->chunk = chunk;
+	for (unsigned i = 0; i < disks; i++) {
+		struct exp x = *e;
+		x.type = type, x.index = i, x.members = members, x.stride = stride, x.sectors = sectors;
+		if (e->hpt)
+			x.offset = i ? 10 : 0, x.sectors -= x.offset;
+		one(f, s, i, &x);
+	}
+}
+
+/* every member i of a stacked set of two halves of disks/2: subset i / (disks/2), named "<set>-N" (or
+ * sub[N]), index i % (disks/2), the chunk for both levels */
+static void stacked(const struct pm_raid_format *f, struct rs_spec *s, enum rs_level level, unsigned disks,
+		    unsigned chunk, const struct exp *e, enum pm_raid_type type, enum pm_raid_type super,
+		    uint64_t sectors, const char *const *sub)
+{
+	unsigned h = disks / 2;
+	s->level = level, s->disks = disks, s->chunk = chunk;
+	for (unsigned i = 0; i < disks; i++) {
+		char name[PM_RAID_NAME_MAX];
+		snprintf(name, sizeof(name), "%s-%u", e->set, i / h);
+		struct exp x = *e;
+		x.subset = sub ? sub[i / h] : name, x.type = type, x.super = super, x.subset_index = i / h;
+		x.subsets = 2, x.index = i % h, x.members = h, x.stride = x.super_stride = chunk, x.sectors = sectors;
+		if (e->hpt)
+			x.offset = x.index ? 10 : 0, x.sectors -= x.offset;
+		one(f, s, i, &x);
+	}
 }
 
 /* an image the reader must reject: r == -EBADMSG with a reason */
@@ -161,35 +198,12 @@ static void test_nvidia(void **state)
 	struct rs_spec s = { .fmt = "nvidia", .chunk = 32, .disk_sectors = N, .member_sectors = M, .id = ID };
 	struct exp e = { .set = "nvidia_bcdefghi", .subset = NOSUB, .sectors = N - 2, .meta_offset = (N - 2) * 512,
 			 .meta_len = 120 };
-	s.level = RS_SPAN, s.disks = 3;
-	for (unsigned i = 0; i < 3; i++) {
-		e.type = PM_RT_LINEAR, e.index = i, e.members = 3, e.stride = 32;
-		one(f, &s, i, &e);
-	}
-	s.level = RS_RAID0;
-	for (unsigned i = 0; i < 3; i++) {
-		e.type = PM_RT_RAID0, e.index = i;
-		one(f, &s, i, &e);
-	}
-	s.level = RS_RAID1, s.disks = 2, s.chunk = 128;
-	for (unsigned i = 0; i < 2; i++) {
-		e.type = PM_RT_RAID1, e.index = i, e.members = 2, e.stride = 128;
-		one(f, &s, i, &e);
-	}
-	s.level = RS_RAID5, s.disks = 3, s.chunk = 64;
-	for (unsigned i = 0; i < 3; i++) {
-		e.type = PM_RT_RAID5_LS, e.index = i, e.members = 3, e.stride = 64;
-		one(f, &s, i, &e);
-	}
+	flat(f, &s, RS_SPAN, 3, 32, &e, PM_RT_LINEAR, 3, 32, N - 2);
+	flat(f, &s, RS_RAID0, 3, 32, &e, PM_RT_RAID0, 3, 32, N - 2);
+	flat(f, &s, RS_RAID1, 2, 128, &e, PM_RT_RAID1, 2, 128, N - 2);
+	flat(f, &s, RS_RAID5, 3, 64, &e, PM_RT_RAID5_LS, 3, 64, N - 2);
 	/* RAID1+0: a mirror over two stripes; units 0,1 in -0 and 2,3 in -1 */
-	s.level = RS_RAID10, s.disks = 4, s.chunk = 16;
-	static const char *const sub[] = { "nvidia_bcdefghi-0", "nvidia_bcdefghi-1" };
-	for (unsigned i = 0; i < 4; i++) {
-		struct exp x = e;
-		x.type = PM_RT_RAID0, x.super = PM_RT_RAID1, x.subset = sub[i / 2], x.subset_index = i / 2;
-		x.subsets = 2, x.index = i % 2, x.members = 2, x.stride = x.super_stride = 16;
-		one(f, &s, i, &x);
-	}
+	stacked(f, &s, RS_RAID10, 4, 16, &e, PM_RT_RAID0, PM_RT_RAID1, N - 2, NULL);
 
 	/* checksum: one changed byte; size field; a unit past the stripe is a spare; the error flag */
 	s.level = RS_RAID0, s.disks = 2, s.chunk = 32;
@@ -236,30 +250,11 @@ static void test_via(void **state)
 	struct rs_spec s = { .fmt = "via", .chunk = 32, .disk_sectors = N, .member_sectors = M, .id = ID };
 	struct exp e = { .set = "via_dafebjijg", .subset = NOSUB, .sectors = N - 1, .meta_offset = (N - 1) * 512,
 			 .meta_len = 51, .stride = 32 };
-	s.level = RS_SPAN, s.disks = 3;
-	for (unsigned i = 0; i < 3; i++) {
-		e.type = PM_RT_LINEAR, e.index = i, e.members = 3;
-		one(f, &s, i, &e);
-	}
-	s.level = RS_RAID0, s.disks = 5, s.chunk = 8; /* 8 << 0 */
-	for (unsigned i = 0; i < 5; i++) {
-		e.type = PM_RT_RAID0, e.index = i, e.members = 5, e.stride = 8;
-		one(f, &s, i, &e);
-	}
-	s.level = RS_RAID1, s.disks = 2, s.chunk = 128;
-	for (unsigned i = 0; i < 2; i++) {
-		e.type = PM_RT_RAID1, e.index = i, e.members = 2, e.stride = 128;
-		one(f, &s, i, &e);
-	}
+	flat(f, &s, RS_SPAN, 3, 32, &e, PM_RT_LINEAR, 3, 32, N - 1);
+	flat(f, &s, RS_RAID0, 5, 8, &e, PM_RT_RAID0, 5, 8, N - 1); /* 8 << 0 */
+	flat(f, &s, RS_RAID1, 2, 128, &e, PM_RT_RAID1, 2, 128, N - 1);
 	/* RAID 0+1 (type 9): stripes under a mirror, the mirror bit names the subset */
-	s.level = RS_RAID10, s.disks = 4, s.chunk = 64;
-	static const char *const sub[] = { "via_dafebjijg-0", "via_dafebjijg-1" };
-	for (unsigned i = 0; i < 4; i++) {
-		struct exp x = e;
-		x.type = PM_RT_RAID0, x.super = PM_RT_RAID1, x.subset = sub[i / 2], x.subset_index = i / 2;
-		x.subsets = 2, x.index = i % 2, x.members = 2, x.stride = x.super_stride = 64;
-		one(f, &s, i, &x);
-	}
+	stacked(f, &s, RS_RAID10, 4, 64, &e, PM_RT_RAID0, PM_RT_RAID1, N - 1, NULL);
 	s.level = RS_RAID0, s.disks = 2, s.chunk = 16;
 	uint8_t *img = mk(&s, 1);
 	uint8_t *m = img + rs_meta("via", N);
@@ -296,35 +291,17 @@ static void test_jmicron(void **state)
 			     .name = "Data 1" };
 	struct exp e = { .set = "jmicron_Data 1", .subset = NOSUB, .sectors = M, .meta_offset = (N - 1) * 512,
 			 .meta_len = 128, .stride = 16 };
-	s.level = RS_SPAN, s.disks = 3;
-	for (unsigned i = 0; i < 3; i++) {
-		e.type = PM_RT_LINEAR, e.index = i, e.members = 3;
-		one(f, &s, i, &e);
-	}
-	s.level = RS_RAID0, s.disks = 8, s.chunk = 256, s.data_offset = 3;
-	for (unsigned i = 0; i < 8; i++) {
-		e.type = PM_RT_RAID0, e.index = i, e.members = 8, e.stride = 256, e.offset = 3;
-		one(f, &s, i, &e);
-	}
-	s.level = RS_RAID1, s.disks = 2, s.chunk = 4, s.data_offset = 0, s.member_sectors = 70000, s.name = "M";
-	uint64_t big = 80000;
-	s.disk_sectors = big;
-	for (unsigned i = 0; i < 2; i++) {
-		struct exp x = e;
-		x.set = "jmicron_M", x.type = PM_RT_RAID1, x.index = i, x.members = 2, x.stride = 4, x.offset = 0;
-		x.sectors = 70000, x.meta_offset = (big - 1) * 512; /* range * 65536 + range2 */
-		one(f, &s, i, &x);
-	}
+	flat(f, &s, RS_SPAN, 3, 16, &e, PM_RT_LINEAR, 3, 16, M);
+	s.data_offset = 3, e.offset = 3;
+	flat(f, &s, RS_RAID0, 8, 256, &e, PM_RT_RAID0, 8, 256, M);
+	/* a member of 70000 sectors: range * 65536 + range2 */
+	struct exp big = e;
+	s.data_offset = 0, s.member_sectors = 70000, s.name = "M", s.disk_sectors = 80000;
+	big.set = "jmicron_M", big.offset = 0, big.meta_offset = (80000 - 1) * 512;
+	flat(f, &s, RS_RAID1, 2, 4, &big, PM_RT_RAID1, 2, 4, 70000);
 	s.disk_sectors = N, s.member_sectors = M, s.name = "0123456789abcdef"; /* 16 bytes, no NUL */
-	s.level = RS_RAID01, s.disks = 4, s.chunk = 32;
-	static const char *const sub[] = { "jmicron_0123456789abcdef-0", "jmicron_0123456789abcdef-1" };
-	for (unsigned i = 0; i < 4; i++) {
-		struct exp x = e;
-		x.set = "jmicron_0123456789abcdef", x.type = PM_RT_RAID1, x.super = PM_RT_RAID0, x.subset = sub[i / 2];
-		x.subset_index = i / 2, x.subsets = 2, x.index = i % 2, x.members = 2, x.stride = x.super_stride = 32;
-		x.offset = 0;
-		one(f, &s, i, &x);
-	}
+	e.set = "jmicron_0123456789abcdef", e.offset = 0;
+	stacked(f, &s, RS_RAID01, 4, 32, &e, PM_RT_RAID1, PM_RT_RAID0, M, NULL);
 	s.level = RS_RAID0, s.disks = 2, s.name = NULL;
 	uint8_t *img = mk(&s, 0);
 	uint8_t *m = img + rs_meta("jmicron", N);
@@ -356,24 +333,9 @@ static void test_lsi(void **state)
 	struct rs_spec s = { .fmt = "lsi", .chunk = 64, .disk_sectors = N, .member_sectors = M, .id = ID };
 	struct exp e = { .set = "lsi_dafebjijga", .subset = NOSUB, .sectors = N - 1, .meta_offset = (N - 1) * 512,
 			 .meta_len = 512, .stride = 64, .members = 2 };
-	s.level = RS_RAID0, s.disks = 2;
-	for (unsigned i = 0; i < 2; i++) {
-		e.type = PM_RT_RAID0, e.index = i;
-		one(f, &s, i, &e);
-	}
-	s.level = RS_RAID1, s.chunk = 24; /* the stride is a plain number here */
-	for (unsigned i = 0; i < 2; i++) {
-		e.type = PM_RT_RAID1, e.index = i, e.stride = 24;
-		one(f, &s, i, &e);
-	}
-	s.level = RS_RAID10, s.disks = 4, s.chunk = 128;
-	static const char *const sub[] = { "lsi_dafebjijga-0", "lsi_dafebjijga-1" };
-	for (unsigned i = 0; i < 4; i++) {
-		struct exp x = e;
-		x.type = PM_RT_RAID0, x.super = PM_RT_RAID1, x.subset = sub[i / 2], x.subset_index = i / 2;
-		x.subsets = 2, x.index = i % 2, x.stride = x.super_stride = 128;
-		one(f, &s, i, &x);
-	}
+	flat(f, &s, RS_RAID0, 2, 64, &e, PM_RT_RAID0, 2, 64, N - 1);
+	flat(f, &s, RS_RAID1, 2, 24, &e, PM_RT_RAID1, 2, 24, N - 1); /* the stride is a plain number here */
+	stacked(f, &s, RS_RAID10, 4, 128, &e, PM_RT_RAID0, PM_RT_RAID1, N - 1, NULL);
 	uint8_t *img = mk(&s, 3);
 	uint8_t *m = img + rs_meta("lsi", N);
 	struct pm_raid_dev out[4];
@@ -397,29 +359,10 @@ static void test_hpt45x(void **state)
 	struct rs_spec s = { .fmt = "hpt45x", .chunk = 64, .disk_sectors = N, .member_sectors = M, .id = ID };
 	struct exp e = { .set = "hpt45x_dafebjijg", .subset = NOSUB, .meta_offset = (N - 11) * 512, .meta_len = 48,
 			 .stride = 64 };
-	s.level = RS_SPAN, s.disks = 3;
-	for (unsigned i = 0; i < 3; i++) {
-		e.type = PM_RT_LINEAR, e.index = i, e.members = 3, e.sectors = N - 11;
-		one(f, &s, i, &e);
-	}
-	s.level = RS_RAID0, s.chunk = 8;
-	for (unsigned i = 0; i < 3; i++) {
-		e.type = PM_RT_RAID0, e.index = i, e.members = 3, e.sectors = M, e.stride = 8;
-		one(f, &s, i, &e);
-	}
-	s.level = RS_RAID1, s.disks = 2, s.chunk = 1; /* shift 0: no stride */
-	for (unsigned i = 0; i < 2; i++) {
-		e.type = PM_RT_RAID1, e.index = i, e.members = 2, e.sectors = M, e.stride = 0;
-		one(f, &s, i, &e);
-	}
-	s.level = RS_RAID10, s.disks = 6, s.chunk = 256;
-	static const char *const sub[] = { "hpt45x_dafebjijg-0", "hpt45x_dafebjijg-1" };
-	for (unsigned i = 0; i < 6; i++) {
-		struct exp x = e;
-		x.type = PM_RT_RAID0, x.super = PM_RT_RAID1, x.subset = sub[i / 3], x.subset_index = i / 3;
-		x.subsets = 2, x.index = i % 3, x.members = 3, x.stride = x.super_stride = 256, x.sectors = M;
-		one(f, &s, i, &x);
-	}
+	flat(f, &s, RS_SPAN, 3, 64, &e, PM_RT_LINEAR, 3, 64, N - 11);
+	flat(f, &s, RS_RAID0, 3, 8, &e, PM_RT_RAID0, 3, 8, M);
+	flat(f, &s, RS_RAID1, 2, 1, &e, PM_RT_RAID1, 2, 0, M); /* shift 0: no stride */
+	stacked(f, &s, RS_RAID10, 6, 256, &e, PM_RT_RAID0, PM_RT_RAID1, M, NULL);
 	s.level = RS_SPARE, s.disks = 2, s.chunk = 16;
 	struct exp sp = { .set = "hpt45x_SPARE", .subset = NOSUB, .type = PM_RT_SPARE, .sectors = N - 11,
 			  .meta_offset = (N - 11) * 512, .meta_len = 48, .stride = 16, .index = 1, .members = 2 };
@@ -452,39 +395,13 @@ static void test_hpt37x(void **state)
 	struct rs_spec s = { .fmt = "hpt37x", .chunk = 32, .disk_sectors = N, .member_sectors = M, .id = ID };
 	/* named after magic_1 (the array) when it is set */
 	struct exp e = { .set = "hpt37x_dafdjifhd", .subset = NOSUB, .meta_offset = 4608, .meta_len = 512,
-			 .stride = 32 };
-	s.level = RS_SPAN, s.disks = 3;
-	for (unsigned i = 0; i < 3; i++) {
-		e.type = PM_RT_LINEAR, e.index = i, e.members = 3, e.offset = i ? 10 : 0, e.sectors = N - e.offset;
-		one(f, &s, i, &e);
-	}
-	s.level = RS_RAID0;
-	for (unsigned i = 0; i < 3; i++) {
-		e.type = PM_RT_RAID0, e.index = i, e.offset = i ? 10 : 0, e.sectors = M - e.offset;
-		one(f, &s, i, &e);
-	}
-	s.level = RS_RAID1, s.disks = 2;
-	for (unsigned i = 0; i < 2; i++) {
-		e.type = PM_RT_RAID1, e.index = i, e.members = 2, e.offset = i ? 10 : 0, e.sectors = M - e.offset;
-		one(f, &s, i, &e);
-	}
-	static const char *const sub[] = { "hpt37x_dafdjifhd-0", "hpt37x_dafdjifhd-1" };
-	s.level = RS_RAID10, s.disks = 4, s.chunk = 512; /* type 2: stripes under a mirror */
-	for (unsigned i = 0; i < 4; i++) {
-		struct exp x = e;
-		x.type = PM_RT_RAID0, x.super = PM_RT_RAID1, x.subset = sub[i / 2], x.subset_index = i / 2;
-		x.subsets = 2, x.index = i % 2, x.members = 2, x.stride = x.super_stride = 512;
-		x.offset = i % 2 ? 10 : 0, x.sectors = M - x.offset;
-		one(f, &s, i, &x);
-	}
-	s.level = RS_RAID01, s.chunk = 16; /* type 7: mirrors under a stripe */
-	for (unsigned i = 0; i < 4; i++) {
-		struct exp x = e;
-		x.type = PM_RT_RAID1, x.super = PM_RT_RAID0, x.subset = sub[i / 2], x.subset_index = i / 2;
-		x.subsets = 2, x.index = i % 2, x.members = 2, x.stride = x.super_stride = 16;
-		x.offset = i % 2 ? 10 : 0, x.sectors = M - x.offset;
-		one(f, &s, i, &x);
-	}
+			 .hpt = true };
+	flat(f, &s, RS_SPAN, 3, 32, &e, PM_RT_LINEAR, 3, 32, N);
+	flat(f, &s, RS_RAID0, 3, 32, &e, PM_RT_RAID0, 3, 32, M);
+	flat(f, &s, RS_RAID1, 2, 32, &e, PM_RT_RAID1, 2, 32, M);
+	/* type 2: stripes under a mirror; type 7: mirrors under a stripe */
+	stacked(f, &s, RS_RAID10, 4, 512, &e, PM_RT_RAID0, PM_RT_RAID1, M, NULL);
+	stacked(f, &s, RS_RAID01, 4, 16, &e, PM_RT_RAID1, PM_RT_RAID0, M, NULL);
 	s.level = RS_SPARE, s.disks = 1;
 	struct exp sp = { .set = "hpt37x_SPARE", .subset = NOSUB, .type = PM_RT_SPARE, .sectors = N,
 			  .meta_offset = 4608, .meta_len = 512, .stride = 16, .members = 1 };
@@ -520,34 +437,11 @@ static void test_sil(void **state)
 	struct rs_spec s = { .fmt = "sil", .chunk = 32, .disk_sectors = N, .member_sectors = M, .id = ID };
 	struct exp e = { .set = "sil_ajadbebfcgfd", .subset = NOSUB, .meta_offset = (N - 1) * 512, .meta_len = 512,
 			 .stride = 32 };
-	s.level = RS_SPAN, s.disks = 2;
-	for (unsigned i = 0; i < 2; i++) {
-		e.type = PM_RT_LINEAR, e.index = i, e.sectors = cooked;
-		one(f, &s, i, &e);
-	}
-	s.level = RS_RAID0, s.disks = 3, s.chunk = 24;
-	for (unsigned i = 0; i < 3; i++) {
-		e.type = PM_RT_RAID0, e.index = i, e.members = 3, e.sectors = M, e.stride = 24;
-		one(f, &s, i, &e);
-	}
-	s.level = RS_RAID1, s.disks = 2;
-	for (unsigned i = 0; i < 2; i++) {
-		e.type = PM_RT_RAID1, e.index = i, e.members = 2, e.sectors = M;
-		one(f, &s, i, &e);
-	}
-	s.level = RS_RAID5, s.disks = 3;
-	for (unsigned i = 0; i < 3; i++) {
-		e.type = PM_RT_RAID5_LS, e.index = i, e.members = 0, e.sectors = cooked;
-		one(f, &s, i, &e);
-	}
-	s.level = RS_RAID10, s.disks = 4, s.chunk = 128;
-	static const char *const sub[] = { "sil_ajadbebfcgfd-0", "sil_ajadbebfcgfd-1" };
-	for (unsigned i = 0; i < 4; i++) {
-		struct exp x = e;
-		x.type = PM_RT_RAID0, x.super = PM_RT_RAID1, x.subset = sub[i / 2], x.subset_index = i / 2;
-		x.subsets = 2, x.index = i % 2, x.members = 2, x.stride = x.super_stride = 128, x.sectors = M;
-		one(f, &s, i, &x);
-	}
+	flat(f, &s, RS_SPAN, 2, 32, &e, PM_RT_LINEAR, 0, 32, cooked);
+	flat(f, &s, RS_RAID0, 3, 24, &e, PM_RT_RAID0, 3, 24, M);
+	flat(f, &s, RS_RAID1, 2, 24, &e, PM_RT_RAID1, 2, 24, M);
+	flat(f, &s, RS_RAID5, 3, 24, &e, PM_RT_RAID5_LS, 0, 24, cooked);
+	stacked(f, &s, RS_RAID10, 4, 128, &e, PM_RT_RAID0, PM_RT_RAID1, M, NULL);
 	s.level = RS_SPARE, s.disks = 1;
 	struct exp sp = e;
 	sp.type = PM_RT_SPARE, sp.index = 0, sp.members = 0, sp.sectors = cooked, sp.stride = 128;
@@ -605,30 +499,11 @@ static void test_pdc(void **state)
 	struct rs_spec s = { .fmt = "pdc", .chunk = 32, .disk_sectors = N, .member_sectors = M, .id = ID };
 	struct exp e = { .set = "pdc_dafebjijg", .subset = NOSUB, .meta_offset = (N - 63) * 512, .meta_len = 2048,
 			 .stride = 32 };
-	s.level = RS_SPAN, s.disks = 3;
-	for (unsigned i = 0; i < 3; i++) {
-		e.type = PM_RT_LINEAR, e.index = i, e.members = 3, e.sectors = N - 63;
-		one(f, &s, i, &e);
-	}
-	s.level = RS_RAID0, s.chunk = 128, s.data_offset = 0;
-	for (unsigned i = 0; i < 3; i++) {
-		e.type = PM_RT_RAID0, e.index = i, e.sectors = M, e.stride = 128;
-		one(f, &s, i, &e);
-	}
-	s.level = RS_RAID1, s.disks = 2;
-	for (unsigned i = 0; i < 2; i++) {
-		e.type = PM_RT_RAID1, e.index = i, e.members = 2, e.sectors = M;
-		one(f, &s, i, &e);
-	}
+	flat(f, &s, RS_SPAN, 3, 32, &e, PM_RT_LINEAR, 3, 32, N - 63);
+	flat(f, &s, RS_RAID0, 3, 128, &e, PM_RT_RAID0, 3, 128, M);
+	flat(f, &s, RS_RAID1, 2, 128, &e, PM_RT_RAID1, 2, 128, M);
 	/* RAID1 with 4 disks is RAID10: a mirror over two stripes, disks 0,1 in -0 */
-	s.level = RS_RAID10, s.disks = 4, s.chunk = 64;
-	static const char *const sub[] = { "pdc_dafebjijg-0", "pdc_dafebjijg-1" };
-	for (unsigned i = 0; i < 4; i++) {
-		struct exp x = e;
-		x.type = PM_RT_RAID0, x.super = PM_RT_RAID1, x.subset = sub[i / 2], x.subset_index = i / 2;
-		x.subsets = 2, x.index = i % 2, x.members = 2, x.stride = x.super_stride = 64, x.sectors = M;
-		one(f, &s, i, &x);
-	}
+	stacked(f, &s, RS_RAID10, 4, 64, &e, PM_RT_RAID0, PM_RT_RAID1, M, NULL);
 	/* every probe location, the data offset kept */
 	static const unsigned ends[] = { 63, 255, 256, 16, 399, 591, 675, 735, 911, 974, 991, 951, 3087 };
 	s.level = RS_RAID0, s.disks = 2, s.chunk = 16, s.data_offset = 5;
@@ -702,30 +577,13 @@ static void test_asr(void **state)
 	struct exp e = { .set = "asr_Array 7", .subset = NOSUB, .sectors = M, .meta_offset = (N - 17) * 512,
 			 .meta_len = 17 * 512, .stride = 128 };
 	/* physical lines are written in reverse id order: the member order is by hba:channel:lun:id */
-	s.level = RS_RAID0, s.disks = 3;
-	for (unsigned i = 0; i < 3; i++) {
-		e.type = PM_RT_RAID0, e.index = i, e.members = 3;
-		one(f, &s, i, &e);
-	}
-	s.level = RS_RAID0, s.disks = 9, s.chunk = 16; /* 10 lines: the table goes on past its first sector */
-	for (unsigned i = 0; i < 9; i++) {
-		e.type = PM_RT_RAID0, e.index = i, e.members = 9, e.stride = 16;
-		one(f, &s, i, &e);
-	}
-	s.level = RS_RAID1, s.disks = 2, s.asr_version = 1; /* a version 1 table keeps a checksum */
-	for (unsigned i = 0; i < 2; i++) {
-		e.type = PM_RT_RAID1, e.index = i, e.members = 2;
-		one(f, &s, i, &e);
-	}
+	flat(f, &s, RS_RAID0, 3, 128, &e, PM_RT_RAID0, 3, 128, M);
+	flat(f, &s, RS_RAID0, 9, 16, &e, PM_RT_RAID0, 9, 16, M); /* 10 lines: past the table's first sector */
+	s.asr_version = 1; /* a version 1 table keeps a checksum */
+	flat(f, &s, RS_RAID1, 2, 128, &e, PM_RT_RAID1, 2, 128, M);
 	s.asr_version = 0;
-	s.level = RS_RAID10, s.disks = 4, s.chunk = 64;
 	static const char *const sub[] = { ".asr_Array 7_12345679_donotuse", ".asr_Array 7_1234567a_donotuse" };
-	for (unsigned i = 0; i < 4; i++) {
-		struct exp x = e;
-		x.type = PM_RT_RAID0, x.super = PM_RT_RAID1, x.subset = sub[i / 2], x.subset_index = i / 2;
-		x.subsets = 2, x.index = i % 2, x.members = 2, x.stride = x.super_stride = 64;
-		one(f, &s, i, &x);
-	}
+	stacked(f, &s, RS_RAID10, 4, 64, &e, PM_RT_RAID0, PM_RT_RAID1, M, sub);
 	s.level = RS_SPARE, s.disks = 1;
 	struct exp sp = { .set = ".asr_spares", .subset = NOSUB, .type = PM_RT_SPARE, .sectors = M,
 			  .meta_offset = (N - 17) * 512, .meta_len = 17 * 512 };
