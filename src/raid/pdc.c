@@ -21,9 +21,10 @@ static const unsigned pdc_end[] = { 63, 255, 256, 16, 399, 591, 675, 735, 911, 9
 #define PDC_NEND (sizeof(pdc_end) / sizeof(pdc_end[0]))
 #define PDC_BEGIN 268435377u
 
-/* One array's record from one area. meta: the area's first sector; span_len: a span member's length. */
-static int pdc_rec(struct pm_disk *d, const uint8_t *m, uint64_t meta, uint64_t span_len, struct pm_raid_dev *out,
-		   char *why, size_t whylen)
+/* One array's record from one area. meta: the area's first sector (first: the first area's); span_len: a
+ * span member's length. */
+static int pdc_rec(struct pm_disk *d, const uint8_t *m, uint64_t meta, uint64_t first, uint64_t span_len,
+		   struct pm_raid_dev *out, char *why, size_t whylen)
 {
 	const uint8_t *a = m + PDC_R;
 	unsigned disk = a[5], type = a[0x1F], total = a[0x20], shift = a[0x21];
@@ -42,7 +43,8 @@ static int pdc_rec(struct pm_disk *d, const uint8_t *m, uint64_t meta, uint64_t 
 	pm_rf_rec(out, 1, &pm_raid_pdc);
 	out->listed = false;
 	pm_rf_name_u(out->set, "pdc", id);
-	out->offset = start;
+	/* dmraid: the first array on the disk starts at sector 0 whatever `start` says; the others at start */
+	out->offset = meta == first ? 0 : start;
 	out->stride = shift ? 1u << shift : 0;
 	out->meta_offset = meta * 512;
 	out->meta_len = PDC_LEN;
@@ -108,7 +110,7 @@ static int pdc_read(struct pm_disk *d, const char *serial, struct pm_raid_dev *o
 	if (max < areas)
 		return -ENOSPC;
 	for (unsigned a = 0; a < areas; a++)
-		if ((r = pdc_rec(d, m[a], first + a * PDC_AREA_STEP, span_len, &out[a], why, whylen)) < 0)
+		if ((r = pdc_rec(d, m[a], first + a * PDC_AREA_STEP, first, span_len, &out[a], why, whylen)) < 0)
 			return r;
 	out[0].listed = true; /* dmraid -r shows the first area's array */
 	return (int)areas;

@@ -504,13 +504,13 @@ static void test_pdc(void **state)
 	flat(f, &s, RS_RAID1, 2, 128, &e, PM_RT_RAID1, 2, 128, M);
 	/* RAID1 with 4 disks is RAID10: a mirror over two stripes, disks 0,1 in -0 */
 	stacked(f, &s, RS_RAID10, 4, 64, &e, PM_RT_RAID0, PM_RT_RAID1, M, NULL);
-	/* every probe location, the data offset kept */
+	/* every probe location; the first array's data starts at 0 whatever its start field says (dmraid) */
 	static const unsigned ends[] = { 63, 255, 256, 16, 399, 591, 675, 735, 911, 974, 991, 951, 3087 };
 	s.level = RS_RAID0, s.disks = 2, s.chunk = 16, s.data_offset = 5;
 	for (size_t k = 0; k < sizeof(ends) / sizeof(ends[0]); k++) {
 		s.pdc_end = ends[k];
 		struct exp x = e;
-		x.type = PM_RT_RAID0, x.index = 1, x.members = 2, x.stride = 16, x.sectors = M, x.offset = 5;
+		x.type = PM_RT_RAID0, x.index = 1, x.members = 2, x.stride = 16, x.sectors = M, x.offset = 0;
 		x.meta_offset = (N - ends[k]) * 512;
 		one(f, &s, 1, &x);
 	}
@@ -536,6 +536,9 @@ static void test_pdc(void **state)
 	assert_int_equal(out[1].meta_offset, (N - 63 + 14) * 512);
 	assert_string_not_equal(out[1].set, out[0].set);
 	assert_int_equal(rd(f, img, N, out, 1), -ENOSPC);
+	m2[0x200 + 0x13] = 0x7F; /* the second array's data far past the disk */
+	bad(f, img, N, "second area: start past the disk");
+	m2[0x200 + 0x13] = 0;
 	m2[0x200 + 0x20] = 9; /* the second array with 9 disks */
 	bad(f, img, N, "second area: 9 disks");
 	memset(m2, 0, 2048);
@@ -550,10 +553,10 @@ static void test_pdc(void **state)
 	rs_fix("pdc", img, N);
 	bad(f, img, N, "8 disks");
 	m[0x200 + 0x20] = 2;
-	m[0x200 + 0x13] = 0x7F; /* data start far past the disk */
+	m[0x200 + 0x27] = 0x7F; /* an array far larger than its disks */
 	rs_fix("pdc", img, N);
-	bad(f, img, N, "start past the disk");
-	m[0x200 + 0x13] = 0;
+	bad(f, img, N, "size past the disk");
+	m[0x200 + 0x27] = 0;
 	m[0x200 + 0x5] = 2; /* disk 2 of 2 */
 	rs_fix("pdc", img, N);
 	bad(f, img, N, "disk number");
