@@ -44,7 +44,8 @@ UNIT_HELPERS := tests/unit/imgbuild.c tests/unit/imgfmt.c tests/unit/tgtenv.c te
 FUZZ_TYPES := gpt sgi dos bsd sun atari mac ps3 solaris unixware
 FUZZ_SRC := src/ptable.c src/disk.c src/crc32.c src/util.c $(wildcard src/table/*.c) $(wildcard src/image/*.c)
 FUZZ_FORMATS := qcow2 vmdk vhd vhdx vdi
-FUZZ_BIN := $(FUZZ_TYPES:%=$(BUILD)/fuzz/fuzz_%) $(FUZZ_FORMATS:%=$(BUILD)/fuzz/fuzz_img_%) $(BUILD)/fuzz/fuzz_dmtable
+FUZZ_BIN := $(FUZZ_TYPES:%=$(BUILD)/fuzz/fuzz_%) $(FUZZ_FORMATS:%=$(BUILD)/fuzz/fuzz_img_%) $(BUILD)/fuzz/fuzz_dmtable \
+	$(BUILD)/fuzz/fuzz_raid
 
 .PHONY: all static install demo check deps deb fresh-check unit asan fuzz clang-build bench clean vm
 
@@ -147,6 +148,12 @@ $(BUILD)/fuzz/fuzz_img_%: tests/fuzz/fuzz_image.c $(FUZZ_SRC) $(HDRS)
 
 # the device-mapper table text parser (an explicit rule: it wins over fuzz_% above)
 $(BUILD)/fuzz/fuzz_dmtable: tests/fuzz/fuzz_dmtable.c $(LIB_SRC) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(CPPFLAGS) $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-Isrc -o $@ $< $(LIB_SRC) $(LIBS)
+
+# the BIOS RAID format readers
+$(BUILD)/fuzz/fuzz_raid: tests/fuzz/fuzz_raid.c $(LIB_SRC) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(CPPFLAGS) $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-Isrc -o $@ $< $(LIB_SRC) $(LIBS)

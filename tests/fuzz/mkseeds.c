@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "../unit/imgbuild.h"
+#include "../unit/raidsyn.h"
 #include "util.h"
 
 static const char *dir;
@@ -160,5 +161,28 @@ int main(int argc, char **argv)
 	put_le32(im.data + 29 * 512 + 216 + 20, 8);
 	save("unixware", 1, &im, 0);
 	img_free(&im);
+
+	/* BIOS RAID members (fuzz_raid: the input is the whole disk), 128 sectors, each format and level */
+	static const char *const raid[] = { "asr", "hpt37x", "hpt45x", "jmicron", "lsi", "nvidia", "pdc", "sil", "via" };
+	int n = 0;
+	for (size_t k = 0; k < sizeof(raid) / sizeof(raid[0]); k++)
+		for (int lv = RS_SPAN; lv <= RS_SPARE; lv++) {
+			struct rs_spec rs = { .fmt = raid[k], .level = (enum rs_level)lv, .disks = 4, .chunk = 16,
+					      .disk_sectors = 128, .member_sectors = 64, .id = 0x12345678 };
+			im = img_new(128 * 512);
+			if (!rs_write(&rs, 1, im.data)) {
+				char path[512];
+				snprintf(path, sizeof(path), "%s/raid", dir);
+				mkdir(path, 0755);
+				snprintf(path, sizeof(path), "%s/raid/seed-%d", dir, ++n);
+				FILE *f = fopen(path, "wb");
+				if (!f || fwrite(im.data, 1, im.size, f) != im.size) {
+					perror(path);
+					exit(1);
+				}
+				fclose(f);
+			}
+			img_free(&im);
+		}
 	return 0;
 }

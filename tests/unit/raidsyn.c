@@ -260,7 +260,7 @@ static int w_sil(const struct rs_spec *s, unsigned i, uint8_t *img)
 	le32(m + 0x6C, (uint32_t)array);
 	le32(m + 0x70, (uint32_t)(array >> 32));
 	fix_sil1(m);
-	for (unsigned k = 0; k < 4; k++)
+	for (unsigned k = 0; k < 4 && s->disk_sectors > 1 + 512 * k; k++) /* the copies the disk holds */
 		memcpy(img + (s->disk_sectors - 1 - 512 * k) * 512, m, 512);
 	return 0;
 }
@@ -374,7 +374,7 @@ static int w_asr(const struct rs_spec *s, unsigned i, uint8_t *img)
 
 int rs_write(const struct rs_spec *s, unsigned index, uint8_t *img)
 {
-	if (!s->disks || index >= s->disks || s->disk_sectors < 2048 || !s->chunk)
+	if (!s->disks || index >= s->disks || s->disk_sectors < 128 || !s->chunk)
 		return -1;
 	if ((s->level == RS_RAID10 || s->level == RS_RAID01) && (s->disks < 4 || s->disks % 2))
 		return -1;

@@ -24,8 +24,8 @@ struct rs_spec {
 	unsigned asr_version;     /* asr: RAID table version (default 2: no checksum; 1: checksum kept) */
 };
 
-/* Write member `index` of the set into img (s->disk_sectors * 512 bytes). 0, or -1 when the format has
- * no such level or the spec does not fit it. */
+/* Write member `index` of the set into img (s->disk_sectors * 512 bytes, at least 128 sectors; SiI writes
+ * the copies that fit). 0, or -1 when the format has no such level or the spec does not fit it. */
 int rs_write(const struct rs_spec *s, unsigned index, uint8_t *img);
 /* Recompute the checksum(s) of the metadata on img after a test changed a field. */
 void rs_fix(const char *fmt, uint8_t *img, uint64_t disk_sectors);
