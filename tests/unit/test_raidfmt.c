@@ -207,6 +207,7 @@ static void test_nvidia(void **state)
 
 	/* checksum: one changed byte; size field; a unit past the stripe is a spare; the error flag */
 	s.level = RS_RAID0, s.disks = 2, s.chunk = 32;
+	struct pm_raid_dev out[PM_RAID_MAX_DEVS];
 	uint8_t *img = mk(&s, 1);
 	uint8_t *m = img + rs_meta("nvidia", N);
 	m[0x20] ^= 1;
@@ -219,9 +220,12 @@ static void test_nvidia(void **state)
 	m[0x34 + 0x15] = 0; /* stripe width 0 */
 	rs_fix("nvidia", img, N);
 	bad(f, img, N, "width 0");
+	m[0x34 + 0x15] = 3; /* width 3, 2 volumes: the unit is in the set */
+	rs_fix("nvidia", img, N);
+	assert_int_equal(rd(f, img, N, out, 4), 1);
+	assert_int_equal(out[0].type, PM_RT_RAID0);
 	m[0x34 + 0x15] = 1; /* width 1 of 2 volumes: unit 1 is a spare */
 	rs_fix("nvidia", img, N);
-	struct pm_raid_dev out[PM_RAID_MAX_DEVS];
 	assert_int_equal(rd(f, img, N, out, 4), 1);
 	assert_int_equal(out[0].type, PM_RT_SPARE);
 	m[0x34 + 0x15] = 2;
@@ -375,6 +379,12 @@ static void test_hpt45x(void **state)
 	m[0] = 0xFD; /* the "bad" magic */
 	assert_int_equal(rd(f, img, N, out, 4), 1);
 	assert_int_equal(out[0].status, PM_RS_BROKEN);
+	m[0x10] = 6, m[0x20] = 6, m[0x22] = 1; /* a mirror flagged as half of a RAID10: dmraid keeps the suffix, stacks nothing */
+	assert_int_equal(rd(f, img, N, out, 4), 1);
+	assert_string_equal(out[0].set, "hpt45x_dafebjijg-1");
+	assert_string_equal(out[0].subset, "");
+	assert_int_equal(out[0].super_type, PM_RT_UNDEF);
+	m[0x10] = 5, m[0x20] = m[0x22] = 0;
 	m[0x12] = 8;
 	bad(f, img, N, "disk number 8");
 	m[0x12] = 1;
