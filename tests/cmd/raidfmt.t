@@ -47,6 +47,15 @@ for fmt in asr hpt37x hpt45x jmicron lsi nvidia pdc sil via; do
 	done
 done
 
+# members that hold the set's data too (mkraid -d: random bytes laid out as RAID0) are members still
+head -c $((4 << 20)) /dev/urandom >"$TMP/src"
+for fmt in asr hpt37x hpt45x jmicron lsi nvidia pdc sil via; do
+	rm -f "$TMP"/m*.img
+	size=$("$MKRAID" -d "$TMP/src" "$fmt" raid0 2 16 8192 4096 0x12345678 "$TMP/m") || { fail "$fmt -d: mkraid"; continue; }
+	[ "$size" -gt 0 ] || diag "$fmt: set size $size"
+	check "$fmt" "raid0 with data ($size sectors)" "$TMP"/m*.img
+done
+
 # Promise: every sector before the end where dmraid looks (and blkid too)
 imgs=()
 for s in 63 255 256 16 399 591 675 735 911 974 991 951 3087; do

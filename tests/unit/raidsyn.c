@@ -421,6 +421,110 @@ void rs_fix(const char *fmt, uint8_t *img, uint64_t n)
 	}
 }
 
+void rs_geometry(const struct rs_spec *s, unsigned i, uint64_t *offset, uint64_t *sectors)
+{
+	uint64_t n = s->disk_sectors, m = s->member_sectors;
+	bool flat = s->level == RS_SPAN || s->level == RS_SPARE || s->level == RS_RAID5;
+	unsigned disk = s->level == RS_RAID10 ? i % (s->disks / 2) : s->level == RS_RAID01 ? i % 2 : i;
+	*offset = 0;
+	if (!strcmp(s->fmt, "nvidia")) {
+		*sectors = n - 2;
+	} else if (!strcmp(s->fmt, "via") || !strcmp(s->fmt, "lsi")) {
+		*sectors = n - 1;
+	} else if (!strcmp(s->fmt, "jmicron")) {
+		*offset = s->data_offset;
+		*sectors = m;
+	} else if (!strcmp(s->fmt, "hpt45x")) {
+		*sectors = flat ? n - 11 : m;
+	} else if (!strcmp(s->fmt, "hpt37x")) {
+		*offset = disk ? 10 : 0; /* every disk but a set's first */
+		*sectors = (flat ? n : m) - *offset;
+	} else if (!strcmp(s->fmt, "sil")) {
+		*sectors = flat ? n - 3 * 512 - (n & 1 ? 1 : 2) : m;
+	} else if (!strcmp(s->fmt, "pdc")) {
+		*sectors = s->level == RS_SPAN ? n - (s->pdc_end ? s->pdc_end : 63) : m;
+	} else {
+		*sectors = m; /* asr */
+	}
+}
+
+/* the smallest member of members [first, first + count) */
+static uint64_t smallest(const struct rs_spec *s, unsigned first, unsigned count)
+{
+	uint64_t min = UINT64_MAX, off, len;
+	for (unsigned k = first; k < first + count; k++) {
+		rs_geometry(s, k, &off, &len);
+		if (len < min)
+			min = len;
+	}
+	return min;
+}
+
+uint64_t rs_size(const struct rs_spec *s)
+{
+	uint64_t off, len, sum = 0, c = s->chunk;
+	unsigned h = s->disks / 2;
+	switch (s->level) {
+	case RS_SPAN:
+		for (unsigned k = 0; k < s->disks; k++) {
+			rs_geometry(s, k, &off, &len);
+			sum += len;
+		}
+		return sum;
+	case RS_RAID0: return smallest(s, 0, s->disks) / c * c * s->disks;
+	case RS_RAID1: return smallest(s, 0, s->disks);
+	case RS_RAID10: {
+		uint64_t a = smallest(s, 0, h) / c * c * h, b = smallest(s, h, h) / c * c * h;
+		return a < b ? a : b;
+	}
+	case RS_RAID01: {
+		uint64_t min = UINT64_MAX;
+		for (unsigned k = 0; k < h; k++) {
+			uint64_t m = smallest(s, 2 * k, 2);
+			min = m < min ? m : min;
+		}
+		return min / c * c * h;
+	}
+	default: return 0;
+	}
+}
+
+/* member `pos` of `count` striped in chunks of c sectors over the stream src (size sectors) */
+static void stripe(const uint8_t *src, uint64_t size, uint64_t c, unsigned pos, unsigned count, uint8_t *dst)
+{
+	for (uint64_t k = pos; k * c < size; k += count)
+		memcpy(dst + (k / count) * c * 512, src + k * c * 512, c * 512);
+}
+
+int rs_fill(const struct rs_spec *s, unsigned i, const uint8_t *src, uint8_t *img)
+{
+	uint64_t off, len, size = rs_size(s), c = s->chunk;
+	unsigned h = s->disks / 2;
+	rs_geometry(s, i, &off, &len);
+	uint8_t *dst = img + off * 512;
+	switch (s->level) {
+	case RS_SPAN: {
+		uint64_t at = 0, o, l;
+		for (unsigned k = 0; k < i; k++) {
+			rs_geometry(s, k, &o, &l);
+			at += l;
+		}
+		memcpy(dst, src + at * 512, len * 512);
+		return 0;
+	}
+	case RS_RAID0: stripe(src, size, c, i, s->disks, dst); return 0;
+	case RS_RAID1: memcpy(dst, src, size * 512); return 0;
+	case RS_RAID10: stripe(src, size, c, i % h, h, dst); return 0;
+	case RS_RAID01: {
+		/* this mirror's stream: chunk k of the set goes to mirror k % h */
+		for (uint64_t k = i / 2; k * c < size; k += h)
+			memcpy(dst + (k / h) * c * 512, src + k * c * 512, c * 512);
+		return 0;
+	}
+	default: return -1;
+	}
+}
+
 int rs_level_by_name(const char *name)
 {
 	static const char *const names[] = { [RS_SPAN] = "span", [RS_RAID0] = "raid0", [RS_RAID1] = "raid1",

@@ -32,6 +32,15 @@ void rs_fix(const char *fmt, uint8_t *img, uint64_t disk_sectors);
 /* Byte offset of the metadata block the format's fields are relative to (pdc: at the default probe;
  * asr: the reserved block; hpt37x: sector 9; sil: the first copy). */
 uint64_t rs_meta(const char *fmt, uint64_t disk_sectors);
+/* Where member `index`'s data lies, in sectors, as dmraid maps it (the record's offset and sectors). */
+void rs_geometry(const struct rs_spec *s, unsigned index, uint64_t *offset, uint64_t *sectors);
+/* The size in sectors of the set's virtual disk as dmraid maps it (span, RAID0/1/10/01; 0 for others):
+ * stripes rounded down to whole chunks of the smallest member. */
+uint64_t rs_size(const struct rs_spec *s);
+/* Write member `index`'s share of the set's virtual disk src (rs_size(s) sectors) into its data area on
+ * img: span concatenated, RAID0 in chunks, RAID1 copies, RAID10 a mirror of two stripes, RAID01 a
+ * stripe of two-disk mirrors. -1 for the other levels. */
+int rs_fill(const struct rs_spec *s, unsigned index, const uint8_t *src, uint8_t *img);
 /* The level names mkraid takes: span raid0 raid1 raid10 raid01 raid5 spare; -1 if unknown. */
 int rs_level_by_name(const char *name);
 

@@ -695,6 +695,141 @@ static void test_mutate(void **state)
 	assert_true(found > 100 && rejected > 100);
 }
 
+/* The set's virtual disk as dmraid maps it, rebuilt from the records the reader gives for each member
+ * (offset, sectors, stride, index, subset): linear concatenates by index, a stripe takes chunks round
+ * the members by index, a mirror is any member; stacked sets combine their subsets the same way. */
+static uint64_t rebuild(const struct pm_raid_dev *r, const uint8_t *const *img, unsigned n, uint8_t *dst)
+{
+	const struct pm_raid_dev *by[16][16] = { { 0 } }; /* [subset][index] */
+	unsigned nsub = r[0].subsets ? r[0].subsets : 1, per = 0;
+	for (unsigned i = 0; i < n; i++) {
+		assert_true(r[i].subset_index < nsub && r[i].index < 16);
+		assert_null(by[r[i].subset_index][r[i].index]);
+		by[r[i].subset_index][r[i].index] = &r[i];
+	}
+	per = n / nsub;
+	/* each (sub)set's stream, then the superset over them */
+	static uint8_t sub[2][8 << 20];
+	uint64_t subsize[16] = { 0 }, min = UINT64_MAX;
+	for (unsigned s = 0; s < nsub; s++) {
+		const struct pm_raid_dev *m0 = by[s][0];
+		uint8_t *out = nsub == 1 ? dst : sub[s];
+		uint64_t small = UINT64_MAX, at = 0;
+		for (unsigned k = 0; k < per; k++)
+			small = by[s][k]->sectors < small ? by[s][k]->sectors : small;
+		switch (m0->type) {
+		case PM_RT_LINEAR:
+			for (unsigned k = 0; k < per; k++) {
+				const struct pm_raid_dev *m = by[s][k];
+				memcpy(out + at * 512, img[m - r] + m->offset * 512, m->sectors * 512);
+				at += m->sectors;
+			}
+			break;
+		case PM_RT_RAID0: {
+			uint64_t c = m0->stride, chunks = small / c;
+			for (uint64_t q = 0; q < chunks * per; q++) {
+				const struct pm_raid_dev *m = by[s][q % per];
+				memcpy(out + q * c * 512, img[m - r] + (m->offset + q / per * c) * 512, c * 512);
+			}
+			at = chunks * c * per;
+			break;
+		}
+		case PM_RT_RAID1:
+			memcpy(out, img[m0 - r] + m0->offset * 512, small * 512);
+			at = small;
+			for (unsigned k = 1; k < per; k++) { /* the copies agree (but hpt37x's metadata sector) */
+				const struct pm_raid_dev *m = by[s][k];
+				for (uint64_t q = 0; q < small; q++)
+					if (memcmp(out + q * 512, img[m - r] + (m->offset + q) * 512, 512) &&
+					    !(m->fmt == &pm_raid_hpt37x && q == 9))
+						fail_msg("%s: mirror copy %u differs at sector %llu", m->fmt->name, k,
+							 (unsigned long long)q);
+			}
+			break;
+		default: fail_msg("type %d", m0->type);
+		}
+		subsize[s] = at;
+		min = at < min ? at : min;
+	}
+	if (nsub == 1)
+		return subsize[0];
+	if (r[0].super_type == PM_RT_RAID1) { /* a mirror of the subsets: they must agree */
+		memcpy(dst, sub[0], min * 512);
+		return min;
+	}
+	uint64_t c = r[0].super_stride, chunks = min / c; /* a stripe over the subsets */
+	for (uint64_t q = 0; q < chunks * nsub; q++)
+		memcpy(dst + q * c * 512, sub[q % nsub] + q / nsub * c * 512, c * 512);
+	return chunks * c * nsub;
+}
+
+/* Members written with data (rs_fill: the virtual disk laid out by the facts), read back by the readers
+ * and put together from their records: the virtual disk again, for every format and level. */
+static void test_data(void **state)
+{
+	(void)state;
+	static const char *const fmts[] = { "asr", "hpt37x", "hpt45x", "jmicron", "lsi", "nvidia", "pdc", "sil", "via" };
+	static const struct { enum rs_level level; unsigned disks; } lv[] = {
+		{ RS_SPAN, 3 }, { RS_RAID0, 3 }, { RS_RAID1, 2 }, { RS_RAID10, 4 }, { RS_RAID01, 4 }, { RS_RAID0, 2 },
+	};
+	const uint64_t n = 4096;
+	unsigned sets = 0;
+	uint32_t seed = 7;
+	for (size_t k = 0; k < 9; k++) {
+		const struct pm_raid_format *f = pm_raid_format_by_name(fmts[k]);
+		for (size_t l = 0; l < sizeof(lv) / sizeof(lv[0]); l++) {
+			struct rs_spec s = { .fmt = fmts[k], .level = lv[l].level, .disks = lv[l].disks,
+					     .chunk = l == 5 ? 128 : 16, .disk_sectors = n, .member_sectors = 2048 - 32 * l,
+					     .id = ID + (uint32_t)l };
+			uint8_t *img[4];
+			uint8_t *probe = calloc(1, n * 512);
+			assert_non_null(probe);
+			int w = rs_write(&s, 0, probe);
+			free(probe);
+			if (w)
+				continue; /* not a level of this format */
+			uint64_t size = rs_size(&s);
+			assert_true(size > 0);
+			uint8_t *src = malloc(size * 512), *got = calloc(1, 16 << 20);
+			assert_non_null(src);
+			assert_non_null(got);
+			for (uint64_t b = 0; b < size * 512; b++) {
+				seed = seed * 1103515245 + 12345;
+				src[b] = (uint8_t)(seed >> 16);
+			}
+			struct pm_raid_dev rec[4] = { { 0 } };
+			for (unsigned i = 0; i < s.disks; i++) {
+				img[i] = calloc(1, n * 512);
+				assert_non_null(img[i]);
+				assert_int_equal(rs_fill(&s, i, src, img[i]), 0);
+				assert_int_equal(rs_write(&s, i, img[i]), 0); /* metadata last (hpt37x: inside the data) */
+				struct pm_raid_dev out[PM_RAID_MAX_DEVS];
+				if (rd(f, img[i], n, out, PM_RAID_MAX_DEVS) != 1)
+					fail_msg("%s level %d member %u: %s", fmts[k], s.level, i, why);
+				rec[i] = out[0];
+				uint64_t off, len;
+				rs_geometry(&s, i, &off, &len);
+				assert_int_equal(rec[i].offset, off);
+				assert_int_equal(rec[i].sectors, len);
+			}
+			uint64_t built = rebuild(rec, (const uint8_t *const *)img, s.disks, got);
+			assert_int_equal(built, size);
+			/* hpt37x keeps its metadata in sector 9 of each (sub)set's first disk, inside the data: of a
+			 * stripe over mirrors that is sector 9 of each mirror's first chunk */
+			for (unsigned q = 0; !strcmp(fmts[k], "hpt37x") && q < (s.level == RS_RAID01 ? s.disks / 2 : 1); q++)
+				memcpy(got + (9 + q * s.chunk) * 512, src + (9 + q * s.chunk) * 512, 512);
+			if (memcmp(got, src, size * 512))
+				fail_msg("%s level %d: the set's bytes differ from the virtual disk", fmts[k], s.level);
+			sets++;
+			for (unsigned i = 0; i < s.disks; i++)
+				free(img[i]);
+			free(src);
+			free(got);
+		}
+	}
+	assert_int_equal(sets, 7 + 9 + 9 + 8 + 2 + 9); /* span: 7 formats; RAID10: 8; RAID01: 2 */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -702,6 +837,7 @@ int main(void)
 		cmocka_unit_test(test_via),     cmocka_unit_test(test_jmicron), cmocka_unit_test(test_lsi),
 		cmocka_unit_test(test_hpt45x),  cmocka_unit_test(test_hpt37x),  cmocka_unit_test(test_sil),
 		cmocka_unit_test(test_pdc),     cmocka_unit_test(test_asr),     cmocka_unit_test(test_mutate),
+		cmocka_unit_test(test_data),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
