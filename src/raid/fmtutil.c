@@ -83,6 +83,21 @@ void pm_rf_hpt(struct pm_raid_dev *r, const char *handler, uint32_t id, bool bro
 	}
 }
 
+int pm_rf_hpt_len(struct pm_disk *d, struct pm_raid_dev *r, uint32_t total, uint64_t other_len, char *why,
+		  size_t whylen)
+{
+	const char *f = r->fmt->name;
+	uint64_t len = r->type == PM_RT_RAID0 ? total / (r->members ? r->members : 1)
+		     : r->type == PM_RT_RAID1 ? total : other_len;
+	if (len <= r->offset)
+		return pm_rf_bad(why, whylen, "%s: zero sectors", f);
+	r->sectors = len - r->offset;
+	/* a disk number past raid_disks is left to the set check: dmraid has seen RAID1 metadata saying
+	 * raid_disks 1 on both disks */
+	int e = pm_rf_extent(d, r, why, whylen);
+	return e < 0 ? e : 1;
+}
+
 void pm_rf_subset(struct pm_raid_dev *r, unsigned n)
 {
 	snprintf(r->subset, sizeof(r->subset), "%.*s-%u", PM_RAID_NAME_MAX - 12, r->set, n);

@@ -35,6 +35,11 @@ void pm_rf_name_u(char *dst, const char *handler, uint32_t id);
  * member `disk` of `disks`. */
 void pm_rf_hpt(struct pm_raid_dev *r, const char *handler, uint32_t id, bool broken, unsigned shift,
 	       unsigned disks, unsigned disk);
+/* The rest of HighPoint's rules, once type and offset are known: a stripe member holds total / disks, a
+ * mirror member total, any other (span, single, spare) other_len; less the data offset; the segment on
+ * the disk. 1 or -EBADMSG with why. */
+int pm_rf_hpt_len(struct pm_disk *d, struct pm_raid_dev *r, uint32_t total, uint64_t other_len, char *why,
+		  size_t whylen);
 /* A stacked member: r->subset = "<r->set>-<n>", r->subset_index = n. */
 void pm_rf_subset(struct pm_raid_dev *r, unsigned n);
 

@@ -65,20 +65,7 @@ static int hpt37x_read(struct pm_disk *d, const char *serial, struct pm_raid_dev
 		if (out->super_type != PM_RT_UNDEF)
 			pm_rf_stack(out, out->super_type, out->stride, 2, order);
 	}
-	uint64_t len;
-	switch (out->type) {
-	case PM_RT_RAID0: len = total / (disks ? disks : 1); break;
-	case PM_RT_RAID1: len = total; break;
-	default: len = n; break;
-	}
-	if (len <= out->offset)
-		return pm_rf_bad(why, whylen, "hpt37x: zero sectors");
-	out->sectors = len - out->offset;
-	if ((r = pm_rf_extent(d, out, why, whylen)) < 0)
-		return r;
-	if (disks && disk >= disks && out->type != PM_RT_SPARE)
-		return pm_rf_bad(why, whylen, "hpt37x: disk number %u of %u disks", disk, disks);
-	return 1;
+	return pm_rf_hpt_len(d, out, total, n, why, whylen);
 }
 
 const struct pm_raid_format pm_raid_hpt37x = {

@@ -55,16 +55,7 @@ static int hpt45x_read(struct pm_disk *d, const char *serial, struct pm_raid_dev
 			}
 		}
 	}
-	switch (out->type) {
-	case PM_RT_RAID0: out->sectors = total / (disks ? disks : 1); break;
-	case PM_RT_RAID1: out->sectors = total; break;
-	default: out->sectors = n - 11; break;
-	}
-	if ((r = pm_rf_extent(d, out, why, whylen)) < 0)
-		return r;
-	if (disks && disk >= disks && out->type != PM_RT_SPARE)
-		return pm_rf_bad(why, whylen, "hpt45x: disk number %u of %u disks", disk, disks);
-	return 1;
+	return pm_rf_hpt_len(d, out, total, n - 11, why, whylen);
 }
 
 const struct pm_raid_format pm_raid_hpt45x = {

@@ -51,11 +51,6 @@ static int nv_read(struct pm_disk *d, const char *serial, struct pm_raid_dev *ou
 	uint32_t sig = pm_rf_sum32(a + 4, 4);
 	bool stacked = level == NV_R10_STACKED;
 
-	if (!width && level != NV_SPARE && level != NV_JBOD)
-		return pm_rf_bad(why, whylen, "nvidia: stripe width 0");
-	if (stacked && total % 2)
-		return pm_rf_bad(why, whylen, "nvidia: RAID1+0 with an odd number of disks (%u)", total);
-
 	if ((r = pm_rf_rec(out, max, &pm_raid_nvidia)) < 0)
 		return r;
 	char id[16];
@@ -77,7 +72,7 @@ static int nv_read(struct pm_disk *d, const char *serial, struct pm_raid_dev *ou
 	out->meta_len = NV_LEN;
 	out->members = stacked ? total / 2 : total;
 	out->index = unit;
-	if (stacked) {
+	if (stacked && out->type != PM_RT_SPARE) { /* (a stripe width of 0 makes every unit a spare) */
 		/* mirror over two stripes: units [0, width) in the first, the rest in the second */
 		pm_rf_stack(out, PM_RT_RAID1, chunk, 2, unit >= width);
 		out->index = unit % width;

@@ -34,8 +34,7 @@ static int pdc_rec(struct pm_disk *d, const uint8_t *m, uint64_t meta, uint64_t 
 		return pm_rf_bad(why, whylen, "pdc: identifying the disk: total_disks %u", total);
 	if (shift > 24)
 		return pm_rf_bad(why, whylen, "pdc: absurd stripe shift %u", shift);
-	if (disk >= total)
-		return pm_rf_bad(why, whylen, "pdc: disk number %u of %u disks", disk, total);
+	/* a disk number past total_disks is left to the set check, as dmraid does */
 	bool r10 = type == PDC_R10 || (type == PDC_R1 && total > 3);
 	if (r10 && total < 2)
 		return pm_rf_bad(why, whylen, "pdc: RAID10 of %u disk", total);

@@ -60,8 +60,6 @@ static int via_read(struct pm_disk *d, const char *serial, struct pm_raid_dev *o
 		break;
 	default: out->type = PM_RT_UNDEF; break;
 	}
-	if (rtype != VIA_R1 && out->members && out->index >= out->members)
-		return pm_rf_bad(why, whylen, "via: member index %u of %u disks", out->index, out->members);
 	return 1;
 }
 

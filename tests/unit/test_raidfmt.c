@@ -217,9 +217,13 @@ static void test_nvidia(void **state)
 	rs_fix("nvidia", img, N);
 	bad(f, img, N, "size 31");
 	m[8] = 30;
-	m[0x34 + 0x15] = 0; /* stripe width 0 */
+	m[0x34 + 0x15] = 0; /* stripe width 0: every unit is past it, a spare (dmraid's rule) */
+	m[0x34 + 0x18] = 0x80, m[0x34 + 0x19] = 0x81; /* even in RAID1+0, where the width divides */
 	rs_fix("nvidia", img, N);
-	bad(f, img, N, "width 0");
+	assert_int_equal(rd(f, img, N, out, 4), 1);
+	assert_int_equal(out[0].type, PM_RT_SPARE);
+	assert_string_equal(out[0].subset, "");
+	m[0x34 + 0x18] = 0x80, m[0x34 + 0x19] = 0;
 	m[0x34 + 0x15] = 3; /* width 3, 2 volumes: the unit is in the set */
 	rs_fix("nvidia", img, N);
 	assert_int_equal(rd(f, img, N, out, 4), 1);
@@ -279,9 +283,11 @@ static void test_via(void **state)
 	assert_int_equal(rd(f, img, N, out, 4), 1);
 	assert_int_equal(out[0].status, PM_RS_UNDEF);
 	m[3] |= 4;
-	m[5] = (uint8_t)((m[5] & 0xF0) | 1); /* index 1 of a 1-disk stripe */
+	m[5] = (uint8_t)((m[5] & 0xF0) | 1); /* index 1 of a 1-disk stripe: left to the set check */
 	rs_fix("via", img, N);
-	bad(f, img, N, "index past the member count");
+	assert_int_equal(rd(f, img, N, out, 4), 1);
+	assert_int_equal(out[0].index, 1);
+	assert_int_equal(out[0].members, 1);
 	none(f, img, N - 1);
 	free(img);
 }
@@ -424,6 +430,12 @@ static void test_hpt37x(void **state)
 	m[0x28] = m[0x29] = m[0x2A] = m[0x2B] = 0; /* no array id: named after the set id */
 	assert_int_equal(rd(f, img, N, out, 4), 1);
 	assert_string_equal(out[0].set, "hpt37x_dafebjijg");
+	m[0x32] = 1, m[0x30] = 1; /* RAID1 metadata saying 1 disk on disk 1 (seen by dmraid): still read */
+	assert_int_equal(rd(f, img, N, out, 4), 1);
+	assert_int_equal(out[0].type, PM_RT_RAID1);
+	assert_int_equal(out[0].index, 1);
+	assert_int_equal(out[0].members, 1);
+	m[0x32] = 0, m[0x30] = 2;
 	m[0x20] = 0xFD;
 	assert_int_equal(rd(f, img, N, out, 4), 1);
 	assert_int_equal(out[0].status, PM_RS_BROKEN);
@@ -567,9 +579,10 @@ static void test_pdc(void **state)
 	rs_fix("pdc", img, N);
 	bad(f, img, N, "size past the disk");
 	m[0x200 + 0x27] = 0;
-	m[0x200 + 0x5] = 2; /* disk 2 of 2 */
+	m[0x200 + 0x5] = 2; /* disk 2 of 2: left to the set check */
 	rs_fix("pdc", img, N);
-	bad(f, img, N, "disk number");
+	assert_int_equal(rd(f, img, N, out, 4), 1);
+	assert_int_equal(out[0].index, 2);
 	m[0x200 + 0x5] = 0;
 	m[0x200 + 0x1F] = 0x42; /* a type dmraid does not know: listed as undef */
 	rs_fix("pdc", img, N);
