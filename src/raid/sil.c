@@ -82,9 +82,7 @@ static int sil_read(struct pm_disk *d, const char *serial, struct pm_raid_dev *o
 		break;
 	case SIL_R1:
 		out->type = PM_RT_RAID1;
-		if (per_mirror <= 0)
-			return pm_rf_bad(why, whylen, "sil: %d-disk mirror", per_mirror);
-		out->members = (unsigned)per_mirror;
+		out->members = per_mirror > 0 ? (unsigned)per_mirror : 0; /* unknown: left to the set check */
 		out->sectors = array;
 		break;
 	case SIL_R10:
