@@ -502,6 +502,12 @@ static void test_sil(void **state)
 	memset(img + (N - 1 - 1536) * 512, 0, 512 * 1537 - 512); /* the other copies gone */
 	bad(f, img, N, "disk size");
 	c[0][0x78] = c[0][0x79] = 0;
+	c[0][0x117] = 1, c[0][0x11A] = 0xFF; /* a mirror of -1 disks: read, the count left to the set check */
+	rs_fix("sil", img, N);
+	assert_int_equal(rd(f, img, N, out, 4), 1);
+	assert_int_equal(out[0].type, PM_RT_RAID1);
+	assert_int_equal(out[0].members, 0);
+	c[0][0x117] = 0;
 	c[0][0x118] = 0; /* a 0-disk stripe */
 	rs_fix("sil", img, N);
 	bad(f, img, N, "0-disk stripe");
