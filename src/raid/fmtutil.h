@@ -6,6 +6,20 @@
 
 #include "raid.h"
 
+/* How the nine readers (asr hpt37x hpt45x jmicron lsi nvidia pdc sil via) fill struct pm_raid_dev:
+ * - set: the top set's name as dmraid makes it; subset: "<set>-N" for a member of a stacked set
+ *   (asr: ".asr_<name>_<magic hex>_donotuse"), "" otherwise. dmraid -r prints the subset's name for a
+ *   stacked member (its raid_dev carries it) and the set's otherwise.
+ * - type: of the (sub)set the member is directly in; super_type and super_stride: the top set's
+ *   (RAID10: stripes under a mirror; RAID01 (jmicron, hpt37x type 7): mirrors under a stripe).
+ * - index: the member's position in its (sub)set in dmraid's sort order; members: the disks that
+ *   (sub)set expects as the metadata says (dmraid's devices(), per subset when stacked; 0 unknown);
+ *   subset_index / subsets: the subset's place in the top set and how many it has.
+ * - offset, sectors: the member's data segment as dmraid maps it (checked to lie on the disk).
+ * - status: as dmraid maps it (several formats always read "ok": their state tables start with 0).
+ * - meta_offset/meta_len: the area dmraid -D dumps (sil: the copy used; pdc: each array's own area).
+ * - pdc: one record per array area on the disk (up to 4); only the first is `listed`. The others: one. */
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
