@@ -42,7 +42,7 @@ test       e2fsprogs           cmd:mkfs.ext4 cmd:debugfs cmd:e2fsck
 test       dosfstools          cmd:mkfs.vfat
 test       mtools              cmd:mcopy
 test       mount               cmd:losetup
-test       util-linux          cmd:partx cmd:unshare cmd:setpriv cmd:fstrim
+test       util-linux          cmd:partx cmd:unshare cmd:setpriv cmd:fstrim cmd:blkid
 test       qemu-system-x86     cmd:qemu-system-x86_64
 test       qemu-utils          cmd:qemu-img cmd:qemu-io
 test       qemu-system-common  cmd:qemu-storage-daemon

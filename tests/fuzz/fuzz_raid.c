@@ -14,15 +14,21 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void check(const struct pm_raid_format *f, const struct pm_raid_dev *out, int r)
+static void check(const struct pm_raid_format *f, const struct pm_raid_dev *out, int r, size_t size)
 {
+	uint64_t n = size / 512;
+
 	if (r > PM_RAID_MAX_DEVS || (r < 0 && r != -EBADMSG && r != -ENOMEM && r != -ENOBUFS &&
 				     r != -ENAMETOOLONG && r != -ERANGE && r != -EIO))
 		abort();
-	for (int i = 0; i < r; i++)
-		if (out[i].fmt != f || !memchr(out[i].set, 0, sizeof(out[i].set)) ||
-		    !memchr(out[i].subset, 0, sizeof(out[i].subset)) || !memchr(out[i].group, 0, sizeof(out[i].group)))
+	for (int i = 0; i < r; i++) {
+		const struct pm_raid_dev *x = &out[i];
+		/* names terminated; the member's segment and its metadata on the disk */
+		if (x->fmt != f || !memchr(x->set, 0, sizeof(x->set)) || !memchr(x->subset, 0, sizeof(x->subset)) ||
+		    !memchr(x->group, 0, sizeof(x->group)) || x->offset > n || x->sectors > n - x->offset ||
+		    x->meta_offset > size || x->meta_len > size - x->meta_offset)
 			abort();
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -42,12 +48,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!f)
 			continue;
 		int r = f->read(&d[0], (opt & 1) ? "SERIAL 1" : "", out, PM_RAID_MAX_DEVS, why, sizeof(why));
-		check(f, out, r);
+		check(f, out, r, size);
 		if (!memchr(why, 0, sizeof(why)))
 			abort();
 		if (f->read_pos) {
 			r = f->read_pos(&d[0], "", opt >> 1, out, PM_RAID_MAX_DEVS, why, sizeof(why));
-			check(f, out, r);
+			check(f, out, r, size);
 		}
 	}
 	static struct pm_raid_disk k[2];

@@ -8,6 +8,7 @@
 
 #include "../unit/imgbuild.h"
 #include "../unit/raidgen.h"
+#include "../unit/raidsyn.h"
 #include "util.h"
 
 static const char *dir;
@@ -186,5 +187,18 @@ int main(int argc, char **argv)
 		for (unsigned i = 0; i < 4; i++)
 			img_free(&ims[i]);
 	}
+
+	/* the other formats' members (fuzz_raid: an option byte, then the disk), 128 sectors, each level */
+	static const char *const raid[] = { "asr", "hpt37x", "hpt45x", "jmicron", "lsi", "nvidia", "pdc", "sil", "via" };
+	int n = 100;
+	for (size_t k = 0; k < sizeof(raid) / sizeof(raid[0]); k++)
+		for (int lv = RS_SPAN; lv <= RS_SPARE; lv++) {
+			struct rs_spec rs = { .fmt = raid[k], .level = (enum rs_level)lv, .disks = 4, .chunk = 16,
+					      .disk_sectors = 128, .member_sectors = 64, .id = 0x12345678 };
+			im = img_new(128 * 512);
+			if (!rs_write(&rs, 1, im.data))
+				save("raid", ++n, &im, 0);
+			img_free(&im);
+		}
 	return 0;
 }
