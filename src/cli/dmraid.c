@@ -967,10 +967,17 @@ static int do_a(struct run *R)
 	if (dm_open(R, false) < 0)
 		return 1;
 	const char *list[MAX_DISKS * 2];
+	bool sub[MAX_DISKS * 2] = { false };
 	size_t nl = 0;
 	for (size_t i = 0; i < R->sets.n && nl < MAX_DISKS; i++)
-		if (wanted(R, &R->sets.v[i]))
+		if (wanted(R, &R->sets.v[i])) {
 			list[nl++] = R->sets.v[i].name;
+			/* subsets not named <set>-N (asr's .asr_<name>_<id>_donotuse) */
+			for (unsigned j = 0; j < R->sets.v[i].nsub && nl < MAX_DISKS; j++) {
+				sub[nl] = true;
+				list[nl++] = R->sets.v[i].sub[j].name;
+			}
+		}
 	for (size_t i = 0; i < R->nnames && nl < MAX_DISKS * 2; i++)
 		list[nl++] = R->names[i];
 	if (!nl && R->n) {
@@ -978,7 +985,7 @@ static int do_a(struct run *R)
 		return 1;
 	}
 	for (size_t i = 0; i < nl; i++)
-		if (!dm_exists(R, list[i]))
+		if (!sub[i] && !dm_exists(R, list[i]))
 			printf("RAID set \"%s\" is not active\n", list[i]);
 	rc |= deactivate(R, list, nl);
 	for (size_t i = 0; i < R->n; i++)

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# partmap dmraid on the other nine formats (asr hpt37x hpt45x jmicron lsi nvidia pdc sil via): member
+# images written by mkraid (tests/unit/mkraid.c, from the metadata facts) carrying a known virtual
+# disk laid out by the level; -ay serves the set (userspace DM here), its bytes equal the virtual
+# disk's (cmp), -an leaves nothing. blkid judges the metadata layouts in tests/cmd/raidfmt.t.
+. "$(dirname "$0")/lib.sh"
+private_ns "$@"
+B=${PARTMAP_BUILD:-$(dirname "$PARTMAP")}
+MK=$B/tests/mkraid
+[ -x "$MK" ] || { fail "mkraid not built (make unit)"; done_testing; exit; }
+mkdir -p /run/partmap
+mount -t tmpfs -o mode=755 partmap-test /run/partmap || { echo "Bail out! cannot mount a tmpfs on /run/partmap"; exit 1; }
+export PARTMAP_DM=user
+servers() {
+	local p ns
+	ns=$(readlink /proc/self/ns/mnt)
+	for p in $(pgrep -f "^partmap (serve|fuse)"); do
+		[ "$(readlink /proc/$p/ns/mnt 2>/dev/null)" = "$ns" ] && echo "$p"
+	done
+}
+defer 'for p in $(servers); do kill -9 $p; done; "$PARTMAP" dmsetup remove_all; umount -l /run/partmap/dm/fs; for l in $(losetup -n -O NAME,BACK-FILE | awk -v t="$TMP" "index(\$2, t) == 1 {print \$1}"); do losetup -d $l; done'
+cd "$TMP" || exit 1
+head -c 48M /dev/urandom >src.bin
+
+# FORMAT LEVEL DISKS: members of 40960 sectors, 16384-sector segments, 64-sector chunks
+for c in "nvidia raid0 2" "nvidia raid1 2" "nvidia span 2" "nvidia raid10 4" \
+	"pdc raid0 2" "pdc raid1 2" "pdc span 2" "pdc raid10 4" \
+	"sil raid0 2" "sil raid1 2" "sil raid10 4" \
+	"via raid0 2" "via raid1 2" "via span 2" \
+	"jmicron raid0 2" "jmicron raid1 2" "jmicron span 2" \
+	"lsi raid0 2" "lsi raid1 2" "lsi raid10 4" \
+	"asr raid0 2" "asr raid1 2" "asr raid10 4" \
+	"hpt37x raid0 2" "hpt37x raid1 2" "hpt37x span 2" "hpt37x raid01 4" \
+	"hpt45x raid0 2" "hpt45x raid1 2" "hpt45x span 2" "hpt45x raid10 4"; do
+	read -r fmt lvl n <<<"$c"
+	rm -f m*.img
+	sz=$("$MK" -d src.bin "$fmt" "$lvl" "$n" 64 40960 16384 305419896 m 2>&1)
+	if ! [[ $sz =~ ^[0-9]+$ ]]; then fail "$fmt $lvl: mkraid: $sz"; continue; fi
+	set=$("$PARTMAP" dmraid -s -c m*.img 2>/dev/null | grep -v '^\.' | head -1)
+	out=$("$PARTMAP" dmraid -ay m*.img 2>&1); rc=$?
+	is "$rc" 0 "$fmt $lvl ($n disks): -ay of set $set ($out)"
+	# hpt37x keeps its metadata at sector 9 of the first disk, inside the set (the gap after an MBR)
+	skip9=()
+	[ $fmt = hpt37x ] && skip9=(-i 5120:5120) && sz9=$((sz * 512 - 5120)) || sz9=$((sz * 512))
+	[ -b "/dev/mapper/$set" ] && cmp -s -n 4608 "/dev/mapper/$set" src.bin &&
+		cmp -s "${skip9[@]}" -n $sz9 "/dev/mapper/$set" src.bin
+	ok $? "$fmt $lvl: the set's $sz sectors are the virtual disk's"
+	is "$(blockdev --getsz "/dev/mapper/$set" 2>/dev/null)" "$sz" "$fmt $lvl: the set's size"
+	"$PARTMAP" dmraid -an m*.img >/dev/null 2>&1
+	ok $? "$fmt $lvl: -an"
+	# the loop devices go once the server has closed them (autoclear): a moment after -an
+	for _ in $(seq 50); do [ -z "$(losetup -n -O BACK-FILE | grep "^$TMP")" ] && break; sleep 0.1; done
+	is "$(ls /dev/mapper; losetup -n -O BACK-FILE | grep "^$TMP")" "" "$fmt $lvl: nothing left"
+done
+done_testing
