@@ -28,7 +28,7 @@ enum action { ACT_LIST, ACT_ADD, ACT_DELETE, ACT_UPDATE };
 
 struct kopts {
 	enum action action;
-	bool readonly, force_devmap, verbose, json, nowait;
+	bool readonly, force_devmap, verbose, json, nowait, snapshot;
 	const char *delim;      /* NULL = default rule */
 	struct pm_opts probe;
 	const char *backend;
@@ -51,7 +51,7 @@ struct target {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage : kpartx [-a|-d|-u|-l] [-r] [-p STR] [-f] [-g] [-s|-n] [-v] [-t TYPE] [--json]\n"
+		"usage : kpartx [-a|-d|-u|-l] [-r|--snapshot] [-p STR] [-f] [-g] [-s|-n] [-v] [-t TYPE] [--json]\n"
 		"               [--sector-size N] [--format FMT] [--backend=dm|part|loop] wholedisk\n"
 		"\twholedisk: a block device or a disk image file (raw, qcow2, vmdk, vhd, vhdx, vdi)\n"
 		"\t-a add partition devmappings\n"
@@ -75,6 +75,9 @@ static void usage(FILE *f)
 		   "\t--format FMT      read the file as this image format (raw, qcow2, vmdk, vhd, vhdx, vdi;\n"
 		   "\t                  default: detected by its magic)\n"
 		   "\t--sector-size N   read the table with N-byte sectors (512, 4096 ...)\n"
+		   "\t--snapshot        with -a, an image file: read-write, but every write goes to a temporary\n"
+		   "\t                  qcow2 overlay (in $TMPDIR, else /var/tmp) thrown away at -d; the image\n"
+		   "\t                  is only read (as qemu-nbd --snapshot); raw images too\n"
 		   "\t--backend=B       map with B: dm (device mapper), part (kernel partitions on a loop\n"
 		   "\t                  device) or loop (a loop device per partition); default: the one\n"
 		   "\t                  of existing mappings, else dm where the kernel has it, else part\n"
@@ -90,7 +93,7 @@ static void usage(FILE *f)
 
 static int parse_opts(int argc, char **argv, struct kopts *o)
 {
-	enum { OPT_JSON = 256, OPT_SSZ, OPT_VERSION, OPT_HELP, OPT_BACKEND, OPT_FORMAT };
+	enum { OPT_JSON = 256, OPT_SSZ, OPT_VERSION, OPT_HELP, OPT_BACKEND, OPT_FORMAT, OPT_SNAPSHOT };
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "sector-size", required_argument, NULL, OPT_SSZ },
@@ -98,6 +101,7 @@ static int parse_opts(int argc, char **argv, struct kopts *o)
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ "backend", required_argument, NULL, OPT_BACKEND },
 		{ "format", required_argument, NULL, OPT_FORMAT },
+		{ "snapshot", no_argument, NULL, OPT_SNAPSHOT },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -121,6 +125,7 @@ static int parse_opts(int argc, char **argv, struct kopts *o)
 		case OPT_JSON: o->json = true; break;
 		case OPT_BACKEND: o->backend = optarg; break;
 		case OPT_FORMAT: o->format = optarg; break;
+		case OPT_SNAPSHOT: o->snapshot = true; break;
 		case OPT_SSZ: {
 			char *end;
 			unsigned long v = strtoul(optarg, &end, 10);
@@ -150,6 +155,10 @@ static int parse_opts(int argc, char **argv, struct kopts *o)
 			fprintf(stderr, "kpartx: unknown image format '%s' (raw, qcow2, vmdk, vhd, vhdx, vdi)\n", o->format);
 			return 1;
 		}
+	}
+	if (o->snapshot && o->readonly && o->action != ACT_DELETE) {
+		fprintf(stderr, "kpartx: --snapshot maps read-write (into a temporary overlay), -r read-only: give one\n");
+		return 1;
 	}
 	if (o->probe.only) {
 		if (!pm_table_type_known(o->probe.only)) {
@@ -239,8 +248,8 @@ static int open_target(struct target *t, const char *path, struct kopts *o)
 	char dir[PATH_MAX], served[PATH_MAX + 8];
 	pm_serve_dir(st.st_dev, st.st_ino, dir, sizeof(dir));
 	pm_serve_disk(dir, served, sizeof(served));
-	if (!raw && pm_loop_find_path(served, pm_image_size(t->img), &li) == 1) {
-		idx = li.index; /* served and mapped by -a: the names it made */
+	if (pm_loop_find_path(served, pm_image_size(t->img), &li) == 1) {
+		idx = li.index; /* served and mapped by -a (a raw image too, with --snapshot): the names it made */
 	} else if (raw && pm_loop_find_whole(st.st_dev, st.st_ino, (uint64_t)st.st_size, &li) == 1) {
 		idx = li.index;
 		unsigned bs = pm_loop_block_size(li.index);
@@ -621,6 +630,13 @@ static int map_image(const char *path, int fd, const struct stat *st, struct pm_
 			return rc;
 		state = PM_SERVE_NONE;
 	}
+	if (state == PM_SERVE_RUNNING && o->action == ACT_ADD && pm_serve_is_snapshot(dir) != o->snapshot) {
+		/* -a again must not change where writes go */
+		fprintf(stderr, "kpartx: %s: mapped %s: kpartx -d it first%s\n", path,
+			o->snapshot ? "without --snapshot (writes go to the image)" : "with --snapshot (writes go to a temporary overlay)",
+			o->snapshot ? "" : ", or give --snapshot");
+		return 1;
+	}
 	if (o->action == ACT_DELETE) {
 		/* the loop device detached, or to be detached by the kernel when its last user closes it:
 		 * a lazy unmount then ends the server when that happens */
@@ -631,8 +647,14 @@ static int map_image(const char *path, int fd, const struct stat *st, struct pm_
 		}
 		return rc;
 	}
-	const char *ro = pm_image_readonly_reason(img);
+	const char *ro = o->snapshot ? NULL : pm_image_readonly_reason(img);
 	bool started = false;
+	if (o->snapshot && state == PM_SERVE_NONE && S_ISREG(st->st_mode) &&
+	    pm_loop_find_whole(st->st_dev, st->st_ino, (uint64_t)st->st_size, &li) == 1) {
+		fprintf(stderr, "kpartx: %s: mapped without --snapshot (on /dev/loop%d: writes go to the image): "
+			"kpartx -d it first\n", path, li.index);
+		return 1;
+	}
 	if (ro && !o->readonly)
 		fprintf(stderr, "kpartx: %s: %s image mapped read-only (%s)\n", path, pm_image_format(img), ro);
 	if (ro)
@@ -646,7 +668,7 @@ static int map_image(const char *path, int fd, const struct stat *st, struct pm_
 		exe[n] = 0;
 		/* the server is named by the image's full path (ps, mountinfo show it) */
 		char abs[PATH_MAX];
-		r = pm_serve_start(exe, realpath(path, abs) ? abs : path, dir, o->format, o->readonly);
+		r = pm_serve_start(exe, realpath(path, abs) ? abs : path, dir, o->format, o->readonly, o->snapshot);
 		if (r < 0) {
 			if (r == -EBUSY) /* the server said which lock, and nothing is mapped */
 				return PM_EXIT_LOCKED;
@@ -698,8 +720,27 @@ int kpartx_main(int argc, char **argv)
 				return 1;
 			}
 			cli_image_warnings("kpartx", &diag);
-			if (strcmp(pm_image_format(img), "raw"))
+			if (strcmp(pm_image_format(img), "raw") || o.snapshot)
 				return map_image(argv[optind], fd, &st, img, &o);
+			/* a raw image mapped --snapshot is served too: -d and -u find that server */
+			char dir[PATH_MAX];
+			pm_serve_dir(st.st_dev, st.st_ino, dir, sizeof(dir));
+			enum pm_serve_state state = pm_serve_state(dir);
+			if (state == PM_SERVE_RUNNING && o.action != ACT_ADD)
+				return map_image(argv[optind], fd, &st, img, &o);
+			if (state == PM_SERVE_RUNNING) {
+				fprintf(stderr, "kpartx: %s: mapped with --snapshot (writes go to a temporary overlay): "
+					"kpartx -d it first, or give --snapshot\n", argv[optind]);
+				return 1;
+			}
+			if (state == PM_SERVE_DEAD) {
+				/* a killed --snapshot server: its maps, loop device and mount go first */
+				struct kopts del = o;
+				del.action = ACT_DELETE;
+				rc = map_image(argv[optind], fd, &st, img, &del);
+				if (rc || o.action == ACT_DELETE)
+					return rc;
+			}
 		}
 		/* what is mapped must be the file just probed: pm_parent_open checks it is */
 		o.expect = &st;

@@ -51,6 +51,12 @@ int pm_image_open_flags(struct pm_image **out, const char *path, const char *for
  * what was opened and checked is what is read. PATH names the image in messages and is where
  * relative backing-file names are resolved from. */
 int pm_image_open_fd(struct pm_image **out, int fd, const char *path, const char *format, struct pm_image_diag *diag);
+/* qemu's -snapshot (qemu-nbd --snapshot): PATH (as FORMAT, NULL: detected) becomes the backing file
+ * of a temporary qcow2 overlay made in $TMPDIR, else /var/tmp, and unlinked as soon as it is open.
+ * The result is writable; every write goes to the overlay and is lost at close; the image's own files
+ * are only read. Its file is locked as qemu locks a backing file (read held; write and resize not
+ * shared unless it is raw): -EBUSY when qemu or another partmap writes it. */
+int pm_image_open_snapshot(struct pm_image **out, const char *path, const char *format, struct pm_image_diag *diag);
 void pm_image_close(struct pm_image *img);
 void pm_image_closep(struct pm_image **img);
 #define _cleanup_image_ __attribute__((cleanup(pm_image_closep)))
