@@ -654,6 +654,7 @@ int pm_image_open_flags(struct pm_image **out, const char *path, const char *for
 	r = layer_open(out, path, -1, format, flags, diag, NULL);
 	if (r < 0)
 		return r;
+	(*out)->no_flush = flags & PM_IMG_NO_FLUSH;
 	for (struct pm_image *l = *out; l; l = l->backing)
 		l->diag = diag;
 	r = lock_chain(*out);
@@ -714,7 +715,7 @@ int pm_image_write(struct pm_image *img, uint64_t off, const void *buf, size_t l
 
 int pm_image_sync(struct pm_image *img)
 {
-	if (img->temporary)
+	if (img->no_flush)
 		return 0; /* thrown away at close: nothing to make durable (qemu's cache=unsafe) */
 	if (img->fmt->flush && img->files_rw)
 		return img->fmt->flush(img);

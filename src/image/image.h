@@ -45,6 +45,9 @@ int pm_image_open(struct pm_image **out, const char *path, const char *format, s
 /* The same with flags: PM_IMG_WRITABLE opens the top layer's files read-write where they can be
  * (when not, pm_image_readonly_reason() says why). */
 #define PM_IMG_WRITABLE 0x1u
+/* ... and with PM_IMG_NO_FLUSH never synced, the crash-safe ordering skipped (qemu's cache=unsafe):
+ * for a file being made, worth nothing until complete (image convert) */
+#define PM_IMG_NO_FLUSH 0x2u
 int pm_image_open_flags(struct pm_image **out, const char *path, const char *format, unsigned flags,
 			struct pm_image_diag *diag);
 /* The same on a descriptor already open (read-only use; it is duplicated, the caller keeps its own):

@@ -52,7 +52,7 @@ int pm_image_open_snapshot(struct pm_image **out, const char *path, const char *
 	struct pm_image_create_opts o = { .backing = abs, .backing_fmt = fmt };
 	r = pm_image_create(tmp, "qcow2", &o, diag);
 	if (r == 0)
-		r = pm_image_open_flags(&img, tmp, "qcow2", PM_IMG_WRITABLE, diag);
+		r = pm_image_open_flags(&img, tmp, "qcow2", PM_IMG_WRITABLE | PM_IMG_NO_FLUSH, diag);
 	unlink(tmp);
 	if (r < 0)
 		return r;
@@ -62,7 +62,6 @@ int pm_image_open_snapshot(struct pm_image **out, const char *path, const char *
 		pm_image_close(img);
 		return -EROFS;
 	}
-	img->temporary = true;
 	*out = img;
 	return 0;
 }
