@@ -468,13 +468,12 @@ static int convert(int argc, char **argv)
 
 	optind = 2;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "f:O:o:pq", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:O:o:p", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 		case OPT_FORMAT: format = optarg; break;
 		case 'O': ofmt = optarg; break;
 		case 'p': want_progress = true; break;
-		case 'q': want_progress = false; break;
 		case 'o':
 			if (parse_cluster_option("convert", optarg, &cluster_size) < 0)
 				return 1;

@@ -87,7 +87,8 @@ static void usage(FILE *f)
 		   "environment: PARTMAP_UDEV_TIMEOUT=N seconds to wait for udev (default 10),\n"
 		   "\tDM_DISABLE_UDEV (set) make /dev/mapper nodes without udev\n"
 		   "exit status: 0 done (also: no partition table), 1 usage or open error or a failed\n"
-		   "mapping, 2 a partition table was found but is too damaged to list anything\n"
+		   "mapping, 2 a partition table was found but is too damaged to list anything,\n"
+		   "3 (-a of an image) it is in use: qemu or another partmap writes it; nothing mapped\n"
 		   "see also: man partmap-kpartx\n");
 }
 
