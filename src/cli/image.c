@@ -435,6 +435,19 @@ static int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* The image read by info, raw and convert; NULL when it cannot be opened (said why). */
+static struct pm_image *open_input(const char *path, const char *format)
+{
+	struct pm_image_diag diag;
+	struct pm_image *img = NULL;
+	int r = pm_image_open(&img, path, format, &diag);
+
+	cli_image_warnings("image", &diag);
+	if (r < 0)
+		fprintf(stderr, "image: %s\n", diag.error[0] ? diag.error : strerror(-r));
+	return r < 0 ? NULL : img;
+}
+
 /* -o cluster_size=N (the one option understood): 0, or -1 with a message */
 static int parse_cluster_option(const char *cmd, const char *arg, uint32_t *cluster_size)
 {
@@ -494,14 +507,9 @@ static int convert(int argc, char **argv)
 		fprintf(stderr, "image: convert: -o cluster_size goes with -O qcow2\n");
 		return 1;
 	}
-	struct pm_image_diag diag;
-	_cleanup_image_ struct pm_image *img = NULL;
-	int r = pm_image_open(&img, argv[optind], format, &diag);
-	cli_image_warnings("image", &diag);
-	if (r < 0) {
-		fprintf(stderr, "image: %s\n", diag.error[0] ? diag.error : strerror(-r));
+	_cleanup_image_ struct pm_image *img = open_input(argv[optind], format);
+	if (!img)
 		return 1;
-	}
 	if (!strcmp(ofmt, "raw"))
 		return to_raw(img, argv[optind], argv[optind + 1], want_progress);
 	return to_qcow2(img, argv[optind], argv[optind + 1], cluster_size, want_progress);
@@ -604,14 +612,9 @@ int image_main(int argc, char **argv)
 	}
 	if (is_check)
 		return check(argv[optind], format, repair);
-	struct pm_image_diag diag;
-	_cleanup_image_ struct pm_image *img = NULL;
-	int r = pm_image_open(&img, argv[optind], format, &diag);
-	cli_image_warnings("image", &diag);
-	if (r < 0) {
-		fprintf(stderr, "image: %s\n", diag.error[0] ? diag.error : strerror(-r));
+	_cleanup_image_ struct pm_image *img = open_input(argv[optind], format);
+	if (!img)
 		return 1;
-	}
 	if (is_info)
 		return info(img, argv[optind], json);
 	return to_raw(img, argv[optind], argv[optind + 1], want_progress) ? 1 : 0;

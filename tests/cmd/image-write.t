@@ -18,13 +18,6 @@ done
 [ -c /dev/fuse ] || { fail "/dev/fuse missing"; done_testing; exit; }
 cd "$TMP" || exit 1
 
-# loop devices serving this test's images (other tests may serve theirs meanwhile)
-served_loops() {
-	local pat
-	pat=$(for f in "$TMP"/*.qcow2; do [ -e "$f" ] && stat -c 'image-%Hd:%Ld-%i/' "$f"; done | paste -sd'|')
-	[ -n "$pat" ] || return 0
-	losetup -n -O NAME,BACK-FILE 2>/dev/null | awk -v p="$pat" '$2 ~ "^/run/partmap/" && $2 ~ p {print $1}'
-}
 cleanup_all() {
 	local l
 	grep -E '^/dev/(mapper/|loop)' /proc/mounts | awk '{print $2}' | grep "^$TMP/" | xargs -r umount -l

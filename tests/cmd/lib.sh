@@ -82,3 +82,12 @@ release_image() { # release_image IMG
 
 # loop devices backed by an image
 loops_of() { losetup -j "$1" -O NAME -n 2>/dev/null | sort; }
+
+# loop devices serving this test's image files (kpartx -a of a non-raw image, or of any with
+# --snapshot: a loop device on /run/partmap/image-DEV-INO/disk); other tests may serve theirs meanwhile
+served_loops() {
+	local pat
+	pat=$(for f in "$TMP"/*; do [ -f "$f" ] && stat -c 'image-%Hd:%Ld-%i/' "$f"; done | paste -sd'|')
+	[ -n "$pat" ] || return 0
+	losetup -n -O NAME,BACK-FILE 2>/dev/null | awk -v p="$pat" '$2 ~ "^/run/partmap/" && $2 ~ p {print $1}'
+}

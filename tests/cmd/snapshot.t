@@ -22,13 +22,6 @@ cd "$TMP" || exit 1
 mkdir -p tmpdir files mnt fmnt
 export TMPDIR=$TMP/tmpdir
 
-images_pat() { for f in "$TMP"/*.*; do [ -f "$f" ] && stat -c 'image-%Hd:%Ld-%i/' "$f"; done | paste -sd'|'; }
-served_loops() {
-	local pat
-	pat=$(images_pat)
-	[ -n "$pat" ] || return 0
-	losetup -n -O NAME,BACK-FILE 2>/dev/null | awk -v p="$pat" '$2 ~ "^/run/partmap/" && $2 ~ p {print $1}'
-}
 cleanup_all() {
 	local l
 	grep -E '^/dev/(mapper/|loop)' /proc/mounts | awk '{print $2}' | grep "^$TMP/" | xargs -r umount -l
