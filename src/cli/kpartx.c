@@ -743,6 +743,10 @@ int kpartx_main(int argc, char **argv)
 					return rc;
 			}
 		}
+		if (o.snapshot && !S_ISREG(st.st_mode)) {
+			fprintf(stderr, "kpartx: %s: --snapshot maps image files, not block devices\n", argv[optind]);
+			return 1;
+		}
 		/* what is mapped must be the file just probed: pm_parent_open checks it is */
 		o.expect = &st;
 		return do_map(argv[optind], &o);

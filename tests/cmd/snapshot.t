@@ -160,6 +160,10 @@ is "$(leftovers)" "" "raw: -d (without --snapshot) undoes the --snapshot mapping
 "$PARTMAP" kpartx -d d-qcow2.qcow2
 "$PARTMAP" kpartx -a -r --snapshot d-qcow2.qcow2 >out 2>err
 [ $? -eq 1 ] && grep -q 'give one' err; ok $? "-r --snapshot is refused"
+attach dev d-raw.raw
+"$PARTMAP" kpartx -a --snapshot "$dev" >out 2>err
+[ $? -eq 1 ] && grep -q 'not block devices' err; ok $? "--snapshot of a block device is refused"
+losetup -d "$dev"
 is "$(leftovers)" "" "nothing left"
 
 # ---- kill -9 of a --snapshot server ----
