@@ -23,11 +23,11 @@ cleanup_all() {
 	grep -E '^/dev/(mapper/|loop)' /proc/mounts | awk '{print $2}' | grep "^$TMP/" | xargs -r umount -l
 	for l in $(served_loops); do partx -d "$l"; losetup -d "$l"; done
 	pkill -9 -f "partmap fuse .*$TMP" 2>/dev/null
-	awk '$3 == "fuse.partmap" {print $2}' /proc/mounts | grep "$TMP\|/run/partmap" | xargs -r -n1 umount -l
+	served_mounts | xargs -r -n1 umount -l
 }
 defer cleanup_all
 leftovers() {
-	{ served_loops; awk '$3 == "fuse.partmap" {print "mount " $2}' /proc/mounts
+	{ served_loops; served_mounts | sed 's/^/mount /'
 	  pgrep -af "partmap fuse .*$TMP" | sed 's/^/server /'; ls /dev/mapper; } 2>/dev/null
 }
 qcheck() { qemu-img check "$1" >/dev/null 2>&1; echo $?; }

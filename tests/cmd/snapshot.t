@@ -29,7 +29,7 @@ cleanup_all() {
 	for l in $(losetup -n -O NAME,BACK-FILE | awk -v t="$TMP/" 'index($2, t) == 1 {print $1}'); do losetup -d "$l"; done
 	pkill -9 -f "partmap fuse .*$TMP/" 2>/dev/null
 	pkill -9 -f "qemu-nbd .*$TMP/" 2>/dev/null
-	awk '$3 == "fuse.partmap" {print $2}' /proc/mounts | grep "$TMP\|/run/partmap" | xargs -r -n1 umount -l
+	served_mounts | xargs -r -n1 umount -l
 }
 defer cleanup_all
 # wait (at most 5 s) for the servers of this test to end: -d unmounts lazily, the server then exits
@@ -37,7 +37,7 @@ servers_gone() { for _ in $(seq 100); do pgrep -f "partmap fuse .*$TMP/" >/dev/n
 leftovers() {
 	servers_gone
 	{ served_loops; losetup -n -O NAME,BACK-FILE | awk -v t="$TMP/" 'index($2, t) == 1 {print "loop " $1}'
-	  awk '$3 == "fuse.partmap" {print "mount " $2}' /proc/mounts
+	  served_mounts | sed 's/^/mount /'
 	  grep "^/dev/" /proc/mounts | awk -v t="$TMP/" 'index($2, t) == 1 {print "mount " $2}'
 	  pgrep -af "partmap fuse .*$TMP/" | sed 's/^/server /'; ls /dev/mapper; ls -A tmpdir | sed 's/^/tmp /'; } 2>/dev/null
 }
