@@ -631,8 +631,11 @@ static int map_image(const char *path, int fd, const struct stat *st, struct pm_
 			return rc;
 		state = PM_SERVE_NONE;
 	}
-	if (state == PM_SERVE_RUNNING && o->action == ACT_ADD && pm_serve_is_snapshot(dir) != o->snapshot) {
-		/* -a again must not change where writes go */
+	bool snap = state == PM_SERVE_RUNNING && pm_serve_is_snapshot(dir);
+	if (snap && o->action == ACT_UPDATE)
+		o->snapshot = true; /* -u goes on as the image is mapped */
+	if (state == PM_SERVE_RUNNING && o->action != ACT_DELETE && snap != o->snapshot) {
+		/* -a (or -u) again must not change where writes go */
 		fprintf(stderr, "kpartx: %s: mapped %s: kpartx -d it first%s\n", path,
 			o->snapshot ? "without --snapshot (writes go to the image)" : "with --snapshot (writes go to a temporary overlay)",
 			o->snapshot ? "" : ", or give --snapshot");

@@ -146,6 +146,10 @@ kill $qpid 2>/dev/null; wait $qpid 2>/dev/null
 [ $? -eq 1 ] && grep -q 'with --snapshot' err; ok $? "raw: -a of an image mapped --snapshot is refused"
 "$PARTMAP" kpartx -a -v --snapshot d-raw.raw >out2 2>err
 ok $? "raw: -a --snapshot again: done (nothing new)"
+"$PARTMAP" kpartx -u d-raw.raw >out2 2>err
+ok $? "raw: -u (without --snapshot) of the --snapshot mapping: exit 0"
+pgrep -f "partmap fuse --snapshot $TMP/d-raw.raw " >/dev/null && grep -q ' fuse.partmap ' /proc/mounts
+ok $? "raw: still served --snapshot after -u"
 "$PARTMAP" kpartx -l d-raw.raw >list
 grep -q "^$(basename "$(node 1)") " list; ok $? "raw: -l names the --snapshot mapping's devices"
 "$PARTMAP" kpartx -d d-raw.raw
@@ -157,6 +161,8 @@ is "$(leftovers)" "" "raw: -d (without --snapshot) undoes the --snapshot mapping
 "$PARTMAP" kpartx -a d-qcow2.qcow2
 "$PARTMAP" kpartx -a --snapshot d-qcow2.qcow2 >out 2>err
 [ $? -eq 1 ] && grep -q 'without --snapshot' err; ok $? "qcow2: -a --snapshot of an image mapped plainly is refused"
+"$PARTMAP" kpartx -u --snapshot d-qcow2.qcow2 >out 2>err
+[ $? -eq 1 ] && grep -q 'without --snapshot' err; ok $? "qcow2: -u --snapshot of an image mapped plainly is refused"
 "$PARTMAP" kpartx -d d-qcow2.qcow2
 "$PARTMAP" kpartx -a -r --snapshot d-qcow2.qcow2 >out 2>err
 [ $? -eq 1 ] && grep -q 'give one' err; ok $? "-r --snapshot is refused"
