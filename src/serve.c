@@ -30,8 +30,9 @@ void pm_serve_disk(const char *dir, char *buf, size_t len)
 }
 
 /* Is a FUSE file system of partmap's mounted on dir (mountinfo's mount point, with octal escapes)?
- * Its device number in *dev when it is (dev may be NULL). */
-static bool mounted_on(const char *dir, dev_t *dev)
+ * Its device number in *dev when it is (dev may be NULL); *snapshot: is it a --snapshot server's
+ * (may be NULL). */
+static bool mounted_on_ex(const char *dir, dev_t *dev, bool *snapshot)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	char line[PATH_MAX * 2 + 256];
@@ -51,9 +52,23 @@ static bool mounted_on(const char *dir, dev_t *dev)
 			!strncmp(src, PM_SERVE_FSNAME_PREFIX, strlen(PM_SERVE_FSNAME_PREFIX));
 		if (found && dev)
 			*dev = makedev(maj, min);
+		if (found && snapshot)
+			*snapshot = !strncmp(src, PM_SERVE_SNAPSHOT_PREFIX, strlen(PM_SERVE_SNAPSHOT_PREFIX));
 	}
 	fclose(f);
 	return found;
+}
+
+static bool mounted_on(const char *dir, dev_t *dev)
+{
+	return mounted_on_ex(dir, dev, NULL);
+}
+
+bool pm_serve_is_snapshot(const char *dir)
+{
+	bool snap = false;
+
+	return mounted_on_ex(dir, NULL, &snap) && snap;
 }
 
 int pm_serve_mount_dev(const char *dir, dev_t *dev)
@@ -77,7 +92,8 @@ enum pm_serve_state pm_serve_state(const char *dir)
 	return PM_SERVE_RUNNING;
 }
 
-int pm_serve_start(const char *exe, const char *image, const char *dir, const char *format, bool read_only)
+int pm_serve_start(const char *exe, const char *image, const char *dir, const char *format, bool read_only,
+		   bool snapshot)
 {
 	char *argv[8];
 	int n = 0, st;
@@ -91,6 +107,8 @@ int pm_serve_start(const char *exe, const char *image, const char *dir, const ch
 	argv[n++] = (char *)"fuse";
 	if (read_only)
 		argv[n++] = (char *)"-r";
+	else if (snapshot)
+		argv[n++] = (char *)"--snapshot";
 	if (format) {
 		argv[n++] = (char *)"--format";
 		argv[n++] = (char *)format;

@@ -11,6 +11,7 @@
 
 #define PM_SERVE_ROOT "/run/partmap"
 #define PM_SERVE_FSNAME_PREFIX "partmap:"
+#define PM_SERVE_SNAPSHOT_PREFIX "partmap:snapshot:" /* a --snapshot server's (it starts as the above) */
 #define PM_SERVE_WAIT_MS 10000   /* the longest a server may take to mount */
 #define PM_SERVE_POLL_MS 10      /* how often the mount is looked for meanwhile */
 
@@ -22,10 +23,13 @@ void pm_serve_disk(const char *dir, char *buf, size_t len);
 enum pm_serve_state { PM_SERVE_NONE, PM_SERVE_RUNNING, PM_SERVE_DEAD };
 /* Is a partmap FUSE server mounted on dir, and does it answer? */
 enum pm_serve_state pm_serve_state(const char *dir);
+/* Is the server mounted on dir a --snapshot one (its fsname says so)? */
+bool pm_serve_is_snapshot(const char *dir);
 
-/* Start `EXE fuse [-r] [--format FMT] IMAGE DIR` (making DIR) and wait until it has mounted. 0 or
- * -errno (-ETIMEDOUT, or -EIO when it exited with a failure: it printed why). */
-int pm_serve_start(const char *exe, const char *image, const char *dir, const char *format, bool read_only);
+/* Start `EXE fuse [-r | --snapshot] [--format FMT] IMAGE DIR` (making DIR) and wait until it has
+ * mounted. 0 or -errno (-ETIMEDOUT, or -EIO when it exited with a failure: it printed why). */
+int pm_serve_start(const char *exe, const char *image, const char *dir, const char *format, bool read_only,
+		   bool snapshot);
 /* Unmount (lazily: a dead server's mount too) and remove the folder. The server exits by itself. */
 int pm_serve_stop(const char *dir);
 

@@ -38,13 +38,14 @@ test       mdadm               cmd:mdadm
 test       fdisk               cmd:sfdisk cmd:fdisk
 test       gdisk               cmd:sgdisk
 test       parted              cmd:parted
-test       e2fsprogs           cmd:mkfs.ext4 cmd:debugfs cmd:e2fsck
+test       e2fsprogs           cmd:mkfs.ext4 cmd:debugfs cmd:e2fsck cmd:dumpe2fs
 test       dosfstools          cmd:mkfs.vfat
 test       mtools              cmd:mcopy
 test       mount               cmd:losetup
 test       util-linux          cmd:partx cmd:unshare cmd:setpriv cmd:fstrim cmd:blkid
+test       bsdutils            cmd:script
 test       qemu-system-x86     cmd:qemu-system-x86_64
-test       qemu-utils          cmd:qemu-img cmd:qemu-io
+test       qemu-utils          cmd:qemu-img cmd:qemu-io cmd:qemu-nbd
 test       qemu-system-common  cmd:qemu-storage-daemon
 test       fuse3               cmd:fusermount3
 test       fio                 cmd:fio

@@ -4,7 +4,7 @@
  * lies as it is in a file. Needs no root (fusermount3 mounts for an ordinary user) and no loop
  * device; kpartx -a uses it, with a loop device on DIR/disk, for images that are not raw.
  *
- *   partmap fuse [-r] [-f] [--format FMT] IMAGE DIR
+ *   partmap fuse [-r | --snapshot] [-f] [--format FMT] IMAGE DIR
  *   partmap fuse -u DIR
  *
  * The server detaches from the terminal (fuse_daemonize: setsid, chdir /, stdio to /dev/null) once
@@ -331,11 +331,13 @@ static int make_files(struct server *s)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: partmap fuse [-r] [-f] [--format FMT] IMAGE DIR   show DIR/disk and DIR/pN\n"
-		   "       partmap fuse -u DIR                                stop it\n"
+	fprintf(f, "usage: partmap fuse [-r|--snapshot] [-f] [--format FMT] IMAGE DIR   show DIR/disk and DIR/pN\n"
+		   "       partmap fuse -u DIR                                           stop it\n"
 		   "\tDIR/disk is the whole virtual disk, DIR/p1, DIR/p2 ... its partitions (kernel numbers);\n"
 		   "\tno root needed (fusermount3), no loop device\n"
 		   "\t-r            read-only (always, for formats partmap does not write in place)\n"
+		   "\t--snapshot    read-write, but every write goes to a temporary qcow2 overlay in $TMPDIR\n"
+		   "\t              (else /var/tmp), thrown away at unmount: IMAGE is only read (qemu-nbd -s)\n"
 		   "\t-f            stay in the foreground\n"
 		   "\t-u DIR        unmount DIR (as fusermount3 -u DIR); the server exits\n"
 		   "\t--format FMT  read IMAGE as FMT: raw, qcow2, vmdk, vhd (vpc), vhdx, vdi;\n"
@@ -401,15 +403,16 @@ static const char *cannot_mount(const char *dir, char *why, size_t len)
 
 int fuse_main_applet(int argc, char **argv)
 {
-	enum { OPT_FORMAT = 256, OPT_HELP, OPT_VERSION };
+	enum { OPT_FORMAT = 256, OPT_HELP, OPT_VERSION, OPT_SNAPSHOT };
 	static const struct option longopts[] = {
 		{ "format", required_argument, NULL, OPT_FORMAT },
+		{ "snapshot", no_argument, NULL, OPT_SNAPSHOT },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *format = NULL;
-	bool read_only = false, foreground = false, unmount = false;
+	bool read_only = false, foreground = false, unmount = false, snapshot = false;
 	int c;
 
 	optind = 1;
@@ -420,6 +423,7 @@ int fuse_main_applet(int argc, char **argv)
 		case 'f': foreground = true; break;
 		case 'u': unmount = true; break;
 		case OPT_FORMAT: format = optarg; break;
+		case OPT_SNAPSHOT: snapshot = true; break;
 		case OPT_HELP: usage(stdout); return 0;
 		case OPT_VERSION: printf("fuse (partmap) %s\n", PARTMAP_VERSION); return 0;
 		default: usage(stderr); return 1;
@@ -436,6 +440,10 @@ int fuse_main_applet(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
+	if (snapshot && read_only) {
+		fprintf(stderr, "fuse: --snapshot serves read-write (into a temporary overlay), -r read-only: give one\n");
+		return 1;
+	}
 	const char *image = argv[optind], *dir = argv[optind + 1];
 	char why[PATH_MAX + 128], abs_image[PATH_MAX];
 	if (cannot_mount(dir, why, sizeof(why))) {
@@ -447,7 +455,8 @@ int fuse_main_applet(int argc, char **argv)
 
 	struct server s = { .image_path = abs_image, .uid = getuid(), .gid = getgid() };
 	struct pm_image_diag diag;
-	int r = pm_image_open_flags(&s.img, image, format, read_only ? 0 : PM_IMG_WRITABLE, &diag);
+	int r = snapshot ? pm_image_open_snapshot(&s.img, image, format, &diag)
+			 : pm_image_open_flags(&s.img, image, format, read_only ? 0 : PM_IMG_WRITABLE, &diag);
 	cli_image_warnings("fuse", &diag);
 	if (r < 0) {
 		fprintf(stderr, "fuse: %s\n", diag.error[0] ? diag.error : strerror(-r));
@@ -472,7 +481,8 @@ int fuse_main_applet(int argc, char **argv)
 		if (*p == ',' || *p == ' ' || *p == '\\')
 			*p = '_'; /* would split the options or the mountinfo line */
 	snprintf(opts, sizeof(opts), "-ofsname=%s%s,subtype=partmap,default_permissions,max_read=%d%s",
-		 PM_SERVE_FSNAME_PREFIX, fsname, SERVE_MAX_READ, s.read_only ? ",ro" : "");
+		 snapshot ? PM_SERVE_SNAPSHOT_PREFIX : PM_SERVE_FSNAME_PREFIX, fsname, SERVE_MAX_READ,
+		 s.read_only ? ",ro" : "");
 	char *fargv[] = { argv[0], opts, NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(2, fargv);
 	cli_malloc_for_serving();

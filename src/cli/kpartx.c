@@ -28,7 +28,7 @@ enum action { ACT_LIST, ACT_ADD, ACT_DELETE, ACT_UPDATE };
 
 struct kopts {
 	enum action action;
-	bool readonly, force_devmap, verbose, json, nowait;
+	bool readonly, force_devmap, verbose, json, nowait, snapshot;
 	const char *delim;      /* NULL = default rule */
 	struct pm_opts probe;
 	const char *backend;
@@ -51,7 +51,7 @@ struct target {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage : kpartx [-a|-d|-u|-l] [-r] [-p STR] [-f] [-g] [-s|-n] [-v] [-t TYPE] [--json]\n"
+		"usage : kpartx [-a|-d|-u|-l] [-r|--snapshot] [-p STR] [-f] [-g] [-s|-n] [-v] [-t TYPE] [--json]\n"
 		"               [--sector-size N] [--format FMT] [--backend=dm|part|loop] wholedisk\n"
 		"\twholedisk: a block device or a disk image file (raw, qcow2, vmdk, vhd, vhdx, vdi)\n"
 		"\t-a add partition devmappings\n"
@@ -75,6 +75,9 @@ static void usage(FILE *f)
 		   "\t--format FMT      read the file as this image format (raw, qcow2, vmdk, vhd, vhdx, vdi;\n"
 		   "\t                  default: detected by its magic)\n"
 		   "\t--sector-size N   read the table with N-byte sectors (512, 4096 ...)\n"
+		   "\t--snapshot        with -a, an image file: read-write, but every write goes to a temporary\n"
+		   "\t                  qcow2 overlay (in $TMPDIR, else /var/tmp) thrown away at -d; the image\n"
+		   "\t                  is only read (as qemu-nbd --snapshot); raw images too\n"
 		   "\t--backend=B       map with B: dm (device mapper), part (kernel partitions on a loop\n"
 		   "\t                  device) or loop (a loop device per partition); default: the one\n"
 		   "\t                  of existing mappings, else dm where the kernel has it, else part\n"
@@ -84,13 +87,14 @@ static void usage(FILE *f)
 		   "environment: PARTMAP_UDEV_TIMEOUT=N seconds to wait for udev (default 10),\n"
 		   "\tDM_DISABLE_UDEV (set) make /dev/mapper nodes without udev\n"
 		   "exit status: 0 done (also: no partition table), 1 usage or open error or a failed\n"
-		   "mapping, 2 a partition table was found but is too damaged to list anything\n"
+		   "mapping, 2 a partition table was found but is too damaged to list anything,\n"
+		   "3 (-a of an image) it is in use: qemu or another partmap writes it; nothing mapped\n"
 		   "see also: man partmap-kpartx\n");
 }
 
 static int parse_opts(int argc, char **argv, struct kopts *o)
 {
-	enum { OPT_JSON = 256, OPT_SSZ, OPT_VERSION, OPT_HELP, OPT_BACKEND, OPT_FORMAT };
+	enum { OPT_JSON = 256, OPT_SSZ, OPT_VERSION, OPT_HELP, OPT_BACKEND, OPT_FORMAT, OPT_SNAPSHOT };
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "sector-size", required_argument, NULL, OPT_SSZ },
@@ -98,6 +102,7 @@ static int parse_opts(int argc, char **argv, struct kopts *o)
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ "backend", required_argument, NULL, OPT_BACKEND },
 		{ "format", required_argument, NULL, OPT_FORMAT },
+		{ "snapshot", no_argument, NULL, OPT_SNAPSHOT },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -121,6 +126,7 @@ static int parse_opts(int argc, char **argv, struct kopts *o)
 		case OPT_JSON: o->json = true; break;
 		case OPT_BACKEND: o->backend = optarg; break;
 		case OPT_FORMAT: o->format = optarg; break;
+		case OPT_SNAPSHOT: o->snapshot = true; break;
 		case OPT_SSZ: {
 			char *end;
 			unsigned long v = strtoul(optarg, &end, 10);
@@ -150,6 +156,10 @@ static int parse_opts(int argc, char **argv, struct kopts *o)
 			fprintf(stderr, "kpartx: unknown image format '%s' (raw, qcow2, vmdk, vhd, vhdx, vdi)\n", o->format);
 			return 1;
 		}
+	}
+	if (o->snapshot && o->readonly && o->action != ACT_DELETE) {
+		fprintf(stderr, "kpartx: --snapshot maps read-write (into a temporary overlay), -r read-only: give one\n");
+		return 1;
 	}
 	if (o->probe.only) {
 		if (!pm_table_type_known(o->probe.only)) {
@@ -239,8 +249,8 @@ static int open_target(struct target *t, const char *path, struct kopts *o)
 	char dir[PATH_MAX], served[PATH_MAX + 8];
 	pm_serve_dir(st.st_dev, st.st_ino, dir, sizeof(dir));
 	pm_serve_disk(dir, served, sizeof(served));
-	if (!raw && pm_loop_find_path(served, pm_image_size(t->img), &li) == 1) {
-		idx = li.index; /* served and mapped by -a: the names it made */
+	if (pm_loop_find_path(served, pm_image_size(t->img), &li) == 1) {
+		idx = li.index; /* served and mapped by -a (a raw image too, with --snapshot): the names it made */
 	} else if (raw && pm_loop_find_whole(st.st_dev, st.st_ino, (uint64_t)st.st_size, &li) == 1) {
 		idx = li.index;
 		unsigned bs = pm_loop_block_size(li.index);
@@ -621,6 +631,16 @@ static int map_image(const char *path, int fd, const struct stat *st, struct pm_
 			return rc;
 		state = PM_SERVE_NONE;
 	}
+	bool snap = state == PM_SERVE_RUNNING && pm_serve_is_snapshot(dir);
+	if (snap && o->action == ACT_UPDATE)
+		o->snapshot = true; /* -u goes on as the image is mapped */
+	if (state == PM_SERVE_RUNNING && o->action != ACT_DELETE && snap != o->snapshot) {
+		/* -a (or -u) again must not change where writes go */
+		fprintf(stderr, "kpartx: %s: mapped %s: kpartx -d it first%s\n", path,
+			o->snapshot ? "without --snapshot (writes go to the image)" : "with --snapshot (writes go to a temporary overlay)",
+			o->snapshot ? "" : ", or give --snapshot");
+		return 1;
+	}
 	if (o->action == ACT_DELETE) {
 		/* the loop device detached, or to be detached by the kernel when its last user closes it:
 		 * a lazy unmount then ends the server when that happens */
@@ -638,8 +658,14 @@ static int map_image(const char *path, int fd, const struct stat *st, struct pm_
 				path, PM_SERVE_WAIT_MS / 1000);
 		return rc;
 	}
-	const char *ro = pm_image_readonly_reason(img);
+	const char *ro = o->snapshot ? NULL : pm_image_readonly_reason(img);
 	bool started = false;
+	if (o->snapshot && state == PM_SERVE_NONE && S_ISREG(st->st_mode) &&
+	    pm_loop_find_whole(st->st_dev, st->st_ino, (uint64_t)st->st_size, &li) == 1) {
+		fprintf(stderr, "kpartx: %s: mapped without --snapshot (on /dev/loop%d: writes go to the image): "
+			"kpartx -d it first\n", path, li.index);
+		return 1;
+	}
 	if (ro && !o->readonly)
 		fprintf(stderr, "kpartx: %s: %s image mapped read-only (%s)\n", path, pm_image_format(img), ro);
 	if (ro)
@@ -653,7 +679,7 @@ static int map_image(const char *path, int fd, const struct stat *st, struct pm_
 		exe[n] = 0;
 		/* the server is named by the image's full path (ps, mountinfo show it) */
 		char abs[PATH_MAX];
-		r = pm_serve_start(exe, realpath(path, abs) ? abs : path, dir, o->format, o->readonly);
+		r = pm_serve_start(exe, realpath(path, abs) ? abs : path, dir, o->format, o->readonly, o->snapshot);
 		if (r < 0) {
 			if (r == -EBUSY) /* the server said which lock, and nothing is mapped */
 				return PM_EXIT_LOCKED;
@@ -705,8 +731,31 @@ int kpartx_main(int argc, char **argv)
 				return 1;
 			}
 			cli_image_warnings("kpartx", &diag);
-			if (strcmp(pm_image_format(img), "raw"))
+			if (strcmp(pm_image_format(img), "raw") || o.snapshot)
 				return map_image(argv[optind], fd, &st, img, &o);
+			/* a raw image mapped --snapshot is served too: -d and -u find that server */
+			char dir[PATH_MAX];
+			pm_serve_dir(st.st_dev, st.st_ino, dir, sizeof(dir));
+			enum pm_serve_state state = pm_serve_state(dir);
+			if (state == PM_SERVE_RUNNING && o.action != ACT_ADD)
+				return map_image(argv[optind], fd, &st, img, &o);
+			if (state == PM_SERVE_RUNNING) {
+				fprintf(stderr, "kpartx: %s: mapped with --snapshot (writes go to a temporary overlay): "
+					"kpartx -d it first, or give --snapshot\n", argv[optind]);
+				return 1;
+			}
+			if (state == PM_SERVE_DEAD) {
+				/* a killed --snapshot server: its maps, loop device and mount go first */
+				struct kopts del = o;
+				del.action = ACT_DELETE;
+				rc = map_image(argv[optind], fd, &st, img, &del);
+				if (rc || o.action == ACT_DELETE)
+					return rc;
+			}
+		}
+		if (o.snapshot && !S_ISREG(st.st_mode)) {
+			fprintf(stderr, "kpartx: %s: --snapshot maps image files, not block devices\n", argv[optind]);
+			return 1;
 		}
 		/* what is mapped must be the file just probed: pm_parent_open checks it is */
 		o.expect = &st;

@@ -100,6 +100,7 @@ struct pm_image {
 	bool in_place;            /* data lies as it is in files: writable in place */
 	bool want_write;          /* opened PM_IMG_WRITABLE (top layer only) */
 	bool files_rw;            /* its files are open read-write */
+	bool no_flush;            /* never synced (qemu's cache=unsafe): a --snapshot overlay, a file being made */
 	const char *ro_reason;    /* set by a format that cannot be written */
 	uint64_t extra_allocated; /* bytes taken by its files on disk */
 	const char *flat_path;    /* the whole virtual disk lies as it is in this file ... */

@@ -45,12 +45,21 @@ int pm_image_open(struct pm_image **out, const char *path, const char *format, s
 /* The same with flags: PM_IMG_WRITABLE opens the top layer's files read-write where they can be
  * (when not, pm_image_readonly_reason() says why). */
 #define PM_IMG_WRITABLE 0x1u
+/* ... and with PM_IMG_NO_FLUSH never synced, the crash-safe ordering skipped (qemu's cache=unsafe):
+ * for a file being made, worth nothing until complete (image convert) */
+#define PM_IMG_NO_FLUSH 0x2u
 int pm_image_open_flags(struct pm_image **out, const char *path, const char *format, unsigned flags,
 			struct pm_image_diag *diag);
 /* The same on a descriptor already open (read-only use; it is duplicated, the caller keeps its own):
  * what was opened and checked is what is read. PATH names the image in messages and is where
  * relative backing-file names are resolved from. */
 int pm_image_open_fd(struct pm_image **out, int fd, const char *path, const char *format, struct pm_image_diag *diag);
+/* qemu's -snapshot (qemu-nbd --snapshot): PATH (as FORMAT, NULL: detected) becomes the backing file
+ * of a temporary qcow2 overlay made in $TMPDIR, else /var/tmp, and unlinked as soon as it is open.
+ * The result is writable; every write goes to the overlay and is lost at close; the image's own files
+ * are only read. Its file is locked as qemu locks a backing file (read held; write and resize not
+ * shared unless it is raw): -EBUSY when qemu or another partmap writes it. */
+int pm_image_open_snapshot(struct pm_image **out, const char *path, const char *format, struct pm_image_diag *diag);
 void pm_image_close(struct pm_image *img);
 void pm_image_closep(struct pm_image **img);
 #define _cleanup_image_ __attribute__((cleanup(pm_image_closep)))

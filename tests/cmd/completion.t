@@ -52,7 +52,9 @@ is "$(comp partmap dmsetup table '' | tr '\n' ' ')" "vg0-root vg0-swap " "dmsetu
 is "$(comp partmap dmsetup -f remove vg0-s)" "vg0-swap" "dmsetup -f remove: a name after an option"
 is "$(comp partmap dmsetup info -c -o name,at)" "name,attr" "dmsetup info -o: the fields"
 
-is "$(comp partmap image '' | tr '\n' ' ')" "--help --version info raw " "image: info raw"
+is "$(comp partmap image '' | tr '\n' ' ')" "--help --version check convert create info raw " "image: its commands"
+is "$(comp partmap image convert -O '' | tr '\n' ' ')" "qcow2 raw " "image convert -O: the formats written"
+has "$(comp partmap image convert -)" "-p"; ok $? "image convert: -p offered"
 is "$(comp partmap image info --f)" "--format" "image info --f: --format"
 is "$(comp partmap image info "$TMP/oth")" "$TMP/other.qcow2" "image info: the image file"
 

@@ -13,7 +13,6 @@ done
 [ -c /dev/fuse ] || { fail "/dev/fuse missing"; done_testing; exit; }
 cd "$TMP" || exit 1
 
-served_loops() { losetup -n -O NAME,BACK-FILE 2>/dev/null | awk '$2 ~ "^/run/partmap/" {print $1}'; }
 cleanup_all() {
 	local l
 	grep -E '^/dev/(mapper/|loop)' /proc/mounts | awk '{print $2}' | grep "^$TMP/" | xargs -r umount -l

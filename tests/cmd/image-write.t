@@ -18,23 +18,16 @@ done
 [ -c /dev/fuse ] || { fail "/dev/fuse missing"; done_testing; exit; }
 cd "$TMP" || exit 1
 
-# loop devices serving this test's images (other tests may serve theirs meanwhile)
-served_loops() {
-	local pat
-	pat=$(for f in "$TMP"/*.qcow2; do [ -e "$f" ] && stat -c 'image-%Hd:%Ld-%i/' "$f"; done | paste -sd'|')
-	[ -n "$pat" ] || return 0
-	losetup -n -O NAME,BACK-FILE 2>/dev/null | awk -v p="$pat" '$2 ~ "^/run/partmap/" && $2 ~ p {print $1}'
-}
 cleanup_all() {
 	local l
 	grep -E '^/dev/(mapper/|loop)' /proc/mounts | awk '{print $2}' | grep "^$TMP/" | xargs -r umount -l
 	for l in $(served_loops); do partx -d "$l"; losetup -d "$l"; done
 	pkill -9 -f "partmap fuse .*$TMP" 2>/dev/null
-	awk '$3 == "fuse.partmap" {print $2}' /proc/mounts | grep "$TMP\|/run/partmap" | xargs -r -n1 umount -l
+	served_mounts | xargs -r -n1 umount -l
 }
 defer cleanup_all
 leftovers() {
-	{ served_loops; awk '$3 == "fuse.partmap" {print "mount " $2}' /proc/mounts
+	{ served_loops; served_mounts | sed 's/^/mount /'
 	  pgrep -af "partmap fuse .*$TMP" | sed 's/^/server /'; ls /dev/mapper; } 2>/dev/null
 }
 qcheck() { qemu-img check "$1" >/dev/null 2>&1; echo $?; }

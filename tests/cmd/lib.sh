@@ -82,3 +82,24 @@ release_image() { # release_image IMG
 
 # loop devices backed by an image
 loops_of() { losetup -j "$1" -O NAME -n 2>/dev/null | sort; }
+
+# what serves this test's image files (kpartx -a of a non-raw image, or of any with --snapshot: a
+# partmap FUSE mount on /run/partmap/image-DEV-INO, a loop device on its disk); other tests serve
+# theirs meanwhile, and are left alone
+_served_pat() {
+	local f
+	for f in "$TMP"/*; do [ -f "$f" ] && stat -c 'image-%Hd:%Ld-%i/|image-%Hd:%Ld-%i$' "$f"; done | paste -sd'|'
+}
+served_loops() {
+	local pat
+	pat=$(_served_pat)
+	[ -n "$pat" ] || return 0
+	losetup -n -O NAME,BACK-FILE 2>/dev/null | awk -v p="$pat" '$2 ~ "^/run/partmap/" && $2 ~ p {print $1}'
+}
+# partmap FUSE mounts of this test: on a folder in $TMP, or serving one of its image files
+served_mounts() {
+	local pat
+	pat=$(_served_pat)
+	awk '$3 == "fuse.partmap" {print $2}' /proc/mounts |
+		awk -v t="$TMP/" -v p="$pat" 'index($1, t) == 1 || (p != "" && $1 ~ "^/run/partmap/" && $1 ~ p)'
+}

@@ -10,17 +10,16 @@ command -v qemu-img >/dev/null && [ -c /dev/fuse ] || { fail "qemu-img or /dev/f
 cd "$TMP" || exit 1
 
 # everything of a served image: maps, its loop device, the mount, the server (also when a check failed)
-served_loops() { losetup -n -O NAME,BACK-FILE 2>/dev/null | awk '$2 ~ "^/run/partmap/" {print $1}'; }
 cleanup_all() {
 	local l
 	grep -E '^/dev/(mapper/|loop)' /proc/mounts | awk '{print $2}' | grep "^$TMP/" | xargs -r umount -l
 	for l in $(served_loops); do partx -d "$l"; losetup -d "$l"; done
 	pkill -9 -f "^partmap fuse .*$TMP" 2>/dev/null
-	awk '$3 == "fuse.partmap" {print $2}' /proc/mounts | xargs -r -n1 umount -l
+	served_mounts | xargs -r -n1 umount -l
 }
 defer cleanup_all
 leftovers() { # what a served image may have left: loop devices, mounts, servers, /dev/mapper entries
-	{ served_loops; awk '$3 == "fuse.partmap" {print "mount " $2}' /proc/mounts
+	{ served_loops; served_mounts | sed 's/^/mount /'
 	  pgrep -af "^partmap fuse .*$TMP" | sed 's/^/server /'; ls /dev/mapper; } 2>/dev/null
 }
 
@@ -130,7 +129,7 @@ cycle ro.qcow2 "after a killed server" 1 5
 # two -a at once: one server, one loop device, one set of maps
 "$PARTMAP" kpartx -a ro.qcow2 2>/dev/null & "$PARTMAP" kpartx -a ro.qcow2 2>/dev/null & wait
 is "$(served_loops | wc -l)" 1 "two -a at once: one loop device"
-is "$(grep -c ' fuse.partmap ' /proc/mounts)" 1 "two -a at once: one server"
+is "$(served_mounts | wc -l)" 1 "two -a at once: one server"
 is "$(ls /dev/mapper | wc -l)" 3 "two -a at once: one set of maps"
 "$PARTMAP" kpartx -d ro.qcow2; is "$(leftovers)" "" "two -a at once: -d leaves nothing"
 
