@@ -530,7 +530,7 @@ static int file_loop(struct run *R, struct member *m, bool make)
 		if ((r = self_exe(exe, sizeof(exe))) < 0)
 			return r;
 		if (pm_serve_state(dir) != PM_SERVE_RUNNING) {
-			r = pm_serve_start(exe, realpath(m->arg, abs) ? abs : m->arg, dir, NULL, ro);
+			r = pm_serve_start(exe, realpath(m->arg, abs) ? abs : m->arg, dir, NULL, ro, false);
 			if (r < 0) {
 				fprintf(stderr, "ERROR: %s: cannot serve the image: %s\n", m->arg, strerror(-r));
 				return r;
