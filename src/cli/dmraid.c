@@ -192,6 +192,14 @@ static bool sys_flag(const char *name, const char *file)
 	return pm_read_line(p, v, sizeof(v)) == 0 && atoi(v) != 0;
 }
 
+/* The set name `-r` shows for a member: its subset's for a member of a stacked set ("<set>-0", as
+ * Debian's dmraid prints for nvidia, pdc, sil, lsi, hpt), except asr's internal subsets (".asr_..."),
+ * whose members show the set's */
+static const char *r_name(const struct pm_raid_dev *rd)
+{
+	return rd->subset[0] && rd->subset[0] != '.' ? rd->subset : rd->set;
+}
+
 /* dmraid's scan: sd, hd, vd disks (not partitions), not removable; and loop devices (not the
  * userspace device mapper's own) */
 static int scan_block(struct run *R)
@@ -219,8 +227,7 @@ static int scan_block(struct run *R)
 		}
 		pm_strlcpy(names[n++], s, sizeof(names[0]));
 	}
-	closedir(dir);
-	qsort(names, n, sizeof(names[0]), (int (*)(const void *, const void *))strcmp);
+	closedir(dir); /* in /sys/block's order, not sorted: dmraid's -r lists the disks so */
 	for (size_t i = 0; i < n && R->n < MAX_DISKS; i++) {
 		struct member *m = &R->m[R->n];
 		memset(m, 0, sizeof(*m));
@@ -281,7 +288,7 @@ static const char *field_r(const struct member *m, const struct pm_raid_disk *k,
 	if (!strcmp(f, "format"))
 		return rd->fmt->name;
 	if (!strcmp(f, "raidname"))
-		return rd->set;
+		return r_name(rd);
 	if (!strcmp(f, "type"))
 		return pm_raid_type_name(rd->type);
 	if (!strcmp(f, "status"))
@@ -388,11 +395,11 @@ static int do_r(struct run *R)
 			} else if (o->columns == 1) {
 				printf("%s\n", k->path);
 			} else if (o->columns > 1) {
-				printf("%s:%s:%s:%s:%s:%s:%s\n", k->path, rd->fmt->name, rd->set, pm_raid_type_name(rd->type),
+				printf("%s:%s:%s:%s:%s:%s:%s\n", k->path, rd->fmt->name, r_name(rd), pm_raid_type_name(rd->type),
 				       pm_raid_status_name(rd->status), field_r(NULL, k, rd, "sectors", b1, sizeof(b1)),
 				       field_r(NULL, k, rd, "offset", b2, sizeof(b2)));
 			} else {
-				printf("%s: %s, \"%s\", %s, %s, %llu sectors, data@ %llu\n", k->path, rd->fmt->name, rd->set,
+				printf("%s: %s, \"%s\", %s, %s, %llu sectors, data@ %llu\n", k->path, rd->fmt->name, r_name(rd),
 				       pm_raid_type_name(rd->type), pm_raid_status_name(rd->status),
 				       (unsigned long long)rd->sectors, (unsigned long long)rd->offset);
 			}
@@ -612,9 +619,25 @@ static bool wanted(const struct run *R, const struct pm_raid_set *s)
 	return false;
 }
 
+/* The size `-s` shows: the set's, except that for a mirror or a span dmraid rounds each member's
+ * sectors down to the stride first (Debian's dmraid on nvidia, via, lsi, pdc, hpt sets in the VM;
+ * its tables keep the whole members) */
+static unsigned long long shown_size(const struct pm_raid_set *s)
+{
+	if (!s->stride || !s->m || (s->type != PM_RT_RAID1 && s->type != PM_RT_LINEAR))
+		return (unsigned long long)s->sectors;
+	if (s->type == PM_RT_RAID1)
+		return (unsigned long long)(s->sectors / s->stride * s->stride);
+	unsigned long long sum = 0;
+	for (unsigned i = 0; i < s->nmemb; i++)
+		if (s->m[i].disk)
+			sum += s->m[i].rd->sectors / s->stride * s->stride;
+	return sum;
+}
+
 static void set_fields_line(const struct run *R, const struct pm_raid_set *s)
 {
-	printf("%s:%llu:%u:%s:%s:%u:%u:0\n", s->name, (unsigned long long)s->sectors, s->stride,
+	printf("%s:%llu:%u:%s:%s:%u:%u:0\n", s->name, shown_size(s), s->stride,
 	       pm_raid_set_type_name(s), pm_raid_status_name(s->status), s->nsub, pm_raid_set_devs(s));
 	(void)R;
 }
@@ -647,7 +670,7 @@ static void set_block(struct run *R, const struct pm_raid_set *s, const char *pr
 			if (!strcmp(t, "name") || !strcmp(t, "raidname"))
 				printf("%s", s->name);
 			else if (!strcmp(t, "size") || !strcmp(t, "sectors"))
-				printf("%llu", (unsigned long long)s->sectors);
+				printf("%llu", shown_size(s));
 			else if (!strcmp(t, "stride"))
 				printf("%u", s->stride);
 			else if (!strcmp(t, "type"))
@@ -671,7 +694,7 @@ static void set_block(struct run *R, const struct pm_raid_set *s, const char *pr
 	} else {
 		printf("%s %s%s%set\n", prefix, inc ? "*Inconsistent* " : "", active ? "Active " : "", noun);
 		printf("name   : %s\nsize   : %llu\nstride : %u\ntype   : %s\nstatus : %s\nsubsets: %u\ndevs   : %u\nspares : 0\n",
-		       s->name, (unsigned long long)s->sectors, s->stride, pm_raid_set_type_name(s),
+		       s->name, shown_size(s), s->stride, pm_raid_set_type_name(s),
 		       pm_raid_status_name(s->status), s->nsub, pm_raid_set_devs(s));
 	}
 	if (s->nsub && o->sets > 1 && depth < 4)

@@ -11,27 +11,14 @@ MK=$B/tests/mkraid
 mkdir -p /run/partmap
 mount -t tmpfs -o mode=755 partmap-test /run/partmap || { echo "Bail out! cannot mount a tmpfs on /run/partmap"; exit 1; }
 export PARTMAP_DM=user
-servers() {
-	local p ns
-	ns=$(readlink /proc/self/ns/mnt)
-	for p in $(pgrep -f "^partmap (serve|fuse)"); do
-		[ "$(readlink /proc/$p/ns/mnt 2>/dev/null)" = "$ns" ] && echo "$p"
-	done
-}
+servers() { ns_servers; }
 defer 'for p in $(servers); do kill -9 $p; done; "$PARTMAP" dmsetup remove_all; umount -l /run/partmap/dm/fs; for l in $(losetup -n -O NAME,BACK-FILE | awk -v t="$TMP" "index(\$2, t) == 1 {print \$1}"); do losetup -d $l; done'
 cd "$TMP" || exit 1
 head -c 48M /dev/urandom >src.bin
 
 # FORMAT LEVEL DISKS: members of 40960 sectors, 16384-sector segments, 64-sector chunks
-for c in "nvidia raid0 2" "nvidia raid1 2" "nvidia span 2" "nvidia raid10 4" \
-	"pdc raid0 2" "pdc raid1 2" "pdc span 2" "pdc raid10 4" \
-	"sil raid0 2" "sil raid1 2" "sil raid10 4" \
-	"via raid0 2" "via raid1 2" "via span 2" \
-	"jmicron raid0 2" "jmicron raid1 2" "jmicron span 2" \
-	"lsi raid0 2" "lsi raid1 2" "lsi raid10 4" \
-	"asr raid0 2" "asr raid1 2" "asr raid10 4" \
-	"hpt37x raid0 2" "hpt37x raid1 2" "hpt37x span 2" "hpt37x raid01 4" \
-	"hpt45x raid0 2" "hpt45x raid1 2" "hpt45x span 2" "hpt45x raid10 4"; do
+. "$(dirname "$0")/raid-cases.sh"
+for c in "${RAID_CASES[@]}"; do
 	read -r fmt lvl n <<<"$c"
 	rm -f m*.img
 	sz=$("$MK" -d src.bin "$fmt" "$lvl" "$n" 64 40960 16384 305419896 m 2>&1)

@@ -17,13 +17,7 @@ mkdir -p /run/partmap
 mount -t tmpfs -o mode=755 partmap-test /run/partmap || { echo "Bail out! cannot mount a tmpfs on /run/partmap"; exit 1; }
 export PARTMAP_DM=user
 dmr() { "$PARTMAP" dmraid "$@"; }
-servers() { # partmap servers (userspace DM, image servers) of this namespace
-	local p ns
-	ns=$(readlink /proc/self/ns/mnt)
-	for p in $(pgrep -f "partmap (serve|fuse)"); do
-		[ "$(readlink /proc/$p/ns/mnt 2>/dev/null)" = "$ns" ] && echo "$p"
-	done
-}
+servers() { ns_servers; }
 defer 'for p in $(servers); do kill -9 $p; done; "$PARTMAP" dmsetup remove_all; umount -l /run/partmap/dm/fs; for l in $(losetup -n -O NAME,BACK-FILE | awk -v t="$TMP" "index(\$2, t) == 1 {print \$1}"); do losetup -d $l; done'
 defer 'grep " $TMP/mnt " /proc/mounts >/dev/null && umount -l $TMP/mnt'
 cd "$TMP" || exit 1

@@ -103,3 +103,13 @@ served_mounts() {
 	awk '$3 == "fuse.partmap" {print $2}' /proc/mounts |
 		awk -v t="$TMP/" -v p="$pat" 'index($1, t) == 1 || (p != "" && $1 ~ "^/run/partmap/" && $1 ~ p)'
 }
+
+# partmap's servers (the userspace DM's `partmap serve dm`, image servers `partmap fuse ...`) running
+# in this test's mount namespace: other tests' servers elsewhere are not ours to count or kill
+ns_servers() {
+	local p ns
+	ns=$(readlink /proc/self/ns/mnt)
+	for p in $(pgrep -f "^partmap (serve|fuse)"); do
+		[ "$(readlink /proc/$p/ns/mnt 2>/dev/null)" = "$ns" ] && echo "$p"
+	done
+}

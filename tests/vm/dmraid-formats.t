@@ -17,20 +17,14 @@ head -c 48M /dev/urandom >"$TMP/src"
 wipe() { for d in "${disks[@]}"; do dd if=/dev/zero of="$d" bs=1M count=1 status=none
 	dd if=/dev/zero of="$d" bs=1M seek=$((N / 2048 - 2)) count=2 status=none; done; }
 # cmp the set against the virtual disk: SET SECTORS FORMAT
-same_bytes() {
+same_bytes() { # the set's first bytes: as far as the virtual disk (48 MiB) reaches
 	local skip=() n=$(($2 * 512))
+	((n > 48 << 20)) && n=$((48 << 20))
 	[ "$3" = hpt37x ] && skip=(-i 5120:5120) && n=$((n - 5120))
 	cmp -s -n 4608 "/dev/mapper/$1" "$TMP/src" && cmp -s "${skip[@]}" -n $n "/dev/mapper/$1" "$TMP/src"
 }
-for c in "nvidia raid0 2" "nvidia raid1 2" "nvidia span 2" "nvidia raid10 4" \
-	"pdc raid0 2" "pdc raid1 2" "pdc span 2" "pdc raid10 4" \
-	"sil raid0 2" "sil raid1 2" "sil raid10 4" \
-	"via raid0 2" "via raid1 2" "via span 2" \
-	"jmicron raid0 2" "jmicron raid1 2" "jmicron span 2" \
-	"lsi raid0 2" "lsi raid1 2" "lsi raid10 4" \
-	"asr raid0 2" "asr raid1 2" "asr raid10 4" \
-	"hpt37x raid0 2" "hpt37x raid1 2" "hpt37x span 2" "hpt37x raid01 4" \
-	"hpt45x raid0 2" "hpt45x raid1 2" "hpt45x span 2" "hpt45x raid10 4"; do
+. "$(dirname "$0")/raid-cases.sh"
+for c in "${RAID_CASES[@]}"; do
 	read -r fmt lvl n <<<"$c"
 	what="$fmt $lvl ($n disks)"
 	wipe

@@ -74,7 +74,7 @@ echo "$mods" >"$root/modules.list"
 
 # the tests and their data
 mkdir -p "$root/tests"
-cp "$top"/tests/vm/*.t "$top/tests/vm/run-in-vm.sh" "$top/tests/cmd/lib.sh" "$top"/bench/*-vm.sh "$root/tests/"
+cp "$top"/tests/vm/*.t "$top/tests/vm/run-in-vm.sh" "$top/tests/cmd/lib.sh" "$top/tests/cmd/raid-cases.sh" "$top"/bench/*-vm.sh "$root/tests/"
 cp "$top/tests/unit/crypt_vectors.h" "$root/tests/" # crypt.t: the vectors test_crypt.c checks
 data=$(dirname "$out")/data
 [ -d "$data" ] && cp -r "$data" "$root/tests/data"
