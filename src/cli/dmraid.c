@@ -227,8 +227,11 @@ static int scan_block(struct run *R)
 		}
 		pm_strlcpy(names[n++], s, sizeof(names[0]));
 	}
-	closedir(dir); /* in /sys/block's order, not sorted: dmraid's -r lists the disks so */
-	for (size_t i = 0; i < n && R->n < MAX_DISKS; i++) {
+	closedir(dir);
+	/* dmraid puts each disk it finds at the head of its list: -r lists them in the reverse of
+	 * /sys/block's order (seen in the VM: sda sdc sdb sdd where readdir gives sdd sdb sdc sda) */
+	for (size_t k = n; k-- > 0 && R->n < MAX_DISKS;) {
+		size_t i = k;
 		struct member *m = &R->m[R->n];
 		memset(m, 0, sizeof(*m));
 		if (snprintf(m->arg, sizeof(m->arg), "/dev/%.64s", names[i]) >= (int)sizeof(m->arg))
@@ -619,20 +622,25 @@ static bool wanted(const struct run *R, const struct pm_raid_set *s)
 	return false;
 }
 
-/* The size `-s` shows: the set's, except that for a mirror or a span dmraid rounds each member's
- * sectors down to the stride first (Debian's dmraid on nvidia, via, lsi, pdc, hpt sets in the VM;
- * its tables keep the whole members) */
+/* The size `-s` shows: the set's, except for a mirror or a span, whose smallest member dmraid rounds
+ * down to the stride first (Debian's dmraid on nvidia, via, lsi, pdc, hpt sets in the VM; its tables
+ * keep the whole members) */
 static unsigned long long shown_size(const struct pm_raid_set *s)
 {
 	if (!s->stride || !s->m || (s->type != PM_RT_RAID1 && s->type != PM_RT_LINEAR))
 		return (unsigned long long)s->sectors;
 	if (s->type == PM_RT_RAID1)
 		return (unsigned long long)(s->sectors / s->stride * s->stride);
-	unsigned long long sum = 0;
+	/* a span: its smallest member, so rounded, times the members (an hpt37x span whose second disk
+	 * starts 10 sectors in shows 2 x the smaller) */
+	unsigned long long small = ~0ull, n = 0;
 	for (unsigned i = 0; i < s->nmemb; i++)
-		if (s->m[i].disk)
-			sum += s->m[i].rd->sectors / s->stride * s->stride;
-	return sum;
+		if (s->m[i].disk) {
+			n++;
+			if (s->m[i].rd->sectors < small)
+				small = s->m[i].rd->sectors;
+		}
+	return n ? small / s->stride * s->stride * n : 0;
 }
 
 static void set_fields_line(const struct run *R, const struct pm_raid_set *s)

@@ -4,6 +4,7 @@
 # disk laid out by the level; -ay serves the set (userspace DM here), its bytes equal the virtual
 # disk's (cmp), -an leaves nothing. blkid judges the metadata layouts in tests/cmd/raidfmt.t.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/raid-cases.sh" || { echo "Bail out! raid-cases.sh missing"; exit 1; }
 private_ns "$@"
 B=${PARTMAP_BUILD:-$(dirname "$PARTMAP")}
 MK=$B/tests/mkraid
@@ -17,7 +18,6 @@ cd "$TMP" || exit 1
 head -c 48M /dev/urandom >src.bin
 
 # FORMAT LEVEL DISKS: members of 40960 sectors, 16384-sector segments, 64-sector chunks
-. "$(dirname "$0")/raid-cases.sh"
 for c in "${RAID_CASES[@]}"; do
 	read -r fmt lvl n <<<"$c"
 	rm -f m*.img

@@ -5,6 +5,7 @@
 # tools, and the set's bytes through dmraid's own map and through partmap's equal to the virtual
 # disk mkraid laid out (hpt37x's metadata sector inside the set left out).
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/raid-cases.sh" || { echo "Bail out! raid-cases.sh missing"; exit 1; }
 export DM_DISABLE_UDEV=1
 MK=/partmap/mkraid
 [ -x $MK ] || { fail "mkraid missing from the initramfs (make unit before make vm)"; done_testing; exit; }
@@ -23,7 +24,6 @@ same_bytes() { # the set's first bytes: as far as the virtual disk (48 MiB) reac
 	[ "$3" = hpt37x ] && skip=(-i 5120:5120) && n=$((n - 5120))
 	cmp -s -n 4608 "/dev/mapper/$1" "$TMP/src" && cmp -s "${skip[@]}" -n $n "/dev/mapper/$1" "$TMP/src"
 }
-. "$(dirname "$0")/raid-cases.sh"
 for c in "${RAID_CASES[@]}"; do
 	read -r fmt lvl n <<<"$c"
 	what="$fmt $lvl ($n disks)"
@@ -35,14 +35,22 @@ for c in "${RAID_CASES[@]}"; do
 		dd if="$TMP/m$i.img" of="${disks[$i]}" bs=1M conv=sparse,notrunc status=none
 	done
 	sync; echo 3 >/proc/sys/vm/drop_caches
+	# where partmap differs from dmraid on purpose (README, "dmraid"): said, not counted
+	case "$fmt $lvl" in
+	"sil raid10") known="dmraid takes the whole array's size for each stripe of a SiI RAID10 (partmap: the array's half)" ;;
+	"lsi raid10") known="dmraid expects 4 members in each stripe of an LSI RAID10 and maps them as /dev/zero" ;;
+	*) known="" ;;
+	esac
 	for o in "-r" "-s" "-ay -t"; do
 		# shellcheck disable=SC2086
 		a=$(dmraid $o 2>&1); b=$("$PARTMAP" dmraid $o 2>&1)
+		if [ -n "$known" ] && [ "$b" != "$a" ]; then diag "$what: $o differs: $known"; continue; fi
 		is "$b" "$a" "$what: partmap dmraid $o prints what dmraid prints"
 	done
 	set=$(dmraid -s -c 2>/dev/null | grep -v '^\.' | head -1)
 	dmraid -ay >/dev/null 2>&1
 	if [ -n "$set" ] && same_bytes "$set" "$sz" "$fmt"; then pass "$what: dmraid's map of $set reads mkraid's virtual disk"
+	elif [ -n "$known" ]; then diag "$what: dmraid's map differs: $known"
 	else fail "$what: dmraid's map of '$set' does not read mkraid's virtual disk (mkraid's layout or dmraid's reading differ)"; fi
 	dmraid -an >/dev/null 2>&1
 	"$PARTMAP" dmraid -ay >/dev/null 2>&1
