@@ -4,6 +4,7 @@
 #include "udm.h"
 #include "../dm.h"
 #include "../loop.h"
+#include "../mountinfo.h"
 #include "../util.h"
 
 #include <dirent.h>
@@ -63,31 +64,16 @@ static int connect_server(void)
 	return fd;
 }
 
+static int on_udm_mount(const struct pm_mount *m, void *arg)
+{
+	(void)arg;
+	return !strcmp(m->target, PM_UDM_MOUNT);
+}
+
 /* Is a partmap-dm FUSE mount in place at PM_UDM_MOUNT? */
 static bool mounted(void)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[8192];
-	bool found = false;
-
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f)) {
-		char *mp = NULL, *p = line;
-		for (int i = 0; i < 4 && p; i++) {
-			p = strchr(p, ' ');
-			if (p)
-				p++;
-		}
-		if (!p)
-			continue;
-		mp = p;
-		char *e = strchr(mp, ' ');
-		if (e && (size_t)(e - mp) == strlen(PM_UDM_MOUNT) && !strncmp(mp, PM_UDM_MOUNT, (size_t)(e - mp)))
-			found = true;
-	}
-	fclose(f);
-	return found;
+	return pm_mountinfo_each(on_udm_mount, NULL) == 1;
 }
 
 struct dead_loops {
