@@ -19,7 +19,22 @@ servers() { # the userspace DM servers of this namespace
 	done
 }
 majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
-served_loops() { losetup -a | grep -c '/run/partmap/dm/fs/'; }
+# the loop devices of this test's served devices (other tests' namespaces have their own servers,
+# with the same paths) that still hold a server's file
+mine=()
+note() { local d; for d; do mine+=("$(basename "$(readlink -f "/sys/dev/block/$(majmin "/dev/mapper/$d")")")"); done; }
+served_loops() {
+	local l n=0
+	for l in "${mine[@]}"; do
+		case $(cat "/sys/block/$l/loop/backing_file" 2>/dev/null) in
+		/run/partmap/dm/fs/*)
+			n=$((n + 1))
+			# (a loop this test freed may have been taken by another test's server meanwhile)
+			[ $# -eq 0 ] && echo "# $l holds $(cat "/sys/block/$l/loop/backing_file" 2>/dev/null); servers: $(pgrep -f 'partmap serve dm' | tr '\n' ' ')" >&2 ;;
+		esac
+	done
+	echo $n
+}
 defer 'for p in $(servers); do kill -9 $p; done; "$PARTMAP" dmsetup remove_all; umount -l /run/partmap/dm/fs'
 cd "$TMP" || exit 1
 
@@ -198,6 +213,7 @@ is "$(dms ls)" "No devices found" "the stack removed"
 # ---- remove -f of an open device ----
 mkfifo go
 echo "0 4096 linear $A 0" | dms create held; ok $? "create held"
+note held
 head -c 1M /dev/urandom >r1 && dd if=r1 of=/dev/mapper/held bs=1M oflag=direct status=none
 ( exec 3</dev/mapper/held; read -r _ <go ) & holder=$!
 for i in $(seq 50); do [ -e /proc/$holder/fd/3 ] && break; sleep 0.1; done
@@ -211,6 +227,7 @@ dd if=/proc/$holder/fd/3 of=/dev/null bs=4k count=1 iflag=direct status=none 2>e
 is $? 1 "... a read through the holder's descriptor fails"
 grep -q "Input/output error" err; ok $? "... with an I/O error"
 grep -q "DEFERRED REMOVE" <(dms info held); ok $? "... info: removed at the last close"
+is "$(served_loops quiet)" 1 "... its loop device stays while it is held"
 echo >go; wait $holder
 for i in $(seq 50); do [ "$(dms ls)" = "No devices found" ] && break; sleep 0.1; done
 is "$(dms ls)" "No devices found" "the holder gone: the device is gone"
@@ -223,6 +240,7 @@ grep -q " /run/partmap/dm/fs " /proc/self/mountinfo; is $? 1 "... no mount left"
 echo "0 16384 linear $A 0" | dms create fs && mkfs.ext4 -q -F /dev/mapper/fs >/dev/null 2>&1 && mkdir -p mnt &&
 	mount /dev/mapper/fs mnt
 ok $? "a filesystem mounted from a served device"
+note fs
 defer "umount -l $TMP/mnt"
 dms remove -f fs; ok $? "remove -f of the mounted device: exit 0"
 dd if=/dev/urandom of=mnt/new bs=64k count=4 conv=fsync status=none 2>/dev/null; is $? 1 "... a write through the filesystem fails"
@@ -230,6 +248,7 @@ umount mnt
 for i in $(seq 50); do [ "$(dms ls)" = "No devices found" ] && [ -z "$(servers)" ] && break; sleep 0.1; done
 is "$(dms ls)" "No devices found" "umounted: the device is gone"
 is "$(servers)" "" "... and the server"
+is "$(served_loops)" 0 "... and its loop device"
 
 # remove -f of a closed device: an ordinary removal
 echo "0 8 zero" | dms create closed && dms remove -f closed; ok $? "remove -f of a closed device"
@@ -239,6 +258,7 @@ is "$(dms ls)" "No devices found" "... gone"
 echo "0 2048 linear $A 0" | dms create low && echo "0 2048 linear /dev/mapper/low 0" | dms create top &&
 	echo "0 2048 linear $B 0" | dms create other
 ok $? "top over low, and other"
+note low top other
 ( exec 3</dev/mapper/top; read -r _ <go ) & holder=$!
 for i in $(seq 50); do [ -e /proc/$holder/fd/3 ] && break; sleep 0.1; done
 dms remove_all; ok $? "remove_all: exit 0"
