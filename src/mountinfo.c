@@ -43,7 +43,7 @@ static char *unescape(char *s)
 }
 
 /* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS */
-static int parse(char *line, struct pm_mount *m)
+int pm_mountinfo_parse(char *line, struct pm_mount *m)
 {
 	char *p = line, *id, *parent, *mm, *root, *target, *f;
 	unsigned maj, min;
@@ -78,7 +78,7 @@ int pm_mountinfo_each(int (*fn)(const struct pm_mount *m, void *arg), void *arg)
 		return -errno;
 	while (r == 0 && getline(&line, &cap, f) > 0) {
 		struct pm_mount m;
-		if (parse(line, &m) == 0)
+		if (pm_mountinfo_parse(line, &m) == 0)
 			r = fn(&m, arg);
 	}
 	fclose(f);

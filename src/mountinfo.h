@@ -15,6 +15,10 @@ struct pm_mount {
 	const char *source;     /* e.g. "/dev/loop0", a FUSE fsname */
 };
 
+/* One line of mountinfo into m (its strings point into line, which is changed: fields cut, paths
+ * unescaped). 0, or -EINVAL for a line that is not an entry. */
+int pm_mountinfo_parse(char *line, struct pm_mount *m);
+
 /* fn on each mount, in the kernel's order (later mounts later); the strings live for the call only.
  * fn returns 0 to go on, anything else stops the walk and is returned. 0 at the end, -errno when the
  * table cannot be read (an entry that does not parse is passed over). */

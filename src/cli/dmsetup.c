@@ -321,7 +321,8 @@ static int all_devices(struct pm_dm *dm, struct pm_dm_name **v, size_t *n)
 		fprintf(stderr, "device-mapper: list ioctl failed: %s\n", strerror(-r));
 		return 1;
 	}
-	qsort(*v, *n, sizeof(**v), by_name);
+	if (*n)
+		qsort(*v, *n, sizeof(**v), by_name);
 	return 0;
 }
 
