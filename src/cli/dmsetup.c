@@ -55,7 +55,7 @@ static void usage(FILE *f)
 		   "        remove_all [-f|--force]\n"
 		   "        rename <dev_name> <new_name>\n"
 		   "        rename <dev_name> --setuuid <uuid>\n"
-		   "        resume <dev_name>...\n"
+		   "        resume [--noflush] [--nolockfs] <dev_name>...\n"
 		   "        splitname <dev_name> [<subsystem>]\n"
 		   "        status [--inactive] [<dev_name>...]\n"
 		   "        suspend [--noflush] [--nolockfs] <dev_name>...\n"
@@ -401,9 +401,8 @@ static int do_resume(struct pm_dm *dm, const struct dopts *o, const struct pm_dm
 	(void)prefix;
 	(void)arg;
 	struct pm_dm_info info;
-	int r = pm_dm_resume(dm, ref, &info);
+	int r = pm_dm_resume_flags(dm, ref, (o->noflush ? PM_DM_NOFLUSH : 0) | (o->nolockfs ? PM_DM_NOLOCKFS : 0), &info);
 
-	(void)o;
 	if (r < 0) {
 		ioctl_failed(dm, "resume", ref, r);
 		return 1;
@@ -450,7 +449,8 @@ static int error_device(struct pm_dm *dm, const struct pm_dm_ref *ref)
 	err.length = size;
 	if ((r = pm_dm_load(dm, ref, &err, 1, false, false)) < 0)
 		return r;
-	if ((r = pm_dm_resume(dm, ref, NULL)) < 0)
+	/* no flush, no freeze: what is under the old table may be gone (lvm2 does the same) */
+	if ((r = pm_dm_resume_flags(dm, ref, PM_DM_NOFLUSH | PM_DM_NOLOCKFS, NULL)) < 0)
 		pm_dm_clear(dm, ref);
 	return r;
 }

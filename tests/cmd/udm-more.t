@@ -19,19 +19,22 @@ servers() { # the userspace DM servers of this namespace
 	done
 }
 majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
-# the loop devices of this test's served devices (other tests' namespaces have their own servers,
-# with the same paths) that still hold a server's file
-mine=()
-note() { local d; for d; do mine+=("$(basename "$(readlink -f "/sys/dev/block/$(majmin "/dev/mapper/$d")")")"); done; }
+# the loop devices of this test's served devices that are still attached: each noted with its
+# diskseq, which a new attachment changes (other tests' servers, in their own namespaces, use the
+# same paths and numbers and may take a loop device this test freed)
+ours=()
+note() { # note NAME...: the served devices' loop devices, as they are now
+	local d l
+	for d; do
+		l=$(basename "$(readlink -f "/sys/dev/block/$(majmin "/dev/mapper/$d")")")
+		ours+=("$l:$(cat "/sys/block/$l/diskseq")")
+	done
+}
 served_loops() {
-	local l n=0
-	for l in "${mine[@]}"; do
-		case $(cat "/sys/block/$l/loop/backing_file" 2>/dev/null) in
-		/run/partmap/dm/fs/*)
-			n=$((n + 1))
-			# (a loop this test freed may have been taken by another test's server meanwhile)
-			[ $# -eq 0 ] && echo "# $l holds $(cat "/sys/block/$l/loop/backing_file" 2>/dev/null); servers: $(pgrep -f 'partmap serve dm' | tr '\n' ' ')" >&2 ;;
-		esac
+	local o n=0
+	for o in "${ours[@]}"; do
+		[ "$(cat "/sys/block/${o%%:*}/diskseq" 2>/dev/null)" = "${o#*:}" ] &&
+			[ -n "$(cat "/sys/block/${o%%:*}/loop/backing_file" 2>/dev/null)" ] && n=$((n + 1))
 	done
 	echo $n
 }
@@ -94,15 +97,15 @@ is "$(dms ls --tree)" "No devices found" "ls --tree without devices"
 truncate -s 8M a.img b.img
 attach A a.img; attach B b.img
 AM=$(majmin "$A") BM=$(majmin "$B")
-echo "0 2048 linear $A 0" | dms create base-real &&
+{ echo "0 2048 linear $A 0" | dms create base-real &&
 	echo "0 2048 linear $B 0" | dms create snap-cow &&
 	dd if=/dev/zero of=/dev/mapper/snap-cow bs=4k count=1 oflag=direct status=none &&
 	echo "0 2048 snapshot /dev/mapper/base-real /dev/mapper/snap-cow P 8" | dms create snap &&
 	echo "0 2048 snapshot-origin /dev/mapper/base-real" | dms create base &&
 	echo "0 4096 striped 2 8 $A 4096 $B 4096" | dms create stripe &&
 	dms create --notable empty &&
-	echo "0 100 zero" | dms create -r -u z-uuid z
-ok $? "a stack: base and snap over base-real and snap-cow, stripe over both loops, empty, z"
+	echo "0 100 zero" | dms create -r -u z-uuid z; } 2>err
+ok $? "a stack: base and snap over base-real and snap-cow, stripe over both loops, empty, z" || diag "$(cat err)"
 R=$(majmin /dev/mapper/base-real) C=$(majmin /dev/mapper/snap-cow) S=$(majmin /dev/mapper/snap)
 O=$(majmin /dev/mapper/base) T=$(majmin /dev/mapper/stripe) E=$(majmin /dev/mapper/empty) Z=$(majmin /dev/mapper/z)
 # the kernel lists a table's devices last-referenced first: snap's (cow, real), stripe's (B, A)
@@ -191,7 +194,8 @@ is "$(cat err)" "Tree options not recognised: bogus." "... lvm2's words"
 is "$(cat out)" "" "... nothing on stdout"
 # lines are cut at 80 columns when stdout is not a terminal: 79 characters and "..."
 long=$(printf 'l%.0s' $(seq 90))
-echo "0 8 zero" | dms create "$long" && echo "0 8 zero" | dms create m80
+{ echo "0 8 zero" | dms create "$long" && echo "0 8 zero" | dms create m80; } 2>err
+ok $? "two devices with long names" || diag "$(cat err)"
 L=$(majmin "/dev/mapper/$long") M=$(majmin /dev/mapper/m80)
 n80=$(printf 'm%.0s' $(seq $((80 - ${#M} - 3))))
 dms rename m80 "$n80"
@@ -200,23 +204,23 @@ is "$(dms ls --tree | grep '^l')" "${full:0:79}..." "a line over 80 columns: cut
 is "$(dms ls --tree -o notrunc | grep '^l')" "$full" "-o notrunc: whole"
 line80="$n80 ($M)"
 is "${#line80}:$(dms ls --tree | grep '^m')" "80:$line80" "a line of exactly 80 columns: whole"
-dms remove "$long" "$n80"
+dms remove --retry "$long" "$n80"
 # ls -o
 is "$(dms ls -o devname | grep '^z')" "z	(z)" "ls -o devname: the device's name"
 is "$(dms ls -o blkdevname | grep '^z')" "z	($(basename "$(readlink -f /sys/dev/block/$Z)"))" "ls -o blkdevname: its block device's"
 is "$(dms ls -o devno | grep '^z')" "z	($Z)" "ls -o devno: its number"
 dms ls -o bogus 2>err; is $? 1 "ls -o bogus: exit 1"
 is "$(cat err)" "Option not recognised: bogus." "... lvm2's words"
-for d in base snap stripe snap-cow base-real empty z; do dms remove $d || fail "remove $d"; done
+for d in base snap stripe snap-cow base-real empty z; do dms remove --retry $d || fail "remove $d"; done
 is "$(dms ls)" "No devices found" "the stack removed"
 
 # ---- remove -f of an open device ----
 mkfifo go
-echo "0 4096 linear $A 0" | dms create held; ok $? "create held"
+echo "0 4096 linear $A 0" | dms create held 2>err; ok $? "create held" || diag "$(cat err)"
 note held
 head -c 1M /dev/urandom >r1 && dd if=r1 of=/dev/mapper/held bs=1M oflag=direct status=none
 ( exec 3</dev/mapper/held; read -r _ <go ) & holder=$!
-for i in $(seq 50); do [ -e /proc/$holder/fd/3 ] && break; sleep 0.1; done
+for i in $(seq 150); do [ -e /proc/$holder/fd/3 ] && break; sleep 0.1; done
 cmp -n 1048576 /proc/$holder/fd/3 r1; ok $? "the holder's descriptor reads the data"
 dms remove held 2>err; is $? 1 "remove of the open device: exit 1"
 grep -q "Device or resource busy" err; ok $? "... EBUSY"
@@ -227,11 +231,11 @@ dd if=/proc/$holder/fd/3 of=/dev/null bs=4k count=1 iflag=direct status=none 2>e
 is $? 1 "... a read through the holder's descriptor fails"
 grep -q "Input/output error" err; ok $? "... with an I/O error"
 grep -q "DEFERRED REMOVE" <(dms info held); ok $? "... info: removed at the last close"
-is "$(served_loops quiet)" 1 "... its loop device stays while it is held"
+is "$(served_loops)" 1 "... its loop device stays while it is held"
 echo >go; wait $holder
-for i in $(seq 50); do [ "$(dms ls)" = "No devices found" ] && break; sleep 0.1; done
+for i in $(seq 150); do [ "$(dms ls)" = "No devices found" ] && break; sleep 0.1; done
 is "$(dms ls)" "No devices found" "the holder gone: the device is gone"
-for i in $(seq 50); do [ "$(served_loops)" = 0 ] && [ -z "$(servers)" ] && break; sleep 0.1; done
+for i in $(seq 150); do [ "$(served_loops)" = 0 ] && [ -z "$(servers)" ] && break; sleep 0.1; done
 is "$(served_loops)" 0 "... no loop device left on the server's files"
 is "$(servers)" "" "... no server left"
 grep -q " /run/partmap/dm/fs " /proc/self/mountinfo; is $? 1 "... no mount left"
@@ -245,22 +249,29 @@ defer "umount -l $TMP/mnt"
 dms remove -f fs; ok $? "remove -f of the mounted device: exit 0"
 dd if=/dev/urandom of=mnt/new bs=64k count=4 conv=fsync status=none 2>/dev/null; is $? 1 "... a write through the filesystem fails"
 umount mnt
-for i in $(seq 50); do [ "$(dms ls)" = "No devices found" ] && [ -z "$(servers)" ] && break; sleep 0.1; done
-is "$(dms ls)" "No devices found" "umounted: the device is gone"
+for i in $(seq 150); do [ "$(dms ls)" = "No devices found" ] && [ -z "$(servers)" ] && break; sleep 0.1; done
+is "$(dms ls)" "No devices found" "umounted: the device is gone" ||
+	diag "$(dms info fs)" "$(losetup -l -n -O NAME,BACK-FILE)" "ours: ${ours[*]}"
 is "$(servers)" "" "... and the server"
 is "$(served_loops)" 0 "... and its loop device"
+
+# resume --noflush --nolockfs: the swap made without freezing the mounted filesystem
+echo "0 16384 linear $A 0" | dms create fs2 && mount /dev/mapper/fs2 mnt && echo "0 16384 linear $A 0" | dms load fs2
+dms resume --noflush --nolockfs fs2; ok $? "resume --noflush --nolockfs of a mounted device: exit 0"
+is "$(dms info -c -o attr --noheadings fs2)" "L--w" "... the new table live, nothing inactive, not suspended"
+umount mnt && dms remove --retry fs2; ok $? "... unmounted and removed"
 
 # remove -f of a closed device: an ordinary removal
 echo "0 8 zero" | dms create closed && dms remove -f closed; ok $? "remove -f of a closed device"
 is "$(dms ls)" "No devices found" "... gone"
 
 # ---- remove_all -f: closed devices go, an open stack is errored and goes at its last close ----
-echo "0 2048 linear $A 0" | dms create low && echo "0 2048 linear /dev/mapper/low 0" | dms create top &&
-	echo "0 2048 linear $B 0" | dms create other
-ok $? "top over low, and other"
+{ echo "0 2048 linear $A 0" | dms create low && echo "0 2048 linear /dev/mapper/low 0" | dms create top &&
+	echo "0 2048 linear $B 0" | dms create other; } 2>err
+ok $? "top over low, and other" || diag "$(cat err)"
 note low top other
 ( exec 3</dev/mapper/top; read -r _ <go ) & holder=$!
-for i in $(seq 50); do [ -e /proc/$holder/fd/3 ] && break; sleep 0.1; done
+for i in $(seq 150); do [ -e /proc/$holder/fd/3 ] && break; sleep 0.1; done
 dms remove_all; ok $? "remove_all: exit 0"
 is "$(dms ls | cut -f1 | tr '\n' ' ')" "low top " "... the open stack stays"
 dms remove_all -f; ok $? "remove_all -f: exit 0"
@@ -268,7 +279,7 @@ is "$(dms table top 2>/dev/null)" "0 2048 error " "... top fails every I/O"
 [ ! -e /dev/mapper/top ] && [ ! -e /dev/mapper/low ]; ok $? "... the nodes are gone"
 is "$(dms ls | cut -f1 | tr '\n' ' ')" "top " "... only the open one is left, until its last close"
 echo >go; wait $holder
-for i in $(seq 50); do [ "$(dms ls)" = "No devices found" ] && [ -z "$(servers)" ] && break; sleep 0.1; done
+for i in $(seq 150); do [ "$(dms ls)" = "No devices found" ] && [ -z "$(servers)" ] && break; sleep 0.1; done
 is "$(dms ls)" "No devices found" "the holder gone: nothing left"
 is "$(served_loops)" 0 "... no loop device"
 is "$(servers)" "" "... no server"
