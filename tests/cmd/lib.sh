@@ -82,3 +82,15 @@ release_image() { # release_image IMG
 
 # loop devices backed by an image
 loops_of() { losetup -j "$1" -O NAME -n 2>/dev/null | sort; }
+
+# the userspace device mapper's servers of this mount namespace (each test runs its own, in its own
+# namespace: the others' are not this test's to count or kill)
+servers() {
+	local p ns
+	ns=$(readlink /proc/self/ns/mnt)
+	for p in $(pgrep -f "partmap serve dm"); do
+		[ "$(readlink /proc/$p/ns/mnt 2>/dev/null)" = "$ns" ] && echo "$p"
+	done
+}
+# a block device node's number as major:minor
+majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }

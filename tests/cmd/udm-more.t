@@ -11,14 +11,6 @@ mkdir -p /run/partmap
 mount -t tmpfs -o mode=755 partmap-test /run/partmap || { echo "Bail out! cannot mount a tmpfs on /run/partmap"; exit 1; }
 export PARTMAP_DM=auto LC_ALL=C
 dms() { "$PARTMAP" dmsetup "$@"; }
-servers() { # the userspace DM servers of this namespace
-	local p ns
-	ns=$(readlink /proc/self/ns/mnt)
-	for p in $(pgrep -f "partmap serve dm"); do
-		[ "$(readlink /proc/$p/ns/mnt 2>/dev/null)" = "$ns" ] && echo "$p"
-	done
-}
-majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
 # the loop devices of this test's served devices that are still attached: each noted with its
 # diskseq, which a new attachment changes (other tests' servers, in their own namespaces, use the
 # same paths and numbers and may take a loop device this test freed)
