@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/loop.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -205,6 +206,27 @@ static int h_update(void *arg, unsigned id, dev_t dev, uint64_t bytes, bool read
 	return r;
 }
 
+/* Does loop device index still hold device id's file? After an autoclear (a deferred or forced
+ * removal) the kernel has freed it, and another process may have taken the number since: that one
+ * is not ours to detach. */
+static bool loop_holds(int index, unsigned id)
+{
+	char path[128];
+	struct stat st;
+	struct loop_info64 li;
+	bool ours;
+
+	snprintf(path, sizeof(path), "%s/%u", PM_UDM_MOUNT, id);
+	if (stat(path, &st) < 0)
+		return false;
+	int fd = pm_loop_open(index, O_RDONLY);
+	if (fd < 0)
+		return false;
+	ours = ioctl(fd, LOOP_GET_STATUS64, &li) == 0 && li.lo_inode == st.st_ino && li.lo_device == st.st_dev;
+	close(fd);
+	return ours;
+}
+
 static int h_remove(void *arg, unsigned id, const char *name, dev_t dev, bool deferred)
 {
 	struct server *s = arg;
@@ -218,7 +240,8 @@ static int h_remove(void *arg, unsigned id, const char *name, dev_t dev, bool de
 		return 0;
 	if (deferred)
 		return pm_loop_set_autoclear(df->loop); /* detached at its last close: then released */
-	pm_loop_detach(df->loop, false);
+	if (loop_holds(df->loop, id))
+		pm_loop_detach(df->loop, false);
 	/* its node (dmsetup removes it too; a deferred removal ends here, with no dmsetup to do it) */
 	char node[PATH_MAX];
 	if (pm_mapper_path(node, sizeof(node), name) == 0)

@@ -192,7 +192,8 @@ L=$(majmin "/dev/mapper/$long") M=$(majmin /dev/mapper/m80)
 n80=$(printf 'm%.0s' $(seq $((80 - ${#M} - 3))))
 dms rename m80 "$n80"
 full="$long ($L)"
-is "$(dms ls --tree | grep '^l')" "${full:0:79}..." "a line over 80 columns: cut to 79 and '...'"
+dms ls --tree >out 2>err
+is "$(grep '^l' out)" "${full:0:79}..." "a line over 80 columns: cut to 79 and '...'" || diag "$(cat out err)"
 is "$(dms ls --tree -o notrunc | grep '^l')" "$full" "-o notrunc: whole"
 line80="$n80 ($M)"
 is "${#line80}:$(dms ls --tree | grep '^m')" "80:$line80" "a line of exactly 80 columns: whole"
@@ -210,7 +211,8 @@ is "$(dms ls)" "No devices found" "the stack removed"
 mkfifo go
 echo "0 4096 linear $A 0" | dms create held 2>err; ok $? "create held" || diag "$(cat err)"
 note held
-head -c 1M /dev/urandom >r1 && dd if=r1 of=/dev/mapper/held bs=1M oflag=direct status=none
+head -c 1M /dev/urandom >r1 && dd if=r1 of=/dev/mapper/held bs=1M oflag=direct status=none 2>err
+ok $? "1 MiB written to held" || diag "$(cat err)"
 ( exec 3</dev/mapper/held; read -r _ <go ) & holder=$!
 for i in $(seq 150); do [ -e /proc/$holder/fd/3 ] && break; sleep 0.1; done
 cmp -n 1048576 /proc/$holder/fd/3 r1; ok $? "the holder's descriptor reads the data"
@@ -256,6 +258,20 @@ umount mnt && dms remove --retry fs2; ok $? "... unmounted and removed"
 # remove -f of a closed device: an ordinary removal
 echo "0 8 zero" | dms create closed && dms remove -f closed; ok $? "remove -f of a closed device"
 is "$(dms ls)" "No devices found" "... gone"
+
+# ---- remove --deferred of a device another device's table uses: it goes with the last such table ----
+{ echo "0 2048 linear $A 0" | dms create dlow && echo "0 2048 linear /dev/mapper/dlow 0" | dms create dtop; } 2>err
+ok $? "dtop over dlow" || diag "$(cat err)"
+note dlow
+dms remove --deferred dlow; ok $? "remove --deferred dlow (used by dtop's table): exit 0"
+grep -q "DEFERRED REMOVE" <(dms info dlow); ok $? "... info: removal deferred"
+is "$(served_loops)" 1 "... its block device stays while dtop's table uses it"
+dd if=/dev/mapper/dtop of=/dev/null bs=4k count=1 iflag=direct status=none; ok $? "... dtop still reads through it"
+dms remove dtop; ok $? "remove dtop"
+is "$(dms ls)" "No devices found" "... dlow went with it" ||
+	diag "$(dms info dlow)" "$(l=$(basename "$(readlink -f /sys/dev/block/$(majmin /dev/mapper/dlow))"); fuser -v /dev/$l 2>&1; ls /sys/block/$l/holders; cat /sys/block/$l/loop/autoclear)"
+[ ! -e /dev/mapper/dlow ]; ok $? "... and its node"
+is "$(served_loops)" 0 "... and its loop device"
 
 # ---- remove_all -f: closed devices go, an open stack is errored and goes at its last close ----
 { echo "0 2048 linear $A 0" | dms create low && echo "0 2048 linear /dev/mapper/low 0" | dms create top &&
