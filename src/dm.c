@@ -434,8 +434,14 @@ static int dm_call_udev(struct pm_dm *dm, unsigned long cmd, const struct pm_dm_
 
 int pm_dm_resume(struct pm_dm *dm, const struct pm_dm_ref *ref, struct pm_dm_info *info)
 {
+	return pm_dm_resume_flags(dm, ref, 0, info);
+}
+
+int pm_dm_resume_flags(struct pm_dm *dm, const struct pm_dm_ref *ref, unsigned flags, struct pm_dm_info *info)
+{
 	struct dm_ioctl *io;
-	int r = dm_call_udev(dm, DM_DEV_SUSPEND, ref, 0, NULL, 0, &io);
+	uint32_t f = (flags & PM_DM_NOFLUSH ? DM_NOFLUSH_FLAG : 0) | (flags & PM_DM_NOLOCKFS ? DM_SKIP_LOCKFS_FLAG : 0);
+	int r = dm_call_udev(dm, DM_DEV_SUSPEND, ref, f, NULL, 0, &io);
 
 	if (r < 0)
 		return r;

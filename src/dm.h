@@ -99,10 +99,12 @@ int pm_dm_dev_create(struct pm_dm *dm, const char *name, const char *uuid, struc
 int pm_dm_load(struct pm_dm *dm, const struct pm_dm_ref *ref, const struct pm_dm_target *t, size_t n,
 	       bool read_only, bool secure);
 int pm_dm_clear(struct pm_dm *dm, const struct pm_dm_ref *ref);
-/* DEV_SUSPEND without the suspend flag: swap the inactive table in. Waits for udev (bounded). */
-int pm_dm_resume(struct pm_dm *dm, const struct pm_dm_ref *ref, struct pm_dm_info *info);
 #define PM_DM_NOFLUSH 1u
 #define PM_DM_NOLOCKFS 2u
+/* DEV_SUSPEND without the suspend flag: swap the inactive table in. Waits for udev (bounded). */
+int pm_dm_resume(struct pm_dm *dm, const struct pm_dm_ref *ref, struct pm_dm_info *info);
+/* ... with PM_DM_NOFLUSH / PM_DM_NOLOCKFS for the suspend a table swap makes first */
+int pm_dm_resume_flags(struct pm_dm *dm, const struct pm_dm_ref *ref, unsigned flags, struct pm_dm_info *info);
 int pm_dm_suspend(struct pm_dm *dm, const struct pm_dm_ref *ref, unsigned flags);
 /* DEV_REMOVE; retries on EBUSY `retries` times 200 ms apart; deferred schedules it instead */
 int pm_dm_remove(struct pm_dm *dm, const struct pm_dm_ref *ref, bool deferred, int retries);

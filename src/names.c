@@ -62,3 +62,30 @@ bool pm_dm_name_valid(const char *name)
 	return name && name[0] && strlen(name) < PM_NAME_MAX && !strchr(name, '/') && strcmp(name, ".") &&
 	       strcmp(name, "..") && strcmp(name, "control");
 }
+
+/* One component from s: "--" is a '-', a '-' before anything else ends it (a '-' at the very end
+ * stays). Unescaped in place; returns where the next one starts. */
+static char *lvm_component(char *s)
+{
+	char *o = s;
+
+	while (*s) {
+		if (s[0] == '-' && s[1]) {
+			if (s[1] != '-')
+				break;
+			s++;
+		}
+		*o++ = *s++;
+	}
+	char *next = *s ? s + 1 : s;
+	*o = 0;
+	return next;
+}
+
+void pm_lvm_name_split(char *name, char **vg, char **lv, char **layer)
+{
+	*vg = name;
+	*lv = lvm_component(*vg);
+	*layer = lvm_component(*lv);
+	lvm_component(*layer);
+}

@@ -20,5 +20,9 @@ int pm_base_from_path(char *buf, size_t len, const char *path);
 bool pm_dm_name_valid(const char *name);
 /* For a device-mapper block device: its DM name from sysfs. 0, -ENOENT when not a DM device. */
 int pm_dm_name_of(dev_t rdev, char *buf, size_t len);
+/* LVM's DM names: VG-LV[-LAYER], a '-' inside a component doubled. Splits name (changed in place)
+ * into its components, unescaped; anything after the layer is dropped, a '-' that ends the name is
+ * kept as it is (lvm2's dm_split_lvm_name). */
+void pm_lvm_name_split(char *name, char **vg, char **lv, char **layer);
 
 #endif

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "node.h"
+#include "mountinfo.h"
 #include "names.h"
 #include "util.h"
 
@@ -48,23 +49,19 @@ int pm_dev_kernel_name(dev_t dev, char *buf, size_t len)
 	return 0;
 }
 
+/* the last mount on /dev wins */
+static int dev_mount(const struct pm_mount *m, void *arg)
+{
+	if (!strcmp(m->target, "/dev"))
+		*(bool *)arg = !strcmp(m->fstype, "devtmpfs");
+	return 0;
+}
+
 bool pm_dev_is_devtmpfs(void)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[1024];
 	bool devtmpfs = false;
 
-	if (!f)
-		return false;
-	/* the last mount on /dev wins */
-	while (fgets(line, sizeof(line), f)) {
-		char mnt[512], *sep;
-		if (sscanf(line, "%*s %*s %*s %*s %511s", mnt) != 1 || strcmp(mnt, "/dev"))
-			continue;
-		sep = strstr(line, " - ");
-		devtmpfs = sep && !strncmp(sep + 3, "devtmpfs ", 9);
-	}
-	fclose(f);
+	pm_mountinfo_each(dev_mount, &devtmpfs);
 	return devtmpfs;
 }
 
@@ -185,22 +182,26 @@ int pm_mapper_link(const char *name, const char *target)
 }
 
 
-/* mountinfo's third field is major:minor */
+struct mount_count {
+	dev_t dev;
+	int n;
+};
+
+static int count_mount(const struct pm_mount *m, void *arg)
+{
+	struct mount_count *c = arg;
+
+	c->n += m->dev == c->dev;
+	return 0;
+}
+
+/* the mounts of the filesystem on dev */
 static int count_mounts(dev_t dev)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[8192];
-	int n = 0;
+	struct mount_count c = { .dev = dev };
 
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned maj, min;
-		if (sscanf(line, "%*u %*u %u:%u", &maj, &min) == 2 && makedev(maj, min) == dev)
-			n++;
-	}
-	fclose(f);
-	return n;
+	pm_mountinfo_each(count_mount, &c);
+	return c.n;
 }
 
 static int count_holders(dev_t dev)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "serve.h"
+#include "mountinfo.h"
 #include "util.h"
 #include "image/image.h"
 
@@ -29,34 +30,37 @@ void pm_serve_disk(const char *dir, char *buf, size_t len)
 	snprintf(buf, len, "%s/disk", dir);
 }
 
-/* Is a FUSE file system of partmap's mounted on dir (mountinfo's mount point, with octal escapes)?
- * Its device number in *dev when it is (dev may be NULL); *snapshot: is it a --snapshot server's
- * (may be NULL). */
+struct mount_q {
+	const char *dir;
+	dev_t dev;
+	bool snapshot;
+};
+
+static int is_ours_on(const struct pm_mount *m, void *arg)
+{
+	struct mount_q *q = arg;
+
+	if (strcmp(m->target, q->dir) || strcmp(m->fstype, "fuse.partmap") ||
+	    strncmp(m->source, PM_SERVE_FSNAME_PREFIX, strlen(PM_SERVE_FSNAME_PREFIX)))
+		return 0;
+	q->dev = m->dev;
+	q->snapshot = !strncmp(m->source, PM_SERVE_SNAPSHOT_PREFIX, strlen(PM_SERVE_SNAPSHOT_PREFIX));
+	return 1;
+}
+
+/* Is a FUSE file system of partmap's mounted on dir? Its device number in *dev when it is (dev may be
+ * NULL); *snapshot: is it a --snapshot server's (may be NULL). */
 static bool mounted_on_ex(const char *dir, dev_t *dev, bool *snapshot)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[PATH_MAX * 2 + 256];
-	bool found = false;
+	struct mount_q q = { .dir = dir };
 
-	if (!f)
+	if (pm_mountinfo_each(is_ours_on, &q) != 1)
 		return false;
-	while (!found && fgets(line, sizeof(line), f)) {
-		char mp[PATH_MAX], fstype[64], src[PATH_MAX];
-		unsigned maj, min;
-		const char *dash = strstr(line, " - ");
-		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT ... - FSTYPE SOURCE OPTIONS */
-		if (!dash || sscanf(line, "%*s %*s %u:%u %*s %4095s", &maj, &min, mp) != 3 ||
-		    sscanf(dash + 3, "%63s %4095s", fstype, src) != 2)
-			continue;
-		found = !strcmp(mp, dir) && !strcmp(fstype, "fuse.partmap") &&
-			!strncmp(src, PM_SERVE_FSNAME_PREFIX, strlen(PM_SERVE_FSNAME_PREFIX));
-		if (found && dev)
-			*dev = makedev(maj, min);
-		if (found && snapshot)
-			*snapshot = !strncmp(src, PM_SERVE_SNAPSHOT_PREFIX, strlen(PM_SERVE_SNAPSHOT_PREFIX));
-	}
-	fclose(f);
-	return found;
+	if (dev)
+		*dev = q.dev;
+	if (snapshot)
+		*snapshot = q.snapshot;
+	return true;
 }
 
 static bool mounted_on(const char *dir, dev_t *dev)

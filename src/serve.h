@@ -33,7 +33,7 @@ int pm_serve_start(const char *exe, const char *image, const char *dir, const ch
 /* Unmount (lazily: a dead server's mount too) and remove the folder. The server exits by itself. */
 int pm_serve_stop(const char *dir);
 
-/* The device number of partmap's FUSE mount on dir (an absolute path, as mountinfo shows it), found
+/* The device number of partmap's FUSE mount on dir (an absolute path, no links, unescaped), found
  * in /proc/self/mountinfo without touching the mount (its server may not answer yet). 0 or -ENOENT. */
 int pm_serve_mount_dev(const char *dir, dev_t *dev);
 

@@ -3,6 +3,9 @@
 #include "applets.h"
 #include "../dm.h"
 #include "../dmtable.h"
+#include "../names.h"
+#include "../node.h"
+#include "dmtree.h"
 #include "../vdev/udm.h"
 #include "../util.h"
 
@@ -23,7 +26,7 @@ struct dopts {
 	const char *uuid;       /* -u: address by uuid (create: set it) */
 	int major, minor;       /* -j/-m */
 	bool readonly, notable, force, retry, deferred, noflush, nolockfs, showkeys, columns, noheadings,
-		verbose, inactive;
+		verbose, inactive, tree;
 	const char *table;      /* --table */
 	const char *fields;     /* -o */
 	const char *separator;
@@ -45,14 +48,15 @@ static void usage(FILE *f)
 		   "            [--separator <separator>]]\n"
 		   "        load|reload <dev_name> [--table <table>] [<table_file>]\n"
 		   "        clear <dev_name>\n"
-		   "        ls\n"
+		   "        ls [--tree] [-o <options>]\n"
 		   "        message <dev_name> <sector> <message>\n"
 		   "        mknodes [<dev_name>...]\n"
 		   "        remove [--deferred] [-f|--force] [--retry] <dev_name>...\n"
 		   "        remove_all [-f|--force]\n"
 		   "        rename <dev_name> <new_name>\n"
 		   "        rename <dev_name> --setuuid <uuid>\n"
-		   "        resume <dev_name>...\n"
+		   "        resume [--noflush] [--nolockfs] <dev_name>...\n"
+		   "        splitname <dev_name> [<subsystem>]\n"
 		   "        status [--inactive] [<dev_name>...]\n"
 		   "        suspend [--noflush] [--nolockfs] <dev_name>...\n"
 		   "        table [--showkeys] [--inactive] [<dev_name>...]\n"
@@ -66,6 +70,9 @@ static void usage(FILE *f)
 		   "open, segments, events, uuid. -f with remove swaps in an error table first; --retry tries\n"
 		   "25 times, 200 ms apart. -y, --noudevrules and --verifyudev are accepted and ignored;\n"
 		   "--noudevsync (or DM_DISABLE_UDEV set) makes /dev/mapper nodes without udev.\n"
+		   "ls -o: devno, blkdevname, devname. ls --tree -o: ascii, utf, vt100; compact, inverted,\n"
+		   "notrunc; blkdevname, [no]device, active, open, rw, uuid. splitname fields: subsystem,\n"
+		   "vg_name, lv_name, lv_layer (-o, -c, --noheadings, --separator as info -c).\n"
 		   "Tables: '<start> <length> <target> <params>' lines; devices as paths or major:minor.\n"
 		   "Environment: PARTMAP_UDEV_TIMEOUT=N seconds to wait for udev (default 10);\n"
 		   "PARTMAP_DM=auto (default: the kernel's device mapper, or where it has none, partmap's in\n"
@@ -314,7 +321,8 @@ static int all_devices(struct pm_dm *dm, struct pm_dm_name **v, size_t *n)
 		fprintf(stderr, "device-mapper: list ioctl failed: %s\n", strerror(-r));
 		return 1;
 	}
-	qsort(*v, *n, sizeof(**v), by_name);
+	if (*n)
+		qsort(*v, *n, sizeof(**v), by_name);
 	return 0;
 }
 
@@ -393,9 +401,8 @@ static int do_resume(struct pm_dm *dm, const struct dopts *o, const struct pm_dm
 	(void)prefix;
 	(void)arg;
 	struct pm_dm_info info;
-	int r = pm_dm_resume(dm, ref, &info);
+	int r = pm_dm_resume_flags(dm, ref, (o->noflush ? PM_DM_NOFLUSH : 0) | (o->nolockfs ? PM_DM_NOLOCKFS : 0), &info);
 
-	(void)o;
 	if (r < 0) {
 		ioctl_failed(dm, "resume", ref, r);
 		return 1;
@@ -405,6 +412,52 @@ static int do_resume(struct pm_dm *dm, const struct dopts *o, const struct pm_dm
 	return 0;
 }
 
+/* is dev in a table of one of the devices in v? */
+static bool used_by_any(struct pm_dm *dm, const struct pm_dm_name *v, size_t n, dev_t dev)
+{
+	bool used = false;
+
+	for (size_t i = 0; i < n && !used; i++) {
+		struct pm_dm_ref ref = { .name = v[i].name };
+		dev_t *d;
+		size_t nd;
+		if (pm_dm_deps(dm, &ref, &d, &nd) < 0)
+			continue;
+		for (size_t k = 0; k < nd; k++)
+			used |= d[k] == dev;
+		free(d);
+	}
+	return used;
+}
+
+/* lvm2's _error_device: the live table swapped for one as long that fails every I/O */
+static int error_device(struct pm_dm *dm, const struct pm_dm_ref *ref)
+{
+	struct pm_dm_target err = { .start = 0, .type = "error", .params = (char *)"" };
+	uint64_t size = 0;
+	struct pm_dm_target *t;
+	size_t n;
+	int r;
+
+	if ((r = pm_dm_table(dm, ref, false, false, false, &t, &n, NULL)) < 0)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		size = t[i].start + t[i].length;
+	pm_dm_targets_free(t, n);
+	if (!size)
+		return 0;
+	err.length = size;
+	if ((r = pm_dm_load(dm, ref, &err, 1, false, false)) < 0)
+		return r;
+	/* no flush, no freeze: what is under the old table may be gone (lvm2 does the same) */
+	if ((r = pm_dm_resume_flags(dm, ref, PM_DM_NOFLUSH | PM_DM_NOLOCKFS, NULL)) < 0)
+		pm_dm_clear(dm, ref);
+	return r;
+}
+
+/* remove; -f: an error table first. The kernel still refuses an open device then (EBUSY); partmap's
+ * userspace device mapper removes it as --deferred does (its node now, the device at its last
+ * close), so that remove -f of an open device succeeds there, its users seeing only errors. */
 static int do_remove(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref, const char *prefix,
 		       void *arg)
 {
@@ -412,34 +465,27 @@ static int do_remove(struct pm_dm *dm, const struct dopts *o, const struct pm_dm
 	(void)arg;
 	struct pm_dm_info info;
 	int r = pm_dm_info(dm, ref, &info);
+	bool deferred = o->deferred;
 
 	if (r < 0) {
 		ioctl_failed(dm, "remove", ref, r);
 		return 1;
 	}
-	if (o->force && info.open_count > 0 && !o->deferred) {
-		/* -f: swap in an error table first, so that its users see errors, not the old data */
-		struct pm_dm_target err = { .start = 0, .type = "error", .params = (char *)"" };
-		uint64_t size = 0;
-		struct pm_dm_target *t;
+	if (o->force) {
+		error_device(dm, ref);
+		/* not one a table of another device uses: the engine would wait for that table to go */
+		_cleanup_free_ struct pm_dm_name *v = NULL;
 		size_t n;
-		if (pm_dm_table(dm, ref, false, false, false, &t, &n, NULL) == 0) {
-			for (size_t i = 0; i < n; i++)
-				size = t[i].start + t[i].length;
-			pm_dm_targets_free(t, n);
-		}
-		if (size) {
-			err.length = size;
-			if (pm_dm_load(dm, ref, &err, 1, false, false) == 0)
-				pm_dm_resume(dm, ref, NULL);
-		}
+		if (dm->userspace && pm_dm_info(dm, ref, &info) == 0 && info.open_count > 0 && pm_dm_list(dm, &v, &n) == 0 &&
+		    !used_by_any(dm, v, n, info.dev))
+			deferred = true;
 	}
-	r = pm_dm_remove(dm, ref, o->deferred, o->retry ? PM_DM_REMOVE_RETRIES_ASKED : 0);
+	r = pm_dm_remove(dm, ref, deferred, o->retry ? PM_DM_REMOVE_RETRIES_ASKED : 0);
 	if (r < 0) {
 		ioctl_failed(dm, "remove", ref, r);
 		return 1;
 	}
-	if (!o->deferred || !(info.open_count > 0))
+	if (!deferred || !(info.open_count > 0) || o->force)
 		pm_dm_remove_node(info.name);
 	return 0;
 }
@@ -507,16 +553,135 @@ static void print_info_long(const struct pm_dm_info *i)
 	printf("\n");
 }
 
-/* info -c: columns */
+/* ---- column reports (info -c, splitname): libdm's report layout ---- */
+
 struct field {
 	const char *name, *head;
 	int width;
 	bool right;
+	const char *alias;      /* another name it answers to */
 };
-static const struct field fields[] = {
-	{ "name", "Name", 16, false }, { "major", "Maj", 3, true },	 { "minor", "Min", 3, true },
-	{ "attr", "Stat", 4, false },	{ "open", "Open", 4, true },	 { "segments", "Targ", 4, true },
-	{ "events", "Event", 6, true }, { "uuid", "UUID", 32, false },
+
+/* a report's fields: *all names every field; cell(row, k) fills one cell */
+struct report {
+	const struct field *f;
+	size_t nf;
+	const char *all;        /* "<section>_all" */
+	const char *defaults;   /* the fields without -o */
+	void (*cell)(const void *row, int k, char *c, size_t len);
+};
+
+static int field_index(const struct report *rp, const char *name, size_t len)
+{
+	for (size_t k = 0; k < rp->nf; k++)
+		if ((strlen(rp->f[k].name) == len && !strncasecmp(name, rp->f[k].name, len)) ||
+		    (rp->f[k].alias && strlen(rp->f[k].alias) == len && !strncasecmp(name, rp->f[k].alias, len)))
+			return (int)k;
+	return -1;
+}
+
+/* The selected fields: -o's list (a leading '+' adds to the defaults), or the defaults. -1 when a
+ * name is unknown (said). */
+static int select_fields(const struct report *rp, const char *list, int **sel, size_t *ns)
+{
+	size_t max = 1;
+	const char *lists[2] = { rp->defaults, NULL };
+
+	if (list && !strcmp(list, "+")) {
+		fprintf(stderr, "Unrecognised field: \n");
+		return -1;
+	}
+	if (list && list[0] == '+')
+		lists[1] = list + 1;
+	else if (list)
+		lists[0] = list;
+	for (int l = 0; l < 2; l++)
+		for (const char *p = lists[l]; p && *p; p++)
+			max += *p == ',' ? 1 : 0;
+	max = (max + 2) * rp->nf;
+	if (!(*sel = calloc(max, sizeof(**sel))))
+		return -1;
+	*ns = 0;
+	for (int l = 0; l < 2; l++) {
+		const char *p = lists[l];
+		while (p && *p) {
+			size_t len = strcspn(p, ",");
+			int k = field_index(rp, p, len);
+			if (rp->all && len == strlen(rp->all) && !strncasecmp(p, rp->all, len)) {
+				for (size_t j = 0; j < rp->nf; j++)
+					(*sel)[(*ns)++] = (int)j;
+			} else if (k >= 0) {
+				(*sel)[(*ns)++] = k;
+			} else if (len) {
+				fprintf(stderr, "Unrecognised field: %.*s\n", (int)len, p);
+				free(*sel);
+				*sel = NULL;
+				return -1;
+			}
+			p += len + (p[len] == ',');
+			/* an empty name is passed over, but not at the end (as libdm's parser) */
+			if (p[-1] == ',' && !*p) {
+				fprintf(stderr, "Unrecognised field: \n");
+				free(*sel);
+				*sel = NULL;
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+/* The report: any number of rows and fields (two passes: widths, then the rows). libdm aligns it
+ * only with headings and the default separator; --noheadings or --separator give plain fields
+ * joined by the separator (":" by default). */
+static int print_report(const struct dopts *o, const struct report *rp, const void *rows, size_t rowsize, size_t n)
+{
+	_cleanup_free_ int *sel = NULL, *width = NULL;
+	size_t ns;
+	char c[PM_DM_UUID_LEN + 16];
+
+	if (select_fields(rp, o->fields, &sel, &ns) < 0)
+		return 1;
+	if (!(width = calloc(ns + 1, sizeof(*width))))
+		return 1;
+	bool aligned = !o->separator && !o->noheadings;
+	const char *sep = o->separator ? o->separator : ":";
+	for (size_t j = 0; aligned && j < ns; j++) {
+		const struct field *f = &rp->f[sel[j]];
+		width[j] = (int)strlen(f->head) > f->width ? (int)strlen(f->head) : f->width;
+		for (size_t i = 0; i < n; i++) {
+			rp->cell((const char *)rows + i * rowsize, sel[j], c, sizeof(c));
+			if ((int)strlen(c) > width[j])
+				width[j] = (int)strlen(c);
+		}
+	}
+	for (size_t i = o->noheadings ? 1 : 0; i <= n; i++) {
+		for (size_t j = 0; j < ns; j++) {
+			if (i == 0)
+				snprintf(c, sizeof(c), "%s", rp->f[sel[j]].head);
+			else
+				rp->cell((const char *)rows + (i - 1) * rowsize, sel[j], c, sizeof(c));
+			if (j)
+				printf("%s", aligned ? " " : sep);
+			/* headings are left-aligned, numbers right-aligned, every column padded (as libdm) */
+			if (!aligned)
+				printf("%s", c);
+			else if (rp->f[sel[j]].right && i > 0)
+				printf("%*s", width[j], c);
+			else
+				printf("%-*s", width[j], c);
+		}
+		printf("\n");
+	}
+	return 0;
+}
+
+/* info -c */
+static const struct field info_fields[] = {
+	{ "name", "Name", 16, false, NULL },	{ "major", "Maj", 3, true, NULL },
+	{ "minor", "Min", 3, true, NULL },	{ "attr", "Stat", 4, false, NULL },
+	{ "open", "Open", 4, true, NULL },	{ "segments", "Targ", 4, true, "targets" },
+	{ "events", "Event", 6, true, NULL }, { "uuid", "UUID", 32, false, NULL },
 };
 
 static void attr_str(const struct pm_dm_info *i, char *b)
@@ -528,18 +693,10 @@ static void attr_str(const struct pm_dm_info *i, char *b)
 	b[4] = 0;
 }
 
-static int field_index(const char *name)
+static void info_cell(const void *row, int field, char *c, size_t len)
 {
-	for (size_t k = 0; k < ARRAY_SIZE(fields); k++)
-		if (!strcasecmp(name, fields[k].name))
-			return (int)k;
-	if (!strcasecmp(name, "segments") || !strcasecmp(name, "targets"))
-		return 5;
-	return -1;
-}
+	const struct pm_dm_info *d = row;
 
-static void info_cell(const struct pm_dm_info *d, int field, char *c, size_t len)
-{
 	switch (field) {
 	case 0: snprintf(c, len, "%s", d->name); break;
 	case 1: snprintf(c, len, "%u", major(d->dev)); break;
@@ -553,71 +710,64 @@ static void info_cell(const struct pm_dm_info *d, int field, char *c, size_t len
 	}
 }
 
-/* The column report: any number of devices and fields (two passes: widths, then the rows). */
-static int info_columns(struct pm_dm *dm, const struct dopts *o, struct pm_dm_info *v, size_t n)
+static const struct report info_report = {
+	.f = info_fields,
+	.nf = ARRAY_SIZE(info_fields),
+	.all = NULL,
+	.defaults = "name,major,minor,attr,open,segments,events,uuid",
+	.cell = info_cell,
+};
+
+/* splitname: LVM's name components, reported as info -c is */
+struct split {
+	const char *subsystem, *vg, *lv, *layer;
+};
+
+static const struct field split_fields[] = {
+	{ "subsystem", "Subsys", 6, false, NULL },
+	{ "vg_name", "VG", 4, false, NULL },
+	{ "lv_name", "LV", 4, false, NULL },
+	{ "lv_layer", "LVLayer", 7, false, NULL },
+};
+
+static void split_cell(const void *row, int field, char *c, size_t len)
 {
-	_cleanup_free_ int *sel = NULL, *width = NULL;
-	size_t ns = 0, max = ARRAY_SIZE(fields);
-	char c[PM_DM_UUID_LEN + 16];
+	const struct split *sp = row;
+	const char *v[] = { sp->subsystem, sp->vg, sp->lv, sp->layer };
+
+	snprintf(c, len, "%s", field >= 0 && field < 4 ? v[field] : "");
+}
+
+static const struct report split_report = {
+	.f = split_fields,
+	.nf = ARRAY_SIZE(split_fields),
+	.all = "splitname_all",
+	.defaults = "vg_name,lv_name,lv_layer",
+	.cell = split_cell,
+};
+
+/* splitname NAME [SUBSYSTEM]: only LVM's names (the default subsystem) have components */
+static int cmd_splitname(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
+{
+	struct split sp = { .subsystem = argc > 1 ? argv[1] : "LVM", .vg = "", .lv = "", .layer = "" };
+	_cleanup_free_ char *copy = NULL;
 
 	(void)dm;
-	if (o->fields)
-		for (const char *p = o->fields; *p; p++)
-			max += *p == ',';
-	sel = calloc(max, sizeof(*sel));
-	width = calloc(max, sizeof(*width));
-	if (!sel || !width)
+	if (argc < 1 || argc > 2) {
+		fprintf(stderr, "Incorrect number of arguments.\n");
+		usage(stderr);
 		return 1;
-	if (o->fields) {
-		_cleanup_free_ char *copy = strdup(o->fields);
-		char *tok, *save = NULL;
-		if (!copy)
+	}
+	if (!strcmp(sp.subsystem, "LVM")) {
+		char *vg, *lv, *layer;
+		if (!(copy = strdup(argv[0])))
 			return 1;
-		for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-			int k = field_index(tok);
-			if (k < 0) {
-				fprintf(stderr, "dmsetup: unrecognised field: %s\n", tok);
-				return 1;
-			}
-			sel[ns++] = k;
-		}
-	} else {
-		for (int k = 0; k < (int)ARRAY_SIZE(fields); k++)
-			sel[ns++] = k;
+		pm_lvm_name_split(copy, &vg, &lv, &layer);
+		sp.vg = vg;
+		sp.lv = lv;
+		sp.layer = layer;
 	}
-	/* libdm aligns the report only with headings and the default separator; --noheadings or
-	 * --separator give plain fields joined by the separator (":" by default) */
-	bool aligned = !o->separator && !o->noheadings;
-	const char *sep = o->separator ? o->separator : ":";
-	for (size_t j = 0; aligned && j < ns; j++) {
-		width[j] = (int)strlen(fields[sel[j]].head);
-		if (fields[sel[j]].width > width[j])
-			width[j] = fields[sel[j]].width;
-		for (size_t i = 0; i < n; i++) {
-			info_cell(&v[i], sel[j], c, sizeof(c));
-			if ((int)strlen(c) > width[j])
-				width[j] = (int)strlen(c);
-		}
-	}
-	for (size_t i = o->noheadings ? 1 : 0; i <= n; i++) {
-		for (size_t j = 0; j < ns; j++) {
-			if (i == 0)
-				snprintf(c, sizeof(c), "%s", fields[sel[j]].head);
-			else
-				info_cell(&v[i - 1], sel[j], c, sizeof(c));
-			if (j)
-				printf("%s", aligned ? " " : sep);
-			/* headings are left-aligned, numbers right-aligned, every column padded (as libdm) */
-			if (!aligned)
-				printf("%s", c);
-			else if (fields[sel[j]].right && i > 0)
-				printf("%*s", width[j], c);
-			else
-				printf("%-*s", width[j], c);
-		}
-		printf("\n");
-	}
-	return 0;
+	return print_report(o, &split_report, &sp, sizeof(sp), 1);
 }
 
 /* info: the long form as each device comes, or rows collected for -c */
@@ -663,7 +813,7 @@ static int cmd_info(struct pm_dm *dm, const struct dopts *o, int argc, char **ar
 	if (!seen && !rc && !o->columns)
 		printf("No devices found\n");
 	if (o->columns && seen)
-		rc |= info_columns(dm, o, in.v, in.n);
+		rc |= print_report(o, &info_report, in.v, sizeof(*in.v), in.n);
 	free(in.v);
 	return rc;
 }
@@ -745,21 +895,49 @@ static int cmd_deps(struct pm_dm *dm, const struct dopts *o, int argc, char **ar
 	return show_devices(dm, o, argc, argv, print_deps, NULL);
 }
 
+/* ls: "name\t(major:minor)", or -o blkdevname: the kernel's name of the block device, devname: the
+ * device's own name (a device-mapper device's, as lvm2 prints it); --tree: the dependency tree */
 static int cmd_ls(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
 {
-	struct pm_dm_name *v;
+	_cleanup_free_ struct pm_dm_name *v = NULL;
+	enum { DEVNO, BLKDEVNAME, DEVNAME } show = DEVNO;
 	size_t n;
 
-	(void)o;
 	(void)argc;
 	(void)argv;
+	if (!o->tree && o->fields) {
+		for (const char *p = o->fields; *p;) {
+			size_t len = strcspn(p, ",");
+			if (!strncmp(p, "devno", len))
+				show = DEVNO;
+			else if (!strncmp(p, "blkdevname", len))
+				show = BLKDEVNAME;
+			else if (!strncmp(p, "devname", len))
+				show = DEVNAME;
+			else {
+				fprintf(stderr, "Option not recognised: %s.\n", p);
+				return 1;
+			}
+			if (!p[len])
+				break;
+			p += len + 1;
+		}
+	}
 	if (all_devices(dm, &v, &n))
 		return 1;
+	if (o->tree)
+		return dmsetup_tree(dm, v, n, o->fields);
 	if (!n)
 		printf("No devices found\n");
-	for (size_t i = 0; i < n; i++)
-		printf("%s\t(%u:%u)\n", v[i].name, major(v[i].dev), minor(v[i].dev));
-	free(v);
+	for (size_t i = 0; i < n; i++) {
+		char kname[256];
+		if (show == BLKDEVNAME && pm_dev_kernel_name(v[i].dev, kname, sizeof(kname)) == 0)
+			printf("%s\t(%s)\n", v[i].name, kname);
+		else if (show == DEVNAME)
+			printf("%s\t(%s)\n", v[i].name, v[i].name);
+		else
+			printf("%s\t(%u:%u)\n", v[i].name, major(v[i].dev), minor(v[i].dev));
+	}
 	return 0;
 }
 
@@ -912,47 +1090,73 @@ static int cmd_mknodes(struct pm_dm *dm, const struct dopts *o, int argc, char *
 	return each_device(dm, o, argc, argv, ALL_IF_NONE, do_mknodes, NULL, NULL);
 }
 
-/* remove_all -f: an open device gets an error table first, so that stacked devices let go */
-static int error_if_open(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref, const char *prefix,
-			 void *arg)
+/* the nodes of devices no longer there (lvm2 runs mknodes after remove_all) */
+static void drop_nodes(struct pm_dm *dm, const struct pm_dm_name *v, size_t n)
 {
-	struct pm_dm_info info;
-
-	if (pm_dm_info(dm, ref, &info) == 0 && info.open_count > 0)
-		do_remove(dm, o, ref, prefix, arg);
-	return 0;
-}
-
-static int cmd_remove_all(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
-{
-	struct pm_dm_name *v;
-	size_t n;
-	int r;
-
-	(void)argc;
-	(void)argv;
-	if (o->force) {
-		struct dopts every = *o;
-		every.uuid = NULL;
-		every.major = every.minor = -1;
-		every.deferred = false;
-		each_device(dm, &every, 0, NULL, ALL_IF_NONE, error_if_open, NULL, NULL);
-	}
-	if (all_devices(dm, &v, &n))
-		return 1;
-	r = pm_dm_remove_all(dm);
-	if (r < 0) {
-		fprintf(stderr, "device-mapper: remove_all ioctl failed: %s\n", strerror(-r));
-		free(v);
-		return 1;
-	}
 	for (size_t i = 0; i < n; i++) {
 		struct pm_dm_ref ref = { .name = v[i].name };
 		struct pm_dm_info info;
 		if (pm_dm_info(dm, &ref, &info) == -ENXIO)
 			pm_dm_remove_node(v[i].name);
 	}
-	free(v);
+}
+
+/* remove_all as lvm2: every closed device goes; with -f, those left get an error table and a second
+ * pass. On the userspace device mapper an open device not used by another is then removed as
+ * remove -f removes it (at its last close). */
+static int cmd_remove_all(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
+{
+	_cleanup_free_ struct pm_dm_name *v = NULL;
+	_cleanup_free_ struct pm_dm_name *left = NULL;
+	size_t n, nleft;
+	int r;
+
+	(void)argc;
+	(void)argv;
+	if (all_devices(dm, &v, &n))
+		return 1;
+	r = pm_dm_remove_all(dm);
+	if (r < 0) {
+		fprintf(stderr, "device-mapper: remove_all ioctl failed: %s\n", strerror(-r));
+		return 1;
+	}
+	drop_nodes(dm, v, n);
+	if (!o->force)
+		return 0;
+	if (all_devices(dm, &left, &nleft))
+		return 1;
+	if (!nleft)
+		return 0;
+	for (size_t i = 0; i < nleft; i++) {
+		struct pm_dm_ref ref = { .name = left[i].name };
+		error_device(dm, &ref);
+	}
+	if (pm_dm_remove_all(dm) == 0)
+		drop_nodes(dm, left, nleft);
+	if (dm->userspace) {
+		free(left);
+		left = NULL;
+		if (all_devices(dm, &left, &nleft))
+			return 1;
+		for (size_t i = 0; i < nleft; i++) {
+			struct pm_dm_ref ref = { .name = left[i].name };
+			if (!used_by_any(dm, left, nleft, left[i].dev) && pm_dm_remove(dm, &ref, true, 0) == 0)
+				pm_dm_remove_node(left[i].name);
+		}
+	}
+	free(left);
+	left = NULL;
+	if (all_devices(dm, &left, &nleft))
+		return 1;
+	/* still listed: open, or below an open one (userspace: gone at the last close) */
+	size_t stay = 0;
+	for (size_t i = 0; i < nleft; i++) {
+		struct pm_dm_ref ref = { .name = left[i].name };
+		struct pm_dm_info info;
+		stay += pm_dm_info(dm, &ref, &info) == 0 && !(dm->userspace && info.deferred_remove);
+	}
+	if (stay)
+		fprintf(stderr, "Unable to remove %zu device(s).\n", stay);
 	return 0;
 }
 
@@ -1034,12 +1238,13 @@ static const struct command {
 	{ "message", cmd_message, false },
 	{ "wait", cmd_wait, false },
 	{ "mknodes", cmd_mknodes, false },
+	{ "splitname", cmd_splitname, true },
 	{ "udevcomplete", cmd_udevcomplete, true },
 	{ "udevcomplete_all", cmd_udevcomplete_all, true },
 };
 
 enum { O_NOTABLE = 256, O_TABLE, O_RETRY, O_DEFERRED, O_NOFLUSH, O_NOLOCKFS, O_SHOWKEYS, O_NOHEAD, O_SEP,
-       O_SETUUID, O_VERSION, O_NOUDEVSYNC, O_NOUDEVRULES, O_INACTIVE, O_VERIFYUDEV };
+       O_SETUUID, O_VERSION, O_NOUDEVSYNC, O_NOUDEVRULES, O_INACTIVE, O_VERIFYUDEV, O_TREE };
 static const struct option longopts[] = {
 	{ "uuid", required_argument, NULL, 'u' },
 	{ "major", required_argument, NULL, 'j' },
@@ -1066,6 +1271,7 @@ static const struct option longopts[] = {
 	{ "noudevrules", no_argument, NULL, O_NOUDEVRULES },
 	{ "verifyudev", no_argument, NULL, O_VERIFYUDEV },
 	{ "inactive", no_argument, NULL, O_INACTIVE },
+	{ "tree", no_argument, NULL, O_TREE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -1108,6 +1314,7 @@ static int apply_opt(int c, const char *arg, struct dopts *o, bool *setuuid, boo
 	case O_NOUDEVRULES:
 	case O_VERIFYUDEV: break;
 	case O_INACTIVE: o->inactive = true; break;
+	case O_TREE: o->tree = true; break;
 	default: return -1;
 	}
 	return 0;

@@ -10,6 +10,7 @@
 #include "../vdev/udm.h"
 #include "../vdev/front.h"
 #include "../loop.h"
+#include "../mountinfo.h"
 #include "../node.h"
 #include "../util.h"
 
@@ -17,6 +18,7 @@
 #include <limits.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/loop.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -205,6 +207,27 @@ static int h_update(void *arg, unsigned id, dev_t dev, uint64_t bytes, bool read
 	return r;
 }
 
+/* Does loop device index still hold device id's file? After an autoclear (a deferred or forced
+ * removal) the kernel has freed it, and another process may have taken the number since: that one
+ * is not ours to detach. */
+static bool loop_holds(int index, unsigned id)
+{
+	char path[128];
+	struct stat st;
+	struct loop_info64 li;
+	bool ours;
+
+	snprintf(path, sizeof(path), "%s/%u", PM_UDM_MOUNT, id);
+	if (stat(path, &st) < 0)
+		return false;
+	int fd = pm_loop_open(index, O_RDONLY);
+	if (fd < 0)
+		return false;
+	ours = ioctl(fd, LOOP_GET_STATUS64, &li) == 0 && li.lo_inode == st.st_ino && li.lo_device == st.st_dev;
+	close(fd);
+	return ours;
+}
+
 static int h_remove(void *arg, unsigned id, const char *name, dev_t dev, bool deferred)
 {
 	struct server *s = arg;
@@ -218,7 +241,8 @@ static int h_remove(void *arg, unsigned id, const char *name, dev_t dev, bool de
 		return 0;
 	if (deferred)
 		return pm_loop_set_autoclear(df->loop); /* detached at its last close: then released */
-	pm_loop_detach(df->loop, false);
+	if (loop_holds(df->loop, id))
+		pm_loop_detach(df->loop, false);
 	/* its node (dmsetup removes it too; a deferred removal ends here, with no dmsetup to do it) */
 	char node[PATH_MAX];
 	if (pm_mapper_path(node, sizeof(node), name) == 0)
@@ -238,43 +262,37 @@ static int h_remove(void *arg, unsigned id, const char *name, dev_t dev, bool de
 	return 0;
 }
 
+struct freeze_q {
+	dev_t dev;
+	bool freeze;
+	int n;
+};
+
+static int freeze_one(const struct pm_mount *m, void *arg)
+{
+	struct freeze_q *q = arg;
+
+	if (m->dev != q->dev)
+		return 0;
+	int fd = open(m->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (ioctl(fd, q->freeze ? FIFREEZE : FITHAW, 0) == 0)
+		q->n++;
+	else
+		syslog(LOG_WARNING, "%s: %s: %s", m->target, q->freeze ? "FIFREEZE" : "FITHAW", strerror(errno));
+	close(fd);
+	return 0;
+}
+
 /* the kernel's lockfs: FIFREEZE/FITHAW on each filesystem mounted from the device */
 static int h_freeze(void *arg, dev_t dev, bool freeze)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[8192];
-	int n = 0;
+	struct freeze_q q = { .dev = dev, .freeze = freeze };
 
 	(void)arg;
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned maj, min;
-		char mp[4096], dir[4096];
-		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &maj, &min, mp) != 3 || makedev(maj, min) != dev)
-			continue;
-		/* mountinfo escapes space, tab, newline and backslash as \ooo */
-		size_t o = 0;
-		for (const char *p = mp; *p && o + 1 < sizeof(dir); p++) {
-			if (p[0] == '\\' && p[1] >= '0' && p[1] <= '7' && p[2] && p[3]) {
-				dir[o++] = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
-				p += 3;
-			} else {
-				dir[o++] = *p;
-			}
-		}
-		dir[o] = 0;
-		int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		if (ioctl(fd, freeze ? FIFREEZE : FITHAW, 0) == 0)
-			n++;
-		else
-			syslog(LOG_WARNING, "%s: %s: %s", dir, freeze ? "FIFREEZE" : "FITHAW", strerror(errno));
-		close(fd);
-	}
-	fclose(f);
-	return n > 0;
+	pm_mountinfo_each(freeze_one, &q);
+	return q.n > 0;
 }
 
 static int h_open_count(void *arg, dev_t dev)

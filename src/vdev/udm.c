@@ -49,6 +49,7 @@ struct pm_udm {
 	struct udev_dev **d;
 	size_t n, cap;
 	unsigned next_id;
+	bool freeing;             /* pm_udm_free: no deferred removal carried out, no hooks */
 };
 
 /* ---- lookups (under io or ctl) ---- */
@@ -302,25 +303,34 @@ static int env_open(void *arg, const char *name, bool read_only, struct pm_sourc
 }
 
 static void dev_put(struct pm_udm *u, struct udev_dev *d);
+static void deferred_release(struct pm_udm *u, struct udev_dev *d);
 
 static void env_close(void *arg, struct pm_source *src)
 {
 	struct pm_udm *u = arg;
 	struct own_src *o = src->owner_data;
+	struct udev_dev *d;
+	bool last;
 
 	if (!o) {
 		const struct pm_target_env *e = u->h.env ? u->h.env : pm_target_env_default();
 		e->close_source(e->arg, src);
 		return;
 	}
+	d = o->d;
 	pthread_mutex_lock(&u->io);
-	o->d->refs--;
-	dev_put(u, o->d);
+	d->refs--;
+	/* the last table that used a device whose removal was deferred: it goes now (tables are
+	 * freed under the command lock, as removals are) */
+	last = d->deferred && !d->refs && !d->gone && !u->freeing;
+	dev_put(u, d);
 	pthread_mutex_unlock(&u->io);
 	free(src->vdev);
 	free(o);
 	src->vdev = NULL;
 	src->owner_data = NULL;
+	if (last)
+		deferred_release(u, d);
 }
 
 /* the event of a table: the device whose live or inactive table holds the target */
@@ -452,6 +462,7 @@ void pm_udm_free(struct pm_udm *u)
 {
 	if (!u)
 		return;
+	u->freeing = true;
 	/* tables first (they may refer to each other's devices), then the devices */
 	for (size_t i = 0; i < u->n; i++) {
 		struct udev_dev *d = u->d[i];
@@ -583,7 +594,9 @@ static int remove_dev(struct pm_udm *u, struct udev_dev *d, bool deferred)
 		if (!deferred)
 			return -EBUSY;
 		d->deferred = true;
-		int r = u->h.dev_remove ? u->h.dev_remove(u->h.arg, d->id, d->name, d->dev, true) : 0;
+		/* opened: its block device goes at its last close (then pm_udm_release); used only by
+		 * other devices' tables: when the last of those goes (deferred_release) */
+		int r = open > 0 && u->h.dev_remove ? u->h.dev_remove(u->h.arg, d->id, d->name, d->dev, true) : 0;
 		return r < 0 ? r : 1;
 	}
 	if (d->live && !d->suspended)
@@ -606,6 +619,21 @@ static int remove_dev(struct pm_udm *u, struct udev_dev *d, bool deferred)
 	dev_put(u, d);
 	pthread_mutex_unlock(&u->io);
 	return 0;
+}
+
+/* A deferred removal whose device no table uses any more (under ctl): removed now, or, when it is
+ * open meanwhile, at its last close. */
+static void deferred_release(struct pm_udm *u, struct udev_dev *d)
+{
+	int open = u->h.dev_open_count ? u->h.dev_open_count(u->h.arg, d->dev) : 0;
+
+	if (open > 0) {
+		if (u->h.dev_remove)
+			u->h.dev_remove(u->h.arg, d->id, d->name, d->dev, true);
+		return;
+	}
+	d->deferred = false;
+	remove_dev(u, d, false);
 }
 
 void pm_udm_release(struct pm_udm *u, unsigned id)

@@ -4,6 +4,7 @@
 #include "udm.h"
 #include "../dm.h"
 #include "../loop.h"
+#include "../mountinfo.h"
 #include "../util.h"
 
 #include <dirent.h>
@@ -64,28 +65,20 @@ static int connect_server(void)
 	return fd;
 }
 
+static int on_udm_mount(const struct pm_mount *m, void *arg)
+{
+	if (strcmp(m->target, PM_UDM_MOUNT))
+		return 0;
+	if (arg)
+		*(dev_t *)arg = m->dev;
+	return 1;
+}
+
 /* Is a partmap-dm FUSE mount in place at PM_UDM_MOUNT in this mount namespace? Its device number
  * in *dev (dev may be NULL). */
 static bool mounted(dev_t *dev)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[8192];
-	bool found = false;
-
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f)) {
-		char mp[4096];
-		unsigned maj, min;
-		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT ... */
-		if (sscanf(line, "%*s %*s %u:%u %*s %4095s", &maj, &min, mp) != 3 || strcmp(mp, PM_UDM_MOUNT))
-			continue;
-		found = true;
-		if (dev)
-			*dev = makedev(maj, min);
-	}
-	fclose(f);
-	return found;
+	return pm_mountinfo_each(on_udm_mount, dev) == 1;
 }
 
 struct dead_loops {

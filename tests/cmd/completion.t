@@ -51,6 +51,9 @@ touch /dev/mapper/vg0-root /dev/mapper/vg0-swap
 is "$(comp partmap dmsetup table '' | tr '\n' ' ')" "vg0-root vg0-swap " "dmsetup table: the names in /dev/mapper (not control)"
 is "$(comp partmap dmsetup -f remove vg0-s)" "vg0-swap" "dmsetup -f remove: a name after an option"
 is "$(comp partmap dmsetup info -c -o name,at)" "name,attr" "dmsetup info -o: the fields"
+is "$(comp partmap dmsetup ls --tree -o ascii,inv)" "ascii,inverted" "dmsetup ls --tree -o: the tree options"
+is "$(comp partmap dmsetup splitname -o vg_name,lv_)" "$(printf 'vg_name,lv_layer\nvg_name,lv_name')" "dmsetup splitname -o: its fields"
+is "$(comp partmap dmsetup spl)" "splitname" "dmsetup spl: splitname"
 
 is "$(comp partmap image '' | tr '\n' ' ')" "--help --version check convert create info raw " "image: its commands"
 is "$(comp partmap image convert -O '' | tr '\n' ' ')" "qcow2 raw " "image convert -O: the formats written"

@@ -104,12 +104,17 @@ served_mounts() {
 		awk -v t="$TMP/" -v p="$pat" 'index($1, t) == 1 || (p != "" && $1 ~ "^/run/partmap/" && $1 ~ p)'
 }
 
-# partmap's servers (the userspace DM's `partmap serve dm`, image servers `partmap fuse ...`) running
-# in this test's mount namespace: other tests' servers elsewhere are not ours to count or kill
+# partmap's servers (the userspace DM's `partmap serve dm`, image servers `partmap fuse ...`; or those
+# whose command line matches the pattern given) running in this test's mount namespace: other tests'
+# servers elsewhere are not ours to count or kill
 ns_servers() {
 	local p ns
 	ns=$(readlink /proc/self/ns/mnt)
-	for p in $(pgrep -f "^partmap (serve|fuse)"); do
+	for p in $(pgrep -f "${1:-^partmap (serve|fuse)}"); do
 		[ "$(readlink /proc/$p/ns/mnt 2>/dev/null)" = "$ns" ] && echo "$p"
 	done
 }
+# the userspace device mapper's servers of this mount namespace
+servers() { ns_servers '^partmap serve dm$'; }
+# a block device node's number as major:minor
+majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }

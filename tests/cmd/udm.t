@@ -10,14 +10,6 @@ mkdir -p /run/partmap
 mount -t tmpfs -o mode=755 partmap-test /run/partmap || { echo "Bail out! cannot mount a tmpfs on /run/partmap"; exit 1; }
 export PARTMAP_DM=auto
 dms() { "$PARTMAP" dmsetup "$@"; }
-servers() { # the userspace DM servers of this namespace
-	local p ns
-	ns=$(readlink /proc/self/ns/mnt)
-	for p in $(pgrep -f "partmap serve dm"); do
-		[ "$(readlink /proc/$p/ns/mnt 2>/dev/null)" = "$ns" ] && echo "$p"
-	done
-}
-majmin() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
 defer 'for p in $(servers); do kill -9 $p; done; "$PARTMAP" dmsetup remove_all; umount -l /run/partmap/dm/fs'
 cd "$TMP" || exit 1
 

@@ -21,6 +21,7 @@
 #include <linux/dm-ioctl.h>
 #include "node.h"
 #include "names.h"
+#include "mountinfo.h"
 #include "ptable.h"
 #include "util.h"
 
@@ -338,6 +339,87 @@ static void test_loop_remove_many(void **state)
 	close(fd);
 }
 
+static void test_mountinfo_parse(void **state)
+{
+	(void)state;
+	struct pm_mount m;
+	char l1[] = "36 35 98:0 /mnt1 /mnt\\040two\\134x rw,noatime master:1 shared:2 - ext3 /dev/my\\011disk rw,errors=continue\n";
+	assert_int_equal(pm_mountinfo_parse(l1, &m), 0);
+	assert_int_equal(m.id, 36);
+	assert_int_equal(m.parent, 35);
+	assert_true(m.dev == makedev(98, 0));
+	assert_string_equal(m.root, "/mnt1");
+	assert_string_equal(m.target, "/mnt two\\x");
+	assert_string_equal(m.fstype, "ext3");
+	assert_string_equal(m.source, "/dev/my\tdisk");
+	/* no optional fields; a backslash not followed by three octal digits stays */
+	char l2[] = "1 0 0:41 / /run/partmap/dm/fs rw - fuse.partmap partmap-dm rw,user_id=0\n";
+	assert_int_equal(pm_mountinfo_parse(l2, &m), 0);
+	assert_true(m.dev == makedev(0, 41));
+	assert_string_equal(m.target, "/run/partmap/dm/fs");
+	assert_string_equal(m.fstype, "fuse.partmap");
+	assert_string_equal(m.source, "partmap-dm");
+	char l3[] = "2 1 7:0 / /a\\9b rw - ext4 /dev/loop0 rw";
+	assert_int_equal(pm_mountinfo_parse(l3, &m), 0);
+	assert_string_equal(m.target, "/a\\9b");
+	/* not entries */
+	char b1[] = "36 35 98:0 /mnt1 /mnt2 rw master:1 ext3 /dev/root rw\n";
+	assert_int_equal(pm_mountinfo_parse(b1, &m), -EINVAL);
+	char b2[] = "x 35 98:0 / /m rw - ext3 /dev/root rw\n";
+	assert_int_equal(pm_mountinfo_parse(b2, &m), -EINVAL);
+	char b3[] = "1 2 98 / /m rw - ext3 /dev/root rw\n";
+	assert_int_equal(pm_mountinfo_parse(b3, &m), -EINVAL);
+	char b4[] = "";
+	assert_int_equal(pm_mountinfo_parse(b4, &m), -EINVAL);
+}
+
+static int note_proc(const struct pm_mount *m, void *arg)
+{
+	if (!strcmp(m->target, "/proc") && !strcmp(m->fstype, "proc"))
+		*(int *)arg += 1;
+	return 0;
+}
+
+static int stop_at_first(const struct pm_mount *m, void *arg)
+{
+	(void)m;
+	*(int *)arg += 1;
+	return 7;
+}
+
+static void test_mountinfo_each(void **state)
+{
+	(void)state;
+	int n = 0;
+	assert_int_equal(pm_mountinfo_each(note_proc, &n), 0);
+	assert_true(n >= 1); /* /proc is mounted where the tests run */
+	n = 0;
+	assert_int_equal(pm_mountinfo_each(stop_at_first, &n), 7);
+	assert_int_equal(n, 1);
+}
+
+static void test_lvm_name_split(void **state)
+{
+	(void)state;
+	/* what lvm2's dmsetup splitname prints for these (checked against Debian's in udm-more.t) */
+	static const char *const cases[][4] = {
+		{ "vg-lv", "vg", "lv", "" },		  { "vg-lv-layer", "vg", "lv", "layer" },
+		{ "vg--x-lv--y-_mlog", "vg-x", "lv-y", "_mlog" }, { "a", "a", "", "" },
+		{ "a-b-c-d", "a", "b", "c" },	  { "x-", "x-", "", "" },
+		{ "a--", "a-", "", "" },		  { "a---b", "a-", "b", "" },
+		{ "", "", "", "" },			  { "-", "-", "", "" },
+		{ "a-b-", "a", "b-", "" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char buf[64], *vg, *lv, *layer;
+		snprintf(buf, sizeof(buf), "%s", cases[i][0]);
+		pm_lvm_name_split(buf, &vg, &lv, &layer);
+		assert_string_equal(vg, cases[i][1]);
+		assert_string_equal(lv, cases[i][2]);
+		assert_string_equal(layer, cases[i][3]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -350,6 +432,9 @@ int main(void)
 		cmocka_unit_test(test_grow),
 		cmocka_unit_test(test_utf16),
 		cmocka_unit_test(test_dm_name_valid),
+		cmocka_unit_test(test_mountinfo_parse),
+		cmocka_unit_test(test_mountinfo_each),
+		cmocka_unit_test(test_lvm_name_split),
 		cmocka_unit_test(test_dm_reply_grows_then_fails),
 		cmocka_unit_test(test_loop_set),
 		cmocka_unit_test(test_loop_remove_many),
