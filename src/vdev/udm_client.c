@@ -90,12 +90,17 @@ struct dead_loops {
 
 /* A loop device of the dead server: its file is on that server's mount. Matched by the mount's
  * device number, not by path: every mount namespace has its own server with the same paths, and
- * another namespace's live devices are not ours to detach. */
+ * another namespace's live devices are not ours to detach. A file on a dead server's mount cannot
+ * be asked for its number: such a loop device (ours, or as dead in another namespace) goes by path. */
 static int note_loop(const struct pm_loop_info *li, void *arg)
 {
 	struct dead_loops *d = arg;
 
-	if (li->backing_known && li->backing_dev == d->fs && d->n < 1024) {
+	size_t l = strlen(PM_UDM_MOUNT);
+	/* a file the kernel cannot stat any more (a dead server's: the status ioctl fails, sysfs gives
+	 * the path only) goes by its path; a live server's by its mount's number */
+	bool dead = !li->backing_known && !strncmp(li->backing, PM_UDM_MOUNT, l) && li->backing[l] == '/';
+	if ((dead || (li->backing_known && li->backing_dev == d->fs)) && d->n < 1024) {
 		d->dev[d->n] = li->dev;
 		d->index[d->n++] = li->index;
 	}
