@@ -772,7 +772,7 @@ static int do_s(struct run *R)
 				if (!done[j] && R->sets.v[j].ok && !strcmp(R->sets.v[j].group, s->group) &&
 				    wanted(R, &R->sets.v[j])) {
 					done[j] = true;
-					set_block(R, &R->sets.v[j], "-->", "Subs", 1);
+					set_block(R, &R->sets.v[j], "-->", R->sets.v[j].nsub ? "Supers" : "Subs", 1);
 					shown++;
 				}
 		} else {

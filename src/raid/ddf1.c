@@ -45,14 +45,22 @@ static uint16_t g16(const struct ddf *x, const uint8_t *p) { return x->le ? pm_r
 static uint32_t g32(const struct ddf *x, const uint8_t *p) { return x->le ? pm_raid_le32(p) : pm_raid_be32(p); }
 static uint64_t g64(const struct ddf *x, const uint8_t *p) { return x->le ? pm_raid_le64(p) : pm_raid_be64(p); }
 
-/* The CRC of a header, section or record: CRC-32 of it with its crc field (at 4) set to all ones. */
+/* The CRC of a header, section or record, with its crc field (at 4) set to all ones: the CRC-32
+ * register started at 0 and not inverted at the end, as mdadm writes it (the VM: mdadm's DDF anchor
+ * and headers), or the usual CRC-32 (started at all ones, inverted). */
 static bool crc_ok(const struct ddf *x, const uint8_t *buf, size_t len)
 {
-	uint8_t ones[4] = { 0xFF, 0xFF, 0xFF, 0xFF };
-	uint32_t c = pm_crc32(0, buf, 4);
-	c = pm_crc32(c, ones, 4);
-	c = pm_crc32(c, buf + 8, len - 8);
-	return c == g32(x, buf + 4);
+	static const uint8_t ones[4] = { 0xFF, 0xFF, 0xFF, 0xFF };
+	uint32_t want = g32(x, buf + 4);
+	for (int v = 0; v < 2; v++) {
+		/* pm_crc32 inverts before and after: started from ~0, inverted again, the register is raw */
+		uint32_t c = pm_crc32(v ? 0xFFFFFFFFu : 0, buf, 4);
+		c = pm_crc32(c, ones, 4);
+		c = pm_crc32(c, buf + 8, len - 8);
+		if ((v ? ~c : c) == want)
+			return true;
+	}
+	return false;
 }
 
 /* Read a section of `sectors` sectors at LBA lba, checked to lie on the disk and to be sane. */

@@ -269,14 +269,13 @@ static int isw_read_pos(struct pm_disk *d, const char *serial, int position, str
 			rd->type = PM_RT_RAID1;
 			rd->super_type = PM_RT_RAID0;
 			rd->super_stride = strip;
-			rd->stride = 0;
+			rd->stride = strip; /* dmraid shows the volume's strip for its mirrors too */
 			rd->index = pos % 2;
 			rd->members = 2;
 			rd->subset_index = pos / 2;
 			rd->subsets = members / 2;
 		} else if (level == 1) {
-			rd->type = PM_RT_RAID1;
-			rd->stride = 0;
+			rd->type = PM_RT_RAID1; /* stride: the strip, as dmraid shows it */
 		} else if (level == 5) {
 			rd->type = PM_RT_RAID5_LA;
 		} else {
