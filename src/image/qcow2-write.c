@@ -519,7 +519,7 @@ static int write_chunk(struct pm_image *img, uint64_t off, const uint8_t *p, siz
 	uint64_t cs = q->cluster_size, gc0 = off >> q->cluster_bits, gc1 = (off + len - 1) >> q->cluster_bits;
 	uint64_t n = gc1 - gc0 + 1, l1i = gc0 >> q->l2_bits, l1e, l2;
 	struct cl c[CHUNK_CLUSTERS];
-	bool new_l2, any_new = false, any_data = false, any_free = false;
+	bool new_l2, any_data = false, any_free = false;
 	int r;
 
 	if ((r = read_l1(img, l1i, &l1e)) < 0)
@@ -552,7 +552,6 @@ static int write_chunk(struct pm_image *img, uint64_t off, const uint8_t *p, siz
 			x->act = NEWC;
 			any_free |= (x->e & ENTRY_COMPRESSED) || host;
 		}
-		any_new |= x->act == NEWC;
 		any_data |= x->act != INPLACE;
 	}
 	/* 1. refcounts */
