@@ -242,6 +242,9 @@ static int ddf1_read(struct pm_disk *dk, const char *serial, struct pm_raid_dev 
 		uint64_t secs = g64(&x, c + 0x48);
 		unsigned shift = c[0x42], level = c[0x43], rlq = c[0x44], sec_cnt = c[0x45], sec_num = c[0x46],
 			 sec_level = c[0x47];
+		/* a mirror or a concatenation has no stripe: mdadm writes 0xFF there for RAID1 */
+		if (shift > 24 && (level == 0x01 || level == 0x0F || level == 0x1F))
+			shift = 0;
 		if (shift > 24) {
 			why_set(&x, "ddf1: configuration record %u: stripe size 2^%u sectors", i, shift);
 			return -EBADMSG;
