@@ -184,8 +184,11 @@ static int bound_infos(struct pm_loop_info **out, size_t *n)
 
 static void print_status_line(const struct pm_loop_info *li)
 {
-	printf("/dev/loop%d%s: [%04ju]:%ju (%s)", li->index, node_exists(li->index) ? "" : " (lost)",
-	       (uintmax_t)li->backing_dev, (uintmax_t)li->backing_ino, li->backing);
+	if (li->backing_known)
+		printf("/dev/loop%d%s: [%04ju]:%ju (%s)", li->index, node_exists(li->index) ? "" : " (lost)",
+		       (uintmax_t)li->backing_dev, (uintmax_t)li->backing_ino, li->backing);
+	else /* the backing file's numbers not known: util-linux prints them empty */
+		printf("/dev/loop%d%s: []: (%s)", li->index, node_exists(li->index) ? "" : " (lost)", li->backing);
 	if (li->offset)
 		printf(", offset %" PRIu64, li->offset);
 	if (li->sizelimit)
@@ -205,10 +208,20 @@ static void cell(const struct pm_loop_info *li, enum col c, char *buf, size_t le
 		break;
 	case C_AUTOCLEAR: snprintf(buf, len, "%d", li->autoclear); break;
 	case C_BACKFILE: snprintf(buf, len, "%s", li->backing); break;
-	case C_BACKINO: snprintf(buf, len, "%ju", (uintmax_t)li->backing_ino); break;
+	/* empty (JSON null) when the backing file's numbers are not known: its status ioctl failed, as
+	 * for a file on a FUSE mount whose server is gone; util-linux prints nothing there either */
+	case C_BACKINO:
+		if (li->backing_known)
+			snprintf(buf, len, "%ju", (uintmax_t)li->backing_ino);
+		else
+			buf[0] = 0;
+		break;
 	case C_BACKMAJMIN:
 		/* util-linux pads these the same way in every format, JSON and raw included */
-		snprintf(buf, len, "%8u:%-3u", major(li->backing_dev), minor(li->backing_dev));
+		if (li->backing_known)
+			snprintf(buf, len, "%8u:%-3u", major(li->backing_dev), minor(li->backing_dev));
+		else
+			buf[0] = 0;
 		break;
 	case C_MAJMIN:
 		snprintf(path, sizeof(path), "/sys/block/loop%d/dev", li->index);
@@ -255,7 +268,9 @@ static int list(const struct lopts *o, const struct pm_loop_info *li, size_t m)
 				key[j] = 0;
 				cell(&li[i], c, buf, sizeof(buf));
 				printf("         \"%s\": ", key);
-				if (cols[c].type == T_BOOL)
+				if (!buf[0] && (c == C_BACKINO || c == C_BACKMAJMIN))
+					printf("null");
+				else if (cols[c].type == T_BOOL)
 					printf("%s", buf[0] == '1' ? "true" : "false");
 				else if (cols[c].type == T_NUM)
 					printf("%s", buf);
