@@ -16,7 +16,7 @@ N=$(blockdev --getsz "${disks[0]}")
 defer 'dmraid -an >/dev/null 2>&1; "$PARTMAP" dmraid -an >/dev/null 2>&1; dmsetup remove_all >/dev/null 2>&1'
 head -c 48M /dev/urandom >"$TMP/src"
 wipe() { for d in "${disks[@]}"; do dd if=/dev/zero of="$d" bs=1M count=1 status=none
-	dd if=/dev/zero of="$d" bs=1M seek=$((N / 2048 - 2)) count=2 status=none; done; }
+	dd if=/dev/zero of="$d" bs=1M seek=$((N / 2048 - 4)) count=4 status=none; done; }
 # cmp the set against the virtual disk: SET SECTORS FORMAT
 same_bytes() { # the set's first bytes: as far as the virtual disk (48 MiB) reaches
 	local skip=() n=$(($2 * 512))
@@ -59,4 +59,5 @@ for c in "${RAID_CASES[@]}"; do
 	"$PARTMAP" dmraid -an >/dev/null 2>&1
 	dmsetup remove_all >/dev/null 2>&1
 done
+wipe # the disks left blank for the next test
 done_testing
