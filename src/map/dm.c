@@ -80,6 +80,21 @@ static bool linear_on(const char *params, dev_t parent, uint64_t *start)
 	return makedev(maj, min) == parent;
 }
 
+static void fill_mapping(struct pm_mapping *m, const char *name, unsigned num, uint64_t start, uint64_t size,
+			 const struct pm_dm_info *info)
+{
+	memset(m, 0, sizeof(*m));
+	m->num = num;
+	pm_strlcpy(m->name, name, sizeof(m->name));
+	m->start = start;
+	m->size = size;
+	m->dev = info->dev;
+	m->loop_index = -1;
+	m->own_node = true;
+	m->open_count = info->open_count;
+	snprintf(m->node, sizeof(m->node), "/dev/mapper/%s", name);
+}
+
 /* is this map a partition of the parent? fills m */
 static int ours(struct pm_parent *p, const char *puuid, const struct pm_dm_name *dn, struct pm_mapping *m)
 {
@@ -99,16 +114,15 @@ static int ours(struct pm_parent *p, const char *puuid, const struct pm_dm_name 
 		 * over the parent goes (numbered 0: not a partition partmap knows) */
 		bool foreign = !num && p->delete_foreign && !p->dm_parent_has_uuid;
 		if (num || foreign) {
-			memset(m, 0, sizeof(*m));
-			m->num = num;
-			pm_strlcpy(m->name, dn->name, sizeof(m->name));
-			m->start = start;
-			m->size = t[0].length;
-			m->dev = info.dev;
-			m->loop_index = -1;
-			m->own_node = true;
-			m->open_count = info.open_count;
-			snprintf(m->node, sizeof(m->node), "/dev/mapper/%s", dn->name);
+			fill_mapping(m, dn->name, num, start, t[0].length, &info);
+			r = 1;
+		}
+	} else if (n == 0 && !info.live_table) {
+		/* no live table: a run killed between creating the map and resuming it (its UUID says whose
+		 * partition it is); listed with no extent, so that -d removes it and -a/-u re-make it */
+		unsigned num = uuid_num(info.uuid, puuid);
+		if (num) {
+			fill_mapping(m, dn->name, num, 0, 0, &info);
 			r = 1;
 		}
 	}
