@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# partmap dmraid on member images of isw (Intel IMSM) and ddf1 (SNIA DDF) sets made by raidgen (a
-# test helper built from tests/unit/raidgen.c) from a virtual disk: -r, -s, -ay -t, -ay on raw and
+# partmap dmraid on member images of isw (Intel IMSM) and ddf1 (SNIA DDF) sets made by mkraid (the
+# test helper built from tests/unit/mkraid.c and raidsyn.c) from a virtual disk: -r, -s, -ay -t, -ay on raw and
 # qcow2 members and on loop devices, the set's bytes against the virtual disk (cmp), a filesystem on
 # a partition of the set (mounted, files read), degraded sets, and -an leaving nothing behind. No
 # kernel device mapper here: partmap's userspace one serves the sets (PARTMAP_DM=user). Runs in a
@@ -8,11 +8,8 @@
 . "$(dirname "$0")/lib.sh"
 private_ns "$@"
 B=${PARTMAP_BUILD:-$(dirname "$PARTMAP")}
-GEN=$B/tests/raidgen
-if [ ! -x "$GEN" ]; then
-	echo "1..0 # SKIP raidgen not built (make unit)"
-	exit 0
-fi
+GEN=$B/tests/mkraid
+[ -x "$GEN" ] || { echo "Bail out! $GEN missing (make unit)"; exit 1; }
 mkdir -p /run/partmap
 mount -t tmpfs -o mode=755 partmap-test /run/partmap || { echo "Bail out! cannot mount a tmpfs on /run/partmap"; exit 1; }
 export PARTMAP_DM=user
@@ -42,8 +39,9 @@ truncate -s 16M virt
 printf 'label: dos\n2048,,83\n' | sfdisk -q --no-reread --no-tell-kernel virt >/dev/null
 dd if=part.ext4 of=virt bs=512 seek=2048 conv=notrunc status=none
 
-# gen FMT LEVEL MEMBERS STRIP MEMBER_SECTORS PREFIX [NAME] -> sets $vs (the set's sectors)
-gen() { vs=$("$GEN" "$1" "$2" "$3" "$4" "$5" virt "$6" ${7:+"$7"}) || { fail "raidgen $*"; return 1; }; }
+# gen FMT LEVEL MEMBERS STRIP MEMBER_SECTORS PREFIX [NAME] -> sets $vs (the set's sectors): members of
+# MEMBER_SECTORS + 64 sectors, data from sector 0, family 20261205 (isw), volume NAME (default Volume0)
+gen() { vs=$("$GEN" -d virt "$1" "$2" "$3" "$4" $(($5 + 64)) "$5" 20261205 "$6" ${7:+"$7"}) || { fail "mkraid $*"; return 1; }; }
 
 # check_set SET SECTORS MEMBER...: -ay, the bytes, the filesystem, -an
 check_set() {
@@ -75,7 +73,7 @@ check_set() {
 
 # ---- isw RAID0, odd strip: -r, -s, -ay -t ----
 gen isw raid0 2 24 16400 i0m
-is "$vs" 32784 "raidgen: isw RAID0 of 2 x 16400 sectors, strip 24"
+is "$vs" 32784 "mkraid: isw RAID0 of 2 x 16400 sectors, strip 24"
 same "$(dmr -r i0m0.img i0m1.img)" 'i0m0.img: isw, "isw_cacgbcaf", GROUP, ok, 16462 sectors, data@ 0
 i0m1.img: isw, "isw_cacgbcaf", GROUP, ok, 16462 sectors, data@ 0' "isw -r"
 same "$(dmr -r -cc i0m1.img)" 'i0m1.img:isw:isw_cacgbcaf:GROUP:ok:16462:0' "isw -r -cc"
@@ -151,7 +149,7 @@ losetup -d "$L0" "$L1"
 # ---- isw RAID1, RAID10; ddf1 RAID0, RAID1, RAID10, linear ----
 gen isw raid1 2 0 32768 i1m
 check_set isw_cacgbcaf_Volume0 32768 i1m0.img i1m1.img
-gen isw raid10 4 64 16384 iam Ten
+gen isw raid01 4 64 16384 iam Ten
 same "$(dmr -ay -t iam0.img iam1.img iam2.img iam3.img)" "isw_cacgbcaf_Ten-0: 0 16384 mirror core 2 64 nosync 2 iam0.img 0 iam1.img 0 1 handle_errors
 isw_cacgbcaf_Ten-1: 0 16384 mirror core 2 64 nosync 2 iam2.img 0 iam3.img 0 1 handle_errors
 isw_cacgbcaf_Ten: 0 32768 striped 2 64 /dev/mapper/isw_cacgbcaf_Ten-0 0 /dev/mapper/isw_cacgbcaf_Ten-1 0" "isw RAID10 -ay -t: stacked"
@@ -164,9 +162,9 @@ same "$(dmr -r d0m2.img)" 'd0m2.img: ddf1, ".ddf1_disks", GROUP, ok, 11064 secto
 check_set ddf1_Stripes 32832 d0m2.img d0m0.img d0m1.img
 gen ddf1 raid1 2 0 32768 d1m Mirror
 check_set ddf1_Mirror 32768 d1m0.img d1m1.img
-gen ddf1 raid10 4 128 16384 dam R10
+gen ddf1 raid01 4 128 16384 dam R10
 check_set ddf1_R10 32768 dam0.img dam1.img dam2.img dam3.img
-gen ddf1 linear 2 0 16384 dlm Span
+gen ddf1 span 2 0 16384 dlm Span
 check_set ddf1_Span 32768 dlm0.img dlm1.img
 
 # ---- degraded ----
@@ -206,7 +204,7 @@ sys.exit(0 if x.count(0) == len(x) else 1)
 PY
 }
 parity_ok d5m0.img d5m1.img d5m2.img
-ok $? "raidgen's RAID5 members: parity consistent"
+ok $? "mkraid's RAID5 members: parity consistent"
 head -c 1048576 /dev/urandom >blk1
 out=$(dmr -ay d5m0.img d5m1.img d5m2.img 2>&1)
 err=$(dd if=blk1 of=/dev/mapper/ddf1_Par bs=1M seek=1 conv=fsync status=none 2>&1)
