@@ -136,6 +136,9 @@ same "$(dmr -ay -t "$L1" "$L0")" "isw_cacgbcaf_Volume0: 0 32784 striped 2 24 $L1
 same "$(dmr -r | grep -e "^$L0:" -e "^$L1:" | sort)" "$(printf '%s: isw, "isw_cacgbcaf", GROUP, ok, 16462 sectors, data@ 0\n' "$L0" "$L1" | sort)" \
 	"the scan without arguments finds loop devices"
 same "$(dmr -b "$L0")" "$(printf '%s: %12u total, "N/A"' "$L0" 16464)" "-b: a loop device, no serial number"
+# -ay -t with the files, now that loop devices hold them: the tables name those (what -ay maps)
+same "$(dmr -ay -t i0m0.img i0m1.img)" "isw_cacgbcaf_Volume0: 0 32784 striped 2 24 $L0 0 $L1 0" \
+	"-ay -t with member files held by loop devices: the tables name the loop devices"
 dmr -ay "$L0" "$L1" >/dev/null 2>&1
 cmp -n $((32768 * 512)) /dev/mapper/isw_cacgbcaf_Volume0 virt >/dev/null 2>&1
 ok $? "set on loop devices: the right bytes"
@@ -145,6 +148,30 @@ dmr -an "$L0" "$L1" >/dev/null 2>&1
 same "$(dmr -an "$L0" "$L1" 2>&1)" 'RAID set "isw_cacgbcaf_Volume0" is not active' "-an again: not active"
 is "$(ls /dev/mapper) $(losetup -n -O NAME -j i0m0.img)" " $L0" "-an removes the maps, keeps loop devices it did not make"
 losetup -d "$L0" "$L1"
+
+# ---- an isw spare disk (its own one-disk metadata, marked spare): dmraid's spare set ----
+"$GEN" isw spare 1 0 20000 0 1234 isp >/dev/null || fail "mkraid isw spare"
+same "$(dmr -r isp0.img)" 'isp0.img: isw, "isw_bcde", spare, ok, 19998 sectors, data@ 0' "isw spare -r"
+same "$(dmr -s isp0.img)" '*** Group superset isw_bcde
+--> Subset
+name   : isw_bcde_isp0_img
+size   : 0
+stride : 0
+type   : spare
+status : ok
+subsets: 0
+devs   : 0
+spares : 1' "isw spare -s: a spare set named after the disk, in its group"
+same "$(dmr -s -cc isp0.img)" 'isw_bcde_isp0_img:0:0:spare:ok:0:0:1' "isw spare -s -cc"
+out=$(dmr -ay isp0.img 2>&1); rc=$?
+same "$rc:$out:$(left)" '0:ERROR: spare set "isw_bcde_isp0_img" cannot be activated
+ERROR: no mapping possible for RAID set isw_bcde_isp0_img:' "isw spare -ay: not mapped, as dmraid says; nothing left"
+# beside a RAID1 it does not change the set
+gen isw raid1 2 0 19936 i1s
+same "$(dmr -s -c i1s0.img isp0.img i1s1.img)" 'isw_cacgbcaf_Volume0
+isw_bcde_isp0_img' "isw spare beside a RAID1: both sets"
+same "$(dmr -ay -t i1s0.img isp0.img i1s1.img 2>/dev/null)" 'isw_cacgbcaf_Volume0: 0 19936 mirror core 2 64 nosync 2 i1s0.img 0 i1s1.img 0 1 handle_errors' \
+	"isw spare beside a RAID1: -ay -t, the mirror's table"
 
 # ---- isw RAID1, RAID10; ddf1 RAID0, RAID1, RAID10, linear ----
 gen isw raid1 2 0 32768 i1m

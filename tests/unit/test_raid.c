@@ -760,6 +760,63 @@ static void test_target_raid(void **state)
 	free(got);
 }
 
+/* An IMSM spare disk (its own one-disk record, the entry marked spare, as mdadm and the Intel ROM write
+ * it): -r lists it as a spare of group isw_<family>, and it is the one member of a spare set named
+ * after its path (dmraid: isw_<family>_<path>, mk_alphanum'd), which has no table; a RAID1 beside
+ * it is untouched. A disk in a family's table but in no volume (not marked spare) stays in the group. */
+static void test_isw_spare(void **state)
+{
+	(void)state;
+	struct rig r;
+	rig_new(&r, 3, DISK_BYTES);
+	const char *serials[3] = { "SER0", "SER1", "SPARE2" };
+	struct rs_vol v = vol("Mirror", RS_RAID1, 2, 0, 0, 2000);
+	rs_isw(r.buf, r.bytes, 2, 42, &v, 1, serials);
+	const char *one[1] = { serials[2] };
+	struct rs_spec sp = { .fmt = "isw", .level = RS_SPARE, .disks = 1, .disk_sectors = DISK_SECTORS, .id = 1234,
+			      .serials = one };
+	assert_int_equal(rs_write(&sp, 0, r.buf[2]), 0);
+	assert_int_equal(rig_scan(&r, NULL, serials, NULL), 0);
+	assert_int_equal(r.k[2].n, 2);
+	const struct pm_raid_dev *g = &r.k[2].rd[0], *x = &r.k[2].rd[1];
+	assert_true(g->listed);
+	assert_int_equal(g->type, PM_RT_SPARE);
+	assert_string_equal(g->set, "isw_bcde");
+	assert_int_equal(g->sectors, DISK_SECTORS - 2);
+	assert_int_equal(g->status, PM_RS_OK);
+	assert_false(x->listed);
+	assert_true(x->name_by_path);
+	assert_int_equal(x->type, PM_RT_SPARE);
+	assert_int_equal(pm_raid_assemble(r.k, r.n, &r.sets), 0);
+	const struct pm_raid_set *s = pm_raid_set_find(&r.sets, "isw_bcde__dev_d2");
+	assert_non_null(s);
+	assert_true(s->ok);
+	assert_int_equal(s->type, PM_RT_SPARE);
+	assert_string_equal(s->group, "isw_bcde");
+	assert_int_equal(s->status, PM_RS_OK);
+	assert_int_equal(s->sectors, 0);
+	assert_int_equal(pm_raid_set_devs(s), 0);
+	assert_int_equal(pm_raid_set_spares(s), 1);
+	struct pm_raid_map *m;
+	size_t n;
+	assert_int_equal(pm_raid_tables(s, &m, &n, NULL), -EOPNOTSUPP);
+	const struct pm_raid_set *mir = pm_raid_set_find(&r.sets, "isw_ec_Mirror");
+	assert_non_null(mir);
+	assert_true(mir->ok);
+	assert_int_equal(pm_raid_set_devs(mir), 2);
+	assert_int_equal(pm_raid_set_spares(mir), 0);
+	assert_null(r.sets.log);
+	rig_free(&r);
+
+	/* a third disk in the family's table but in no volume, not marked spare: the group only */
+	rig_new(&r, 3, DISK_BYTES);
+	rs_isw(r.buf, r.bytes, 3, 42, &v, 1, serials);
+	assert_int_equal(rig_scan(&r, NULL, serials, NULL), 0);
+	assert_int_equal(r.k[2].n, 1);
+	assert_int_equal(r.k[2].rd[0].type, PM_RT_GROUP);
+	rig_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -777,6 +834,7 @@ int main(void)
 		cmocka_unit_test(test_scan_formats_and_region),
 		cmocka_unit_test(test_assembly_generic),
 		cmocka_unit_test(test_target_raid),
+		cmocka_unit_test(test_isw_spare),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
