@@ -87,7 +87,7 @@ int main(int argc, char **argv)
 	}
 	for (unsigned i = 0; i < s.disks; i++) {
 		memset(img, 0, size);
-		if (src && rs_fill(&s, i, src, img))
+		if (src && s.level != RS_SPARE && rs_fill(&s, i, src, img)) /* a spare holds no data */
 			return fail("no data layout for this level", argv[2]);
 		if (rs_write(&s, i, img)) {
 			fprintf(stderr, "mkraid: %s has no %s of %u disks (or the sizes do not fit it)\n", s.fmt,

@@ -211,10 +211,14 @@ static int w_hpt37x(const struct rs_spec *s, unsigned i, uint8_t *img)
 		le32(m + 0x2C, i / half);
 		le32(m + 0x34, (uint32_t)(s->member_sectors * half));
 		break;
-	case RS_RAID01: /* mirrors under a stripe: order = which mirror */
+	case RS_RAID01:
+		/* mirrors under a stripe: order = which mirror; the disks numbered across the array, so
+		 * that only its first disk has data from sector 0 and the metadata at sector 9 lies in the
+		 * set's sector 9 alone (numbered within each mirror, it would lie inside every mirror's
+		 * data: in the stripe's chunk k of mirror k, on one leg only) */
 		m[0x32] = 7;
 		m[0x30] = 2;
-		m[0x33] = (uint8_t)(i % 2);
+		m[0x33] = (uint8_t)i;
 		le32(m + 0x2C, i / 2);
 		le32(m + 0x34, (uint32_t)s->member_sectors);
 		break;
@@ -742,7 +746,7 @@ void rs_geometry(const struct rs_spec *s, unsigned i, uint64_t *offset, uint64_t
 {
 	uint64_t n = s->disk_sectors, m = s->member_sectors;
 	bool flat = s->level == RS_SPAN || s->level == RS_SPARE || s->level == RS_RAID5;
-	unsigned disk = s->level == RS_RAID10 ? i % (s->disks / 2) : s->level == RS_RAID01 ? i % 2 : i;
+	unsigned disk = s->level == RS_RAID10 ? i % (s->disks / 2) : i; /* hpt37x's disk number */
 	*offset = 0;
 	if (!strcmp(s->fmt, "nvidia")) {
 		*sectors = n - 2;

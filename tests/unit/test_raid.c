@@ -710,7 +710,7 @@ static void test_target_raid(void **state)
 		}
 		for (uint64_t b = off * 512; b < dev_bytes; b++)
 			assert_int_equal(m[0][b] ^ m[1][b] ^ m[2][b] ^ m[3][b], 0);
-		/* left asymmetric and left symmetric as raidgen lays them out (isw, mdadm's DDF) */
+		/* left asymmetric and left symmetric as raidsyn.c lays them out (isw, mdadm's DDF) */
 		if (t == 1 || t == 3) {
 			struct rs_vol v = { .level = RS_RAID5, .members = n, .strip = chunk, .lba0 = off,
 					    .bpm = rows * chunk, .rlq = t == 1 ? 2 : 3 };
