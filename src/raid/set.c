@@ -314,7 +314,7 @@ int pm_raid_assemble(const struct pm_raid_disk *disks, size_t n, struct pm_raid_
 			    rd->type == PM_RT_UNDEF)
 				continue;
 			char name[PM_RAID_NAME_MAX];
-			if (snprintf(name, sizeof(name), "%s%s", rd->set, rd->name_by_path ? k->path : "") >=
+			if (snprintf(name, sizeof(name), "%s%s", rd->set, rd->name_by_path && k->path ? k->path : "") >=
 			    (int)sizeof(name))
 				continue;
 			if (rd->name_by_path)

@@ -199,5 +199,11 @@ int main(int argc, char **argv)
 				save("raid", ++n, &im, 0);
 			img_free(&im);
 		}
+	/* an IMSM spare disk's own record */
+	struct rs_spec spare = { .fmt = "isw", .level = RS_SPARE, .disks = 1, .disk_sectors = 128, .id = 77 };
+	im = img_new(128 * 512);
+	if (!rs_write(&spare, 0, im.data))
+		save("raid", ++n, &im, 0);
+	img_free(&im);
 	return 0;
 }
