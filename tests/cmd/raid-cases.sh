@@ -14,7 +14,7 @@ RAID_CASES=(
 	"jmicron raid0 2" "jmicron raid1 2" "jmicron span 2"
 	"lsi raid0 2" "lsi raid1 2" "lsi raid10 4"
 	"asr raid0 2" "asr raid1 2" "asr raid10 4"
-	"hpt37x raid0 2" "hpt37x raid1 2" "hpt37x span 2" "hpt37x raid01 4"
+	"hpt37x raid0 2" "hpt37x raid1 2" "hpt37x span 2" "hpt37x raid10 4" "hpt37x raid01 4"
 	"hpt45x raid0 2" "hpt45x raid1 2" "hpt45x span 2" "hpt45x raid10 4"
 	"isw raid0 2" "isw raid0 3" "isw raid1 2" "isw raid01 4" "isw raid5 3" "isw spare 1"
 	"ddf1 raid0 3" "ddf1 raid1 2" "ddf1 raid5 3" "ddf1 span 2" "ddf1 raid01 4"
