@@ -39,7 +39,7 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 ASAN_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/asan/%)
-UNIT_HELPERS := tests/unit/imgbuild.c tests/unit/imgfmt.c tests/unit/tgtenv.c tests/unit/raidgen.c tests/unit/raidsyn.c
+UNIT_HELPERS := tests/unit/imgbuild.c tests/unit/imgfmt.c tests/unit/tgtenv.c tests/unit/raidsyn.c
 
 FUZZ_TYPES := gpt sgi dos bsd sun atari mac ps3 solaris unixware
 FUZZ_SRC := src/ptable.c src/disk.c src/crc32.c src/util.c $(wildcard src/table/*.c) $(wildcard src/image/*.c)
@@ -101,7 +101,7 @@ deb:
 ASAN_FLAGS := $(CSTD) $(WARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 ASAN_OBJ := $(LIB_SRC:%.c=$(BUILD)/asan-obj/%.o) $(UNIT_HELPERS:%.c=$(BUILD)/asan-obj/%.o)
 HELPER_OBJ := $(UNIT_HELPERS:%.c=$(BUILD)/obj/%.o)
-UNIT_HDRS := tests/unit/imgbuild.h tests/unit/imgfmt.h tests/unit/tgtenv.h tests/unit/raidgen.h tests/unit/raidsyn.h
+UNIT_HDRS := tests/unit/imgbuild.h tests/unit/imgfmt.h tests/unit/tgtenv.h tests/unit/raidsyn.h
 
 $(BUILD)/obj/tests/unit/%.o: tests/unit/%.c $(HDRS) $(UNIT_HDRS)
 	@mkdir -p $(dir $@)
@@ -127,17 +127,13 @@ $(BUILD)/asan/%: tests/unit/%.c $(BUILD)/libtest-asan.a $(HDRS) $(UNIT_HDRS)
 	$(CC) $(CPPFLAGS) $(ASAN_FLAGS) -Isrc -o $@ $< -Wl,--whole-archive $(BUILD)/libtest-asan.a \
 		-Wl,--no-whole-archive -lcmocka $(LIBS)
 
-unit: $(UNIT_BIN) $(BUILD)/tests/raidgen $(BUILD)/tests/mkraid
+unit: $(UNIT_BIN) $(BUILD)/tests/mkraid
 
-# member images of BIOS RAID sets for tests/cmd/dmraid.t (a test helper, not a test)
-$(BUILD)/tests/raidgen: tests/unit/raidgen_main.c $(BUILD)/libtest.a $(HDRS) $(UNIT_HDRS)
+# mkraid: writes synthesised BIOS RAID member images of all eleven formats (a test helper, not a test:
+# tests/cmd/dmraid.t, dmraid-formats.t, raidfmt.t; the test VM's /partmap/mkraid). Links libc only.
+$(BUILD)/tests/mkraid: tests/unit/mkraid.c tests/unit/raidsyn.c tests/unit/raidsyn.h src/crc32.c src/util.h src/ptable.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -Isrc -o $@ $< $(BUILD)/libtest.a $(LIBS)
-
-# mkraid: writes synthesised BIOS RAID member images (tests/cmd/raidfmt.t, host tests)
-$(BUILD)/tests/mkraid: tests/unit/mkraid.c tests/unit/raidsyn.c tests/unit/raidsyn.h
-	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ tests/unit/mkraid.c tests/unit/raidsyn.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Isrc -o $@ tests/unit/mkraid.c tests/unit/raidsyn.c src/crc32.c
 asan: $(ASAN_BIN)
 
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_table.c $(FUZZ_SRC) $(HDRS)

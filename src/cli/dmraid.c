@@ -645,8 +645,8 @@ static unsigned long long shown_size(const struct pm_raid_set *s)
 
 static void set_fields_line(const struct run *R, const struct pm_raid_set *s)
 {
-	printf("%s:%llu:%u:%s:%s:%u:%u:0\n", s->name, shown_size(s), s->stride,
-	       pm_raid_set_type_name(s), pm_raid_status_name(s->status), s->nsub, pm_raid_set_devs(s));
+	printf("%s:%llu:%u:%s:%s:%u:%u:%u\n", s->name, shown_size(s), s->stride, pm_raid_set_type_name(s),
+	       pm_raid_status_name(s->status), s->nsub, pm_raid_set_devs(s), pm_raid_set_spares(s));
 	(void)R;
 }
 
@@ -657,7 +657,7 @@ static void member_lines(const struct pm_raid_set *s)
 	for (unsigned i = 0; i < s->nmemb; i++)
 		if (s->m[i].disk) {
 			const struct pm_raid_dev *rd = s->m[i].rd;
-			printf("%s:%s:%s:%s:%s:%llu:%llu\n", s->m[i].disk->path, rd->fmt->name, rd->set,
+			printf("%s:%s:%s:%s:%s:%llu:%llu\n", s->m[i].disk->path, rd->fmt->name, rd->name_by_path ? s->name : rd->set,
 			       pm_raid_type_name(rd->type), pm_raid_status_name(rd->status),
 			       (unsigned long long)rd->sectors, (unsigned long long)rd->offset);
 		}
@@ -690,7 +690,7 @@ static void set_block(struct run *R, const struct pm_raid_set *s, const char *pr
 			else if (!strcmp(t, "devs") || !strcmp(t, "devices"))
 				printf("%u", pm_raid_set_devs(s));
 			else if (!strcmp(t, "spares"))
-				printf("0");
+				printf("%u", pm_raid_set_spares(s));
 		}
 		printf("\n");
 	} else if (o->columns == 1) {
@@ -701,9 +701,9 @@ static void set_block(struct run *R, const struct pm_raid_set *s, const char *pr
 			member_lines(s);
 	} else {
 		printf("%s %s%s%set\n", prefix, inc ? "*Inconsistent* " : "", active ? "Active " : "", noun);
-		printf("name   : %s\nsize   : %llu\nstride : %u\ntype   : %s\nstatus : %s\nsubsets: %u\ndevs   : %u\nspares : 0\n",
+		printf("name   : %s\nsize   : %llu\nstride : %u\ntype   : %s\nstatus : %s\nsubsets: %u\ndevs   : %u\nspares : %u\n",
 		       s->name, shown_size(s), s->stride, pm_raid_set_type_name(s),
-		       pm_raid_status_name(s->status), s->nsub, pm_raid_set_devs(s));
+		       pm_raid_status_name(s->status), s->nsub, pm_raid_set_devs(s), pm_raid_set_spares(s));
 	}
 	if (s->nsub && o->sets > 1 && depth < 4)
 		for (unsigned i = 0; i < s->nsub; i++)
@@ -718,10 +718,10 @@ static void json_set(struct run *R, const struct pm_raid_set *s)
 	printf(",\"group\":");
 	cli_json_str(stdout, s->group);
 	printf(",\"format\":\"%s\",\"size\":%llu,\"stride\":%u,\"type\":\"%s\",\"status\":\"%s\",\"active\":%s,"
-	       "\"degraded\":%s,\"usable\":%s,\"devs\":%u,\"spares\":0,\"members\":[",
+	       "\"degraded\":%s,\"usable\":%s,\"devs\":%u,\"spares\":%u,\"members\":[",
 	       s->fmt->name, (unsigned long long)s->sectors, s->stride, pm_raid_set_type_name(s),
 	       pm_raid_status_name(s->status), dm_exists(R, s->name) ? "true" : "false", s->degraded ? "true" : "false",
-	       s->ok ? "true" : "false", pm_raid_set_devs(s));
+	       s->ok && s->type != PM_RT_SPARE ? "true" : "false", pm_raid_set_devs(s), pm_raid_set_spares(s));
 	for (unsigned i = 0; i < s->nmemb; i++) {
 		if (i)
 			printf(",");
@@ -842,6 +842,12 @@ static int activate(struct run *R, const struct pm_raid_set *s)
 	if (!s->ok) {
 		printf("RAID set \"%s\" was not activated\n", s->name);
 		return 1;
+	}
+	if (s->type == PM_RT_SPARE) {
+		/* dmraid's type handler for spare sets, then its caller; the group goes on (exit 0) */
+		fprintf(stderr, "ERROR: spare set \"%s\" cannot be activated\nERROR: no mapping possible for RAID set %s\n",
+			s->name, s->name);
+		return 0;
 	}
 	int r = pm_raid_tables(s, &maps, &nm, &log);
 	if (log)
@@ -965,7 +971,13 @@ static int do_a(struct run *R)
 		}
 		if (!R->o.test && dm_open(R, true) < 0)
 			return 1;
-		if (!R->o.test) {
+		if (R->o.test) {
+			/* -t attaches nothing: a member file's table names the loop device that holds it now
+			 * (the one -ay would use), else the file itself (README, dmraid: differences) */
+			for (size_t i = 0; i < R->n; i++)
+				if (R->m[i].is_file && R->k[i].n && file_loop(R, &R->m[i], false) == 1)
+					R->k[i].path = R->m[i].dev;
+		} else {
 			/* the loop devices (and image servers) of the member files */
 			for (size_t i = 0; i < R->n; i++) {
 				if (!R->m[i].is_file || !R->k[i].n)

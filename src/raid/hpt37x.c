@@ -62,8 +62,13 @@ static int hpt37x_read(struct pm_disk *d, const char *serial, struct pm_raid_dev
 			break;
 		default: out->type = PM_RT_UNDEF; break; /* RAID3/5: not mapped by dmraid */
 		}
-		if (out->super_type != PM_RT_UNDEF)
+		if (out->super_type != PM_RT_UNDEF) {
 			pm_rf_stack(out, out->super_type, out->stride, 2, order);
+			/* dmraid sorts a subset's members by disk number, which may count across the
+			 * whole array (a RAID01's second mirror: disks 2 and 3): the place in the subset */
+			if (disks)
+				out->index = disk % disks;
+		}
 	}
 	return pm_rf_hpt_len(d, out, total, n, why, whylen);
 }

@@ -203,7 +203,24 @@ static int isw_read_pos(struct pm_disk *d, const char *serial, int position, str
 		why_set(why, whylen, "isw: no serial number: the disk's place in the set is the order disks are given in");
 		return (int)n;
 	}
-	bool member_somewhere = false;
+	/* a spare disk (dmraid: when the first disk-table entry is marked spare, as on the one-disk record
+	 * mdadm and the Intel ROM write on a spare): -r lists it as a spare, and it is the one member of
+	 * a spare set in the group, named isw_<family>_<its path> */
+	if (pm_raid_le32(mpb + ISW_HDR + 0x18) & ISW_SPARE) {
+		if (pm_raid_le32(mpb + ISW_HDR + (size_t)me * ISW_DISK + 0x18) & ISW_SPARE)
+			g->type = PM_RT_SPARE;
+		if (n >= max)
+			return -ENOBUFS;
+		struct pm_raid_dev *sp = &out[n++];
+		*sp = *g;
+		sp->listed = false;
+		sp->type = PM_RT_SPARE;
+		sp->name_by_path = true;
+		sp->members = 1;
+		sp->index = 0;
+		snprintf(sp->set, sizeof(sp->set), "%.*s_", PM_RAID_NAME_MAX - 2, group);
+		return (int)n;
+	}
 	size_t off = ISW_HDR + (size_t)ndisks * ISW_DISK;
 	for (unsigned v = 0; v < nvols; v++) {
 		size_t sz = dev_size(mpb, off, mpb_size);
@@ -225,7 +242,6 @@ static int isw_read_pos(struct pm_disk *d, const char *serial, int position, str
 					pm_raid_le32(map + 0x30 + 4 * i) & 0xFFFFFF, ndisks);
 				return -EBADMSG;
 			}
-		member_somewhere = true;
 		uint32_t lba0 = pm_raid_le32(map), bpm = pm_raid_le32(map + 4);
 		uint16_t strip = pm_raid_le16(map + 0x0C);
 		unsigned level = map[0x0F], state = map[0x0E];
@@ -287,11 +303,6 @@ static int isw_read_pos(struct pm_disk *d, const char *serial, int position, str
 			why_set(why, whylen, "isw: volume %u has a strip of 0 sectors", v + 1);
 			return -EBADMSG;
 		}
-	}
-	if (!member_somewhere) {
-		uint32_t st = pm_raid_le32(mpb + ISW_HDR + (size_t)me * ISW_DISK + 0x18);
-		if (st & ISW_SPARE)
-			g->type = PM_RT_GROUP; /* a spare: only in the group */
 	}
 	if (pm_raid_le32(mpb + 0x48))
 		why_set(why, whylen, "isw: BBM entries detected!");

@@ -53,6 +53,10 @@ struct pm_raid_dev {
 	 * serial number: an image file, a loop device): the assembly places such disks in the order
 	 * they were given, through the format's read_pos() */
 	bool by_position;
+	/* isw spare disks: the set (dmraid's spare set, a subset of the group) is named after the disk's
+	 * path, which the reader does not know: its name is `set` followed by the path, every character
+	 * outside [A-Za-z0-9_-] made '_' (isw_<family>__dev_sde), made by the assembly */
+	bool name_by_path;
 };
 
 /* One vendor format. read() looks at one whole disk (or image); returns the number of records put

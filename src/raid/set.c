@@ -151,9 +151,17 @@ const char *pm_raid_set_type_name(const struct pm_raid_set *s)
 
 unsigned pm_raid_set_devs(const struct pm_raid_set *s)
 {
-	unsigned n = s->present;
+	unsigned n = s->type == PM_RT_SPARE ? 0 : s->present;
 	for (unsigned i = 0; i < s->nsub; i++)
 		n += pm_raid_set_devs(&s->sub[i]);
+	return n;
+}
+
+unsigned pm_raid_set_spares(const struct pm_raid_set *s)
+{
+	unsigned n = s->type == PM_RT_SPARE ? s->present : 0;
+	for (unsigned i = 0; i < s->nsub; i++)
+		n += pm_raid_set_spares(&s->sub[i]);
 	return n;
 }
 
@@ -302,18 +310,25 @@ int pm_raid_assemble(const struct pm_raid_disk *disks, size_t n, struct pm_raid_
 		const struct pm_raid_disk *k = &disks[i];
 		for (size_t j = 0; j < k->n; j++) {
 			const struct pm_raid_dev *rd = &k->rd[j];
-			if (rd->type == PM_RT_GROUP || rd->type == PM_RT_SPARE || rd->type == PM_RT_UNDEF)
+			if (rd->type == PM_RT_GROUP || (rd->type == PM_RT_SPARE && !rd->name_by_path) ||
+			    rd->type == PM_RT_UNDEF)
 				continue;
+			char name[PM_RAID_NAME_MAX];
+			if (snprintf(name, sizeof(name), "%s%s", rd->set, rd->name_by_path && k->path ? k->path : "") >=
+			    (int)sizeof(name))
+				continue;
+			if (rd->name_by_path)
+				pm_raid_mk_alphanum(name);
 			struct pm_raid_set *s = NULL;
 			for (size_t x = 0; x < out->n; x++)
-				if (!strcmp(out->v[x].name, rd->set))
+				if (!strcmp(out->v[x].name, name))
 					s = &out->v[x];
 			if (!s) {
 				if ((r = pm_grow(&out->v, out->n + 1, &cap, sizeof(*out->v))) < 0)
 					goto fail;
 				s = &out->v[out->n++];
 				memset(s, 0, sizeof(*s));
-				pm_strlcpy(s->name, rd->set, sizeof(s->name));
+				pm_strlcpy(s->name, name, sizeof(s->name));
 				pm_strlcpy(s->group, rd->group, sizeof(s->group));
 				s->fmt = rd->fmt;
 				if (rd->subset[0]) {
@@ -567,6 +582,8 @@ int pm_raid_tables(const struct pm_raid_set *s, struct pm_raid_map **out, size_t
 	int r = 0;
 	if (!s->ok)
 		return -EINVAL;
+	if (s->type == PM_RT_SPARE)
+		return -EOPNOTSUPP; /* dmraid: "spare set ... cannot be activated" */
 	for (unsigned i = 0; i <= s->nsub; i++) {
 		const struct pm_raid_set *x = i < s->nsub ? &s->sub[i] : s;
 		if (i < s->nsub && !x->ok)

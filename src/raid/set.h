@@ -65,8 +65,10 @@ const struct pm_raid_set *pm_raid_set_find(const struct pm_raid_sets *s, const c
 /* The display type of a set: a stacked set "raid10" (mirror over stripes) or "raid01" (stripe over
  * mirrors), dmraid's words; else pm_raid_type_name. */
 const char *pm_raid_set_type_name(const struct pm_raid_set *s);
-/* Member devices of a set, subsets' included. */
+/* Member devices of a set, subsets' included (a spare set's are spares, not devices). */
 unsigned pm_raid_set_devs(const struct pm_raid_set *s);
+/* Spare devices of a set, subsets' included (the members of isw's spare sets). */
+unsigned pm_raid_set_spares(const struct pm_raid_set *s);
 
 /* One device-mapper device to create for a set, in creation order (subsets before their superset). */
 struct pm_raid_map {
@@ -74,7 +76,7 @@ struct pm_raid_map {
 	char *table;               /* table lines, each ending in '\n' */
 };
 /* The tables dmraid builds for set s (which must be ok); messages (the degraded mirror's) appended
- * to *log (malloc'd text, may be NULL before). 0 or -errno (-EOPNOTSUPP: RAID6). */
+ * to *log (malloc'd text, may be NULL before). 0 or -errno (-EOPNOTSUPP: RAID6, a spare set). */
 int pm_raid_tables(const struct pm_raid_set *s, struct pm_raid_map **out, size_t *n, char **log);
 void pm_raid_maps_free(struct pm_raid_map *m, size_t n);
 /* dmraid's mirror region size for a member of `sectors` sectors. */

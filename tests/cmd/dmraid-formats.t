@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# partmap dmraid on the other nine formats (asr hpt37x hpt45x jmicron lsi nvidia pdc sil via): member
-# images written by mkraid (tests/unit/mkraid.c, from the metadata facts) carrying a known virtual
-# disk laid out by the level; -ay serves the set (userspace DM here), its bytes equal the virtual
-# disk's (cmp), -an leaves nothing. blkid judges the metadata layouts in tests/cmd/raidfmt.t.
+# partmap dmraid on the eleven formats (tests/cmd/raid-cases.sh): member images written by mkraid
+# (tests/unit/mkraid.c, raidsyn.c, from the metadata facts) carrying a known virtual disk laid out by
+# the level; -ay serves the set (userspace DM here), its bytes equal the virtual disk's (cmp), -an
+# leaves nothing; an isw spare disk is a spare set that -ay leaves unmapped. blkid judges the metadata
+# layouts in tests/cmd/raidfmt.t; Debian's dmraid judges the same cases in tests/vm/dmraid-formats.t.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/raid-cases.sh" || { echo "Bail out! raid-cases.sh missing"; exit 1; }
 private_ns "$@"
@@ -23,7 +24,16 @@ for c in "${RAID_CASES[@]}"; do
 	rm -f m*.img
 	sz=$("$MK" -d src.bin "$fmt" "$lvl" "$n" 64 40960 16384 305419896 m 2>&1)
 	if ! [[ $sz =~ ^[0-9]+$ ]]; then fail "$fmt $lvl: mkraid: $sz"; continue; fi
-	set=$("$PARTMAP" dmraid -s -c m*.img 2>/dev/null | grep -v '^\.' | head -1)
+	if [ "$lvl" = spare ]; then
+		set=$("$PARTMAP" dmraid -s -c m*.img 2>/dev/null)
+		[[ $set =~ ^isw_[a-j]+_m0_img$ ]]
+		ok $? "$fmt $lvl: -s -c names the spare set after the disk ($set)"
+		out=$("$PARTMAP" dmraid -ay m*.img 2>&1); rc=$?
+		is "$rc:$(ls /dev/mapper; losetup -n -O BACK-FILE | grep "^$TMP")" "0:" "$fmt $lvl: -ay maps nothing ($out)"
+		continue
+	fi
+	# the set: the first one -s -c names that is no group (isw_<family>, .ddf1_disks) nor a subset
+	set=$("$PARTMAP" dmraid -s -c m*.img 2>/dev/null | grep -v -e '^\.' -e '^isw_[a-z]*$' -e '-[0-9]*$' | head -1)
 	out=$("$PARTMAP" dmraid -ay m*.img 2>&1); rc=$?
 	is "$rc" 0 "$fmt $lvl ($n disks): -ay of set $set ($out)"
 	# hpt37x keeps its metadata at sector 9 of the first disk, inside the set (the gap after an MBR)

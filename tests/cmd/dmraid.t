@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# partmap dmraid on member images of isw (Intel IMSM) and ddf1 (SNIA DDF) sets made by raidgen (a
-# test helper built from tests/unit/raidgen.c) from a virtual disk: -r, -s, -ay -t, -ay on raw and
+# partmap dmraid on member images of isw (Intel IMSM) and ddf1 (SNIA DDF) sets made by mkraid (the
+# test helper built from tests/unit/mkraid.c and raidsyn.c) from a virtual disk: -r, -s, -ay -t, -ay on raw and
 # qcow2 members and on loop devices, the set's bytes against the virtual disk (cmp), a filesystem on
 # a partition of the set (mounted, files read), degraded sets, and -an leaving nothing behind. No
 # kernel device mapper here: partmap's userspace one serves the sets (PARTMAP_DM=user). Runs in a
@@ -8,11 +8,8 @@
 . "$(dirname "$0")/lib.sh"
 private_ns "$@"
 B=${PARTMAP_BUILD:-$(dirname "$PARTMAP")}
-GEN=$B/tests/raidgen
-if [ ! -x "$GEN" ]; then
-	echo "1..0 # SKIP raidgen not built (make unit)"
-	exit 0
-fi
+GEN=$B/tests/mkraid
+[ -x "$GEN" ] || { echo "Bail out! $GEN missing (make unit)"; exit 1; }
 mkdir -p /run/partmap
 mount -t tmpfs -o mode=755 partmap-test /run/partmap || { echo "Bail out! cannot mount a tmpfs on /run/partmap"; exit 1; }
 export PARTMAP_DM=user
@@ -42,8 +39,9 @@ truncate -s 16M virt
 printf 'label: dos\n2048,,83\n' | sfdisk -q --no-reread --no-tell-kernel virt >/dev/null
 dd if=part.ext4 of=virt bs=512 seek=2048 conv=notrunc status=none
 
-# gen FMT LEVEL MEMBERS STRIP MEMBER_SECTORS PREFIX [NAME] -> sets $vs (the set's sectors)
-gen() { vs=$("$GEN" "$1" "$2" "$3" "$4" "$5" virt "$6" ${7:+"$7"}) || { fail "raidgen $*"; return 1; }; }
+# gen FMT LEVEL MEMBERS STRIP MEMBER_SECTORS PREFIX [NAME] -> sets $vs (the set's sectors): members of
+# MEMBER_SECTORS + 64 sectors, data from sector 0, family 20261205 (isw), volume NAME (default Volume0)
+gen() { vs=$("$GEN" -d virt "$1" "$2" "$3" "$4" $(($5 + 64)) "$5" 20261205 "$6" ${7:+"$7"}) || { fail "mkraid $*"; return 1; }; }
 
 # check_set SET SECTORS MEMBER...: -ay, the bytes, the filesystem, -an
 check_set() {
@@ -75,7 +73,7 @@ check_set() {
 
 # ---- isw RAID0, odd strip: -r, -s, -ay -t ----
 gen isw raid0 2 24 16400 i0m
-is "$vs" 32784 "raidgen: isw RAID0 of 2 x 16400 sectors, strip 24"
+is "$vs" 32784 "mkraid: isw RAID0 of 2 x 16400 sectors, strip 24"
 same "$(dmr -r i0m0.img i0m1.img)" 'i0m0.img: isw, "isw_cacgbcaf", GROUP, ok, 16462 sectors, data@ 0
 i0m1.img: isw, "isw_cacgbcaf", GROUP, ok, 16462 sectors, data@ 0' "isw -r"
 same "$(dmr -r -cc i0m1.img)" 'i0m1.img:isw:isw_cacgbcaf:GROUP:ok:16462:0' "isw -r -cc"
@@ -138,6 +136,9 @@ same "$(dmr -ay -t "$L1" "$L0")" "isw_cacgbcaf_Volume0: 0 32784 striped 2 24 $L1
 same "$(dmr -r | grep -e "^$L0:" -e "^$L1:" | sort)" "$(printf '%s: isw, "isw_cacgbcaf", GROUP, ok, 16462 sectors, data@ 0\n' "$L0" "$L1" | sort)" \
 	"the scan without arguments finds loop devices"
 same "$(dmr -b "$L0")" "$(printf '%s: %12u total, "N/A"' "$L0" 16464)" "-b: a loop device, no serial number"
+# -ay -t with the files, now that loop devices hold them: the tables name those (what -ay maps)
+same "$(dmr -ay -t i0m0.img i0m1.img)" "isw_cacgbcaf_Volume0: 0 32784 striped 2 24 $L0 0 $L1 0" \
+	"-ay -t with member files held by loop devices: the tables name the loop devices"
 dmr -ay "$L0" "$L1" >/dev/null 2>&1
 cmp -n $((32768 * 512)) /dev/mapper/isw_cacgbcaf_Volume0 virt >/dev/null 2>&1
 ok $? "set on loop devices: the right bytes"
@@ -148,10 +149,34 @@ same "$(dmr -an "$L0" "$L1" 2>&1)" 'RAID set "isw_cacgbcaf_Volume0" is not activ
 is "$(ls /dev/mapper) $(losetup -n -O NAME -j i0m0.img)" " $L0" "-an removes the maps, keeps loop devices it did not make"
 losetup -d "$L0" "$L1"
 
+# ---- an isw spare disk (its own one-disk metadata, marked spare): dmraid's spare set ----
+"$GEN" isw spare 1 0 20000 0 1234 isp >/dev/null || fail "mkraid isw spare"
+same "$(dmr -r isp0.img)" 'isp0.img: isw, "isw_bcde", spare, ok, 19998 sectors, data@ 0' "isw spare -r"
+same "$(dmr -s isp0.img)" '*** Group superset isw_bcde
+--> Subset
+name   : isw_bcde_isp0_img
+size   : 0
+stride : 0
+type   : spare
+status : ok
+subsets: 0
+devs   : 0
+spares : 1' "isw spare -s: a spare set named after the disk, in its group"
+same "$(dmr -s -cc isp0.img)" 'isw_bcde_isp0_img:0:0:spare:ok:0:0:1' "isw spare -s -cc"
+out=$(dmr -ay isp0.img 2>&1); rc=$?
+same "$rc:$out:$(left)" '0:ERROR: spare set "isw_bcde_isp0_img" cannot be activated
+ERROR: no mapping possible for RAID set isw_bcde_isp0_img:' "isw spare -ay: not mapped, as dmraid says; nothing left"
+# beside a RAID1 it does not change the set
+gen isw raid1 2 0 19936 i1s
+same "$(dmr -s -c i1s0.img isp0.img i1s1.img)" 'isw_cacgbcaf_Volume0
+isw_bcde_isp0_img' "isw spare beside a RAID1: both sets"
+same "$(dmr -ay -t i1s0.img isp0.img i1s1.img 2>/dev/null)" 'isw_cacgbcaf_Volume0: 0 19936 mirror core 2 64 nosync 2 i1s0.img 0 i1s1.img 0 1 handle_errors' \
+	"isw spare beside a RAID1: -ay -t, the mirror's table"
+
 # ---- isw RAID1, RAID10; ddf1 RAID0, RAID1, RAID10, linear ----
 gen isw raid1 2 0 32768 i1m
 check_set isw_cacgbcaf_Volume0 32768 i1m0.img i1m1.img
-gen isw raid10 4 64 16384 iam Ten
+gen isw raid01 4 64 16384 iam Ten
 same "$(dmr -ay -t iam0.img iam1.img iam2.img iam3.img)" "isw_cacgbcaf_Ten-0: 0 16384 mirror core 2 64 nosync 2 iam0.img 0 iam1.img 0 1 handle_errors
 isw_cacgbcaf_Ten-1: 0 16384 mirror core 2 64 nosync 2 iam2.img 0 iam3.img 0 1 handle_errors
 isw_cacgbcaf_Ten: 0 32768 striped 2 64 /dev/mapper/isw_cacgbcaf_Ten-0 0 /dev/mapper/isw_cacgbcaf_Ten-1 0" "isw RAID10 -ay -t: stacked"
@@ -164,9 +189,9 @@ same "$(dmr -r d0m2.img)" 'd0m2.img: ddf1, ".ddf1_disks", GROUP, ok, 11064 secto
 check_set ddf1_Stripes 32832 d0m2.img d0m0.img d0m1.img
 gen ddf1 raid1 2 0 32768 d1m Mirror
 check_set ddf1_Mirror 32768 d1m0.img d1m1.img
-gen ddf1 raid10 4 128 16384 dam R10
+gen ddf1 raid01 4 128 16384 dam R10
 check_set ddf1_R10 32768 dam0.img dam1.img dam2.img dam3.img
-gen ddf1 linear 2 0 16384 dlm Span
+gen ddf1 span 2 0 16384 dlm Span
 check_set ddf1_Span 32768 dlm0.img dlm1.img
 
 # ---- degraded ----
@@ -206,7 +231,7 @@ sys.exit(0 if x.count(0) == len(x) else 1)
 PY
 }
 parity_ok d5m0.img d5m1.img d5m2.img
-ok $? "raidgen's RAID5 members: parity consistent"
+ok $? "mkraid's RAID5 members: parity consistent"
 head -c 1048576 /dev/urandom >blk1
 out=$(dmr -ay d5m0.img d5m1.img d5m2.img 2>&1)
 err=$(dd if=blk1 of=/dev/mapper/ddf1_Par bs=1M seek=1 conv=fsync status=none 2>&1)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The BIOS RAID members partmap's tests synthesise (tests/unit/raidsyn.c, written to files by
+# The BIOS RAID members of all eleven formats partmap's tests synthesise (tests/unit/raidsyn.c, written to files by
 # build/tests/mkraid) are recognised by an independent reader: util-linux's blkid names each member's
 # format, at every level and member position the unit tests use, and at every place Promise metadata
 # may sit. This judges the layouts the reader tests are built on.
@@ -14,14 +14,16 @@ declare -A TYPE=(
 	[asr]=adaptec_raid_member [hpt37x]=hpt37x_raid_member [hpt45x]=hpt45x_raid_member
 	[jmicron]=jmicron_raid_member [lsi]=lsi_mega_raid_member [nvidia]=nvidia_raid_member
 	[pdc]=promise_fasttrack_raid_member [sil]=silicon_medley_raid_member [via]=via_raid_member
+	[isw]=isw_raid_member [ddf1]=ddf_raid_member
 )
-declare -A VERSION=([asr]=8 [jmicron]=0.1 [nvidia]=100 [sil]=2.0 [via]=1)
+declare -A VERSION=([asr]=8 [jmicron]=0.1 [nvidia]=100 [sil]=2.0 [via]=1 [ddf1]=02.00.00)
 # the levels each format's synthesiser writes (as the unit tests use them)
 declare -A LEVELS=(
 	[asr]="raid0 raid1 raid10 spare" [hpt37x]="span raid0 raid1 raid10 raid01 spare"
 	[hpt45x]="span raid0 raid1 raid10 spare" [jmicron]="span raid0 raid1 raid01"
 	[lsi]="raid0 raid1 raid10" [nvidia]="span raid0 raid1 raid10 raid5" [pdc]="span raid0 raid1 raid10"
 	[sil]="span raid0 raid1 raid10 raid5 spare" [via]="span raid0 raid1 raid10"
+	[isw]="raid0 raid1 raid01 raid5 spare" [ddf1]="span raid0 raid1 raid01 raid5"
 )
 
 check() { # check FORMAT LABEL IMAGE...
@@ -37,7 +39,7 @@ check() { # check FORMAT LABEL IMAGE...
 	ok $bad "$fmt $label: blkid -p names all $# members ${TYPE[$fmt]}"
 }
 
-for fmt in asr hpt37x hpt45x jmicron lsi nvidia pdc sil via; do
+for fmt in asr hpt37x hpt45x jmicron lsi nvidia pdc sil via isw ddf1; do
 	for level in ${LEVELS[$fmt]}; do
 		case $level in raid1) n=2 ;; raid10 | raid01) n=4 ;; spare) n=1 ;; *) n=3 ;; esac
 		[ "$fmt" = lsi ] && [ "$level" = raid0 ] && n=2
@@ -49,7 +51,7 @@ done
 
 # members that hold the set's data too (mkraid -d: random bytes laid out as RAID0) are members still
 head -c $((4 << 20)) /dev/urandom >"$TMP/src"
-for fmt in asr hpt37x hpt45x jmicron lsi nvidia pdc sil via; do
+for fmt in asr hpt37x hpt45x jmicron lsi nvidia pdc sil via isw ddf1; do
 	rm -f "$TMP"/m*.img
 	size=$("$MKRAID" -d "$TMP/src" "$fmt" raid0 2 16 8192 4096 0x12345678 "$TMP/m") || { fail "$fmt -d: mkraid"; continue; }
 	[ "$size" -gt 0 ] || diag "$fmt: set size $size"

@@ -7,7 +7,6 @@
 #include <sys/stat.h>
 
 #include "../unit/imgbuild.h"
-#include "../unit/raidgen.h"
 #include "../unit/raidsyn.h"
 #include "util.h"
 
@@ -164,10 +163,10 @@ int main(int argc, char **argv)
 	img_free(&im);
 
 	/* raid: isw and ddf1 members of every level (one disk of each set) */
-	static const struct rg_vol vols[] = {
-		{ "R0", RG_RAID0, 2, 8, 0, 64, 2 }, { "R1", RG_RAID1, 2, 0, 0, 64, 2 },
-		{ "R10", RG_RAID10, 4, 8, 0, 64, 2 }, { "R5", RG_RAID5, 3, 8, 0, 64, 3 },
-		{ "Span", RG_LINEAR, 2, 0, 8, 32, 2 },
+	static const struct rs_vol vols[] = {
+		{ "R0", RS_RAID0, 2, 8, 0, 64, 2 }, { "R1", RS_RAID1, 2, 0, 0, 64, 2 },
+		{ "R10", RS_RAID01, 4, 8, 0, 64, 2 }, { "R5", RS_RAID5, 3, 8, 0, 64, 3 },
+		{ "Span", RS_SPAN, 2, 0, 8, 32, 2 },
 	};
 	int seed = 1;
 	for (size_t v = 0; v < sizeof(vols) / sizeof(vols[0]); v++) {
@@ -177,12 +176,12 @@ int main(int argc, char **argv)
 			ims[i] = img_new(S);
 			disks[i] = ims[i].data;
 		}
-		if (vols[v].level != RG_LINEAR) {
-			rg_isw(disks, S, vols[v].members, 1234, &vols[v], 1, NULL);
+		if (vols[v].level != RS_SPAN) {
+			rs_isw(disks, S, vols[v].members, 1234, &vols[v], 1, NULL);
 			save("raid", seed++, &ims[1], 0);
 			save("raid", seed++, &ims[0], 3);
 		}
-		rg_ddf1(disks, S, vols[v].members, &vols[v], 1, v & 1);
+		rs_ddf1(disks, S, vols[v].members, &vols[v], 1, v & 1);
 		save("raid", seed++, &ims[1], 0);
 		for (unsigned i = 0; i < 4; i++)
 			img_free(&ims[i]);
@@ -200,5 +199,11 @@ int main(int argc, char **argv)
 				save("raid", ++n, &im, 0);
 			img_free(&im);
 		}
+	/* an IMSM spare disk's own record */
+	struct rs_spec spare = { .fmt = "isw", .level = RS_SPARE, .disks = 1, .disk_sectors = 128, .id = 77 };
+	im = img_new(128 * 512);
+	if (!rs_write(&spare, 0, im.data))
+		save("raid", ++n, &im, 0);
+	img_free(&im);
 	return 0;
 }

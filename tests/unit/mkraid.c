@@ -1,9 +1,14 @@
-/* mkraid: write synthesised BIOS RAID member images (see raidsyn.h).
- * usage: mkraid [-d SOURCE] FORMAT LEVEL DISKS CHUNK DISK_SECTORS MEMBER_SECTORS ID PREFIX [NAME]
+/* mkraid: write synthesised BIOS RAID member images of any of the eleven formats (see raidsyn.h).
+ * usage: mkraid [-d SOURCE] [-s SERIAL,...] FORMAT LEVEL DISKS CHUNK DISK_SECTORS MEMBER_SECTORS ID PREFIX [NAME]
  * writes PREFIX0.img .. PREFIX<DISKS-1>.img (sparse) and prints the set's size in sectors as dmraid maps
  * it. -d: the members also hold the set's data, the first that many sectors of SOURCE laid out as the
- * level does (span, raid0, raid1, raid10, raid01); without it only the metadata is written. FORMAT pdc:S puts Promise metadata
- * S sectors before the end of the disk (one of the places dmraid probes; default 63). */
+ * level does (span, raid0, raid1, raid10, raid01; raid5 for isw and ddf1); without it only the metadata
+ * is written. -s: isw, the members' serial numbers (the disks' own, for dmraid to find them; images
+ * have none). ID: the set id (isw: the family number). NAME: jmicron's, asr's array name, isw's and
+ * ddf1's volume name (default Volume0). isw's and ddf1's RAID10 (mirror pairs striped) is raid01 here,
+ * as dmraid names it; isw spare: a spare disk's own metadata. FORMAT pdc:S puts Promise metadata S
+ * sectors before the end of the disk (one of the places dmraid probes; default 63); ddf1:le writes
+ * DDF little-endian. */
 #include "raidsyn.h"
 
 #include <errno.h>
@@ -22,13 +27,22 @@ static int fail(const char *what, const char *path)
 int main(int argc, char **argv)
 {
 	const char *source = NULL;
-	if (argc > 2 && !strcmp(argv[1], "-d")) {
-		source = argv[2];
+	char serial_list[1024] = "";
+	const char *serials[64] = { 0 };
+	while (argc > 2 && (!strcmp(argv[1], "-d") || !strcmp(argv[1], "-s"))) {
+		if (!strcmp(argv[1], "-d"))
+			source = argv[2];
+		else
+			snprintf(serial_list, sizeof(serial_list), "%s", argv[2]);
 		argv += 2;
 		argc -= 2;
 	}
+	size_t nserials = 0;
+	for (char *save = NULL, *t = strtok_r(serial_list, ",", &save); t && nserials < 64;
+	     t = strtok_r(NULL, ",", &save))
+		serials[nserials++] = t;
 	if (argc < 9 || argc > 10) {
-		fprintf(stderr, "usage: mkraid [-d SOURCE] FORMAT LEVEL DISKS CHUNK DISK_SECTORS MEMBER_SECTORS ID PREFIX [NAME]\n"
+		fprintf(stderr, "usage: mkraid [-d SOURCE] [-s SERIAL,...] FORMAT LEVEL DISKS CHUNK DISK_SECTORS MEMBER_SECTORS ID PREFIX [NAME]\n"
 				"levels: span raid0 raid1 raid10 raid01 raid5 spare\n");
 		return 2;
 	}
@@ -41,14 +55,19 @@ int main(int argc, char **argv)
 		.fmt = argv[1], .level = (enum rs_level)level, .disks = (unsigned)strtoul(argv[3], NULL, 0),
 		.chunk = (unsigned)strtoul(argv[4], NULL, 0), .disk_sectors = strtoull(argv[5], NULL, 0),
 		.member_sectors = strtoull(argv[6], NULL, 0), .id = (uint32_t)strtoul(argv[7], NULL, 0),
-		.name = argc > 9 ? argv[9] : NULL,
+		.name = argc > 9 ? argv[9] : NULL, .serials = nserials ? serials : NULL,
 	};
+	if (s.disks > 64)
+		return fail("more than 64 disks", argv[3]);
 	char fmt[32];
 	snprintf(fmt, sizeof(fmt), "%s", argv[1]);
 	char *colon = strchr(fmt, ':');
 	if (colon) {
 		*colon = 0;
-		s.pdc_end = (unsigned)strtoul(colon + 1, NULL, 0);
+		if (!strcmp(colon + 1, "le"))
+			s.little_endian = true;
+		else
+			s.pdc_end = (unsigned)strtoul(colon + 1, NULL, 0);
 	}
 	s.fmt = fmt;
 	size_t size = (size_t)s.disk_sectors * 512;
@@ -68,7 +87,7 @@ int main(int argc, char **argv)
 	}
 	for (unsigned i = 0; i < s.disks; i++) {
 		memset(img, 0, size);
-		if (src && rs_fill(&s, i, src, img))
+		if (src && s.level != RS_SPARE && rs_fill(&s, i, src, img)) /* a spare holds no data */
 			return fail("no data layout for this level", argv[2]);
 		if (rs_write(&s, i, img)) {
 			fprintf(stderr, "mkraid: %s has no %s of %u disks (or the sizes do not fit it)\n", s.fmt,

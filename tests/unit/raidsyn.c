@@ -1,14 +1,20 @@
-/* Synthesised BIOS RAID members (see raidsyn.h). Field offsets: ../shared/reference/dmraid.md §1. */
+/* Synthesised BIOS RAID members of all eleven formats dmraid reads (see raidsyn.h). Field offsets:
+ * ../shared/reference/dmraid.md §1. */
 #include "raidsyn.h"
 
+#include "ptable.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-static void le16(uint8_t *p, unsigned v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static void le32(uint8_t *p, uint32_t v) { le16(p, v & 0xFFFF); le16(p + 2, v >> 16); }
-static void be16(uint8_t *p, unsigned v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
-static void be32(uint8_t *p, uint32_t v) { be16(p, v >> 16); be16(p + 2, v & 0xFFFF); }
-static uint32_t rd32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
-static unsigned rd16(const uint8_t *p) { return (unsigned)(p[0] | p[1] << 8); }
+#define le16(p, v) put_le16(p, (uint16_t)(v))
+#define le32(p, v) put_le32(p, (uint32_t)(v))
+#define be16(p, v) put_be16(p, (uint16_t)(v))
+#define be32(p, v) put_be32(p, (uint32_t)(v))
+#define rd32 get_le32
+#define rd16 get_le16
 
 static unsigned lg2(unsigned v)
 {
@@ -205,10 +211,14 @@ static int w_hpt37x(const struct rs_spec *s, unsigned i, uint8_t *img)
 		le32(m + 0x2C, i / half);
 		le32(m + 0x34, (uint32_t)(s->member_sectors * half));
 		break;
-	case RS_RAID01: /* mirrors under a stripe: order = which mirror */
+	case RS_RAID01:
+		/* mirrors under a stripe: order = which mirror; the disks numbered across the array, so
+		 * that only its first disk has data from sector 0 and the metadata at sector 9 lies in the
+		 * set's sector 9 alone (numbered within each mirror, it would lie inside every mirror's
+		 * data: in the stripe's chunk k of mirror k, on one leg only) */
 		m[0x32] = 7;
 		m[0x30] = 2;
-		m[0x33] = (uint8_t)(i % 2);
+		m[0x33] = (uint8_t)i;
 		le32(m + 0x2C, i / 2);
 		le32(m + 0x34, (uint32_t)s->member_sectors);
 		break;
@@ -372,15 +382,320 @@ static int w_asr(const struct rs_spec *s, unsigned i, uint8_t *img)
 	return 0;
 }
 
+/* ---- isw (IMSM): the MPB's first sector at N-2, its other sectors just before it ---- */
+
+uint64_t rs_isw_anchor(uint64_t disk_bytes)
+{
+	return disk_bytes - 1024;
+}
+
+static size_t isw_mpb_size(unsigned ndisks, const struct rs_vol *v, unsigned nvols)
+{
+	size_t sz = 0xD8 + 48u * ndisks;
+	for (unsigned i = 0; i < nvols; i++)
+		sz += 0x70 + 52 + 4u * (v[i].members - 1);
+	return sz;
+}
+
+static void isw_put(uint8_t *disk, uint64_t disk_bytes, const uint8_t *mpb, size_t size)
+{
+	size_t k = (size + 511) / 512;
+	uint64_t a = rs_isw_anchor(disk_bytes);
+	memcpy(disk + a, mpb, 512);
+	if (k > 1)
+		memcpy(disk + a - (k - 1) * 512, mpb + 512, (k - 1) * 512);
+}
+
+static void isw_get(const uint8_t *disk, uint64_t disk_bytes, uint8_t *mpb, size_t k)
+{
+	uint64_t a = rs_isw_anchor(disk_bytes);
+	memcpy(mpb, disk + a, 512);
+	if (k > 1)
+		memcpy(mpb + 512, disk + a - (k - 1) * 512, (k - 1) * 512);
+}
+
+static void isw_sum(uint8_t *mpb, size_t size)
+{
+	uint32_t s = 0;
+	put_le32(mpb + 0x20, 0);
+	for (size_t i = 0; i + 4 <= size; i += 4)
+		s += get_le32(mpb + i);
+	put_le32(mpb + 0x20, s);
+}
+
+void rs_isw_fix(uint8_t *disk, uint64_t disk_bytes)
+{
+	uint64_t a = rs_isw_anchor(disk_bytes);
+	size_t size = get_le32(disk + a + 0x24);
+	size_t k = (size + 511) / 512;
+	uint8_t *mpb = calloc(k, 512);
+	isw_get(disk, disk_bytes, mpb, k);
+	isw_sum(mpb, size);
+	isw_put(disk, disk_bytes, mpb, size);
+	free(mpb);
+}
+
+/* The MPB of a set (malloc'd, whole sectors; *size its mpb_size). spare: one disk's spare record. */
+static uint8_t *isw_mpb(uint64_t disk_bytes, unsigned ndisks, uint32_t family, const struct rs_vol *v,
+			unsigned nvols, const char *const *serials, bool spare, size_t *size)
+{
+	*size = isw_mpb_size(ndisks, v, nvols);
+	uint8_t *mpb = calloc((*size + 511) / 512, 512);
+	if (!mpb)
+		return NULL;
+	memcpy(mpb, spare ? "Intel Raid ISM Cfg Sig. 1.0.00" : "Intel Raid ISM Cfg Sig. 1.3.00", 30);
+	put_le32(mpb + 0x24, (uint32_t)*size);
+	put_le32(mpb + 0x28, family);
+	put_le32(mpb + 0x2C, 1);
+	put_le32(mpb + 0x40, spare ? 0 : family);
+	mpb[0x38] = (uint8_t)ndisks;
+	mpb[0x39] = (uint8_t)nvols;
+	for (unsigned i = 0; i < ndisks; i++) {
+		uint8_t *e = mpb + 0xD8 + 48 * i;
+		if (serials && serials[i])
+			memcpy(e, serials[i], strnlen(serials[i], 16));
+		put_le32(e + 0x10, (uint32_t)(disk_bytes / 512));
+		put_le32(e + 0x18, spare ? 0x01 | 0x08 : 0x02 | 0x08); /* spare or configured; usable */
+	}
+	size_t off = 0xD8 + 48u * ndisks;
+	for (unsigned i = 0; i < nvols; i++) {
+		uint8_t *d = mpb + off, *m = d + 0x70;
+		memcpy(d, v[i].name, strnlen(v[i].name, 16));
+		uint64_t vs = rs_vol_sectors(&v[i]);
+		put_le32(d + 0x10, (uint32_t)vs);
+		put_le32(d + 0x14, (uint32_t)(vs >> 32));
+		put_le32(m, (uint32_t)v[i].lba0);
+		put_le32(m + 4, (uint32_t)v[i].bpm);
+		put_le32(m + 8, v[i].strip ? (uint32_t)(v[i].bpm / v[i].strip) : 0);
+		put_le16(m + 0x0C, (uint16_t)v[i].strip);
+		m[0x0F] = v[i].level == RS_RAID0 ? 0 : v[i].level == RS_RAID5 ? 5 : 1;
+		m[0x10] = (uint8_t)v[i].members;
+		m[0x11] = v[i].level == RS_RAID1 || v[i].level == RS_RAID01 ? 2 : 1;
+		for (unsigned j = 0; j < v[i].members; j++)
+			put_le32(m + 0x30 + 4 * j, j);
+		off += 0x70 + 52 + 4u * (v[i].members - 1);
+	}
+	isw_sum(mpb, *size);
+	return mpb;
+}
+
+void rs_isw(uint8_t *const *disks, uint64_t disk_bytes, unsigned ndisks, uint32_t family,
+	    const struct rs_vol *v, unsigned nvols, const char *const *serials)
+{
+	size_t size;
+	uint8_t *mpb = isw_mpb(disk_bytes, ndisks, family, v, nvols, serials, false, &size);
+	for (unsigned i = 0; mpb && i < ndisks; i++)
+		isw_put(disks[i], disk_bytes, mpb, size);
+	free(mpb);
+}
+
+/* ---- ddf1: anchor at N-1, the primary header and its sections from N-32, big-endian (or not) ---- */
+
+#define P_PD 1
+#define P_PDLEN 2
+#define P_VD 3
+#define P_VDLEN 1
+#define P_CR 4
+#define P_RECLEN 2
+#define P_NREC 4
+#define P_DD 12
+#define MPE 16
+
+static void p16(bool le, uint8_t *p, uint16_t v) { le ? put_le16(p, v) : put_be16(p, v); }
+static void p32(bool le, uint8_t *p, uint32_t v) { le ? put_le32(p, v) : put_be32(p, v); }
+static void p64(bool le, uint8_t *p, uint64_t v) { le ? put_le64(p, v) : put_be64(p, v); }
+
+static void ddf_crc(bool le, uint8_t *b, size_t len)
+{
+	p32(le, b + 4, 0xFFFFFFFF);
+	p32(le, b + 4, pm_crc32(0, b, len));
+}
+
+void rs_ddf1_fix(uint8_t *disk, uint64_t disk_bytes)
+{
+	uint64_t n = disk_bytes / 512;
+	uint8_t *anchor = disk + (n - 1) * 512, *p = disk + (n - RS_DDF1_PRIMARY) * 512;
+	bool le = anchor[0] == 0x11;
+	ddf_crc(le, anchor, 512);
+	ddf_crc(le, p, 512);
+	ddf_crc(le, p + P_PD * 512, P_PDLEN * 512);
+	ddf_crc(le, p + P_VD * 512, P_VDLEN * 512);
+	for (unsigned i = 0; i < P_NREC; i++) {
+		uint8_t *c = p + (P_CR + i * P_RECLEN) * 512;
+		if (c[0] == 0xEE)
+			ddf_crc(le, c, P_RECLEN * 512);
+	}
+	ddf_crc(le, p + P_DD * 512, 512);
+}
+
+static void ddf_record(bool le, uint8_t *c, const uint8_t *guid, const struct rs_vol *v, unsigned first,
+		       unsigned count, unsigned level, unsigned sec_cnt, unsigned sec_num)
+{
+	p32(le, c, 0xEEEEEEEE);
+	memcpy(c + 8, guid, 24);
+	p16(le, c + 0x40, (uint16_t)count);
+	unsigned shift = 0;
+	while (v->strip && (1u << shift) < v->strip)
+		shift++;
+	c[0x42] = (uint8_t)shift;
+	c[0x43] = (uint8_t)level;
+	c[0x44] = (uint8_t)(level == 5 ? v->rlq : 0);
+	c[0x45] = (uint8_t)sec_cnt;
+	c[0x46] = (uint8_t)sec_num;
+	c[0x47] = sec_cnt > 1 ? 3 : 0;
+	p64(le, c + 0x48, v->bpm);
+	p64(le, c + 0x50, rs_vol_sectors(v));
+	for (unsigned j = 0; j < MPE; j++) {
+		p32(le, c + 512 + 4 * j, j < count ? 0x1000 + first + j : 0xFFFFFFFF);
+		p64(le, c + 512 + 4 * MPE + 8 * j, j < count ? v->lba0 : ~0ull);
+	}
+}
+
+/* the primary header and its sections, the same on every disk but for the disk data record */
+static void ddf1_area(uint8_t *area, uint64_t n, unsigned ndisks, const struct rs_vol *v, unsigned nvols, bool le)
+{
+	memset(area, 0, RS_DDF1_PRIMARY * 512);
+	uint8_t *h = area;
+	p32(le, h, 0xDE11DE11);
+	memcpy(h + 8, "partmap-test-ddf-guid-00", 24);
+	memcpy(h + 0x20, "02.00.00", 8);
+	p32(le, h + 0x28, 1);
+	p64(le, h + 0x60, n - RS_DDF1_PRIMARY);
+	p64(le, h + 0x68, ~0ull);
+	h[0x70] = 1; /* primary */
+	p16(le, h + 0x80, 16);
+	p16(le, h + 0x82, P_NREC);
+	p16(le, h + 0x84, 1);
+	p16(le, h + 0x86, P_RECLEN);
+	p16(le, h + 0x88, MPE);
+	p32(le, h + 0xC8, P_PD);
+	p32(le, h + 0xCC, P_PDLEN);
+	p32(le, h + 0xD0, P_VD);
+	p32(le, h + 0xD4, P_VDLEN);
+	p32(le, h + 0xD8, P_CR);
+	p32(le, h + 0xDC, P_NREC * P_RECLEN);
+	p32(le, h + 0xE0, P_DD);
+	p32(le, h + 0xE4, 1);
+	uint8_t *pd = area + P_PD * 512;
+	p32(le, pd, 0x22222222);
+	p16(le, pd + 8, (uint16_t)ndisks);
+	p16(le, pd + 10, 16);
+	for (unsigned i = 0; i < ndisks; i++) {
+		uint8_t *e = pd + 0x40 + 64 * i;
+		memcpy(e, "partmap-test-disk-guid-0", 24);
+		e[23] = (uint8_t)('a' + i);
+		p32(le, e + 0x18, 0x1000 + i);
+		p16(le, e + 0x1C, 2);
+		p16(le, e + 0x1E, 1);
+		p64(le, e + 0x20, n);
+	}
+	uint8_t *vd = area + P_VD * 512;
+	p32(le, vd, 0xDDDDDDDD);
+	p16(le, vd + 8, (uint16_t)nvols);
+	p16(le, vd + 10, P_NREC);
+	unsigned rec = 0;
+	for (unsigned i = 0; i < nvols; i++) {
+		uint8_t *e = vd + 0x40 + 64 * i;
+		uint8_t guid[24];
+		memcpy(guid, "partmap-test-vd-guid-000", 24);
+		guid[23] = (uint8_t)('a' + i);
+		memcpy(e, guid, 24);
+		p16(le, e + 0x18, (uint16_t)i);
+		e[0x20] = 0;
+		memcpy(e + 0x30, v[i].name, strnlen(v[i].name, 16));
+		if (v[i].level == RS_RAID01) {
+			for (unsigned s = 0; s < v[i].members / 2 && rec < P_NREC; s++)
+				ddf_record(le, area + (P_CR + rec++ * P_RECLEN) * 512, guid, &v[i], 2 * s, 2, 1,
+					   v[i].members / 2, s);
+		} else if (rec < P_NREC) {
+			unsigned lv = v[i].level == RS_RAID0 ? 0 : v[i].level == RS_RAID1 ? 1 : v[i].level == RS_RAID5 ? 5 : 0x0F;
+			ddf_record(le, area + (P_CR + rec++ * P_RECLEN) * 512, guid, &v[i], 0, v[i].members, lv, 1, 0);
+		}
+	}
+	for (; rec < P_NREC; rec++)
+		memset(area + (P_CR + rec * P_RECLEN) * 512, 0xFF, 4);
+	p32(le, area + P_DD * 512, 0x33333333);
+}
+
+/* disk i's copy: the area with its own disk data record, the anchor, the CRCs */
+static void ddf1_put(const uint8_t *area, unsigned i, uint8_t *disk, uint64_t disk_bytes, bool le)
+{
+	uint64_t n = disk_bytes / 512;
+	uint8_t *p = disk + (n - RS_DDF1_PRIMARY) * 512, *dd = p + P_DD * 512;
+	memcpy(p, area, RS_DDF1_PRIMARY * 512);
+	memcpy(dd + 8, area + P_PD * 512 + 0x40 + 64 * i, 24);
+	p32(le, dd + 0x20, 0x1000 + i);
+	uint8_t *anchor = disk + (n - 1) * 512;
+	memcpy(anchor, area, 512);
+	anchor[0x70] = 0;
+	rs_ddf1_fix(disk, disk_bytes);
+}
+
+void rs_ddf1(uint8_t *const *disks, uint64_t disk_bytes, unsigned ndisks, const struct rs_vol *v, unsigned nvols,
+	     bool le)
+{
+	uint8_t area[RS_DDF1_PRIMARY * 512];
+	ddf1_area(area, disk_bytes / 512, ndisks, v, nvols, le);
+	for (unsigned i = 0; i < ndisks; i++)
+		ddf1_put(area, i, disks[i], disk_bytes, le);
+}
+
+/* one volume on all the set's disks, from a spec */
+static struct rs_vol vol_of(const struct rs_spec *s)
+{
+	struct rs_vol v = { .level = s->level, .members = s->disks, .strip = s->chunk, .lba0 = s->data_offset,
+			    .bpm = s->member_sectors, .rlq = s->rlq ? s->rlq : 3 };
+	snprintf(v.name, sizeof(v.name), "%s", s->name ? s->name : "Volume0");
+	return v;
+}
+
+static int w_isw(const struct rs_spec *s, unsigned i, uint8_t *img)
+{
+	if (s->level == RS_SPAN || s->level == RS_RAID10 || (s->level == RS_RAID01 && s->disks != 4))
+		return -1;
+	if ((s->level == RS_RAID0 || s->level == RS_RAID5 || s->level == RS_RAID01) && !s->chunk)
+		return -1;
+	bool spare = s->level == RS_SPARE;
+	struct rs_vol v = vol_of(s);
+	if (!spare && s->data_offset + s->member_sectors + 64 > s->disk_sectors)
+		return -1;
+	const char *one[1] = { s->serials ? s->serials[i] : NULL };
+	size_t size;
+	uint8_t *mpb = isw_mpb(s->disk_sectors * 512, spare ? 1 : s->disks, s->id, &v, spare ? 0 : 1,
+			       spare ? one : s->serials, spare, &size);
+	if (!mpb)
+		return -1;
+	isw_put(img, s->disk_sectors * 512, mpb, size);
+	free(mpb);
+	return 0;
+}
+
+static int w_ddf1(const struct rs_spec *s, unsigned i, uint8_t *img)
+{
+	if (s->level == RS_RAID10 || s->level == RS_SPARE || s->disks > 16 || (s->level == RS_RAID01 && s->disks % 2))
+		return -1;
+	if ((s->level == RS_RAID0 || s->level == RS_RAID5 || s->level == RS_RAID01) && !s->chunk)
+		return -1;
+	if (s->data_offset + s->member_sectors + RS_DDF1_PRIMARY > s->disk_sectors)
+		return -1;
+	struct rs_vol v = vol_of(s);
+	uint8_t area[RS_DDF1_PRIMARY * 512];
+	ddf1_area(area, s->disk_sectors, s->disks, &v, 1, s->little_endian);
+	ddf1_put(area, i, img, s->disk_sectors * 512, s->little_endian);
+	return 0;
+}
+
 int rs_write(const struct rs_spec *s, unsigned index, uint8_t *img)
 {
-	if (!s->disks || index >= s->disks || s->disk_sectors < 128 || !s->chunk)
+	bool vols = !strcmp(s->fmt, "isw") || !strcmp(s->fmt, "ddf1"); /* chunk 0: RAID1, span */
+	if (!s->disks || index >= s->disks || s->disk_sectors < 128 || (!s->chunk && !vols))
 		return -1;
 	if ((s->level == RS_RAID10 || s->level == RS_RAID01) && (s->disks < 4 || s->disks % 2))
 		return -1;
 	static const struct { const char *name; int (*w)(const struct rs_spec *, unsigned, uint8_t *); } f[] = {
 		{ "asr", w_asr }, { "hpt37x", w_hpt37x }, { "hpt45x", w_hpt45x }, { "jmicron", w_jmicron },
 		{ "lsi", w_lsi }, { "nvidia", w_nvidia }, { "pdc", w_pdc }, { "sil", w_sil }, { "via", w_via },
+		{ "isw", w_isw }, { "ddf1", w_ddf1 },
 	};
 	for (size_t k = 0; k < sizeof(f) / sizeof(f[0]); k++)
 		if (!strcmp(f[k].name, s->fmt))
@@ -398,6 +713,8 @@ uint64_t rs_meta(const char *fmt, uint64_t n)
 		return 9 * 512;
 	if (!strcmp(fmt, "pdc"))
 		return (n - 63) * 512;
+	if (!strcmp(fmt, "isw"))
+		return rs_isw_anchor(n * 512);
 	return (n - 1) * 512; /* asr (reserved block), jmicron, lsi, sil (first copy), via */
 }
 
@@ -414,6 +731,10 @@ void rs_fix(const char *fmt, uint8_t *img, uint64_t n)
 		fix_sil1(m);
 	else if (!strcmp(fmt, "pdc"))
 		fix_pdc(m);
+	else if (!strcmp(fmt, "isw"))
+		rs_isw_fix(img, n * 512);
+	else if (!strcmp(fmt, "ddf1"))
+		rs_ddf1_fix(img, n * 512);
 	else if (!strcmp(fmt, "asr")) {
 		uint32_t tbl = (uint32_t)m[0x104] << 24 | m[0x105] << 16 | m[0x106] << 8 | m[0x107];
 		if (tbl < n)
@@ -425,13 +746,13 @@ void rs_geometry(const struct rs_spec *s, unsigned i, uint64_t *offset, uint64_t
 {
 	uint64_t n = s->disk_sectors, m = s->member_sectors;
 	bool flat = s->level == RS_SPAN || s->level == RS_SPARE || s->level == RS_RAID5;
-	unsigned disk = s->level == RS_RAID10 ? i % (s->disks / 2) : s->level == RS_RAID01 ? i % 2 : i;
+	unsigned disk = s->level == RS_RAID10 ? i % (s->disks / 2) : i; /* hpt37x's disk number */
 	*offset = 0;
 	if (!strcmp(s->fmt, "nvidia")) {
 		*sectors = n - 2;
 	} else if (!strcmp(s->fmt, "via") || !strcmp(s->fmt, "lsi")) {
 		*sectors = n - 1;
-	} else if (!strcmp(s->fmt, "jmicron")) {
+	} else if (!strcmp(s->fmt, "jmicron") || !strcmp(s->fmt, "isw") || !strcmp(s->fmt, "ddf1")) {
 		*offset = s->data_offset;
 		*sectors = m;
 	} else if (!strcmp(s->fmt, "hpt45x")) {
@@ -460,10 +781,18 @@ static uint64_t smallest(const struct rs_spec *s, unsigned first, unsigned count
 	return min;
 }
 
+/* isw and ddf1 have RAID5 data laid out here (nvidia's and SiI's RAID5: metadata only) */
+static bool has_raid5(const struct rs_spec *s)
+{
+	return !strcmp(s->fmt, "isw") || !strcmp(s->fmt, "ddf1");
+}
+
 uint64_t rs_size(const struct rs_spec *s)
 {
 	uint64_t off, len, sum = 0, c = s->chunk;
 	unsigned h = s->disks / 2;
+	if (!c && s->level != RS_SPAN && s->level != RS_RAID1)
+		return 0;
 	switch (s->level) {
 	case RS_SPAN:
 		for (unsigned k = 0; k < s->disks; k++) {
@@ -485,6 +814,7 @@ uint64_t rs_size(const struct rs_spec *s)
 		}
 		return min / c * c * h;
 	}
+	case RS_RAID5: return has_raid5(s) && s->disks > 1 ? smallest(s, 0, s->disks) / c * c * (s->disks - 1) : 0;
 	default: return 0;
 	}
 }
@@ -496,10 +826,33 @@ static void stripe(const uint8_t *src, uint64_t size, uint64_t c, unsigned pos, 
 		memcpy(dst + (k / count) * c * 512, src + k * c * 512, c * 512);
 }
 
+/* RAID5 member i of n: each row of n-1 data chunks and their parity, the parity on disk n-1-row%n;
+ * the data chunks from the disk after the parity's on (left symmetric) or from disk 0 (asymmetric) */
+static void raid5_member(const uint8_t *src, uint64_t size, uint64_t c, unsigned i, unsigned n, bool sym,
+			 uint8_t *dst)
+{
+	for (uint64_t row = 0; row * (n - 1) * c < size; row++) {
+		unsigned pdisk = (unsigned)(n - 1 - row % n);
+		uint8_t *at = dst + row * c * 512;
+		const uint8_t *data = src + row * (n - 1) * c * 512;
+		if (i == pdisk) {
+			memset(at, 0, c * 512);
+			for (unsigned k = 0; k < n - 1; k++)
+				for (size_t b = 0; b < c * 512; b++)
+					at[b] ^= data[k * c * 512 + b];
+		} else {
+			unsigned k = sym ? (i + n - pdisk - 1) % n : (i < pdisk ? i : i - 1);
+			memcpy(at, data + k * c * 512, c * 512);
+		}
+	}
+}
+
 int rs_fill(const struct rs_spec *s, unsigned i, const uint8_t *src, uint8_t *img)
 {
 	uint64_t off, len, size = rs_size(s), c = s->chunk;
 	unsigned h = s->disks / 2;
+	if (!size)
+		return -1;
 	rs_geometry(s, i, &off, &len);
 	uint8_t *dst = img + off * 512;
 	switch (s->level) {
@@ -515,14 +868,32 @@ int rs_fill(const struct rs_spec *s, unsigned i, const uint8_t *src, uint8_t *im
 	case RS_RAID0: stripe(src, size, c, i, s->disks, dst); return 0;
 	case RS_RAID1: memcpy(dst, src, size * 512); return 0;
 	case RS_RAID10: stripe(src, size, c, i % h, h, dst); return 0;
-	case RS_RAID01: {
-		/* this mirror's stream: chunk k of the set goes to mirror k % h */
-		for (uint64_t k = i / 2; k * c < size; k += h)
-			memcpy(dst + (k / h) * c * 512, src + k * c * 512, c * 512);
+	case RS_RAID01: stripe(src, size, c, i / 2, h, dst); return 0; /* this mirror's stream */
+	case RS_RAID5:
+		raid5_member(src, size, c, i, s->disks, !strcmp(s->fmt, "ddf1") && (s->rlq ? s->rlq : 3) == 3, dst);
 		return 0;
-	}
 	default: return -1;
 	}
+}
+
+/* the spec of one member of a volume (for its size and layout: isw and ddf1 lay data out alike) */
+static struct rs_spec spec_of(const struct rs_vol *v)
+{
+	return (struct rs_spec){ .fmt = "ddf1", .level = v->level, .disks = v->members, .chunk = v->strip,
+				 .member_sectors = v->bpm, .data_offset = (uint32_t)v->lba0, .rlq = v->rlq ? v->rlq : 2 };
+}
+
+uint64_t rs_vol_sectors(const struct rs_vol *v)
+{
+	struct rs_spec s = spec_of(v);
+	return rs_size(&s);
+}
+
+void rs_scatter(const struct rs_vol *v, const uint8_t *virt, uint8_t *const *disks)
+{
+	struct rs_spec s = spec_of(v);
+	for (unsigned i = 0; i < v->members; i++)
+		rs_fill(&s, i, virt, disks[i]);
 }
 
 int rs_level_by_name(const char *name)

@@ -1,5 +1,5 @@
 /* Unit tests of the isw and ddf1 readers and of the set assembly and its tables, on member images
- * synthesised from the metadata facts (raidgen.c): every level, odd chunks, member order, each
+ * synthesised from the metadata facts (raidsyn.c): every level, odd chunks, member order, each
  * checksum, hostile fields, degraded sets. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,7 +15,7 @@
 #include "disk.h"
 #include "raid/raid.h"
 #include "raid/set.h"
-#include "raidgen.h"
+#include "raidsyn.h"
 #include "target/target.h"
 #include "tgtenv.h"
 #include "util.h"
@@ -105,9 +105,9 @@ static void expect_tables(struct rig *r, const char *set, const char *want)
 	free(log);
 }
 
-static struct rg_vol vol(const char *name, enum rg_level l, unsigned m, uint32_t strip, uint64_t lba0, uint64_t bpm)
+static struct rs_vol vol(const char *name, enum rs_level l, unsigned m, uint32_t strip, uint64_t lba0, uint64_t bpm)
 {
-	struct rg_vol v = { .level = l, .members = m, .strip = strip, .lba0 = lba0, .bpm = bpm, .rlq = 2 };
+	struct rs_vol v = { .level = l, .members = m, .strip = strip, .lba0 = lba0, .bpm = bpm, .rlq = 2 };
 	pm_strlcpy(v.name, name, sizeof(v.name));
 	return v;
 }
@@ -119,8 +119,8 @@ static void test_isw_raid0_odd_chunk(void **state)
 	(void)state;
 	struct rig r;
 	rig_new(&r, 3, DISK_BYTES);
-	struct rg_vol v = vol("Vol0", RG_RAID0, 3, 24, 0, 2000);
-	rg_isw(r.buf, r.bytes, 3, 1234, &v, 1, NULL);
+	struct rs_vol v = vol("Vol0", RS_RAID0, 3, 24, 0, 2000);
+	rs_isw(r.buf, r.bytes, 3, 1234, &v, 1, NULL);
 	assert_int_equal(rig_scan(&r, NULL, NULL, NULL), 0);
 	for (unsigned i = 0; i < 3; i++) {
 		if (r.k[i].n != 2)
@@ -147,8 +147,8 @@ static void test_isw_member_order(void **state)
 	const char *serials[] = { "SER-A", "SER-B", "SER-C" };
 	const unsigned ord[] = { 2, 0, 1 };
 	rig_new(&r, 3, DISK_BYTES);
-	struct rg_vol v = vol("Data", RG_RAID0, 3, 128, 0, 2048);
-	rg_isw(r.buf, r.bytes, 3, 7, &v, 1, serials);
+	struct rs_vol v = vol("Data", RS_RAID0, 3, 128, 0, 2048);
+	rs_isw(r.buf, r.bytes, 3, 7, &v, 1, serials);
 	/* given as d2 d0 d1 with serials: the metadata's order wins */
 	assert_int_equal(rig_scan(&r, ord, serials, NULL), 0);
 	assert_false(r.k[0].rd[1].by_position);
@@ -156,9 +156,9 @@ static void test_isw_member_order(void **state)
 	expect_tables(&r, "isw_h_Data", "isw_h_Data: 0 6144 striped 3 128 /dev/d0 0 /dev/d1 0 /dev/d2 0\n");
 	rig_free(&r);
 	/* a serial the metadata does not have: refused, said why */
-	v = vol("One", RG_RAID0, 1, 128, 0, 2048);
+	v = vol("One", RS_RAID0, 1, 128, 0, 2048);
 	rig_new(&r, 1, DISK_BYTES);
-	rg_isw(r.buf, r.bytes, 1, 7, &v, 1, serials);
+	rs_isw(r.buf, r.bytes, 1, 7, &v, 1, serials);
 	const char *other[] = { "  NOT:THERE  " };
 	assert_int_equal(rig_scan(&r, NULL, other, NULL), 0);
 	assert_int_equal(r.k[0].err, -EBADMSG);
@@ -168,7 +168,7 @@ static void test_isw_member_order(void **state)
 	/* whitespace is dropped and ':' read as ';', as dmraid does */
 	rig_new(&r, 1, DISK_BYTES);
 	const char *s2[] = { "AB;CD" };
-	rg_isw(r.buf, r.bytes, 1, 7, &v, 1, s2);
+	rs_isw(r.buf, r.bytes, 1, 7, &v, 1, s2);
 	const char *given[] = { " AB:CD\t" };
 	assert_int_equal(rig_scan(&r, NULL, given, NULL), 0);
 	assert_int_equal(r.k[0].n, 2);
@@ -180,8 +180,8 @@ static void test_isw_raid1_degraded(void **state)
 	(void)state;
 	struct rig r;
 	rig_new(&r, 2, DISK_BYTES);
-	struct rg_vol v = vol("Mirror", RG_RAID1, 2, 0, 0, 4000);
-	rg_isw(r.buf, r.bytes, 2, 99, &v, 1, NULL);
+	struct rs_vol v = vol("Mirror", RS_RAID1, 2, 0, 0, 4000);
+	rs_isw(r.buf, r.bytes, 2, 99, &v, 1, NULL);
 	assert_int_equal(rig_scan(&r, NULL, NULL, NULL), 0);
 	expect_tables(&r, "isw_jj_Mirror",
 		      "isw_jj_Mirror: 0 4000 mirror core 2 64 nosync 2 /dev/d0 0 /dev/d1 0 1 handle_errors\n");
@@ -207,8 +207,8 @@ static void test_isw_raid0_missing(void **state)
 	(void)state;
 	struct rig r;
 	rig_new(&r, 2, DISK_BYTES);
-	struct rg_vol v = vol("Stripe", RG_RAID0, 2, 64, 0, 2048);
-	rg_isw(r.buf, r.bytes, 2, 5, &v, 1, NULL);
+	struct rs_vol v = vol("Stripe", RS_RAID0, 2, 64, 0, 2048);
+	rs_isw(r.buf, r.bytes, 2, 5, &v, 1, NULL);
 	/* only the second disk, given with its serial-less position 1: read it at position 1 */
 	assert_int_equal(rig_scan(&r, NULL, NULL, NULL), 0);
 	memmove(&r.k[0], &r.k[1], sizeof(r.k[0]));
@@ -231,8 +231,8 @@ static void test_isw_raid10(void **state)
 	(void)state;
 	struct rig r;
 	rig_new(&r, 4, DISK_BYTES);
-	struct rg_vol v = vol("R10", RG_RAID10, 4, 16, 0, 3000);
-	rg_isw(r.buf, r.bytes, 4, 42, &v, 1, NULL);
+	struct rs_vol v = vol("R10", RS_RAID01, 4, 16, 0, 3000);
+	rs_isw(r.buf, r.bytes, 4, 42, &v, 1, NULL);
 	assert_int_equal(rig_scan(&r, NULL, NULL, NULL), 0);
 	expect_tables(&r, "isw_ec_R10",
 		      "isw_ec_R10-0: 0 3000 mirror core 2 64 nosync 2 /dev/d0 0 /dev/d1 0 1 handle_errors\n"
@@ -243,9 +243,9 @@ static void test_isw_raid10(void **state)
 	pm_raid_sets_free(&r.sets);
 	/* mdadm's literal level 10 (dmraid refuses it): the same set */
 	for (unsigned i = 0; i < 4; i++) {
-		uint8_t *m = r.buf[i] + rg_isw_anchor(r.bytes);
+		uint8_t *m = r.buf[i] + rs_isw_anchor(r.bytes);
 		m[0xD8 + 4 * 48 + 0x70 + 0x0F] = 10;
-		rg_isw_fix(r.buf[i], r.bytes);
+		rs_isw_fix(r.buf[i], r.bytes);
 	}
 	assert_int_equal(rig_scan(&r, NULL, NULL, NULL), 0);
 	expect_tables(&r, "isw_ec_R10",
@@ -271,8 +271,8 @@ static void test_isw_raid5(void **state)
 	(void)state;
 	struct rig r;
 	rig_new(&r, 3, DISK_BYTES);
-	struct rg_vol v = vol("Par", RG_RAID5, 3, 32, 0, 2048);
-	rg_isw(r.buf, r.bytes, 3, 3, &v, 1, NULL);
+	struct rs_vol v = vol("Par", RS_RAID5, 3, 32, 0, 2048);
+	rs_isw(r.buf, r.bytes, 3, 3, &v, 1, NULL);
 	assert_int_equal(rig_scan(&r, NULL, NULL, NULL), 0);
 	assert_int_equal(r.k[0].rd[1].type, PM_RT_RAID5_LA);
 	expect_tables(&r, "isw_d_Par",
@@ -297,8 +297,8 @@ static void test_isw_two_volumes(void **state)
 	(void)state;
 	struct rig r;
 	rig_new(&r, 2, DISK_BYTES);
-	struct rg_vol v[2] = { vol("Sys", RG_RAID1, 2, 0, 0, 1024), vol("Scratch", RG_RAID0, 2, 128, 1024, 2048) };
-	rg_isw(r.buf, r.bytes, 2, 777, v, 2, NULL);
+	struct rs_vol v[2] = { vol("Sys", RS_RAID1, 2, 0, 0, 1024), vol("Scratch", RS_RAID0, 2, 128, 1024, 2048) };
+	rs_isw(r.buf, r.bytes, 2, 777, v, 2, NULL);
 	assert_int_equal(rig_scan(&r, NULL, NULL, NULL), 0);
 	assert_int_equal(r.k[0].n, 3);
 	expect_tables(&r, "isw_hhh_Scratch", "isw_hhh_Scratch: 0 4096 striped 2 128 /dev/d0 1024 /dev/d1 1024\n");
@@ -313,9 +313,9 @@ static void test_isw_checksum_and_hostile(void **state)
 	(void)state;
 	struct rig r;
 	rig_new(&r, 1, DISK_BYTES);
-	struct rg_vol v = vol("V", RG_RAID0, 1, 8, 0, 1024);
-	rg_isw(r.buf, r.bytes, 1, 1, &v, 1, NULL);
-	uint8_t *m = r.buf[0] + rg_isw_anchor(r.bytes);
+	struct rs_vol v = vol("V", RS_RAID0, 1, 8, 0, 1024);
+	rs_isw(r.buf, r.bytes, 1, 1, &v, 1, NULL);
+	uint8_t *m = r.buf[0] + rs_isw_anchor(r.bytes);
 	char why[256];
 	struct pm_raid_dev out[PM_RAID_MAX_DEVS];
 	struct pm_disk d;
@@ -328,12 +328,12 @@ static void test_isw_checksum_and_hostile(void **state)
 	m[0xD8 + 48 + 2] ^= 1;
 	assert_int_equal(READ(), -EBADMSG);
 	assert_non_null(strstr(why, "checksum"));
-	rg_isw_fix(r.buf[0], r.bytes);
+	rs_isw_fix(r.buf[0], r.bytes);
 	assert_int_equal(READ(), 1);
 	/* the checksum field itself wrong */
 	put_le32(m + 0x20, get_le32(m + 0x20) + 1);
 	assert_int_equal(READ(), -EBADMSG);
-	rg_isw_fix(r.buf[0], r.bytes);
+	rs_isw_fix(r.buf[0], r.bytes);
 	/* absurd sizes and counts, checksums right */
 	uint32_t size = get_le32(m + 0x24);
 	put_le32(m + 0x24, 0x7FFFFFFC);
@@ -342,34 +342,34 @@ static void test_isw_checksum_and_hostile(void **state)
 	assert_int_equal(READ(), -EBADMSG);
 	put_le32(m + 0x24, size);
 	m[0x38] = 200;
-	rg_isw_fix(r.buf[0], r.bytes);
+	rs_isw_fix(r.buf[0], r.bytes);
 	assert_int_equal(READ(), -EBADMSG);
 	assert_non_null(strstr(why, "200 disks"));
 	m[0x38] = 1;
 	m[0x39] = 9; /* volumes that are not there */
-	rg_isw_fix(r.buf[0], r.bytes);
+	rs_isw_fix(r.buf[0], r.bytes);
 	assert_int_equal(READ0(), -EBADMSG);
 	m[0x39] = 1;
 	uint8_t *map = m + 0xD8 + 48 + 0x70;
 	put_le32(map + 4, (uint32_t)DISK_SECTORS); /* past the disk */
-	rg_isw_fix(r.buf[0], r.bytes);
+	rs_isw_fix(r.buf[0], r.bytes);
 	assert_int_equal(READ0(), -EBADMSG);
 	put_le32(map + 4, 1024);
 	put_le32(map + 0x30, 5); /* a member that is not in the disk table */
-	rg_isw_fix(r.buf[0], r.bytes);
+	rs_isw_fix(r.buf[0], r.bytes);
 	assert_int_equal(READ0(), 1); /* this disk is in no volume then */
 	put_le32(map + 0x30, 0);
 	map[0x10] = 0;
-	rg_isw_fix(r.buf[0], r.bytes);
+	rs_isw_fix(r.buf[0], r.bytes);
 	assert_int_equal(READ0(), -EBADMSG);
 	map[0x10] = 1;
 	map[0x0F] = 6; /* a level dmraid does not know: the volume is left out, said why */
-	rg_isw_fix(r.buf[0], r.bytes);
+	rs_isw_fix(r.buf[0], r.bytes);
 	assert_int_equal(READ0(), 1);
 	assert_non_null(strstr(why, "RAID type 6"));
 	map[0x0F] = 0;
 	put_le16(map + 0x0C, 0);
-	rg_isw_fix(r.buf[0], r.bytes);
+	rs_isw_fix(r.buf[0], r.bytes);
 	assert_int_equal(READ0(), -EBADMSG);
 	/* a position past the disk table */
 	assert_int_equal(pm_raid_isw.read_pos(&d, "", 3, out, PM_RAID_MAX_DEVS, why, sizeof(why)), -EBADMSG);
@@ -393,17 +393,17 @@ static void test_ddf1_levels(void **state)
 {
 	(void)state;
 	static const struct {
-		enum rg_level l;
+		enum rs_level l;
 		unsigned members, rlq;
 		const char *name, *want;
 	} cases[] = {
-		{ RG_RAID0, 3, 0, "Stripe", "ddf1_Stripe: 0 3072 striped 3 64 /dev/d0 16 /dev/d1 16 /dev/d2 16\n" },
-		{ RG_RAID1, 2, 0, "Mirror", "ddf1_Mirror: 0 1050 mirror core 2 64 nosync 2 /dev/d0 16 /dev/d1 16 1 handle_errors\n" },
-		{ RG_LINEAR, 2, 0, "Span", "ddf1_Span: 0 1050 linear /dev/d0 16\nddf1_Span: 1050 1050 linear /dev/d1 16\n" },
-		{ RG_RAID5, 3, 3, "R5ls", "ddf1_R5ls: 0 2048 raid raid5_ls 6 64 nosync region_size 64 data_offset 16 3 - /dev/d0 - /dev/d1 - /dev/d2\n" },
-		{ RG_RAID5, 3, 2, "R5la", "ddf1_R5la: 0 2048 raid raid5_la 6 64 nosync region_size 64 data_offset 16 3 - /dev/d0 - /dev/d1 - /dev/d2\n" },
-		{ RG_RAID5, 3, 0, "R5q0", "ddf1_R5q0: 0 2048 raid raid5_rs 6 64 nosync region_size 64 data_offset 16 3 - /dev/d0 - /dev/d1 - /dev/d2\n" },
-		{ RG_RAID10, 4, 0, "Ten",
+		{ RS_RAID0, 3, 0, "Stripe", "ddf1_Stripe: 0 3072 striped 3 64 /dev/d0 16 /dev/d1 16 /dev/d2 16\n" },
+		{ RS_RAID1, 2, 0, "Mirror", "ddf1_Mirror: 0 1050 mirror core 2 64 nosync 2 /dev/d0 16 /dev/d1 16 1 handle_errors\n" },
+		{ RS_SPAN, 2, 0, "Span", "ddf1_Span: 0 1050 linear /dev/d0 16\nddf1_Span: 1050 1050 linear /dev/d1 16\n" },
+		{ RS_RAID5, 3, 3, "R5ls", "ddf1_R5ls: 0 2048 raid raid5_ls 6 64 nosync region_size 64 data_offset 16 3 - /dev/d0 - /dev/d1 - /dev/d2\n" },
+		{ RS_RAID5, 3, 2, "R5la", "ddf1_R5la: 0 2048 raid raid5_la 6 64 nosync region_size 64 data_offset 16 3 - /dev/d0 - /dev/d1 - /dev/d2\n" },
+		{ RS_RAID5, 3, 0, "R5q0", "ddf1_R5q0: 0 2048 raid raid5_rs 6 64 nosync region_size 64 data_offset 16 3 - /dev/d0 - /dev/d1 - /dev/d2\n" },
+		{ RS_RAID01, 4, 0, "Ten",
 		  "ddf1_Ten-0: 0 1050 mirror core 2 64 nosync 2 /dev/d0 16 /dev/d1 16 1 handle_errors\n"
 		  "ddf1_Ten-1: 0 1050 mirror core 2 64 nosync 2 /dev/d2 16 /dev/d3 16 1 handle_errors\n"
 		  "ddf1_Ten: 0 2048 striped 2 64 /dev/mapper/ddf1_Ten-0 0 /dev/mapper/ddf1_Ten-1 0\n" },
@@ -412,9 +412,9 @@ static void test_ddf1_levels(void **state)
 		for (int le = 0; le < 2; le++) {
 			struct rig r;
 			rig_new(&r, cases[c].members, DISK_BYTES);
-			struct rg_vol v = vol(cases[c].name, cases[c].l, cases[c].members, 64, 16, 1050);
+			struct rs_vol v = vol(cases[c].name, cases[c].l, cases[c].members, 64, 16, 1050);
 			v.rlq = cases[c].rlq;
-			rg_ddf1(r.buf, r.bytes, cases[c].members, &v, 1, le);
+			rs_ddf1(r.buf, r.bytes, cases[c].members, &v, 1, le);
 			/* given in reverse: the disk data's reference puts each in its place */
 			unsigned ord[NMAX];
 			for (unsigned i = 0; i < cases[c].members; i++)
@@ -439,24 +439,24 @@ static void test_ddf1_names_and_degraded(void **state)
 	(void)state;
 	struct rig r;
 	rig_new(&r, 2, DISK_BYTES);
-	struct rg_vol v = vol("", RG_RAID1, 2, 1, 0, 1000);
-	rg_ddf1(r.buf, r.bytes, 2, &v, 1, false);
+	struct rs_vol v = vol("", RS_RAID1, 2, 1, 0, 1000);
+	rs_ddf1(r.buf, r.bytes, 2, &v, 1, false);
 	assert_int_equal(rig_scan(&r, NULL, NULL, NULL), 0);
 	/* no name: the GUID in hex ("partmap-test-vd-guid-00a") */
 	assert_string_equal(r.k[0].rd[1].set, "ddf1_706172746d61702d746573742d76642d677569642d303061");
 	/* an LSI GUID: characters 32..39 of the hex made constant (Debian's dmraid) */
 	for (unsigned i = 0; i < 2; i++) {
-		uint8_t *p = r.buf[i] + (DISK_SECTORS - RG_DDF1_PRIMARY) * 512;
+		uint8_t *p = r.buf[i] + (DISK_SECTORS - RS_DDF1_PRIMARY) * 512;
 		memcpy(p + 3 * 512 + 0x40, "LSI", 3);
 		memcpy(p + 4 * 512 + 8, "LSI", 3);
-		rg_ddf1_fix(r.buf[i], r.bytes);
+		rs_ddf1_fix(r.buf[i], r.bytes);
 	}
 	assert_int_equal(rig_scan(&r, NULL, NULL, NULL), 0);
 	assert_string_equal(r.k[0].rd[1].set, "ddf1_4c5349746d61702d746573742d76642d" "47114711" "2d303061");
 	rig_free(&r);
 	rig_new(&r, 2, DISK_BYTES);
-	v = vol("my vol!  ", RG_RAID1, 2, 1, 0, 1000);
-	rg_ddf1(r.buf, r.bytes, 2, &v, 1, false);
+	v = vol("my vol!  ", RS_RAID1, 2, 1, 0, 1000);
+	rs_ddf1(r.buf, r.bytes, 2, &v, 1, false);
 	assert_int_equal(rig_scan(&r, NULL, NULL, NULL), 0);
 	assert_string_equal(r.k[0].rd[1].set, "ddf1_my_vol_");
 	/* the second disk alone: a degraded mirror */
@@ -472,8 +472,8 @@ static void test_ddf1_names_and_degraded(void **state)
 	rig_free(&r);
 	/* RAID0 with a member missing: refused */
 	rig_new(&r, 3, DISK_BYTES);
-	v = vol("S", RG_RAID0, 3, 8, 0, 1000);
-	rg_ddf1(r.buf, r.bytes, 3, &v, 1, false);
+	v = vol("S", RS_RAID0, 3, 8, 0, 1000);
+	rs_ddf1(r.buf, r.bytes, 3, &v, 1, false);
 	assert_int_equal(rig_scan(&r, NULL, NULL, NULL), 0);
 	r.k[1] = r.k[2];
 	assert_int_equal(pm_raid_assemble(r.k, 2, &r.sets), 0);
@@ -488,10 +488,10 @@ static void test_ddf1_crc_and_hostile(void **state)
 	(void)state;
 	struct rig r;
 	rig_new(&r, 1, DISK_BYTES);
-	struct rg_vol v = vol("V", RG_RAID0, 1, 8, 0, 1000);
-	rg_ddf1(r.buf, r.bytes, 1, &v, 1, false);
+	struct rs_vol v = vol("V", RS_RAID0, 1, 8, 0, 1000);
+	rs_ddf1(r.buf, r.bytes, 1, &v, 1, false);
 	uint8_t *disk = r.buf[0];
-	uint64_t n = DISK_SECTORS, p = (n - RG_DDF1_PRIMARY) * 512;
+	uint64_t n = DISK_SECTORS, p = (n - RS_DDF1_PRIMARY) * 512;
 	char why[256];
 	struct pm_raid_dev out[PM_RAID_MAX_DEVS];
 	struct pm_disk d;
@@ -512,45 +512,45 @@ static void test_ddf1_crc_and_hostile(void **state)
 	}
 	/* hostile fields with right CRCs */
 	put_be64(disk + (n - 1) * 512 + 0x60, n + 5); /* primary header past the end */
-	rg_ddf1_fix(disk, r.bytes);
+	rs_ddf1_fix(disk, r.bytes);
 	assert_int_equal(READ(), -EBADMSG);
-	put_be64(disk + (n - 1) * 512 + 0x60, n - RG_DDF1_PRIMARY);
+	put_be64(disk + (n - 1) * 512 + 0x60, n - RS_DDF1_PRIMARY);
 	put_be32(disk + p + 0xD8, 0x7FFFFFF0); /* config section offset past the end */
-	rg_ddf1_fix(disk, r.bytes);
+	rs_ddf1_fix(disk, r.bytes);
 	assert_int_equal(READ(), -EBADMSG);
 	put_be32(disk + p + 0xD8, 4);
 	put_be32(disk + p + 0xDC, 0xFFFFFFFF); /* absurd length */
-	rg_ddf1_fix(disk, r.bytes);
+	rs_ddf1_fix(disk, r.bytes);
 	assert_int_equal(READ(), -EBADMSG);
 	put_be32(disk + p + 0xDC, 8);
 	put_be16(disk + p + 512 + 8, 500); /* 500 physical drives in 2 sectors */
-	rg_ddf1_fix(disk, r.bytes);
+	rs_ddf1_fix(disk, r.bytes);
 	assert_int_equal(READ(), -EBADMSG);
 	put_be16(disk + p + 512 + 8, 1);
 	put_be16(disk + p + 0x88, 0); /* no members per record */
-	rg_ddf1_fix(disk, r.bytes);
+	rs_ddf1_fix(disk, r.bytes);
 	assert_int_equal(READ(), -EBADMSG);
 	put_be16(disk + p + 0x88, 200); /* more members than a record holds */
-	rg_ddf1_fix(disk, r.bytes);
+	rs_ddf1_fix(disk, r.bytes);
 	assert_int_equal(READ(), -EBADMSG);
 	put_be16(disk + p + 0x88, 16);
 	put_be16(disk + p + 4 * 512 + 0x40, 17); /* a record with more members than the maximum */
-	rg_ddf1_fix(disk, r.bytes);
+	rs_ddf1_fix(disk, r.bytes);
 	assert_int_equal(READ(), -EBADMSG);
 	put_be16(disk + p + 4 * 512 + 0x40, 1);
 	put_be64(disk + p + 4 * 512 + 512 + 64, n - 10); /* the member's extent runs off the disk */
-	rg_ddf1_fix(disk, r.bytes);
+	rs_ddf1_fix(disk, r.bytes);
 	assert_int_equal(READ(), -EBADMSG);
 	put_be64(disk + p + 4 * 512 + 512 + 64, 0);
 	disk[p + 4 * 512 + 0x42] = 60; /* a stripe of 2^60 sectors */
-	rg_ddf1_fix(disk, r.bytes);
+	rs_ddf1_fix(disk, r.bytes);
 	assert_int_equal(READ(), -EBADMSG);
 	disk[p + 4 * 512 + 0x42] = 3;
 	put_be32(disk + p + 12 * 512 + 0x20, 0x4242); /* this disk is not a physical drive */
-	rg_ddf1_fix(disk, r.bytes);
+	rs_ddf1_fix(disk, r.bytes);
 	assert_int_equal(READ(), -EBADMSG);
 	put_be32(disk + p + 12 * 512 + 0x20, 0x1000);
-	rg_ddf1_fix(disk, r.bytes);
+	rs_ddf1_fix(disk, r.bytes);
 	assert_int_equal(READ(), 2);
 	/* the anchor alone on a disk cut short: its primary header is gone */
 	pm_disk_from_mem(&d, disk + p + 16 * 512, r.bytes - p - 16 * 512, 512);
@@ -564,9 +564,9 @@ static void test_scan_formats_and_region(void **state)
 	(void)state;
 	struct rig r;
 	rig_new(&r, 2, DISK_BYTES);
-	struct rg_vol v = vol("V", RG_RAID1, 1, 0, 0, 1000);
-	rg_isw(r.buf, r.bytes, 1, 1, &v, 1, NULL);
-	rg_ddf1(r.buf + 1, r.bytes, 1, &v, 1, false);
+	struct rs_vol v = vol("V", RS_RAID1, 1, 0, 0, 1000);
+	rs_isw(r.buf, r.bytes, 1, 1, &v, 1, NULL);
+	rs_ddf1(r.buf + 1, r.bytes, 1, &v, 1, false);
 	assert_int_equal(rig_scan(&r, NULL, NULL, "ddf1"), 0);
 	assert_null(r.k[0].fmt);
 	assert_ptr_equal(r.k[1].fmt, &pm_raid_ddf1);
@@ -710,14 +710,14 @@ static void test_target_raid(void **state)
 		}
 		for (uint64_t b = off * 512; b < dev_bytes; b++)
 			assert_int_equal(m[0][b] ^ m[1][b] ^ m[2][b] ^ m[3][b], 0);
-		/* left asymmetric and left symmetric as raidgen lays them out (isw, mdadm's DDF) */
+		/* left asymmetric and left symmetric as raidsyn.c lays them out (isw, mdadm's DDF) */
 		if (t == 1 || t == 3) {
-			struct rg_vol v = { .level = RG_RAID5, .members = n, .strip = chunk, .lba0 = off,
+			struct rs_vol v = { .level = RS_RAID5, .members = n, .strip = chunk, .lba0 = off,
 					    .bpm = rows * chunk, .rlq = t == 1 ? 2 : 3 };
 			uint8_t *want[4];
 			for (unsigned i = 0; i < n; i++)
 				want[i] = calloc(1, dev_bytes);
-			rg_scatter(&v, virt, want);
+			rs_scatter(&v, virt, want);
 			for (unsigned i = 0; i < n; i++) {
 				assert_memory_equal(m[i] + off * 512, want[i] + off * 512, dev_bytes - off * 512);
 				free(want[i]);
@@ -760,6 +760,63 @@ static void test_target_raid(void **state)
 	free(got);
 }
 
+/* An IMSM spare disk (its own one-disk record, the entry marked spare, as mdadm and the Intel ROM write
+ * it): -r lists it as a spare of group isw_<family>, and it is the one member of a spare set named
+ * after its path (dmraid: isw_<family>_<path>, mk_alphanum'd), which has no table; a RAID1 beside
+ * it is untouched. A disk in a family's table but in no volume (not marked spare) stays in the group. */
+static void test_isw_spare(void **state)
+{
+	(void)state;
+	struct rig r;
+	rig_new(&r, 3, DISK_BYTES);
+	const char *serials[3] = { "SER0", "SER1", "SPARE2" };
+	struct rs_vol v = vol("Mirror", RS_RAID1, 2, 0, 0, 2000);
+	rs_isw(r.buf, r.bytes, 2, 42, &v, 1, serials);
+	const char *one[1] = { serials[2] };
+	struct rs_spec sp = { .fmt = "isw", .level = RS_SPARE, .disks = 1, .disk_sectors = DISK_SECTORS, .id = 1234,
+			      .serials = one };
+	assert_int_equal(rs_write(&sp, 0, r.buf[2]), 0);
+	assert_int_equal(rig_scan(&r, NULL, serials, NULL), 0);
+	assert_int_equal(r.k[2].n, 2);
+	const struct pm_raid_dev *g = &r.k[2].rd[0], *x = &r.k[2].rd[1];
+	assert_true(g->listed);
+	assert_int_equal(g->type, PM_RT_SPARE);
+	assert_string_equal(g->set, "isw_bcde");
+	assert_int_equal(g->sectors, DISK_SECTORS - 2);
+	assert_int_equal(g->status, PM_RS_OK);
+	assert_false(x->listed);
+	assert_true(x->name_by_path);
+	assert_int_equal(x->type, PM_RT_SPARE);
+	assert_int_equal(pm_raid_assemble(r.k, r.n, &r.sets), 0);
+	const struct pm_raid_set *s = pm_raid_set_find(&r.sets, "isw_bcde__dev_d2");
+	assert_non_null(s);
+	assert_true(s->ok);
+	assert_int_equal(s->type, PM_RT_SPARE);
+	assert_string_equal(s->group, "isw_bcde");
+	assert_int_equal(s->status, PM_RS_OK);
+	assert_int_equal(s->sectors, 0);
+	assert_int_equal(pm_raid_set_devs(s), 0);
+	assert_int_equal(pm_raid_set_spares(s), 1);
+	struct pm_raid_map *m;
+	size_t n;
+	assert_int_equal(pm_raid_tables(s, &m, &n, NULL), -EOPNOTSUPP);
+	const struct pm_raid_set *mir = pm_raid_set_find(&r.sets, "isw_ec_Mirror");
+	assert_non_null(mir);
+	assert_true(mir->ok);
+	assert_int_equal(pm_raid_set_devs(mir), 2);
+	assert_int_equal(pm_raid_set_spares(mir), 0);
+	assert_null(r.sets.log);
+	rig_free(&r);
+
+	/* a third disk in the family's table but in no volume, not marked spare: the group only */
+	rig_new(&r, 3, DISK_BYTES);
+	rs_isw(r.buf, r.bytes, 3, 42, &v, 1, serials);
+	assert_int_equal(rig_scan(&r, NULL, serials, NULL), 0);
+	assert_int_equal(r.k[2].n, 1);
+	assert_int_equal(r.k[2].rd[0].type, PM_RT_GROUP);
+	rig_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -777,6 +834,7 @@ int main(void)
 		cmocka_unit_test(test_scan_formats_and_region),
 		cmocka_unit_test(test_assembly_generic),
 		cmocka_unit_test(test_target_raid),
+		cmocka_unit_test(test_isw_spare),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,7 +17,8 @@ cp "$(command -v busybox)" "$root/bb/busybox"
 for a in $("$root/bb/busybox" --list); do [ "$a" = busybox ] || ln -s busybox "$root/bb/$a"; done
 ln -s /bb/busybox "$root/bin/sh"
 cp "$partmap" "$root/partmap/partmap"
-# mkraid writes BIOS RAID member images (tests/unit/mkraid.c; `make unit` builds it): dmraid-formats.t
+# mkraid writes BIOS RAID member images of all eleven formats (tests/unit/mkraid.c; `make unit` builds
+# it; it links libc only): dmraid-formats.t
 mk=$(dirname "$partmap")/../tests/mkraid
 [ -x "$mk" ] && cp "$mk" "$root/partmap/mkraid"
 ln -s partmap "$root/partmap/kpartx"; ln -s partmap "$root/partmap/dmsetup"; ln -s partmap "$root/partmap/losetup"
