@@ -770,31 +770,47 @@ static int write_chunk(struct pm_image *img, uint64_t off, const uint8_t *p, siz
 	for (uint64_t i = 0; i < n; i++)
 		if (c[i].act == NEWC && (r = alloc_cluster(img, &c[i].host)) < 0)
 			return r;
-	/* 2. data, whole new clusters */
+	/* 2. data: straight from the guest's buffer where it covers all that is written (runs contiguous
+	 * in the file and in the buffer joined into one write); a new cluster (subclusters) written in
+	 * part is filled around the guest's bytes with what the guest saw there */
+	uint64_t run_host = 0, run_len = 0;
+	const uint8_t *run_src = NULL;
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t gc = gc0 + i, cstart = gc << q->cluster_bits;
 		uint64_t from = off > cstart ? off - cstart : 0;
 		uint64_t to = off + len < cstart + cs ? off + len - cstart : cs;
+		uint64_t w0 = from, w1 = to; /* what is written in the cluster */
 		const uint8_t *src = p + (cstart + from - off);
 		struct cl *x = &c[i];
-		if (x->act == INPLACE) {
-			r = wr(img, src, to - from, x->host + from);
-		} else if (x->act == SUB) {
-			uint64_t s0 = from / q->sub_size * q->sub_size;
-			uint64_t s1 = (to + q->sub_size - 1) / q->sub_size * q->sub_size;
-			if ((from > s0 || to < s1) && (r = read_guest(img, cstart + s0, w->cbuf, s1 - s0)) < 0)
-				return r;
-			memcpy(w->cbuf + (from - s0), src, to - from);
-			r = wr(img, w->cbuf, s1 - s0, x->host + s0);
-		} else {
-			if ((from > 0 || to < cs) && (r = read_guest(img, cstart, w->cbuf, cs)) < 0)
-				return r;
-			memcpy(w->cbuf + from, src, to - from);
-			r = wr(img, w->cbuf, cs, x->host);
+		if (x->act == SUB) {
+			w0 = from / q->sub_size * q->sub_size;
+			w1 = (to + q->sub_size - 1) / q->sub_size * q->sub_size;
+		} else if (x->act != INPLACE) {
+			w0 = 0;
+			w1 = cs;
 		}
-		if (r < 0)
+		bool direct = w0 == from && w1 == to;
+		if (direct && run_len && run_host + run_len == x->host + from && run_src + run_len == src) {
+			run_len += to - from;
+			continue;
+		}
+		if (run_len && (r = wr(img, run_src, (size_t)run_len, run_host)) < 0)
+			return r;
+		run_len = 0;
+		if (direct) {
+			run_host = x->host + from;
+			run_src = src;
+			run_len = to - from;
+			continue;
+		}
+		if ((r = read_guest(img, cstart + w0, w->cbuf, w1 - w0)) < 0)
+			return r;
+		memcpy(w->cbuf + (from - w0), src, to - from);
+		if ((r = wr(img, w->cbuf, w1 - w0, x->host + w0)) < 0)
 			return r;
 	}
+	if (run_len && (r = wr(img, run_src, (size_t)run_len, run_host)) < 0)
+		return r;
 	/* 3. the tables, in the cache: they reach the file on eviction or flush, after the refcounts and
 	 * an fdatasync (l2_writeback); a new table at once, then its L1 entry */
 	if (new_l2 && (r = l2_get(img, l2, true, &t)) < 0)
