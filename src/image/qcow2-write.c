@@ -1,22 +1,38 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Writing qcow2 v2 and v3 images (docs/interop/qcow2.rst), crash-safely, in qemu's order: a kill or a
  * power loss at any moment leaves at worst leaked clusters (refcount above the references), never a
- * table entry that points at a cluster whose refcount or contents are not yet on disk.
+ * table entry that points at a cluster whose refcount or contents are not yet on disk; what was
+ * written before a flush is on stable storage when the flush returns.
  *
- * Nothing is held dirty in memory: every table change is written at once, and the order comes from
- * fdatasync between the steps of an allocation:
- *   1. refcounts of the new clusters raised (a new refcount block, or a new refcount table, each
- *      complete and synced before anything points at it);
- *   2. the new clusters written whole: the data, with the rest of the cluster copied from what the
- *      guest saw there (backing file, zeros, a compressed cluster decoded); a new L2 table zeroed;
- *      then one fdatasync for 1 and 2 (until the tables point at them, new clusters are merely in
- *      use: a crash before it leaks them at worst);
- *   3. the L2 entries (offset | COPIED), then the L1 entry of a new L2 table;
- *   4. when a cluster was replaced (compressed, or not COPIED), fdatasync, then its refcount lowered.
- * Frees (discard) go the other way: L2 entries first, fdatasync, then the refcounts.
- * A flush is then one fdatasync. Memory: the refcount table (at most 8 MiB, qemu's limit; 8 bytes per
- * cluster_size^2*8/refcount_bits bytes of file), two cluster buffers and one chunk of at most
- * CHUNK_CLUSTERS entries, whatever the virtual size and the write pattern. */
+ * As qemu (cache=writeback, no lazy refcounts), L2 tables and refcount blocks are held dirty in two
+ * write-back caches of whole clusters, and reach the file in dependency order:
+ *   - an allocation raises the refcounts (in the refcount-block cache), writes the new clusters whole
+ *     (the data, the rest of the cluster copied from what the guest saw there: backing file, zeros,
+ *     a compressed cluster decoded) straight to the file, then sets the L2 entries (offset | COPIED)
+ *     in the L2 cache;
+ *   - an L2 table is written back (evicted, or at a flush) only after every dirty refcount block is
+ *     written and, when anything was written since the last one, an fdatasync: so no entry reaches
+ *     the file before the refcount and the contents of the cluster it points at;
+ *   - refcount blocks may be written back at any time (a count above the references is a leak);
+ *   - a new L2 table is written at once (refcounts, fdatasync, the table, fdatasync) and then its L1
+ *     entry; a new refcount block or refcount table is complete and synced before anything points at
+ *     it, as before (the refcount table and the L1 table are written through, never cached dirty);
+ *   - frees go the other way: the L2 entries changed, the table written back (with its own
+ *     dependencies), fdatasync, and only then the refcounts lowered (in the cache), so a cluster is
+ *     reused only once no table on disk references it (discard; a replaced compressed or shared
+ *     cluster);
+ *   - a flush (the guest's fsync): refcount blocks written, fdatasync, L2 tables written, fdatasync;
+ *     close writes back the same way.
+ * A kill loses only dirty metadata: clusters written but not referenced yet, leaks at worst.
+ * map() (qcow2.c) looks up L2 tables in the writer's cache before the file (pm_qcow2_cached_l2): a
+ * dirty table is newer than the file. The writer's operations are serialised by q->wlock; the L2
+ * cache's slots and entries change under w->l2lock too, which map() takes (on any thread, and from
+ * inside the writer when it reads what the guest saw) only to copy one entry.
+ * Memory: the refcount table (at most 8 MiB, qemu's limit; 8 bytes per cluster_size^2*8/refcount_bits
+ * bytes of file), the L2 cache (4 MiB of tables: 2 to 64 of them), the refcount-block cache (1 MiB:
+ * 2 to 16 blocks), a cluster buffer and a chunk of at most CHUNK_CLUSTERS entries; 5 MiB of caches
+ * with 64 KiB clusters, at most 4 + 4 clusters with 2 MiB ones, whatever the virtual size and the
+ * write pattern. */
 #include "qcow2.h"
 #include "../util.h"
 
