@@ -243,28 +243,6 @@ static int rb_writeback_all(struct pm_image *img)
 	return 0;
 }
 
-/* The refcount block at off, from the cache or read into it (evicting one). */
-static int rb_get(struct pm_image *img, uint64_t off, struct mslot **out)
-{
-	struct qcow2w *w = ((struct qcow2 *)img->priv)->w;
-	struct mslot *s = mc_find(&w->rbc, off);
-	int r;
-
-	if (!s) {
-		s = mc_victim(&w->rbc);
-		if ((r = rb_writeback(img, s)) < 0)
-			return r;
-		s->off = 0;
-		if ((r = read_cluster(img, off, s->buf)) < 0)
-			return r;
-		s->off = off;
-		s->dirty = false;
-		s->stamp = ++w->rbc.clock;
-	}
-	*out = s;
-	return 0;
-}
-
 /* An L2 table written back, in the dependency order: every dirty refcount block written, and
  * fdatasync when anything (those blocks, new data clusters, COW) was written since the last one, so
  * that no entry reaches the file before the refcount and the contents of the cluster it points at.
@@ -287,18 +265,19 @@ static int l2_writeback(struct pm_image *img, struct mslot *s)
 	return 0;
 }
 
-/* The L2 table at off in the cache (evicting one): read from the file, or a new zeroed table (dirty).
- * The slot is invisible to map() while it changes hands. */
-static int l2_get(struct pm_image *img, uint64_t off, bool fresh, struct mslot **out)
+/* The cluster at off in cache mc (L2 tables or refcount blocks): read from the file, or a new zeroed
+ * one (dirty), in the least recently used slot, whose dirty cluster is written back first in its
+ * order. A slot is invisible to map() while it changes hands. */
+static int mc_get(struct pm_image *img, struct mcache *mc, uint64_t off, bool fresh, struct mslot **out)
 {
 	struct qcow2 *q = img->priv;
 	struct qcow2w *w = q->w;
-	struct mslot *s = mc_find(&w->l2c, off);
+	struct mslot *s = mc_find(mc, off);
 	int r;
 
 	if (!s) {
-		s = mc_victim(&w->l2c);
-		if ((r = l2_writeback(img, s)) < 0)
+		s = mc_victim(mc);
+		if ((r = mc == &w->l2c ? l2_writeback(img, s) : rb_writeback(img, s)) < 0)
 			return r;
 		pthread_mutex_lock(&w->l2lock);
 		s->off = 0;
@@ -308,13 +287,23 @@ static int l2_get(struct pm_image *img, uint64_t off, bool fresh, struct mslot *
 		else if ((r = read_cluster(img, off, s->buf)) < 0)
 			return r;
 		s->dirty = fresh;
-		s->stamp = ++w->l2c.clock;
+		s->stamp = ++mc->clock;
 		pthread_mutex_lock(&w->l2lock);
 		s->off = off;
 		pthread_mutex_unlock(&w->l2lock);
 	}
 	*out = s;
 	return 0;
+}
+
+static int rb_get(struct pm_image *img, uint64_t off, struct mslot **out)
+{
+	return mc_get(img, &((struct qcow2 *)img->priv)->w->rbc, off, false, out);
+}
+
+static int l2_get(struct pm_image *img, uint64_t off, bool fresh, struct mslot **out)
+{
+	return mc_get(img, &((struct qcow2 *)img->priv)->w->l2c, off, fresh, out);
 }
 
 static void l2_entry(const struct qcow2 *q, const struct mslot *s, uint64_t idx, uint64_t *e, uint64_t *bm)
