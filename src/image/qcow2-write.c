@@ -1,22 +1,38 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Writing qcow2 v2 and v3 images (docs/interop/qcow2.rst), crash-safely, in qemu's order: a kill or a
  * power loss at any moment leaves at worst leaked clusters (refcount above the references), never a
- * table entry that points at a cluster whose refcount or contents are not yet on disk.
+ * table entry that points at a cluster whose refcount or contents are not yet on disk; what was
+ * written before a flush is on stable storage when the flush returns.
  *
- * Nothing is held dirty in memory: every table change is written at once, and the order comes from
- * fdatasync between the steps of an allocation:
- *   1. refcounts of the new clusters raised (a new refcount block, or a new refcount table, each
- *      complete and synced before anything points at it);
- *   2. the new clusters written whole: the data, with the rest of the cluster copied from what the
- *      guest saw there (backing file, zeros, a compressed cluster decoded); a new L2 table zeroed;
- *      then one fdatasync for 1 and 2 (until the tables point at them, new clusters are merely in
- *      use: a crash before it leaks them at worst);
- *   3. the L2 entries (offset | COPIED), then the L1 entry of a new L2 table;
- *   4. when a cluster was replaced (compressed, or not COPIED), fdatasync, then its refcount lowered.
- * Frees (discard) go the other way: L2 entries first, fdatasync, then the refcounts.
- * A flush is then one fdatasync. Memory: the refcount table (at most 8 MiB, qemu's limit; 8 bytes per
- * cluster_size^2*8/refcount_bits bytes of file), two cluster buffers and one chunk of at most
- * CHUNK_CLUSTERS entries, whatever the virtual size and the write pattern. */
+ * As qemu (cache=writeback, no lazy refcounts), L2 tables and refcount blocks are held dirty in two
+ * write-back caches of whole clusters, and reach the file in dependency order:
+ *   - an allocation raises the refcounts (in the refcount-block cache), writes the new clusters whole
+ *     (the data, the rest of the cluster copied from what the guest saw there: backing file, zeros,
+ *     a compressed cluster decoded) straight to the file, then sets the L2 entries (offset | COPIED)
+ *     in the L2 cache;
+ *   - an L2 table is written back (evicted, or at a flush) only after every dirty refcount block is
+ *     written and, when anything was written since the last one, an fdatasync: so no entry reaches
+ *     the file before the refcount and the contents of the cluster it points at;
+ *   - refcount blocks may be written back at any time (a count above the references is a leak);
+ *   - a new L2 table is written at once (refcounts, fdatasync, the table, fdatasync) and then its L1
+ *     entry; a new refcount block or refcount table is complete and synced before anything points at
+ *     it, as before (the refcount table and the L1 table are written through, never cached dirty);
+ *   - frees go the other way: the L2 entries changed, the table written back (with its own
+ *     dependencies), fdatasync, and only then the refcounts lowered (in the cache), so a cluster is
+ *     reused only once no table on disk references it (discard; a replaced compressed or shared
+ *     cluster);
+ *   - a flush (the guest's fsync): refcount blocks written, fdatasync, L2 tables written, fdatasync;
+ *     close writes back the same way.
+ * A kill loses only dirty metadata: clusters written but not referenced yet, leaks at worst.
+ * map() (qcow2.c) looks up L2 tables in the writer's cache before the file (pm_qcow2_cached_l2): a
+ * dirty table is newer than the file. The writer's operations are serialised by q->wlock; the L2
+ * cache's slots and entries change under w->l2lock too, which map() takes (on any thread, and from
+ * inside the writer when it reads what the guest saw) only to copy one entry.
+ * Memory: the refcount table (at most 8 MiB, qemu's limit; 8 bytes per cluster_size^2*8/refcount_bits
+ * bytes of file), the L2 cache (4 MiB of tables: 2 to 64 of them), the refcount-block cache (1 MiB:
+ * 2 to 16 blocks), a cluster buffer and a chunk of at most CHUNK_CLUSTERS entries; 5 MiB of caches
+ * with 64 KiB clusters, at most 4 + 4 clusters with 2 MiB ones, whatever the virtual size and the
+ * write pattern. */
 #include "qcow2.h"
 #include "../util.h"
 
@@ -27,13 +43,37 @@
 #include <string.h>
 
 #define CHUNK_CLUSTERS 256u
+#define L2C_BYTES (4u << 20)     /* the L2 table cache: 4 MiB of tables, 2 to 64 of them */
+#define L2C_MAX 64u
+#define RBC_BYTES (1u << 20)     /* the refcount block cache: 1 MiB of blocks, 2 to 16 of them */
+#define RBC_MAX 16u
+
+/* A cache of whole clusters of metadata (L2 tables or refcount blocks), held dirty until written
+ * back in the dependency order. */
+struct mslot {
+	uint64_t off;            /* the cluster's offset in the file, 0: the slot is free */
+	uint64_t stamp;          /* last use, for LRU eviction */
+	bool dirty;
+	uint8_t *buf;
+};
+
+struct mcache {
+	unsigned n;
+	uint64_t clock;
+	uint8_t *mem;            /* the n buffers, one allocation */
+	struct mslot s[L2C_MAX];
+};
 
 struct qcow2w {
-	uint64_t *rt;            /* the refcount table, host order */
+	uint64_t *rt;            /* the refcount table, host order (written through) */
 	uint64_t rt_entries;
 	unsigned rbe_bits;       /* log2 of the refcounts per refcount block */
-	uint64_t rb_off;         /* the refcount block held in rb_buf, 0: none */
-	uint8_t *rb_buf;
+	struct mcache rbc;       /* refcount blocks (the writer's alone: under wlock) */
+	struct mcache l2c;       /* L2 tables: the writer changes them under wlock + l2lock, and */
+	pthread_mutex_t l2lock;  /* map() (any thread) reads their entries under l2lock */
+	bool l2lock_init;
+	bool unsynced;           /* data or refcounts written since the last fdatasync: an L2 table
+	                          * written back now would have to wait for one */
 	uint8_t *cbuf;           /* a cluster being written */
 	uint64_t free_hint;      /* clusters below it are in use */
 	int err;                 /* sticky: after a failed write or sync the image is not written again */
@@ -61,6 +101,7 @@ static int wr(struct pm_image *img, const void *buf, size_t len, uint64_t off)
 		q->w->err = r;
 		return r;
 	}
+	q->w->unsynced = true;
 	note_end(img, off + len);
 	return 0;
 }
@@ -79,12 +120,15 @@ static int wsync(struct pm_image *img)
 {
 	struct qcow2 *q = img->priv;
 
-	if (img->no_flush)
+	if (img->no_flush) {
+		q->w->unsynced = false;
 		return 0; /* a --snapshot overlay: lost at close anyway, so no ordering to keep */
+	}
 	if (fdatasync(img->fd) < 0) {
 		q->w->err = -errno;
 		return -errno;
 	}
+	q->w->unsynced = false;
 	return 0;
 }
 
@@ -138,18 +182,178 @@ static int read_cluster(struct pm_image *img, uint64_t off, uint8_t *buf)
 	return have ? pm_img_pread(img->fd, fsize, off, buf, have) : 0;
 }
 
-static int load_rb(struct pm_image *img, uint64_t off)
+/* ---- the metadata caches ---- */
+
+static struct mslot *mc_find(struct mcache *mc, uint64_t off)
+{
+	for (unsigned i = 0; i < mc->n; i++) {
+		if (mc->s[i].off == off) {
+			mc->s[i].stamp = ++mc->clock;
+			return &mc->s[i];
+		}
+	}
+	return NULL;
+}
+
+/* The slot to reuse: a free one, else the least recently used. */
+static struct mslot *mc_victim(struct mcache *mc)
+{
+	struct mslot *v = &mc->s[0];
+
+	for (unsigned i = 0; i < mc->n; i++) {
+		if (!mc->s[i].off)
+			return &mc->s[i];
+		if (mc->s[i].stamp < v->stamp)
+			v = &mc->s[i];
+	}
+	return v;
+}
+
+static bool mc_dirty(const struct mcache *mc)
+{
+	for (unsigned i = 0; i < mc->n; i++)
+		if (mc->s[i].off && mc->s[i].dirty)
+			return true;
+	return false;
+}
+
+/* A refcount block written back: no order to keep (a count above the references is a leak at worst;
+ * counts are lowered only once the tables that referenced the clusters are synced). */
+static int rb_writeback(struct pm_image *img, struct mslot *s)
+{
+	struct qcow2 *q = img->priv;
+	int r;
+
+	if (!s->off || !s->dirty)
+		return 0;
+	if ((r = wr(img, s->buf, q->cluster_size, s->off)) < 0)
+		return r;
+	s->dirty = false;
+	return 0;
+}
+
+static int rb_writeback_all(struct pm_image *img)
 {
 	struct qcow2w *w = ((struct qcow2 *)img->priv)->w;
 	int r;
 
-	if (w->rb_off == off)
+	for (unsigned i = 0; i < w->rbc.n; i++)
+		if ((r = rb_writeback(img, &w->rbc.s[i])) < 0)
+			return r;
+	return 0;
+}
+
+/* An L2 table written back, in the dependency order: every dirty refcount block written, and
+ * fdatasync when anything (those blocks, new data clusters, COW) was written since the last one, so
+ * that no entry reaches the file before the refcount and the contents of the cluster it points at.
+ * The table's own write needs no sync after it (a flush makes it durable). */
+static int l2_writeback(struct pm_image *img, struct mslot *s)
+{
+	struct qcow2 *q = img->priv;
+	struct qcow2w *w = q->w;
+	int r;
+
+	if (!s->off || !s->dirty)
 		return 0;
-	w->rb_off = 0;
-	r = read_cluster(img, off, w->rb_buf);
-	if (r == 0)
-		w->rb_off = off;
-	return r;
+	if ((r = rb_writeback_all(img)) < 0 || (w->unsynced && (r = wsync(img)) < 0))
+		return r;
+	if ((r = pm_pwrite_all(img->fd, s->buf, q->cluster_size, s->off)) < 0)
+		return w->err = r;
+	note_end(img, s->off + q->cluster_size);
+	pm_img_table_written(img, FID_IMAGE, s->off, s->buf, q->cluster_size);
+	s->dirty = false;
+	return 0;
+}
+
+/* The cluster at off in cache mc (L2 tables or refcount blocks): read from the file, or a new zeroed
+ * one (dirty), in the least recently used slot, whose dirty cluster is written back first in its
+ * order. A slot is invisible to map() while it changes hands. */
+static int mc_get(struct pm_image *img, struct mcache *mc, uint64_t off, bool fresh, struct mslot **out)
+{
+	struct qcow2 *q = img->priv;
+	struct qcow2w *w = q->w;
+	struct mslot *s = mc_find(mc, off);
+	int r;
+
+	if (!s) {
+		s = mc_victim(mc);
+		if ((r = mc == &w->l2c ? l2_writeback(img, s) : rb_writeback(img, s)) < 0)
+			return r;
+		pthread_mutex_lock(&w->l2lock);
+		s->off = 0;
+		pthread_mutex_unlock(&w->l2lock);
+		if (fresh)
+			memset(s->buf, 0, q->cluster_size);
+		else if ((r = read_cluster(img, off, s->buf)) < 0)
+			return r;
+		s->dirty = fresh;
+		s->stamp = ++mc->clock;
+		pthread_mutex_lock(&w->l2lock);
+		s->off = off;
+		pthread_mutex_unlock(&w->l2lock);
+	}
+	*out = s;
+	return 0;
+}
+
+static int rb_get(struct pm_image *img, uint64_t off, struct mslot **out)
+{
+	return mc_get(img, &((struct qcow2 *)img->priv)->w->rbc, off, false, out);
+}
+
+static int l2_get(struct pm_image *img, uint64_t off, bool fresh, struct mslot **out)
+{
+	return mc_get(img, &((struct qcow2 *)img->priv)->w->l2c, off, fresh, out);
+}
+
+static void l2_entry(const struct qcow2 *q, const struct mslot *s, uint64_t idx, uint64_t *e, uint64_t *bm)
+{
+	*e = get_be64(s->buf + idx * q->entry_size);
+	*bm = q->ext_l2 ? get_be64(s->buf + idx * q->entry_size + 8) : 0;
+}
+
+/* An entry changed in the cached table (dirty), under the lock map() reads it with. */
+static void l2_set(struct qcow2 *q, struct mslot *s, uint64_t idx, uint64_t e, uint64_t bm)
+{
+	pthread_mutex_lock(&q->w->l2lock);
+	put_be64(s->buf + idx * q->entry_size, e);
+	if (q->ext_l2)
+		put_be64(s->buf + idx * q->entry_size + 8, bm);
+	s->dirty = true;
+	pthread_mutex_unlock(&q->w->l2lock);
+}
+
+/* Everything dirty written back: refcount blocks, fdatasync, L2 tables, fdatasync. */
+static int writeback_all(struct pm_image *img)
+{
+	struct qcow2w *w = ((struct qcow2 *)img->priv)->w;
+	int r;
+
+	if ((r = rb_writeback_all(img)) < 0)
+		return r;
+	for (unsigned i = 0; i < w->l2c.n; i++)
+		if ((r = l2_writeback(img, &w->l2c.s[i])) < 0)
+			return r;
+	return wsync(img);
+}
+
+int pm_qcow2_cached_l2(struct qcow2 *q, uint64_t l2_off, uint64_t at, void *buf, size_t len)
+{
+	struct qcow2w *w = __atomic_load_n(&q->w, __ATOMIC_ACQUIRE);
+	int found = 0;
+
+	if (!w)
+		return 0;
+	pthread_mutex_lock(&w->l2lock);
+	for (unsigned i = 0; i < w->l2c.n; i++) {
+		if (w->l2c.s[i].off == l2_off) {
+			memcpy(buf, w->l2c.s[i].buf + at, len);
+			found = 1;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&w->l2lock);
+	return found;
 }
 
 static uint64_t rb_of(struct qcow2w *w, uint64_t c)
@@ -162,23 +366,25 @@ static int refcount_get(struct pm_image *img, uint64_t c, uint64_t *v)
 {
 	struct qcow2 *q = img->priv;
 	uint64_t rb = rb_of(q->w, c);
+	struct mslot *s;
 	int r;
 
 	*v = 0;
 	if (!rb)
 		return 0;
-	if ((r = load_rb(img, rb)) < 0)
+	if ((r = rb_get(img, rb, &s)) < 0)
 		return r;
-	*v = rc_get(q->w->rb_buf, q->refcount_order, c & ((1ull << q->w->rbe_bits) - 1));
+	*v = rc_get(s->buf, q->refcount_order, c & ((1ull << q->w->rbe_bits) - 1));
 	return 0;
 }
 
-/* Set the refcount of cluster c, whose refcount block exists. */
+/* Set the refcount of cluster c, whose refcount block exists (in the cache: dirty). */
 static int refcount_set(struct pm_image *img, uint64_t c, uint64_t v)
 {
 	struct qcow2 *q = img->priv;
 	struct qcow2w *w = q->w;
 	uint64_t rb = rb_of(w, c);
+	struct mslot *s;
 	size_t at, n;
 	int r;
 
@@ -186,10 +392,11 @@ static int refcount_set(struct pm_image *img, uint64_t c, uint64_t v)
 		return -EIO;
 	if (v > rc_max(q->refcount_order))
 		return -EOVERFLOW;
-	if ((r = load_rb(img, rb)) < 0)
+	if ((r = rb_get(img, rb, &s)) < 0)
 		return r;
-	rc_set(w->rb_buf, q->refcount_order, c & ((1ull << w->rbe_bits) - 1), v, &at, &n);
-	return wr(img, w->rb_buf + at, n, rb + at);
+	rc_set(s->buf, q->refcount_order, c & ((1ull << w->rbe_bits) - 1), v, &at, &n);
+	s->dirty = true;
+	return 0;
 }
 
 /* The first cluster from the hint on whose refcount is 0. */
@@ -206,10 +413,11 @@ static int find_free(struct pm_image *img, uint64_t *out)
 			*out = c;
 			return 0;
 		}
-		if ((r = load_rb(img, rb)) < 0)
+		struct mslot *s;
+		if ((r = rb_get(img, rb, &s)) < 0)
 			return r;
 		for (uint64_t i = c & (per - 1); i < per; i++) {
-			if (rc_get(w->rb_buf, q->refcount_order, i) == 0) {
+			if (rc_get(s->buf, q->refcount_order, i) == 0) {
 				*out = (c & ~(per - 1)) + i;
 				return 0;
 			}
@@ -228,16 +436,14 @@ static int new_refblock(struct pm_image *img, uint64_t idx, uint64_t c)
 	size_t at, n;
 	int r;
 
-	w->rb_off = 0;
-	memset(w->rb_buf, 0, q->cluster_size);
-	rc_set(w->rb_buf, q->refcount_order, c - (idx << w->rbe_bits), 1, &at, &n);
-	if ((r = wr(img, w->rb_buf, q->cluster_size, c << q->cluster_bits)) < 0 || (r = wsync(img)) < 0)
+	memset(w->cbuf, 0, q->cluster_size);
+	rc_set(w->cbuf, q->refcount_order, c - (idx << w->rbe_bits), 1, &at, &n);
+	if ((r = wr(img, w->cbuf, q->cluster_size, c << q->cluster_bits)) < 0 || (r = wsync(img)) < 0)
 		return r;
 	put_be64(e, c << q->cluster_bits);
 	if ((r = wr(img, e, 8, q->reftable_off + idx * 8)) < 0)
 		return r;
 	w->rt[idx] = c << q->cluster_bits;
-	w->rb_off = c << q->cluster_bits;
 	return 0;
 }
 
@@ -303,7 +509,6 @@ static int grow_reftable(struct pm_image *img, uint64_t need)
 	w->rt_entries = n_new;
 	q->reftable_off = (a + k) * cs;
 	q->reftable_clusters = (uint32_t)t;
-	w->rb_off = 0;
 	/* the old table: no longer referenced */
 	for (uint64_t c = old_off / cs; c < old_off / cs + old_clusters; c++) {
 		uint64_t v;
@@ -389,7 +594,35 @@ static void entry_range(const struct qcow2 *q, uint64_t e, uint64_t *off, uint64
 
 /* ---- the writer ---- */
 
-/* The refcount table in memory and the buffers: for writes and for check. */
+static void w_free(struct qcow2w *w)
+{
+	if (!w)
+		return;
+	if (w->l2lock_init)
+		pthread_mutex_destroy(&w->l2lock);
+	free(w->rt);
+	free(w->rbc.mem);
+	free(w->l2c.mem);
+	free(w->cbuf);
+	free(w);
+}
+
+/* n slots of a cluster each: bytes/cluster_size of them, from 2 to max. */
+static int mc_init(struct mcache *mc, uint64_t cs, uint64_t bytes, unsigned max)
+{
+	uint64_t n = bytes / cs;
+
+	mc->n = n < 2 ? 2 : n > max ? max : (unsigned)n;
+	mc->mem = malloc(mc->n * cs);
+	if (!mc->mem)
+		return -ENOMEM;
+	for (unsigned i = 0; i < mc->n; i++)
+		mc->s[i].buf = mc->mem + i * cs;
+	return 0;
+}
+
+/* The refcount table in memory, the caches and the buffers: for writes and for check. map() may look
+ * at the L2 cache as soon as q->w is set, so it is set last. */
 static int state_init(struct pm_image *img)
 {
 	struct qcow2 *q = img->priv;
@@ -401,26 +634,27 @@ static int state_init(struct pm_image *img)
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
-	q->w = w;
 	w->rt_entries = ((uint64_t)q->reftable_clusters << q->cluster_bits) / 8;
 	w->rbe_bits = q->cluster_bits + 3 - q->refcount_order;
 	w->rt = calloc(w->rt_entries ? w->rt_entries : 1, sizeof(*w->rt));
-	w->rb_buf = malloc(q->cluster_size);
 	w->cbuf = malloc(q->cluster_size);
 	_cleanup_free_ uint8_t *raw = calloc(w->rt_entries ? w->rt_entries : 1, 8);
 	r = -ENOMEM;
-	if (w->rt && w->rb_buf && w->cbuf && raw) {
+	if (w->rt && w->cbuf && raw && mc_init(&w->rbc, q->cluster_size, RBC_BYTES, RBC_MAX) == 0 &&
+	    mc_init(&w->l2c, q->cluster_size, L2C_BYTES, L2C_MAX) == 0 && pthread_mutex_init(&w->l2lock, NULL) == 0) {
+		w->l2lock_init = true;
 		uint64_t have = img->file_size > q->reftable_off ? img->file_size - q->reftable_off : 0;
 		if (have > w->rt_entries * 8)
 			have = w->rt_entries * 8;
 		r = have ? pm_img_pread(img->fd, img->file_size, q->reftable_off, raw, (size_t)have) : 0;
 	}
 	if (r < 0) {
-		pm_qcow2_write_free(q);
+		w_free(w);
 		return r;
 	}
 	for (uint64_t i = 0; i < w->rt_entries; i++)
 		w->rt[i] = get_be64(raw + i * 8);
+	__atomic_store_n(&q->w, w, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -450,14 +684,15 @@ static int writer_init(struct pm_image *img)
 	return 0;
 }
 
-void pm_qcow2_write_free(struct qcow2 *q)
+void pm_qcow2_write_close(struct pm_image *img)
 {
+	struct qcow2 *q = img->priv;
+
 	if (!q->w)
 		return;
-	free(q->w->rt);
-	free(q->w->rb_buf);
-	free(q->w->cbuf);
-	free(q->w);
+	if (q->w->started && !q->w->err)
+		(void)writeback_all(img); /* what is dirty (a close has no way to report a failure) */
+	w_free(q->w);
 	q->w = NULL;
 }
 
@@ -480,28 +715,6 @@ static int read_l1(struct pm_image *img, uint64_t idx, uint64_t *e)
 	return r;
 }
 
-static int read_l2(struct pm_image *img, uint64_t l2, uint64_t idx, uint64_t *e, uint64_t *bm)
-{
-	struct qcow2 *q = img->priv;
-	uint8_t b[16];
-	int r = pm_img_table(img, FID_IMAGE, img->fd, img->file_size, l2, q->cluster_size, idx * q->entry_size, b,
-			     q->entry_size);
-
-	*e = get_be64(b);
-	*bm = q->ext_l2 ? get_be64(b + 8) : 0;
-	return r;
-}
-
-static int write_l2(struct pm_image *img, uint64_t l2, uint64_t idx, uint64_t e, uint64_t bm)
-{
-	struct qcow2 *q = img->priv;
-	uint8_t b[16];
-
-	put_be64(b, e);
-	put_be64(b + 8, bm);
-	return wr_table(img, b, q->entry_size, l2 + idx * q->entry_size);
-}
-
 /* What the guest sees in [goff, goff+n) now (zeros past the virtual size). */
 static int read_guest(struct pm_image *img, uint64_t goff, uint8_t *buf, size_t n)
 {
@@ -519,7 +732,8 @@ static int write_chunk(struct pm_image *img, uint64_t off, const uint8_t *p, siz
 	uint64_t cs = q->cluster_size, gc0 = off >> q->cluster_bits, gc1 = (off + len - 1) >> q->cluster_bits;
 	uint64_t n = gc1 - gc0 + 1, l1i = gc0 >> q->l2_bits, l1e, l2;
 	struct cl c[CHUNK_CLUSTERS];
-	bool new_l2, any_data = false, any_free = false;
+	struct mslot *t = NULL;
+	bool new_l2, any_free = false;
 	int r;
 
 	if ((r = read_l1(img, l1i, &l1e)) < 0)
@@ -528,14 +742,16 @@ static int write_chunk(struct pm_image *img, uint64_t off, const uint8_t *p, siz
 	if (l2 && ((l2 & (cs - 1)) || !(l1e & ENTRY_COPIED)))
 		return -EIO; /* misaligned, or shared with a snapshot */
 	new_l2 = !l2;
+	if (l2 && (r = l2_get(img, l2, false, &t)) < 0)
+		return r;
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t gc = gc0 + i, cstart = gc << q->cluster_bits;
 		uint64_t from = off > cstart ? off - cstart : 0;
 		uint64_t to = off + len < cstart + cs ? off + len - cstart : cs;
 		struct cl *x = &c[i];
 		memset(x, 0, sizeof(*x));
-		if (l2 && (r = read_l2(img, l2, gc & ((1ull << q->l2_bits) - 1), &x->e, &x->bm)) < 0)
-			return r;
+		if (t)
+			l2_entry(q, t, gc & ((1ull << q->l2_bits) - 1), &x->e, &x->bm);
 		uint64_t host = x->e & ENTRY_OFFSET_MASK;
 		if (!(x->e & ENTRY_COMPRESSED) && host && (x->e & ENTRY_COPIED)) {
 			if (host & (cs - 1))
@@ -552,7 +768,6 @@ static int write_chunk(struct pm_image *img, uint64_t off, const uint8_t *p, siz
 			x->act = NEWC;
 			any_free |= (x->e & ENTRY_COMPRESSED) || host;
 		}
-		any_data |= x->act != INPLACE;
 	}
 	/* 1. refcounts */
 	if (new_l2 && (r = alloc_cluster(img, &l2)) < 0)
@@ -560,39 +775,51 @@ static int write_chunk(struct pm_image *img, uint64_t off, const uint8_t *p, siz
 	for (uint64_t i = 0; i < n; i++)
 		if (c[i].act == NEWC && (r = alloc_cluster(img, &c[i].host)) < 0)
 			return r;
-	/* 2. data, whole new clusters, a zeroed L2 table */
-	if (new_l2) {
-		memset(w->cbuf, 0, cs);
-		if ((r = wr_table(img, w->cbuf, cs, l2)) < 0)
-			return r;
-	}
+	/* 2. data: straight from the guest's buffer where it covers all that is written (runs contiguous
+	 * in the file and in the buffer joined into one write); a new cluster (subclusters) written in
+	 * part is filled around the guest's bytes with what the guest saw there */
+	uint64_t run_host = 0, run_len = 0;
+	const uint8_t *run_src = NULL;
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t gc = gc0 + i, cstart = gc << q->cluster_bits;
 		uint64_t from = off > cstart ? off - cstart : 0;
 		uint64_t to = off + len < cstart + cs ? off + len - cstart : cs;
+		uint64_t w0 = from, w1 = to; /* what is written in the cluster */
 		const uint8_t *src = p + (cstart + from - off);
 		struct cl *x = &c[i];
-		if (x->act == INPLACE) {
-			r = wr(img, src, to - from, x->host + from);
-		} else if (x->act == SUB) {
-			uint64_t s0 = from / q->sub_size * q->sub_size;
-			uint64_t s1 = (to + q->sub_size - 1) / q->sub_size * q->sub_size;
-			if ((from > s0 || to < s1) && (r = read_guest(img, cstart + s0, w->cbuf, s1 - s0)) < 0)
-				return r;
-			memcpy(w->cbuf + (from - s0), src, to - from);
-			r = wr(img, w->cbuf, s1 - s0, x->host + s0);
-		} else {
-			if ((from > 0 || to < cs) && (r = read_guest(img, cstart, w->cbuf, cs)) < 0)
-				return r;
-			memcpy(w->cbuf + from, src, to - from);
-			r = wr(img, w->cbuf, cs, x->host);
+		if (x->act == SUB) {
+			w0 = from / q->sub_size * q->sub_size;
+			w1 = (to + q->sub_size - 1) / q->sub_size * q->sub_size;
+		} else if (x->act != INPLACE) {
+			w0 = 0;
+			w1 = cs;
 		}
-		if (r < 0)
+		bool direct = w0 == from && w1 == to;
+		if (direct && run_len && run_host + run_len == x->host + from && run_src + run_len == src) {
+			run_len += to - from;
+			continue;
+		}
+		if (run_len && (r = wr(img, run_src, (size_t)run_len, run_host)) < 0)
+			return r;
+		run_len = 0;
+		if (direct) {
+			run_host = x->host + from;
+			run_src = src;
+			run_len = to - from;
+			continue;
+		}
+		if ((r = read_guest(img, cstart + w0, w->cbuf, w1 - w0)) < 0)
+			return r;
+		memcpy(w->cbuf + (from - w0), src, to - from);
+		if ((r = wr(img, w->cbuf, w1 - w0, x->host + w0)) < 0)
 			return r;
 	}
-	if ((any_data || new_l2) && (r = wsync(img)) < 0)
+	if (run_len && (r = wr(img, run_src, (size_t)run_len, run_host)) < 0)
 		return r;
-	/* 3. the tables */
+	/* 3. the tables, in the cache: they reach the file on eviction or flush, after the refcounts and
+	 * an fdatasync (l2_writeback); a new table at once, then its L1 entry */
+	if (new_l2 && (r = l2_get(img, l2, true, &t)) < 0)
+		return r;
 	for (uint64_t i = 0; i < n; i++) {
 		struct cl *x = &c[i];
 		uint64_t e = x->host | ENTRY_COPIED, bm = 0;
@@ -602,18 +829,18 @@ static int write_chunk(struct pm_image *img, uint64_t off, const uint8_t *p, siz
 			bm = (x->bm | x->mask) & ~((uint64_t)x->mask << 32);
 		else if (q->ext_l2)
 			bm = 0xffffffffu;
-		if ((r = write_l2(img, l2, (gc0 + i) & ((1ull << q->l2_bits) - 1), e, bm)) < 0)
-			return r;
+		l2_set(q, t, (gc0 + i) & ((1ull << q->l2_bits) - 1), e, bm);
 	}
 	if (new_l2) {
 		uint8_t b[8];
 		put_be64(b, l2 | ENTRY_COPIED);
-		if ((r = wr_table(img, b, 8, q->l1_off + l1i * 8)) < 0)
+		if ((r = l2_writeback(img, t)) < 0 || (r = wsync(img)) < 0 ||
+		    (r = wr_table(img, b, 8, q->l1_off + l1i * 8)) < 0)
 			return r;
 	}
-	/* 4. what was replaced: once nothing on disk references it */
+	/* 4. what was replaced: once no table on disk references it */
 	if (any_free) {
-		if ((r = wsync(img)) < 0)
+		if ((r = l2_writeback(img, t)) < 0 || (r = wsync(img)) < 0)
 			return r;
 		for (uint64_t i = 0; i < n; i++) {
 			uint64_t ro, rl;
@@ -673,7 +900,9 @@ int pm_qcow2_flush(struct pm_image *img)
 	pthread_mutex_lock(&q->wlock);
 	if (q->w && q->w->err)
 		r = q->w->err;
-	else if (fdatasync(img->fd) < 0 || (q->data_file && fdatasync(q->data_fd) < 0))
+	else if (q->w && (r = writeback_all(img)) < 0)
+		;
+	else if ((!q->w && fdatasync(img->fd) < 0) || (q->data_file && fdatasync(q->data_fd) < 0))
 		r = -errno;
 	if (r < 0 && q->w && !q->w->err)
 		q->w->err = r; /* as qemu: after a failed sync, no later one can be trusted */
@@ -688,6 +917,7 @@ static int discard_chunk(struct pm_image *img, uint64_t gc0, uint64_t n)
 {
 	struct qcow2 *q = img->priv;
 	uint64_t l1i = gc0 >> q->l2_bits, l1e, l2, e[CHUNK_CLUSTERS];
+	struct mslot *t;
 	bool changed = false;
 	int r;
 
@@ -700,11 +930,8 @@ static int discard_chunk(struct pm_image *img, uint64_t gc0, uint64_t n)
 		/* over a backing file the clusters must become zero clusters: an L2 table for them,
 		 * counted, zeroed and synced before the L1 entry points at it */
 		uint8_t b[8];
-		struct qcow2w *w = q->w;
-		if ((r = alloc_cluster(img, &l2)) < 0 || (r = wsync(img)) < 0)
-			return r;
-		memset(w->cbuf, 0, q->cluster_size);
-		if ((r = wr_table(img, w->cbuf, q->cluster_size, l2)) < 0 || (r = wsync(img)) < 0)
+		if ((r = alloc_cluster(img, &l2)) < 0 || (r = l2_get(img, l2, true, &t)) < 0 ||
+		    (r = l2_writeback(img, t)) < 0 || (r = wsync(img)) < 0)
 			return r;
 		put_be64(b, l2 | ENTRY_COPIED);
 		if ((r = wr_table(img, b, 8, q->l1_off + l1i * 8)) < 0)
@@ -712,10 +939,11 @@ static int discard_chunk(struct pm_image *img, uint64_t gc0, uint64_t n)
 	}
 	if ((l2 & (q->cluster_size - 1)) || ((l1e & ENTRY_OFFSET_MASK) && !(l1e & ENTRY_COPIED)))
 		return -EIO; /* misaligned, or shared with a snapshot */
+	if ((r = l2_get(img, l2, false, &t)) < 0)
+		return r;
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t idx = (gc0 + i) & ((1ull << q->l2_bits) - 1), bm, ne = 0, nbm = 0, ro, rl;
-		if ((r = read_l2(img, l2, idx, &e[i], &bm)) < 0)
-			return r;
+		l2_entry(q, t, idx, &e[i], &bm);
 		entry_range(q, e[i], &ro, &rl);
 		if (rl && !(e[i] & ENTRY_COMPRESSED) && !(e[i] & ENTRY_COPIED))
 			return -EIO; /* shared: not released */
@@ -729,15 +957,15 @@ static int discard_chunk(struct pm_image *img, uint64_t gc0, uint64_t n)
 			e[i] = 0;
 			continue; /* already so */
 		}
-		if ((r = write_l2(img, l2, idx, ne, nbm)) < 0)
-			return r;
+		l2_set(q, t, idx, ne, nbm);
 		changed = true;
 		if (!rl)
 			e[i] = 0; /* nothing to release */
 	}
 	if (!changed)
 		return 0;
-	if ((r = wsync(img)) < 0)
+	/* frees go the other way: the table on disk first, then the refcounts */
+	if ((r = l2_writeback(img, t)) < 0 || (r = wsync(img)) < 0)
 		return r;
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t ro, rl;
@@ -1046,6 +1274,8 @@ int pm_qcow2_check(struct pm_image *img, bool fix_leaks, struct pm_image_check *
 		return -EROFS;
 	pthread_mutex_lock(&q->wlock);
 	r = state_init(img);
+	if (r == 0 && (mc_dirty(&q->w->rbc) || mc_dirty(&q->w->l2c)))
+		r = q->w->err ? q->w->err : writeback_all(img); /* the file as the cache holds it */
 	if (r == 0) {
 		res->corruptions = res->leaks = res->leaks_fixed = res->clusters = res->allocated = 0;
 		r = check_once(img, false, res);
@@ -1054,7 +1284,7 @@ int pm_qcow2_check(struct pm_image *img, bool fix_leaks, struct pm_image_check *
 		/* lower the leaked refcounts, then count again */
 		struct pm_image_check quiet = { 0 };
 		r = check_once(img, true, &quiet);
-		if (r == 0 && (r = wsync(img)) == 0) {
+		if (r == 0 && (r = writeback_all(img)) == 0) {
 			uint64_t fixed = quiet.leaks_fixed;
 			void (*rep)(void *, const char *) = res->report;
 			res->report = NULL;

@@ -67,10 +67,13 @@ int pm_qcow2_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_img
 	}
 	if (l2_off & (q->cluster_size - 1))
 		return -EIO;
-	r = pm_img_table(img, FID_IMAGE, img->fd, img->file_size, l2_off, q->cluster_size, l2_index * q->entry_size, e,
-			 q->entry_size);
-	if (r < 0)
-		return r;
+	/* the writer's cached table first: it may hold entries not yet written back to the file */
+	if (!pm_qcow2_cached_l2(q, l2_off, l2_index * q->entry_size, e, q->entry_size)) {
+		r = pm_img_table(img, FID_IMAGE, img->fd, img->file_size, l2_off, q->cluster_size,
+				 l2_index * q->entry_size, e, q->entry_size);
+		if (r < 0)
+			return r;
+	}
 	uint64_t entry = get_be64(e);
 	uint64_t bitmap = q->ext_l2 ? get_be64(e + 8) : 0;
 	if (entry & ENTRY_COMPRESSED) {
@@ -335,7 +338,7 @@ static void qcow2_close(struct pm_image *img)
 {
 	struct qcow2 *q = img->priv;
 
-	pm_qcow2_write_free(q);
+	pm_qcow2_write_close(img);
 	if (q->wlock_init)
 		pthread_mutex_destroy(&q->wlock);
 	if (q->data_fd >= 0 && q->data_fd != img->fd)

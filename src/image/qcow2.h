@@ -88,7 +88,10 @@ int pm_qcow2_map(struct pm_image *img, uint64_t off, uint64_t max, struct pm_img
 int pm_qcow2_write(struct pm_image *img, uint64_t off, const void *buf, size_t len);
 int pm_qcow2_flush(struct pm_image *img);
 int pm_qcow2_discard(struct pm_image *img, uint64_t off, uint64_t len);
-void pm_qcow2_write_free(struct qcow2 *q);
+void pm_qcow2_write_close(struct pm_image *img);
+/* 1 and the len bytes at byte at of the L2 table at l2_off in buf, when the writer holds that table
+ * (maybe dirty, newer than the file); 0: read it from the file. */
+int pm_qcow2_cached_l2(struct qcow2 *q, uint64_t l2_off, uint64_t at, void *buf, size_t len);
 int pm_qcow2_check(struct pm_image *img, bool fix_leaks, struct pm_image_check *res);
 int pm_qcow2_create(const char *path, const struct pm_image_create_opts *o, struct pm_image_diag *diag);
 
