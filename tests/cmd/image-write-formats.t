@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Writing sparse images (VHD dynamic, VDI dynamic, VMDK monolithicSparse / twoGbMaxExtentSparse /
 # a delta over a parent, VHDX dynamic) through kpartx -a, judged by qemu-img; then kill -9 of the
-# server at every pwrite of a round of writes (strace fault injection), each time judged by qemu-img
-# check (vdi, vmdk, vhdx: on a copy qemu replayed the log of, when one was left) or qemu-img's reading
-# of it (vpc, which qemu-img check does not know). ONLY_FMT=vhdx (a qemu-img format name) runs that
-# format's rounds alone.
+# server at every pwrite, and at every fdatasync, of a round of writes that ends in a flush (strace
+# fault injection), each time judged by qemu-img check (vdi, vmdk, vhdx: on a copy qemu replayed the
+# log of, when one was left) or qemu-img's reading of it (vpc, which qemu-img check does not know);
+# after a flush that completed, every byte written before it must be there. ONLY_FMT=vhdx (a qemu-img
+# format name) runs that format's rounds alone.
 . "$(dirname "$0")/lib.sh"
 private_ns
 for c in qemu-img strace perl mkfs.ext4 fsck.ext4; do
@@ -152,11 +153,11 @@ fi
 # ---- crashes: kill -9 of the server at the Nth pwrite of a round of writes ----
 # crash FMT IMG N: serve IMG under strace (SIGKILL at pwrite number N), write 6 disjoint patterns
 # to the disk file, let it die; then judge. Prints nothing; returns the checks' failures.
-srv_pid=
+srv_pid= sc=pwrite64 # the system call at whose Nth call the server is killed
 serve_traced() { # serve_traced IMG [N]: N empty, no strace
 	mkdir -p srv
 	if [ -n "${2:-}" ]; then
-		strace -f -o /dev/null -e trace=pwrite64 -e inject=pwrite64:signal=SIGKILL:when=$2 \
+		strace -f -o /dev/null -e trace=$sc -e inject=$sc:signal=SIGKILL:when=$2 \
 			"$PARTMAP" fuse -f "$1" srv 2>/dev/null &
 	else
 		"$PARTMAP" fuse -f "$1" srv &
@@ -176,9 +177,9 @@ kill_srv() { # kill -9 of the server when the injected one did not come (N past 
 	umount -l srv 2>/dev/null
 }
 crash_round() { # crash_round FMT IMG N: 0 when the image after the kill is sound
-	local fmt=$1 img=$2 n=$3 rc judge=$2
+	local fmt=$1 img=$2 n=$3 rc judge=$2 synced=
 	serve_traced "$img" "$n"
-	perl pat.pl 7 6 $((8 << 20)) srv/disk '' 0 1 2>/dev/null
+	perl pat.pl 7 6 $((8 << 20)) srv/disk '' 0 1 2>/dev/null && sync srv/disk 2>/dev/null && synced=1
 	kill_srv 2>/dev/null
 	if [ "$fmt" = vhdx ]; then
 		# a log left to replay: qemu replays it (on a copy: partmap replays the image itself below)
@@ -195,6 +196,8 @@ crash_round() { # crash_round FMT IMG N: 0 when the image after the kill is soun
 	perl -e 'open(A,"<",$ARGV[0]); open(B,"<",$ARGV[1]); my ($a,$b,$s)=("","",0); my $z="\0" x 512;
 		while (read(A,$a,512)) { read(B,$b,512); exit 1 if $a ne $z && $a ne $b; $s++ } exit 0' after.raw full.raw ||
 		{ diag "$fmt N=$n: a sector holds neither zeros nor what was written there"; return 1; }
+	# a flush that completed: everything written before it is there
+	[ -z "$synced" ] || cmp -s -n "$(stat -c %s full.raw)" after.raw full.raw || { diag "$fmt N=$n: data lost though its flush completed"; return 1; }
 	# and partmap writes on: the whole round again, then exactly the pattern
 	serve_traced "$img"
 	perl pat.pl 7 6 $((8 << 20)) srv/disk '' 0 1 && sync srv/disk
@@ -207,27 +210,38 @@ crash_round() { # crash_round FMT IMG N: 0 when the image after the kill is soun
 	return 0
 }
 truncate -s 16M zero.raw && mkdir -p srv
-for v in "vpc|-O vpc" "vdi|-O vdi" "vmdk|-O vmdk" "vmdk|-O vmdk -o subformat=twoGbMaxExtentSparse" \
-	"vhdx|-O vhdx -o block_size=1M"; do
-	IFS='|' read -r fmt args <<<"$v"
-	[ -z "${ONLY_FMT:-}" ] || [ "$fmt" = "$ONLY_FMT" ] || continue
-	# how many pwrites a round makes
+# sweep FMT ARGS: the server killed at its Nth $sc in a round of writes, N spread over the round
+sweep() {
+	local fmt=$1 args=$2 total bad=0 step n
+	# how many of them a round makes
 	rm -f c.* c-*; qemu-img convert -f raw $args zero.raw c.$fmt
-	strace -f -c -o count.txt -e trace=pwrite64 "$PARTMAP" fuse -f c.$fmt srv 2>/dev/null & srv_pid=$!
+	strace -f -c -o count.txt -e trace=$sc "$PARTMAP" fuse -f c.$fmt srv 2>/dev/null & srv_pid=$!
 	for _ in $(seq 100); do [ -e srv/disk ] && break; sleep 0.05; done
-	perl pat.pl 7 6 $((8 << 20)) srv/disk '' 0 1
+	perl pat.pl 7 6 $((8 << 20)) srv/disk '' 0 1 && sync srv/disk
 	stop_srv
-	total=$(awk '$NF == "pwrite64" {print $4}' count.txt)
-	[ "${total:-0}" -gt 0 ]; ok $? "$fmt $args: a round of writes makes ${total:-0} pwrites"
-	# every pwrite when there are few; else about 40 of them, spread evenly
-	bad=0 step=$(( (${total:-0} + 39) / 40 ))
+	total=$(awk -v sc=$sc '$NF == sc {print $4}' count.txt)
+	if [ $sc != pwrite64 ] && [ "${total:-0}" -eq 0 ]; then
+		diag "$fmt $args: a round makes no $sc: no $sc sweep"; return
+	fi
+	[ "${total:-0}" -gt 0 ]; ok $? "$fmt $args: a round of writes makes ${total:-0} ${sc}s"
+	# every call when there are few; else about 40 of them, spread evenly
+	step=$(( (${total:-0} + 39) / 40 ))
 	for n in $(seq 1 $step "${total:-0}"); do
 		rm -f c.* c-*; qemu-img convert -f raw $args zero.raw c.$fmt
 		crash_round $fmt c.$fmt $n || bad=$((bad + 1))
 	done
 	[ "${total:-0}" -gt 0 ] && [ $bad -eq 0 ]
-	ok $? "$fmt $args: kill -9 at every ${step}th of the ${total:-0} pwrites: the image sound each time ($bad not)"
+	ok $? "$fmt $args: kill -9 at every ${step}th of the ${total:-0} ${sc}s: the image sound each time ($bad not)"
+}
+for v in "vpc|-O vpc" "vdi|-O vdi" "vmdk|-O vmdk" "vmdk|-O vmdk -o subformat=twoGbMaxExtentSparse" \
+	"vhdx|-O vhdx -o block_size=1M"; do
+	IFS='|' read -r fmt args <<<"$v"
+	[ -z "${ONLY_FMT:-}" ] || [ "$fmt" = "$ONLY_FMT" ] || continue
+	sc=pwrite64 sweep "$fmt" "$args"
+	# the syncs too (the VHDX log's ordering rests on them)
+	sc=fdatasync sweep "$fmt" "$args"
 done
+sc=pwrite64
 
 # ---- VHDX: a log partmap left (killed before the BAT's in-place write, the 8th pwrite of a first
 # write into a new block: session headers 2, data, headers 2, log data and header sectors, BAT) ----
