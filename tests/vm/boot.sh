@@ -12,7 +12,7 @@ for i in 0 1 2 3 4 5; do
 	disks+=(-drive "file=$out/disk$i.raw,format=raw,if=none,id=d$i,cache=unsafe"
 		-device "scsi-hd,drive=d$i,bus=scsi0.0,serial=PMRAID$i")
 done
-timeout 1800 qemu-system-x86_64 -nographic -no-reboot -m 2048 -smp 2 -cpu max \
+timeout 3000 qemu-system-x86_64 -nographic -no-reboot -m 2048 -smp 2 -cpu max \
 	-kernel "$b/vm/kernel/vmlinuz" -initrd "$b/vm/initramfs.cpio.gz" \
 	-append "console=ttyS0 quiet loglevel=3 panic=-1${only:+ partmap.only=$only}" \
 	-device virtio-scsi-pci,id=scsi0 "${disks[@]}" \
