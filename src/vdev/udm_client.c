@@ -98,8 +98,9 @@ static int note_loop(const struct pm_loop_info *li, void *arg)
 
 	size_t l = strlen(PM_UDM_MOUNT);
 	/* a file the kernel cannot stat any more (a dead server's: the status ioctl fails, sysfs gives
-	 * the path only) goes by its path; a live server's by its mount's number */
-	bool dead = !li->backing_known && !strncmp(li->backing, PM_UDM_MOUNT, l) && li->backing[l] == '/';
+	 * the path only) goes by its path; a live server's by its mount's number. A file whose status
+	 * does not answer (hung) is a live but stopped server's, another namespace's: left alone. */
+	bool dead = !li->backing_known && !li->hung && !strncmp(li->backing, PM_UDM_MOUNT, l) && li->backing[l] == '/';
 	if ((dead || (li->backing_known && li->backing_dev == d->fs)) && d->n < 1024) {
 		d->dev[d->n] = li->dev;
 		d->index[d->n++] = li->index;
