@@ -160,7 +160,12 @@ static void complete_infos(struct pm_loop_info *info, size_t n)
 			return;
 		}
 		if (pid == 0) {
-			close(p[0]);
+			/* none of the caller's descriptors but the pipe: a child left blocked must not
+			 * hold them (a userspace DM client's connection would keep its server) */
+			if (p[1] != 3 && dup2(p[1], 3) < 0)
+				_exit(1);
+			close_range(4, ~0U, 0);
+			p[1] = 3;
 			for (size_t j = i; j < n; j++) {
 				struct status_rec rec;
 				ask_status(&info[j], &rec);
