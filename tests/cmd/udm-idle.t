@@ -7,16 +7,9 @@
 # its own /dev/mapper and /run/partmap.
 . "$(dirname "$0")/lib.sh"
 private_ns "$@"
-if [ -e /sys/module/dm_mod ] || grep -q device-mapper /proc/misc; then
-	echo "1..0 # SKIP this kernel has a device mapper: the userspace one is tested in tests/vm/"
-	exit 0
-fi
+udm_private
 command -v strace >/dev/null || { fail "strace missing (tests/install-deps.sh installs it)"; done_testing; exit; }
-mkdir -p /run/partmap
-mount -t tmpfs -o mode=755 partmap-test /run/partmap || { echo "Bail out! cannot mount a tmpfs on /run/partmap"; exit 1; }
-export PARTMAP_DM=user
 dms() { "$PARTMAP" dmsetup "$@"; }
-defer 'for p in $(servers); do kill -9 $p; done; "$PARTMAP" dmsetup remove_all; umount -l /run/partmap/dm/fs'
 cd "$TMP" || exit 1
 head -c 8M /dev/urandom >a.bin
 attach LA "$TMP/a.bin"
