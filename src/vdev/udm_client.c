@@ -65,20 +65,40 @@ static int connect_server(void)
 	return fd;
 }
 
+struct udm_mount {
+	bool found;
+	dev_t dev;
+};
+
+/* A mount at PM_UDM_MOUNT, or on a folder above it: the last one in the table (the latest) is the
+ * one the path leads to. A copy of another namespace's server mount (this namespace was made from
+ * that one with unshare -m), hidden under a tmpfs mounted on /run/partmap since, is not ours: its
+ * loop devices are that server's. */
 static int on_udm_mount(const struct pm_mount *m, void *arg)
 {
-	if (strcmp(m->target, PM_UDM_MOUNT))
-		return 0;
-	if (arg)
-		*(dev_t *)arg = m->dev;
-	return 1;
+	struct udm_mount *q = arg;
+	size_t n = strlen(m->target);
+
+	if (!strcmp(m->target, PM_UDM_MOUNT)) {
+		q->found = true;
+		q->dev = m->dev;
+	} else if (!strncmp(m->target, PM_UDM_MOUNT, n) && (PM_UDM_MOUNT[n] == '/' || !strcmp(m->target, "/"))) {
+		q->found = false;
+	}
+	return 0;
 }
 
-/* Is a partmap-dm FUSE mount in place at PM_UDM_MOUNT in this mount namespace? Its device number
- * in *dev (dev may be NULL). */
+/* Is a partmap-dm FUSE mount in place at PM_UDM_MOUNT in this mount namespace (the mount the path
+ * leads to)? Its device number in *dev (dev may be NULL). */
 static bool mounted(dev_t *dev)
 {
-	return pm_mountinfo_each(on_udm_mount, dev) == 1;
+	struct udm_mount q = { 0 };
+
+	if (pm_mountinfo_each(on_udm_mount, &q) < 0 || !q.found)
+		return false;
+	if (dev)
+		*dev = q.dev;
+	return true;
 }
 
 struct dead_loops {

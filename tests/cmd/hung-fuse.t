@@ -4,7 +4,8 @@
 # attributes are not cached (the userspace device mapper's files: never cached) it waits for the
 # server. losetup -a, kpartx -l of another image and dmsetup ls (whose cleanup of a dead server walks
 # the loop devices) finish, the unanswering device shown from sysfs, and left alone. Runs in a private
-# mount namespace with its own /dev/mapper and /run/partmap.
+# mount namespace with its own /dev/mapper and /run/partmap. Also: another namespace that hides a copy
+# of this one's server mount under a tmpfs leaves its device alone.
 . "$(dirname "$0")/lib.sh"
 private_ns "$@"
 udm_private
@@ -79,6 +80,13 @@ kill -CONT "$srv"
 ok $? "the server continues (SIGCONT)"
 cmp /dev/mapper/hung a.bin; ok $? "the device reads its bytes again"
 same "$("$PARTMAP" losetup -a | mine)" "$before" "losetup -a: as before"
+# a namespace made from this one (a copy of the server's mount in it) that hides the copy under a
+# tmpfs on /run/partmap: no server of its own, and this one's device is not its to clean up
+out=$(timeout 30 unshare -m --propagation private bash -c '
+	mount -t tmpfs c /dev/mapper; mount -t tmpfs c /run/partmap; "$1" dmsetup ls' _ "$PARTMAP" 2>&1)
+is "$out" "No devices found" "another namespace hiding this one's server mount: dmsetup ls finds no device"
+[ -e "/sys/block/${hl#/dev/}/loop/backing_file" ] && cmp /dev/mapper/hung a.bin
+ok $? "... and leaves this one's device bound: it reads its bytes"
 "$PARTMAP" dmsetup remove hung; ok $? "remove"
 srv=
 done_testing
