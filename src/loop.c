@@ -8,15 +8,24 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/loop.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* how long a loop device's status may take before its backing file is taken for one on a FUSE
+ * server that does not answer (see complete_infos) */
+#define STATUS_WAIT_MS 2000
+/* ... and one over a file next to such a hung one's */
+#define STATUS_WAIT_SAME_MS 200
 
 /* /sys/block/loop<index>/<rel> as a number, or dflt when it cannot be read */
 static uint64_t loop_sys_u64(int index, const char *rel, uint64_t dflt)
@@ -37,7 +46,164 @@ static bool loop_bound(int index)
 	return access(path, F_OK) == 0;
 }
 
-static int info_bound(int index, struct pm_loop_info *info);
+/* What a bound device's status came to: asked in a child process (see complete_infos) and sent
+ * back whole through a pipe (smaller than PIPE_BUF: one atomic write). */
+struct status_rec {
+	int index;
+	bool have_status;         /* LOOP_GET_STATUS64 through the node answered */
+	bool have_stat;           /* else the backing path could be stat()ed */
+	dev_t rdev;               /* the node's number */
+	struct loop_info64 li;
+	dev_t st_dev;
+	ino_t st_ino;
+};
+_Static_assert(sizeof(struct status_rec) <= PIPE_BUF, "one atomic write a record");
+
+/* The calls that may block on a FUSE server: the status ioctl (the kernel's loop_get_status stats
+ * the backing file) and, without a usable node (a container's /dev), a stat of the backing path. */
+static void ask_status(const struct pm_loop_info *info, struct status_rec *rec)
+{
+	char path[64];
+	struct stat st;
+	int fd;
+
+	memset(rec, 0, sizeof(*rec));
+	rec->index = info->index;
+	snprintf(path, sizeof(path), "/dev/loop%d", info->index);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISBLK(st.st_mode) && ioctl(fd, LOOP_GET_STATUS64, &rec->li) == 0) {
+		rec->have_status = true;
+		rec->rdev = st.st_rdev;
+	} else if (stat(info->backing, &st) == 0) {
+		rec->have_stat = true;
+		rec->st_dev = st.st_dev;
+		rec->st_ino = st.st_ino;
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+/* the rest of a bound device's info (index and backing path filled) from its status, else sysfs */
+static void apply_status(struct pm_loop_info *info, const struct status_rec *rec)
+{
+	char path[128];
+	int index = info->index;
+
+	if (rec && rec->have_status) {
+		const struct loop_info64 *li = &rec->li;
+		info->dev = rec->rdev;
+		info->offset = li->lo_offset;
+		info->sizelimit = li->lo_sizelimit;
+		info->read_only = li->lo_flags & LO_FLAGS_READ_ONLY;
+		info->autoclear = li->lo_flags & LO_FLAGS_AUTOCLEAR;
+		info->partscan = li->lo_flags & LO_FLAGS_PARTSCAN;
+		info->direct_io = li->lo_flags & LO_FLAGS_DIRECT_IO;
+		info->backing_dev = pm_dev_decode(li->lo_device);
+		info->backing_ino = (ino_t)li->lo_inode;
+		info->backing_known = true;
+		info->backing_rdev = pm_dev_decode(li->lo_rdevice);
+		char tag[sizeof(li->lo_file_name) + 1];
+		memcpy(tag, li->lo_file_name, sizeof(li->lo_file_name));
+		tag[sizeof(li->lo_file_name)] = 0;
+		pm_strlcpy(info->tag, tag, sizeof(info->tag));
+		info->status_known = true;
+		return;
+	}
+	/* no status (no usable node, a dead FUSE server's file, or one that does not answer): sysfs */
+	info->offset = loop_sys_u64(index, "loop/offset", 0);
+	info->sizelimit = loop_sys_u64(index, "loop/sizelimit", 0);
+	info->autoclear = loop_sys_u64(index, "loop/autoclear", 0);
+	info->partscan = loop_sys_u64(index, "loop/partscan", 0);
+	info->direct_io = loop_sys_u64(index, "loop/dio", 0);
+	info->read_only = loop_sys_u64(index, "ro", 0);
+	snprintf(path, sizeof(path), "/sys/block/loop%d/dev", index);
+	if (pm_sysfs_devnum(path, &info->dev) < 0)
+		info->dev = 0;
+	if (rec && rec->have_stat) {
+		info->backing_dev = rec->st_dev;
+		info->backing_ino = rec->st_ino;
+		info->backing_known = true;
+	}
+}
+
+/* is path a's directory the same as b's? */
+static bool same_dir(const char *a, const char *b)
+{
+	const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
+
+	return sa && sb && sa - a == sb - b && !strncmp(a, b, (size_t)(sa - a));
+}
+
+/* Complete info[0..n) (bound devices, index and backing path filled). The status ioctl stats the
+ * backing file; for a file on a FUSE mount whose attributes are not cached, the kernel asks the
+ * server, and a server that is alive but does not answer (stopped, hung) would block the call for
+ * as long as it does (killing the caller does not end it once the server read the request). So
+ * the calls run in a child process, one record back per device: a device whose record does not
+ * come within STATUS_WAIT_MS is marked hung and gets sysfs's view (sysfs does not touch the file),
+ * the child is killed and left (it ends when the server answers or dies), a new one asks the rest.
+ * A device over a file in the same directory as a hung one's (likely the same mount) is waited for
+ * STATUS_WAIT_SAME_MS only: asked all the same, as the path may be another mount namespace's, and
+ * a dead server's device (the status fails at once) must not pass for a hung one. */
+static void complete_infos(struct pm_loop_info *info, size_t n)
+{
+	char stuck[PATH_MAX] = "";
+	size_t i = 0;
+
+	while (i < n) {
+		int p[2];
+		pid_t pid;
+
+		if (pipe2(p, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+			/* no child to be had: sysfs only, for all the rest (no call that might block) */
+			for (; i < n; i++)
+				apply_status(&info[i], NULL);
+			return;
+		}
+		if (pid == 0) {
+			/* none of the caller's descriptors but the pipe: a child left blocked must not
+			 * hold them (a userspace DM client's connection would keep its server) */
+			if (p[1] != 3 && dup2(p[1], 3) < 0)
+				_exit(1);
+			close_range(4, ~0U, 0);
+			p[1] = 3;
+			for (size_t j = i; j < n; j++) {
+				struct status_rec rec;
+				ask_status(&info[j], &rec);
+				if (write(p[1], &rec, sizeof(rec)) != (ssize_t)sizeof(rec))
+					_exit(1);
+			}
+			_exit(0);
+		}
+		close(p[1]);
+		bool killed = false;
+		for (; i < n && !killed; i++) {
+			struct status_rec rec;
+			struct pollfd pfd = { .fd = p[0], .events = POLLIN };
+			int wait = stuck[0] && same_dir(info[i].backing, stuck) ? STATUS_WAIT_SAME_MS : STATUS_WAIT_MS, r;
+
+			do
+				r = poll(&pfd, 1, wait);
+			while (r < 0 && errno == EINTR);
+			if (r > 0 && read(p[0], &rec, sizeof(rec)) == (ssize_t)sizeof(rec) && rec.index == info[i].index) {
+				apply_status(&info[i], &rec);
+				continue;
+			}
+			/* no answer in time (or the child is gone): this device from sysfs, the rest from a
+			 * new child */
+			if (r == 0) {
+				info[i].hung = true;
+				pm_strlcpy(stuck, info[i].backing, sizeof(stuck));
+			}
+			apply_status(&info[i], NULL);
+			kill(pid, SIGKILL);
+			killed = true;
+		}
+		close(p[0]);
+		/* a child that answered everything is exiting; a killed one may stay blocked in the
+		 * kernel until its server answers: not waited for (reaped at this process's exit) */
+		waitpid(pid, NULL, killed ? WNOHANG : 0);
+	}
+}
 
 int pm_loop_info(int index, struct pm_loop_info *info)
 {
@@ -55,57 +221,7 @@ int pm_loop_info(int index, struct pm_loop_info *info)
 	}
 	if (r < 0)
 		return r;
-	return info_bound(index, info);
-}
-
-/* the rest of pm_loop_info for a bound device whose backing path is in info */
-static int info_bound(int index, struct pm_loop_info *info)
-{
-	char path[128];
-
-	/* the driver itself says everything else in one call */
-	snprintf(path, sizeof(path), "/dev/loop%d", index);
-	{
-		_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-		struct loop_info64 li;
-		struct stat st;
-
-		if (fd >= 0 && fstat(fd, &st) == 0 && S_ISBLK(st.st_mode) && ioctl(fd, LOOP_GET_STATUS64, &li) == 0) {
-			info->dev = st.st_rdev;
-			info->offset = li.lo_offset;
-			info->sizelimit = li.lo_sizelimit;
-			info->read_only = li.lo_flags & LO_FLAGS_READ_ONLY;
-			info->autoclear = li.lo_flags & LO_FLAGS_AUTOCLEAR;
-			info->partscan = li.lo_flags & LO_FLAGS_PARTSCAN;
-			info->direct_io = li.lo_flags & LO_FLAGS_DIRECT_IO;
-			info->backing_dev = pm_dev_decode(li.lo_device);
-			info->backing_ino = (ino_t)li.lo_inode;
-			info->backing_known = true;
-			info->backing_rdev = pm_dev_decode(li.lo_rdevice);
-			li.lo_file_name[sizeof(li.lo_file_name) - 1] = 0;
-			pm_strlcpy(info->tag, (const char *)li.lo_file_name, sizeof(info->tag));
-			info->status_known = true;
-			return 1;
-		}
-	}
-	/* no usable node (a container's /dev): sysfs, and the path it reports if it still names the file */
-	info->offset = loop_sys_u64(index, "loop/offset", 0);
-	info->sizelimit = loop_sys_u64(index, "loop/sizelimit", 0);
-	info->autoclear = loop_sys_u64(index, "loop/autoclear", 0);
-	info->partscan = loop_sys_u64(index, "loop/partscan", 0);
-	info->direct_io = loop_sys_u64(index, "loop/dio", 0);
-	info->read_only = loop_sys_u64(index, "ro", 0);
-	snprintf(path, sizeof(path), "/sys/block/loop%d/dev", index);
-	if (pm_sysfs_devnum(path, &info->dev) < 0)
-		info->dev = 0;
-	{
-		struct stat st;
-		if (stat(info->backing, &st) == 0) {
-			info->backing_dev = st.st_dev;
-			info->backing_ino = st.st_ino;
-			info->backing_known = true;
-		}
-	}
+	complete_infos(info, 1);
 	return 1;
 }
 
@@ -114,40 +230,71 @@ unsigned pm_loop_block_size(int index)
 	return (unsigned)loop_sys_u64(index, "queue/logical_block_size", 512);
 }
 
+/* a list of bound devices, their index and backing path read; completed then passed on */
+struct bound {
+	struct pm_loop_info *v;
+	size_t n, cap;
+};
+
+static int bound_add(struct bound *b, int index, const char *backing)
+{
+	if (pm_grow(&b->v, b->n + 1, &b->cap, sizeof(*b->v)) < 0)
+		return -ENOMEM;
+	struct pm_loop_info *li = &b->v[b->n++];
+	memset(li, 0, sizeof(*li));
+	li->index = index;
+	pm_strlcpy(li->backing, backing, sizeof(li->backing));
+	return 0;
+}
+
+/* complete the list (one child process for all the status calls) and call fn on each */
+static int bound_each(struct bound *b, int (*fn)(const struct pm_loop_info *info, void *arg), void *arg)
+{
+	int r = 0;
+
+	complete_infos(b->v, b->n);
+	for (size_t i = 0; r == 0 && i < b->n; i++)
+		r = fn(&b->v[i], arg);
+	free(b->v);
+	return r < 0 ? r : 0;
+}
+
 /* every bound loop device, in sysfs order, with its pm_loop_info */
 static int each_loop(int (*fn)(const struct pm_loop_info *info, void *arg), void *arg)
 {
 	DIR *d = opendir("/sys/block");
+	struct bound b = { 0 };
 	struct dirent *de;
 	int r = 0;
 
 	if (!d)
 		return -errno;
 	while (r == 0 && (de = readdir(d))) {
-		char rel[NAME_MAX + 32];
+		char rel[NAME_MAX + 32], backing[PATH_MAX];
 		int idx = pm_loop_index_of_name(de->d_name);
 
 		if (idx < 0)
 			continue;
 		/* one openat() tells a bound device: cheap with hundreds of unbound ones; the backing
-		 * path from the file just opened, then the device's status */
+		 * path from the file just opened */
 		snprintf(rel, sizeof(rel), "%s/loop/backing_file", de->d_name);
 		int fd = openat(dirfd(d), rel, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			continue;
-		struct pm_loop_info li;
-		memset(&li, 0, sizeof(li));
-		ssize_t n = read(fd, li.backing, sizeof(li.backing) - 1);
+		ssize_t n = read(fd, backing, sizeof(backing) - 1);
 		close(fd);
 		if (n <= 0)
 			continue;
-		li.backing[strcspn(li.backing, "\n")] = 0;
-		li.index = idx;
-		if (info_bound(idx, &li) == 1)
-			r = fn(&li, arg);
+		backing[n] = 0;
+		backing[strcspn(backing, "\n")] = 0;
+		r = bound_add(&b, idx, backing);
 	}
 	closedir(d);
-	return r < 0 ? r : 0;
+	if (r < 0) {
+		free(b.v);
+		return r;
+	}
+	return bound_each(&b, fn, arg);
 }
 
 /* The loop devices with a size, from /proc/partitions: one file for all of them, where the walk over
@@ -157,6 +304,7 @@ static int each_loop(int (*fn)(const struct pm_loop_info *info, void *arg), void
 static int each_loop_sized(int (*fn)(const struct pm_loop_info *info, void *arg), void *arg)
 {
 	FILE *f = fopen("/proc/partitions", "re");
+	struct bound b = { 0 };
 	char line[256];
 	int r = 0;
 
@@ -165,18 +313,22 @@ static int each_loop_sized(int (*fn)(const struct pm_loop_info *info, void *arg)
 	while (r == 0 && fgets(line, sizeof(line), f)) {
 		unsigned maj, min;
 		unsigned long long kib; /* sectors / 2: 0 for a one-sector device, which is listed all the same */
-		char name[64];
-		struct pm_loop_info li;
+		char name[64], path[128], backing[PATH_MAX];
 		int idx;
 
 		if (sscanf(line, " %u %u %llu %63s", &maj, &min, &kib, name) != 4 ||
 		    (idx = pm_loop_index_of_name(name)) < 0)
 			continue;
-		if (pm_loop_info(idx, &li) == 1)
-			r = fn(&li, arg);
+		snprintf(path, sizeof(path), "/sys/block/loop%d/loop/backing_file", idx);
+		if (pm_read_line(path, backing, sizeof(backing)) == 0)
+			r = bound_add(&b, idx, backing);
 	}
 	fclose(f);
-	return r < 0 ? r : 0;
+	if (r < 0) {
+		free(b.v);
+		return r;
+	}
+	return bound_each(&b, fn, arg);
 }
 
 int pm_loop_each_info(int (*fn)(const struct pm_loop_info *info, void *arg), void *arg, uint64_t min_bytes)

@@ -21,11 +21,16 @@ struct pm_loop_info {
 	dev_t backing_rdev;           /* a block device bound: its number (0 for a file; known with the node) */
 	char tag[64];                 /* lo_file_name (partmap's "partmap:<N>"; known with the node) */
 	bool status_known;            /* read through the node with LOOP_GET_STATUS64 (else from sysfs) */
+	bool hung;                    /* the status call did not answer in time: the backing file is on a
+	                               * FUSE mount whose server is alive but does not answer (a dead
+	                               * server's fails at once); the rest is sysfs's, backing unknown */
 };
 
 /* Fill info for loop device INDEX: one LOOP_GET_STATUS64 through its node (and the backing path
- * from sysfs); from sysfs alone when the node cannot be opened (a container's /dev). Returns 1 when
- * the device is bound to a file, 0 when it is free, -errno on error. */
+ * from sysfs); from sysfs alone when the node cannot be opened (a container's /dev). The status is
+ * asked in a child process, waited for a bounded time (a FUSE server that does not answer would
+ * block it: then info->hung). Returns 1 when the device is bound to a file, 0 when it is free,
+ * -errno on error. */
 int pm_loop_info(int index, struct pm_loop_info *info);
 /* The logical sector size of loop device INDEX (512 when sysfs does not say). */
 unsigned pm_loop_block_size(int index);

@@ -331,6 +331,29 @@ struct conn {
 	int fd;
 };
 
+/* Wait for a client's next request: true when one comes (or the client closed: the read says so),
+ * false when the client kept the connection open and idle IDLE_EXIT_MS while the server had no
+ * device. A live client that stopped between two requests (stopped, blocked elsewhere) would keep
+ * an idle server for as long as it lives; dropped, it gets ECONNRESET at its next request and
+ * connects again (a new server for a create, else the answer of a device mapper without devices). */
+static bool request_comes(struct server *s, int fd)
+{
+	int idle_ms = 0;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int r = poll(&pfd, 1, 500);
+		if (r != 0)
+			return true; /* data, a close, or an error: the read sorts them out */
+		pthread_mutex_lock(&s->lock);
+		bool idle = pm_udm_count(s->u) == 0;
+		pthread_mutex_unlock(&s->lock);
+		idle_ms = idle ? idle_ms + 500 : 0;
+		if (idle_ms >= IDLE_EXIT_MS)
+			return false;
+	}
+}
+
 static void *conn_thread(void *p)
 {
 	struct conn *c = p;
@@ -342,6 +365,8 @@ static void *conn_thread(void *p)
 		char err[512];
 		struct dm_ioctl *io;
 
+		if (!request_comes(s, c->fd))
+			break;
 		if (pm_udm_sock_io(c->fd, &rq, sizeof(rq), false) < 0)
 			break;
 		if (rq.magic != PM_UDM_MAGIC || rq.size < sizeof(struct dm_ioctl) || rq.size > PM_UDM_REQ_MAX)

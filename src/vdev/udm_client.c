@@ -65,20 +65,40 @@ static int connect_server(void)
 	return fd;
 }
 
+struct udm_mount {
+	bool found;
+	dev_t dev;
+};
+
+/* A mount at PM_UDM_MOUNT, or on a folder above it: the last one in the table (the latest) is the
+ * one the path leads to. A copy of another namespace's server mount (this namespace was made from
+ * that one with unshare -m), hidden under a tmpfs mounted on /run/partmap since, is not ours: its
+ * loop devices are that server's. */
 static int on_udm_mount(const struct pm_mount *m, void *arg)
 {
-	if (strcmp(m->target, PM_UDM_MOUNT))
-		return 0;
-	if (arg)
-		*(dev_t *)arg = m->dev;
-	return 1;
+	struct udm_mount *q = arg;
+	size_t n = strlen(m->target);
+
+	if (!strcmp(m->target, PM_UDM_MOUNT)) {
+		q->found = true;
+		q->dev = m->dev;
+	} else if (!strncmp(m->target, PM_UDM_MOUNT, n) && (PM_UDM_MOUNT[n] == '/' || !strcmp(m->target, "/"))) {
+		q->found = false;
+	}
+	return 0;
 }
 
-/* Is a partmap-dm FUSE mount in place at PM_UDM_MOUNT in this mount namespace? Its device number
- * in *dev (dev may be NULL). */
+/* Is a partmap-dm FUSE mount in place at PM_UDM_MOUNT in this mount namespace (the mount the path
+ * leads to)? Its device number in *dev (dev may be NULL). */
 static bool mounted(dev_t *dev)
 {
-	return pm_mountinfo_each(on_udm_mount, dev) == 1;
+	struct udm_mount q = { 0 };
+
+	if (pm_mountinfo_each(on_udm_mount, &q) < 0 || !q.found)
+		return false;
+	if (dev)
+		*dev = q.dev;
+	return true;
 }
 
 struct dead_loops {
@@ -98,8 +118,9 @@ static int note_loop(const struct pm_loop_info *li, void *arg)
 
 	size_t l = strlen(PM_UDM_MOUNT);
 	/* a file the kernel cannot stat any more (a dead server's: the status ioctl fails, sysfs gives
-	 * the path only) goes by its path; a live server's by its mount's number */
-	bool dead = !li->backing_known && !strncmp(li->backing, PM_UDM_MOUNT, l) && li->backing[l] == '/';
+	 * the path only) goes by its path; a live server's by its mount's number. A file whose status
+	 * does not answer (hung) is a live but stopped server's, another namespace's: left alone. */
+	bool dead = !li->backing_known && !li->hung && !strncmp(li->backing, PM_UDM_MOUNT, l) && li->backing[l] == '/';
 	if ((dead || (li->backing_known && li->backing_dev == d->fs)) && d->n < 1024) {
 		d->dev[d->n] = li->dev;
 		d->index[d->n++] = li->index;

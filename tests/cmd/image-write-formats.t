@@ -14,14 +14,7 @@ done
 [ -c /dev/fuse ] || { fail "/dev/fuse missing"; done_testing; exit; }
 cd "$TMP" || exit 1
 
-cleanup_all() {
-	local l
-	grep -E '^/dev/(mapper/|loop)' /proc/mounts | awk '{print $2}' | grep "^$TMP/" | xargs -r umount -l
-	for l in $(served_loops); do partx -d "$l"; losetup -d "$l"; done
-	pkill -9 -f "^partmap fuse .*$TMP" 2>/dev/null
-	awk '$3 == "fuse.partmap" {print $2}' /proc/mounts | grep "^$TMP/" | xargs -r -n1 umount -l
-}
-defer cleanup_all
+defer cleanup_served
 
 # pat.pl SEED COUNT SPAN FILE [MIRROR MIRROR_OFFSET] [disjoint]: COUNT writes of 512 B to 1 MiB (half
 # of them sector-aligned, half not) at offsets in [0, SPAN) of FILE, each also at MIRROR_OFFSET + the

@@ -19,18 +19,7 @@ done
 [ -c /dev/fuse ] || { fail "/dev/fuse missing"; done_testing; exit; }
 cd "$TMP" || exit 1
 
-cleanup_all() {
-	local l
-	grep -E '^/dev/(mapper/|loop)' /proc/mounts | awk '{print $2}' | grep "^$TMP/" | xargs -r umount -l
-	for l in $(served_loops); do partx -d "$l"; losetup -d "$l"; done
-	pkill -9 -f "partmap fuse .*$TMP" 2>/dev/null
-	served_mounts | xargs -r -n1 umount -l
-}
-defer cleanup_all
-leftovers() {
-	{ served_loops; served_mounts | sed 's/^/mount /'
-	  pgrep -af "partmap fuse .*$TMP" | sed 's/^/server /'; ls /dev/mapper; } 2>/dev/null
-}
+defer cleanup_served
 qcheck() { qemu-img check "$1" >/dev/null 2>&1; echo $?; }
 # processes holding FILE open (after -d: none, the server has closed it, qemu may take it at once)
 holders() { find /proc/[0-9]*/fd -lname "$(realpath "$1")" 2>/dev/null | cut -d/ -f3 | sort -u; }
@@ -81,7 +70,7 @@ for label in dos gpt; do
 	ok $? "$label: files copied into p2's file system"
 	"$PARTMAP" kpartx -d ov-$label.qcow2
 	ok $? "$label: -d"
-	is "$(leftovers)" "" "$label: nothing left after -d"
+	is "$(served_leftovers)" "" "$label: nothing left after -d"
 	is "$(qcheck ov-$label.qcow2)" 0 "$label: qemu-img check: no errors, no leaks"
 	is "$(sha256sum <$label.raw)" "$base_sum" "$label: the backing file is unchanged"
 	# the raw copy: the same writes on p1; p2 as the overlay holds it (a file system made by mkfs)
@@ -99,7 +88,7 @@ for label in dos gpt; do
 	ok $? "$label: p2's files read back with their checksums"
 	umount mnt 2>/dev/null
 	"$PARTMAP" kpartx -d ov-$label.qcow2
-	is "$(leftovers)" "" "$label: nothing left after the second -d"
+	is "$(served_leftovers)" "" "$label: nothing left after the second -d"
 	: "$p2end"
 done
 
@@ -136,7 +125,7 @@ sleep 1
 is "$(holders rel.qcow2)" "" "slow syncs: after -d no process holds the image"
 is "$(qcheck rel.qcow2)" 0 "slow syncs: qemu-img check right after -d: clean, no lock in its way"
 wait $tracer 2>/dev/null
-is "$(leftovers)" "" "slow syncs: nothing left"
+is "$(served_leftovers)" "" "slow syncs: nothing left"
 
 # ---- crashes ----
 # kill -9 of the server during writes through a mapping; what was fsync'd before is there
@@ -153,7 +142,7 @@ pkill -9 -f "partmap fuse .*$TMP/crash.qcow2"
 wait $wpid 2>/dev/null
 "$PARTMAP" kpartx -d crash.qcow2 >/dev/null 2>&1
 ok $? "kill -9: -d after the server was killed"
-is "$(leftovers)" "" "kill -9: nothing left"
+is "$(served_leftovers)" "" "kill -9: nothing left"
 rc=$(qcheck crash.qcow2)
 [ "$rc" = 0 ] || [ "$rc" = 3 ]; ok $? "kill -9: qemu-img check finds no corruption (exit $rc)"
 qemu-img convert -O raw crash.qcow2 crash.out 2>/dev/null
@@ -217,7 +206,7 @@ sweep() { # SYSCALL N...
 sweep pwrite64 $(seq 1 30) $(seq 33 5 400) $(seq 411 13 900)
 sweep fdatasync $(seq 1 40) $(seq 43 4 170)
 is "$(sha256sum <sbase.raw)" "$sbase_sum" "sweeps: the base is unchanged"
-is "$(leftovers)" "" "sweeps: nothing left"
+is "$(served_leftovers)" "" "sweeps: nothing left"
 
 # The write-back metadata cache under kill -9: random 4 KiB writes through a partition, rounds of 32
 # writes each followed by fsync (which reaches the server as fsync: the cache written back in order),
@@ -313,7 +302,7 @@ sleep 0.5
 "$PARTMAP" kpartx -a lk.qcow2 >out 2>err
 is $? 3 "locks: -a of an image qemu-io writes: exit status 3"
 grep -q 'in use' err; ok $? "locks: the message says the image is in use"
-is "$(leftovers)" "" "locks: nothing mapped"
+is "$(served_leftovers)" "" "locks: nothing mapped"
 "$PARTMAP" fuse lk.qcow2 mnt 2>err
 is $? 3 "locks: partmap fuse: exit status 3"
 kill $qpid 2>/dev/null; wait $qpid 2>/dev/null

@@ -66,6 +66,21 @@ private_ns() {
 	mount -t tmpfs -o mode=755 partmap-test /dev/mapper || { echo "Bail out! cannot mount a tmpfs on /dev/mapper"; exit 1; }
 }
 
+# A test of the userspace device mapper, in its private namespace (after private_ns): skipped where
+# the kernel has a device mapper; a tmpfs on /run/partmap (this namespace's server, socket and mount
+# apart from any other's); PARTMAP_DM=user; at exit, this namespace's servers killed, what is left
+# removed, the server's mount unmounted.
+udm_private() {
+	if [ -e /sys/module/dm_mod ] || grep -q device-mapper /proc/misc; then
+		echo "1..0 # SKIP this kernel has a device mapper: the userspace one is tested in tests/vm/"
+		exit 0
+	fi
+	mkdir -p /run/partmap
+	mount -t tmpfs -o mode=755 partmap-test /run/partmap || { echo "Bail out! cannot mount a tmpfs on /run/partmap"; exit 1; }
+	export PARTMAP_DM=user
+	defer 'for p in $(servers); do kill -9 $p; done; "$PARTMAP" dmsetup remove_all; umount -l /run/partmap/dm/fs'
+}
+
 # Undo everything on an image of this test: unmount what is mounted from it, remove its mappings, and
 # detach every loop device backed by it (they can only be this test's: the image is in $TMP).
 release_image() { # release_image IMG
@@ -102,6 +117,37 @@ served_mounts() {
 	pat=$(_served_pat)
 	awk '$3 == "fuse.partmap" {print $2}' /proc/mounts |
 		awk -v t="$TMP/" -v p="$pat" 'index($1, t) == 1 || (p != "" && $1 ~ "^/run/partmap/" && $1 ~ p)'
+}
+# partmap's image servers of this test (`partmap fuse ...`: started by kpartx -a as "partmap fuse", by
+# a test as "$PARTMAP fuse", argv[0] then the full path): those serving a file named by a path in
+# $TMP (kpartx's daemons), and those this test's shell started (-f in the foreground: a relative
+# path, and libfuse makes its working directory /)
+served_servers() {
+	local p q
+	for p in $(pgrep -f '(^|/)partmap fuse '); do
+		case "$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline")" in
+		*"$TMP/"*) echo "$p"; continue ;;
+		esac
+		q=$p
+		while [ -n "$q" ] && [ "$q" -gt 1 ] && [ "$q" != $$ ]; do
+			q=$(awk '/^PPid:/ {print $2}' "/proc/$q/status" 2>/dev/null)
+		done
+		[ "$q" = $$ ] && echo "$p"
+	done
+}
+# Undo all that this test's served images left (the exit trap; after a failed check): unmount what
+# is mounted in $TMP from a mapping or loop device, detach the served loop devices, kill the servers,
+# unmount their FUSE mounts
+cleanup_served() {
+	local l
+	grep -E '^/dev/(mapper/|loop)' /proc/mounts | awk '{print $2}' | grep "^$TMP/" | xargs -r umount -l
+	for l in $(served_loops); do partx -d "$l"; losetup -d "$l"; done
+	served_servers | xargs -r kill -9
+	served_mounts | xargs -r -n1 umount -l
+}
+# what served images may have left: loop devices, mounts, servers (one line each), /dev/mapper entries
+served_leftovers() {
+	{ served_loops; served_mounts | sed 's/^/mount /'; served_servers | sed 's/^/server /'; ls /dev/mapper; } 2>/dev/null
 }
 
 # partmap's servers (the userspace DM's `partmap serve dm`, image servers `partmap fuse ...`; or those

@@ -9,19 +9,7 @@ private_ns
 command -v qemu-img >/dev/null && [ -c /dev/fuse ] || { fail "qemu-img or /dev/fuse missing"; done_testing; exit; }
 cd "$TMP" || exit 1
 
-# everything of a served image: maps, its loop device, the mount, the server (also when a check failed)
-cleanup_all() {
-	local l
-	grep -E '^/dev/(mapper/|loop)' /proc/mounts | awk '{print $2}' | grep "^$TMP/" | xargs -r umount -l
-	for l in $(served_loops); do partx -d "$l"; losetup -d "$l"; done
-	pkill -9 -f "^partmap fuse .*$TMP" 2>/dev/null
-	served_mounts | xargs -r -n1 umount -l
-}
-defer cleanup_all
-leftovers() { # what a served image may have left: loop devices, mounts, servers, /dev/mapper entries
-	{ served_loops; served_mounts | sed 's/^/mount /'
-	  pgrep -af "^partmap fuse .*$TMP" | sed 's/^/server /'; ls /dev/mapper; } 2>/dev/null
-}
+defer cleanup_served
 
 # files with known checksums, in ext4 file systems inside the partitions
 mkdir -p files
@@ -58,7 +46,7 @@ cycle() { # cycle IMG WHAT PARTS...
 	for p in "$@"; do check_files "/dev/mapper/${n}p$p" "$what p$p"; done
 	"$PARTMAP" kpartx -d "$img" >/dev/null 2>err
 	ok $? "$what: -d exit 0"
-	is "$(leftovers)" "" "$what: nothing left after -d"
+	is "$(served_leftovers)" "" "$what: nothing left after -d"
 }
 
 variants=(
@@ -123,7 +111,7 @@ rc=$?
 [ $rc -ne 0 ] && [ $rc -ne 124 ]; ok $? "killed server: an uncached read of the mapping fails (I/O error), nothing hangs"
 "$PARTMAP" kpartx -d -v ro.qcow2 >out 2>&1; ok $? "killed server: -d exit 0"
 grep -q "loop deleted" out; ok $? "killed server: -d detached the loop device"
-is "$(leftovers)" "" "killed server: nothing left"
+is "$(served_leftovers)" "" "killed server: nothing left"
 cycle ro.qcow2 "after a killed server" 1 5
 
 # two -a at once: one server, one loop device, one set of maps
@@ -131,13 +119,13 @@ cycle ro.qcow2 "after a killed server" 1 5
 is "$(served_loops | wc -l)" 1 "two -a at once: one loop device"
 is "$(served_mounts | wc -l)" 1 "two -a at once: one server"
 is "$(ls /dev/mapper | wc -l)" 3 "two -a at once: one set of maps"
-"$PARTMAP" kpartx -d ro.qcow2; is "$(leftovers)" "" "two -a at once: -d leaves nothing"
+"$PARTMAP" kpartx -d ro.qcow2; is "$(served_leftovers)" "" "two -a at once: -d leaves nothing"
 
 # -d of an image that is not mapped; a server that cannot start (image gone between)
 "$PARTMAP" kpartx -d ro.qcow2; ok $? "-d of an unmapped image: exit 0"
 echo garbage >bad.qcow2; printf 'QFI\xfb\0\0\0\3' | dd of=bad.qcow2 conv=notrunc status=none
 "$PARTMAP" kpartx -a bad.qcow2 2>err; is $? 1 "-a of a damaged qcow2: exit 1"
-is "$(leftovers)" "" "-a of a damaged qcow2: nothing left"
+is "$(served_leftovers)" "" "-a of a damaged qcow2: nothing left"
 
 # a container's /dev: a tmpfs with null, zero, fuse, loop-control and the loop nodes
 nodes=()
@@ -158,5 +146,5 @@ PARTMAP=$PARTMAP unshare -m --propagation private bash -c '
 	[ -z "$(ls /dev/mapper)" ] || exit 5
 ' bash "${nodes[@]}"
 is $? 0 "container /dev: -a, mount, files, -d on a qcow2"
-is "$(leftovers)" "" "container /dev: nothing left"
+is "$(served_leftovers)" "" "container /dev: nothing left"
 done_testing

@@ -22,24 +22,22 @@ cd "$TMP" || exit 1
 mkdir -p tmpdir files mnt fmnt
 export TMPDIR=$TMP/tmpdir
 
+# what cleanup_served undoes, and the loop devices over this test's files, qemu-nbd's servers
 cleanup_all() {
 	local l
-	grep -E '^/dev/(mapper/|loop)' /proc/mounts | awk '{print $2}' | grep "^$TMP/" | xargs -r umount -l
-	for l in $(served_loops); do partx -d "$l"; losetup -d "$l"; done
+	cleanup_served
 	for l in $(losetup -n -O NAME,BACK-FILE | awk -v t="$TMP/" 'index($2, t) == 1 {print $1}'); do losetup -d "$l"; done
-	pkill -9 -f "partmap fuse .*$TMP/" 2>/dev/null
 	pkill -9 -f "qemu-nbd .*$TMP/" 2>/dev/null
-	served_mounts | xargs -r -n1 umount -l
 }
 defer cleanup_all
 # wait (at most 5 s) for the servers of this test to end: -d unmounts lazily, the server then exits
-servers_gone() { for _ in $(seq 100); do pgrep -f "partmap fuse .*$TMP/" >/dev/null || return 0; sleep 0.05; done; }
+servers_gone() { for _ in $(seq 100); do [ -z "$(served_servers)" ] && return 0; sleep 0.05; done; }
 leftovers() {
 	servers_gone
-	{ served_loops; losetup -n -O NAME,BACK-FILE | awk -v t="$TMP/" 'index($2, t) == 1 {print "loop " $1}'
-	  served_mounts | sed 's/^/mount /'
+	served_leftovers
+	{ losetup -n -O NAME,BACK-FILE | awk -v t="$TMP/" 'index($2, t) == 1 {print "loop " $1}'
 	  grep "^/dev/" /proc/mounts | awk -v t="$TMP/" 'index($2, t) == 1 {print "mount " $2}'
-	  pgrep -af "partmap fuse .*$TMP/" | sed 's/^/server /'; ls /dev/mapper; ls -A tmpdir | sed 's/^/tmp /'; } 2>/dev/null
+	  ls -A tmpdir | sed 's/^/tmp /'; } 2>/dev/null
 }
 # the partition nodes -a -v made: "add map loopNpM ..."
 node() { sed -n "s/^add map \(loop[0-9]*p$1\) .*/\/dev\/mapper\/\1/p" out; }

@@ -1,6 +1,8 @@
 /* Builders for VM image files in memory: see imgfmt.h. */
 #include "imgfmt.h"
 
+#include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,47 @@
 #include "util.h"
 
 uint32_t pm_crc32c(uint32_t crc, const void *buf, size_t len);
+
+const uint8_t DWG_P[16] = { 0xa0, 0xa1, 0xa2, 0xa3, 0xb0, 0xb1, 0xc0, 0xc1, 1, 2, 3, 4, 5, 6, 7, 8 };
+const uint8_t DWG_C[16] = { 0xd0, 0xd1, 0xd2, 0xd3, 0xe0, 0xe1, 0xf0, 0xf1, 8, 7, 6, 5, 4, 3, 2, 1 };
+const uint8_t UUID_P[16] = { 0x11, 0x22, 0x33, 0x44, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
+const uint8_t UUID_C[16] = { 0x99, 0x88, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14 };
+
+int img_dir_make(char *dir, size_t len, const char *prefix)
+{
+	if ((size_t)snprintf(dir, len, "/tmp/%s.XXXXXX", prefix) >= len)
+		return -1;
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+int img_dir_remove(const char *dir)
+{
+	char cmd[PATH_MAX + 16];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+const char *img_path(const char *dir, const char *name)
+{
+	static char path[8][PATH_MAX];
+	static unsigned next;
+	char *p = path[next++ % 8];
+
+	snprintf(p, PATH_MAX, "%s/%s", dir, name);
+	return p;
+}
+
+const char *img_save(const char *dir, const char *name, const struct img *im)
+{
+	const char *p = img_path(dir, name);
+	FILE *f = fopen(p, "wb");
+	bool ok = f && fwrite(im->data, 1, im->size, f) == im->size;
+
+	if (f && fclose(f) != 0)
+		ok = false;
+	return ok ? p : NULL;
+}
 
 void img_grow(struct img *im, uint64_t size)
 {

@@ -43,4 +43,16 @@ void vdi_set(struct img *im, unsigned b, uint32_t entry);
 /* grow an image to size bytes (zeros) */
 void img_grow(struct img *im, uint64_t size);
 
+/* Fixed identities for a parent and a child image: VHDX data write GUIDs, VHD unique ids. */
+extern const uint8_t DWG_P[16], DWG_C[16], UUID_P[16], UUID_C[16];
+
+/* A test program's folder for image files: img_dir_make fills dir (room len) from a mkdtemp
+ * template "/tmp/PREFIX.XXXXXX" and makes it (0, or -1); img_dir_remove removes it and its files
+ * (0, or -1). img_path: dir/name, in one of 8 buffers used in turn (several in one call's
+ * arguments). img_save writes im to dir/name: its path as img_path gives it, NULL on failure. */
+int img_dir_make(char *dir, size_t len, const char *prefix);
+int img_dir_remove(const char *dir);
+const char *img_path(const char *dir, const char *name);
+const char *img_save(const char *dir, const char *name, const struct img *im);
+
 #endif

@@ -25,28 +25,19 @@ static char dir[64];
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/pm-image-test.XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	return img_dir_make(dir, sizeof(dir), "pm-image-test");
 }
 
 static int teardown(void **state)
 {
-	char cmd[128];
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd);
+	return img_dir_remove(dir);
 }
 
 static const char *save(const char *name, const struct img *im)
 {
-	static char path[8][128];
-	static int next;
-	char *p = path[next++ % 8];
-	snprintf(p, 128, "%s/%s", dir, name);
-	FILE *f = fopen(p, "wb");
-	assert_non_null(f);
-	assert_int_equal(fwrite(im->data, 1, im->size, f), im->size);
-	fclose(f);
+	const char *p = img_save(dir, name, im);
+	assert_non_null(p);
 	return p;
 }
 
@@ -421,9 +412,6 @@ static void test_vmdk_vmfs_sparse(void **state)
 
 /* ---- VHD ---- */
 
-static const uint8_t UUID_P[16] = { 0x11, 0x22, 0x33, 0x44, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
-static const uint8_t UUID_C[16] = { 0x99, 0x88, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14 };
-
 static void test_vhd_differencing(void **state)
 {
 	(void)state;
@@ -483,9 +471,6 @@ static void test_vhd_differencing(void **state)
 }
 
 /* ---- VHDX ---- */
-
-static const uint8_t DWG_P[16] = { 0xa0, 0xa1, 0xa2, 0xa3, 0xb0, 0xb1, 0xc0, 0xc1, 1, 2, 3, 4, 5, 6, 7, 8 };
-static const uint8_t DWG_C[16] = { 0xd0, 0xd1, 0xd2, 0xd3, 0xe0, 0xe1, 0xf0, 0xf1, 8, 7, 6, 5, 4, 3, 2, 1 };
 
 static void test_vhdx(void **state)
 {

@@ -32,26 +32,19 @@ static bool have_qemu;
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/pm-imgw-test.XXXXXX");
 	have_qemu = system("qemu-img --version >/dev/null 2>&1") == 0;
-	return mkdtemp(dir) ? 0 : -1;
+	return img_dir_make(dir, sizeof(dir), "pm-imgw-test");
 }
 
 static int teardown(void **state)
 {
-	char cmd[128];
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd);
+	return img_dir_remove(dir);
 }
 
 static const char *path_of(const char *name)
 {
-	static char path[8][160];
-	static int next;
-	char *p = path[next++ % 8];
-	snprintf(p, 160, "%s/%s", dir, name);
-	return p;
+	return img_path(dir, name);
 }
 
 /* Run a shell command in the test folder; its exit status. */
@@ -70,10 +63,7 @@ static int sh(const char *fmt, ...)
 
 static void save(const char *name, const struct img *im)
 {
-	FILE *f = fopen(path_of(name), "wb");
-	assert_non_null(f);
-	assert_int_equal(fwrite(im->data, 1, im->size, f), im->size);
-	fclose(f);
+	assert_non_null(img_save(dir, name, im));
 }
 
 static uint64_t rnd_state;
@@ -222,8 +212,6 @@ static void test_vmdk_split(void **state)
 
 /* A differencing VHD: written sectors come from the child; the others go on coming from the parent
  * (also in a block the child allocated); the parent's file is not changed. */
-static const uint8_t UUID_P[16] = { 0x11, 0x22, 0x33, 0x44, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
-static const uint8_t UUID_C[16] = { 0x99, 0x88, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14 };
 
 static void test_vhd_differencing(void **state)
 {
@@ -430,9 +418,6 @@ static void test_vmdk_short_grain(void **state)
 }
 
 /* A missing VHDX parent: the message names the paths looked for. */
-static const uint8_t DWG_P[16] = { 0xa0, 0xa1, 0xa2, 0xa3, 0xb0, 0xb1, 0xc0, 0xc1, 1, 2, 3, 4, 5, 6, 7, 8 };
-static const uint8_t DWG_C[16] = { 0xd0, 0xd1, 0xd2, 0xd3, 0xe0, 0xe1, 0xf0, 0xf1, 8, 7, 6, 5, 4, 3, 2, 1 };
-
 static void test_vhdx_missing_parent_named(void **state)
 {
 	(void)state;

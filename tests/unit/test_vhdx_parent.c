@@ -21,23 +21,18 @@
 #define META (2u << 20)          /* where vhdx_new puts the metadata region */
 #define LOC (META + 65536 + 64)  /* and the parent locator in it (the 4th metadata item) */
 
-static char dir[] = "/tmp/partmap-vhdxparent.XXXXXX";
-
-static const uint8_t DWG_P[16] = { 0xa0, 0xa1, 0xa2, 0xa3, 0xb0, 0xb1, 0xc0, 0xc1, 1, 2, 3, 4, 5, 6, 7, 8 };
-static const uint8_t DWG_C[16] = { 0xd0, 0xd1, 0xd2, 0xd3, 0xe0, 0xe1, 0xf0, 0xf1, 8, 7, 6, 5, 4, 3, 2, 1 };
+static char dir[64];
 
 static int setup(void **state)
 {
 	(void)state;
-	return mkdtemp(dir) ? 0 : -1;
+	return img_dir_make(dir, sizeof(dir), "partmap-vhdxparent");
 }
 
 static int teardown(void **state)
 {
-	char cmd[128];
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return img_dir_remove(dir);
 }
 
 /* Replace the locator's entries by these key/value pairs (ASCII, stored as UTF-16LE). */
@@ -63,14 +58,10 @@ static void open_fails(const char *const *kv, unsigned n, struct pm_image_diag *
 {
 	struct img c = vhdx_new(3, DWG_C, DWG_P, "unused.vhdx");
 	struct pm_image *img = NULL;
-	char path[256];
 
 	set_locator(&c, kv, n);
-	snprintf(path, sizeof(path), "%s/child.vhdx", dir);
-	FILE *f = fopen(path, "wb");
-	assert_non_null(f);
-	assert_int_equal(fwrite(c.data, 1, c.size, f), c.size);
-	fclose(f);
+	const char *path = img_save(dir, "child.vhdx", &c);
+	assert_non_null(path);
 	img_free(&c);
 	assert_int_equal(pm_image_open(&img, path, NULL, d), -ENOENT);
 	assert_null(img);
