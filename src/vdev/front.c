@@ -211,10 +211,17 @@ static int clip(struct pm_front *f, struct entry *e, off_t off, size_t *len)
 	return 1;
 }
 
-static int fr_read(const char *path, char *buf, size_t len, off_t off, struct fuse_file_info *fi)
+/* Requests' data in page-aligned buffers: a vdev on a block device reads and writes it with O_DIRECT,
+ * which an unaligned buffer would send through a bounce buffer and one more copy (libfuse's own
+ * buffers are not aligned). libfuse frees them (free()). */
+#define FRONT_ALIGN 4096
+
+static int fr_read_buf(const char *path, struct fuse_bufvec **bufp, size_t len, off_t off, struct fuse_file_info *fi)
 {
 	struct pm_front *f = me();
 	struct entry *e = get(f, path);
+	struct fuse_bufvec *bv;
+	void *mem = NULL;
 	int r = 0;
 
 	(void)fi;
@@ -222,16 +229,32 @@ static int fr_read(const char *path, char *buf, size_t len, off_t off, struct fu
 		return -ENOENT;
 	if (clip(f, e, off, &len) == 0)
 		len = 0; /* at or past the end */
-	else if ((r = e->v->ops->read(e->v, (uint64_t)off, buf, len)) < 0)
+	if (!(bv = malloc(sizeof(*bv))) || (len && posix_memalign(&mem, FRONT_ALIGN, len))) {
+		free(bv);
+		put(f, e);
+		return -ENOMEM;
+	}
+	if (len && (r = e->v->ops->read(e->v, (uint64_t)off, mem, len)) < 0)
 		io_failed(f, e, "read", off, len, r);
 	put(f, e);
-	return r < 0 ? -EIO : (int)len;
+	if (r < 0) {
+		free(mem);
+		free(bv);
+		return -EIO;
+	}
+	*bv = (struct fuse_bufvec)FUSE_BUFVEC_INIT(len);
+	bv->buf[0].mem = mem;
+	*bufp = bv;
+	return 0;
 }
 
-static int fr_write(const char *path, const char *buf, size_t len, off_t off, struct fuse_file_info *fi)
+static int fr_write_buf(const char *path, struct fuse_bufvec *in, off_t off, struct fuse_file_info *fi)
 {
 	struct pm_front *f = me();
 	struct entry *e = get(f, path);
+	size_t len = fuse_buf_size(in);
+	void *mem = NULL;
+	ssize_t n;
 	int r;
 
 	(void)fi;
@@ -242,13 +265,24 @@ static int fr_write(const char *path, const char *buf, size_t len, off_t off, st
 		return -EROFS;
 	}
 	r = clip(f, e, off, &len);
-	if (r == 0)
+	if (r == 0) {
 		r = len ? -ENOSPC : 0;
-	else if ((r = e->v->ops->write(e->v, (uint64_t)off, buf, len)) < 0)
-		io_failed(f, e, "write", off, len, r);
+	} else if (posix_memalign(&mem, FRONT_ALIGN, len)) {
+		r = -ENOMEM;
+	} else {
+		/* the data as it came (from libfuse's buffer, or a pipe when it splices) into the aligned one */
+		struct fuse_bufvec dst = FUSE_BUFVEC_INIT(len);
+		dst.buf[0].mem = mem;
+		n = fuse_buf_copy(&dst, in, 0);
+		if (n < 0 || (size_t)n != len)
+			r = n < 0 ? (int)n : -EIO;
+		else if ((r = e->v->ops->write(e->v, (uint64_t)off, mem, len)) < 0)
+			io_failed(f, e, "write", off, len, r);
+	}
 	put(f, e);
+	free(mem);
 	if (r < 0)
-		return r == -EROFS || r == -ENOSPC ? r : -EIO;
+		return r == -EROFS || r == -ENOSPC || r == -ENOMEM ? r : -EIO;
 	return (int)len;
 }
 
@@ -333,8 +367,8 @@ static const struct fuse_operations ops = {
 	.readdir = fr_readdir,
 	.open = fr_open,
 	.release = fr_release,
-	.read = fr_read,
-	.write = fr_write,
+	.read_buf = fr_read_buf,
+	.write_buf = fr_write_buf,
 	.fsync = fr_fsync,
 	.fallocate = fr_fallocate,
 	.truncate = fr_truncate,
