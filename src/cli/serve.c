@@ -462,6 +462,7 @@ static int serve_dm(void)
 		.fsname = PM_UDM_FSNAME,
 		.direct_io = true,
 		.allow_other = true,
+		.aligned = true,
 		.size = front_size,
 		.released = front_released,
 		.arg = &s,
