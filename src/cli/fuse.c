@@ -79,9 +79,14 @@ static void logf_(struct server *s, int prio, const char *fmt, ...)
 		syslog(prio, "%s", msg);
 		return;
 	}
+	/* one write(): dprintf() writes nothing to /dev/kmsg (glibc's lseek(SEEK_CUR) on it fails) */
+	char line[600];
+	int n = snprintf(line, sizeof(line), "<%d>partmap-fuse[%d]: %s\n", prio, (int)getpid(), msg);
 	int fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
 	if (fd >= 0) {
-		dprintf(fd, "<%d>partmap-fuse[%d]: %s\n", prio, (int)getpid(), msg);
+		if (write(fd, line, n < (int)sizeof(line) ? (size_t)n : sizeof(line) - 1) < 0) {
+			/* nowhere else to say it */
+		}
 		close(fd);
 	}
 }
