@@ -486,6 +486,8 @@ static int serve_dm(void)
 	struct pm_front_cfg fc = {
 		.fsname = PM_UDM_FSNAME,
 		.direct_io = true,
+		.allow_other = true,
+		.aligned = true,
 		.size = front_size,
 		.released = front_released,
 		.arg = &s,

@@ -2,6 +2,7 @@
 /* The FUSE front end (see front.h), on libfuse3's high-level API. */
 #define FUSE_USE_VERSION 312
 #include "front.h"
+#include "../serve.h"
 #include "../util.h"
 
 #include <errno.h>
@@ -13,10 +14,13 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #define FRONT_NAME_MAX 64
 #define FRONT_MAX_BACKGROUND 64
 #define FRONT_THREADS 16
+#define FRONT_CACHE_TIMEOUT 3600.0 /* attributes and names, when the files' content does not change */
 
 struct entry {
 	char name[FRONT_NAME_MAX];
@@ -37,6 +41,8 @@ struct pm_front {
 	size_t n, cap;
 	ino_t next_ino;
 	bool stopping;
+	char readahead[64];       /* sysfs file of the mount's read-ahead; "" when it is not raised */
+	bool readahead_done;
 };
 
 static struct pm_front *me(void)
@@ -74,6 +80,34 @@ static void put(struct pm_front *f, struct entry *e)
 static uint64_t size_of(struct pm_front *f, struct entry *e)
 {
 	return f->cfg.size ? f->cfg.size(f->cfg.arg, e->v) : e->v->size;
+}
+
+static void io_failed(struct pm_front *f, struct entry *e, const char *op, off_t off, uint64_t len, int err)
+{
+	if (f->cfg.io_error)
+		f->cfg.io_error(f->cfg.arg, e->name, op, (uint64_t)off, len, err);
+}
+
+/* The kernel gives a FUSE mount 128 KiB of read-ahead (an INIT reply can only lower it), so a loop
+ * device reading a served file sequentially gets it in 128 KiB requests, one round trip each. With
+ * 4 MiB, read-ahead asks in requests of max_read and keeps several in flight: a cold sequential read
+ * of a served qcow2 ran about twice as fast (bench/serve.sh; README). Only root may set it, in sysfs,
+ * and only after INIT, which would lower it again: at the first open, which comes before the file's
+ * read-ahead state is set up from it (kpartx -a reads the table from the served disk before a loop
+ * device opens it). Never lowered. */
+static void raise_readahead(struct pm_front *f)
+{
+	char cur[32];
+	ssize_t n;
+
+	if (!f->readahead[0] || __atomic_exchange_n(&f->readahead_done, true, __ATOMIC_RELAXED))
+		return;
+	_cleanup_close_ int fd = open(f->readahead, O_RDWR | O_CLOEXEC);
+	if (fd < 0 || (n = pread(fd, cur, sizeof(cur) - 1, 0)) <= 0)
+		return;
+	cur[n] = 0;
+	if (strtoul(cur, NULL, 10) < f->cfg.readahead_kb)
+		dprintf(fd, "%u\n", f->cfg.readahead_kb);
 }
 
 static int fr_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
@@ -124,9 +158,10 @@ static int fr_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
 static int fr_open(const char *path, struct fuse_file_info *fi)
 {
 	struct pm_front *f = me();
-	struct entry *e = get(f, path);
+	struct entry *e;
 
-	if (!e)
+	raise_readahead(f);
+	if (!(e = get(f, path)))
 		return -ENOENT;
 	if ((fi->flags & O_ACCMODE) != O_RDONLY && e->v->read_only) {
 		put(f, e);
@@ -176,29 +211,62 @@ static int clip(struct pm_front *f, struct entry *e, off_t off, size_t *len)
 	return 1;
 }
 
-static int fr_read(const char *path, char *buf, size_t len, off_t off, struct fuse_file_info *fi)
+/* With cfg.aligned, requests' data in page-aligned buffers: a vdev on a block device reads and writes
+ * it with O_DIRECT, which an unaligned buffer would send through a bounce buffer and one more copy
+ * (libfuse's own buffers are not aligned). Without, plain malloc (posix_memalign costs the image
+ * server CPU: 50 ticks a GiB against 35). libfuse frees read buffers (free()). */
+#define FRONT_ALIGN 4096
+
+static void *alloc_buf(struct pm_front *f, size_t len)
+{
+	void *p = NULL;
+
+	if (!f->cfg.aligned)
+		return malloc(len ? len : 1);
+	return posix_memalign(&p, FRONT_ALIGN, len ? len : 1) ? NULL : p;
+}
+
+static int fr_read_buf(const char *path, struct fuse_bufvec **bufp, size_t len, off_t off, struct fuse_file_info *fi)
 {
 	struct pm_front *f = me();
 	struct entry *e = get(f, path);
-	int r;
+	struct fuse_bufvec *bv;
+	void *mem = NULL;
+	int r = 0;
 
 	(void)fi;
 	if (!e)
 		return -ENOENT;
-	r = clip(f, e, off, &len);
-	if (r > 0)
-		r = e->v->ops->read(e->v, (uint64_t)off, buf, len);
-	else
+	if (clip(f, e, off, &len) == 0)
 		len = 0; /* at or past the end */
+	if (!(bv = malloc(sizeof(*bv))) || !(mem = alloc_buf(f, len))) {
+		free(bv);
+		put(f, e);
+		return -ENOMEM;
+	}
+	if (len && (r = e->v->ops->read(e->v, (uint64_t)off, mem, len)) < 0)
+		io_failed(f, e, "read", off, len, r);
 	put(f, e);
-	return r < 0 ? -EIO : (int)len;
+	if (r < 0) {
+		free(mem);
+		free(bv);
+		return -EIO;
+	}
+	*bv = (struct fuse_bufvec)FUSE_BUFVEC_INIT(len);
+	bv->buf[0].mem = mem;
+	*bufp = bv;
+	return 0;
 }
 
-static int fr_write(const char *path, const char *buf, size_t len, off_t off, struct fuse_file_info *fi)
+static int fr_write_buf(const char *path, struct fuse_bufvec *in, off_t off, struct fuse_file_info *fi)
 {
 	struct pm_front *f = me();
 	struct entry *e = get(f, path);
+	size_t len = fuse_buf_size(in);
+	void *mem = NULL;
+	ssize_t n;
 	int r;
+	bool as_is = in->count == 1 && !(in->buf[0].flags & FUSE_BUF_IS_FD) && !f->cfg.aligned;
 
 	(void)fi;
 	if (!e)
@@ -208,13 +276,28 @@ static int fr_write(const char *path, const char *buf, size_t len, off_t off, st
 		return -EROFS;
 	}
 	r = clip(f, e, off, &len);
-	if (r == 0)
+	if (r == 0) {
 		r = len ? -ENOSPC : 0;
-	else
-		r = e->v->ops->write(e->v, (uint64_t)off, buf, len);
+	} else if (as_is) {
+		/* libfuse's buffer as it is */
+		if ((r = e->v->ops->write(e->v, (uint64_t)off, (const char *)in->buf[0].mem + in->off, len)) < 0)
+			io_failed(f, e, "write", off, len, r);
+	} else if (!(mem = alloc_buf(f, len))) {
+		r = -ENOMEM;
+	} else {
+		/* the data as it came (from libfuse's buffer, or a pipe when it splices) into the aligned one */
+		struct fuse_bufvec dst = FUSE_BUFVEC_INIT(len);
+		dst.buf[0].mem = mem;
+		n = fuse_buf_copy(&dst, in, 0);
+		if (n < 0 || (size_t)n != len)
+			r = n < 0 ? (int)n : -EIO;
+		else if ((r = e->v->ops->write(e->v, (uint64_t)off, mem, len)) < 0)
+			io_failed(f, e, "write", off, len, r);
+	}
 	put(f, e);
+	free(mem);
 	if (r < 0)
-		return r == -EROFS || r == -ENOSPC ? r : -EIO;
+		return r == -EROFS || r == -ENOSPC || r == -ENOMEM ? r : -EIO;
 	return (int)len;
 }
 
@@ -232,6 +315,8 @@ static int fr_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 	return r < 0 ? -EIO : 0;
 }
 
+/* A hole punched (the loop device's discard and write-zeroes) or, where the vdev's discard zeroes, a
+ * range zeroed; an allocation is a no-op: every byte of the files is there already. */
 static int fr_fallocate(const char *path, int mode, off_t off, off_t len, struct fuse_file_info *fi)
 {
 	struct pm_front *f = me();
@@ -240,15 +325,21 @@ static int fr_fallocate(const char *path, int mode, off_t off, off_t len, struct
 	int r;
 
 	(void)fi;
-	if (mode != (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE))
+	if (mode & ~(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE | FALLOC_FL_ZERO_RANGE))
 		return -EOPNOTSUPP;
+	if ((mode & FALLOC_FL_ZERO_RANGE) && !f->cfg.discard_zeroes)
+		return -EOPNOTSUPP;
+	if (!(mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)))
+		return 0;
+	if (len <= 0)
+		return -EINVAL;
 	if (!(e = get(f, path)))
 		return -ENOENT;
 	r = clip(f, e, off, &l);
-	if (r > 0)
-		r = pm_vdev_discard(e->v, (uint64_t)off, l);
+	if (r > 0 && (r = pm_vdev_discard(e->v, (uint64_t)off, l)) < 0)
+		io_failed(f, e, "discard", off, l, r);
 	put(f, e);
-	return r < 0 ? r : 0;
+	return r < 0 ? (r == -EROFS || r == -EOPNOTSUPP ? r : -EIO) : 0;
 }
 
 static int fr_truncate(const char *path, off_t size, struct fuse_file_info *fi)
@@ -273,10 +364,16 @@ static void *fr_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	 * and FUSE holds back those over max_background (12 by default) */
 	conn->max_background = FRONT_MAX_BACKGROUND;
 	conn->congestion_threshold = FRONT_MAX_BACKGROUND * 3 / 4;
+	/* libfuse wants the same value in the mount options (pm_front_new) */
+	if (f->cfg.max_read)
+		conn->max_read = f->cfg.max_read;
+	/* the data of a write in libfuse's buffer, not a pipe: it is copied once either way (into a
+	 * page-aligned buffer, or not at all), where the pipe would cost one copy more */
+	conn->want &= ~FUSE_CAP_SPLICE_READ;
 	cfg->use_ino = 1;
 	/* sizes change with tables: ask every time when the content may change under the page cache */
-	cfg->attr_timeout = f->cfg.direct_io ? 0 : 3600;
-	cfg->entry_timeout = f->cfg.direct_io ? 0 : 3600;
+	cfg->attr_timeout = f->cfg.direct_io ? 0 : FRONT_CACHE_TIMEOUT;
+	cfg->entry_timeout = f->cfg.direct_io ? 0 : FRONT_CACHE_TIMEOUT;
 	cfg->negative_timeout = 0;
 	cfg->kernel_cache = !f->cfg.direct_io;
 	cfg->direct_io = f->cfg.direct_io;
@@ -288,8 +385,8 @@ static const struct fuse_operations ops = {
 	.readdir = fr_readdir,
 	.open = fr_open,
 	.release = fr_release,
-	.read = fr_read,
-	.write = fr_write,
+	.read_buf = fr_read_buf,
+	.write_buf = fr_write_buf,
 	.fsync = fr_fsync,
 	.fallocate = fr_fallocate,
 	.truncate = fr_truncate,
@@ -299,7 +396,7 @@ static const struct fuse_operations ops = {
 int pm_front_new(struct pm_front **out, const char *dir, const struct pm_front_cfg *cfg)
 {
 	struct pm_front *f = calloc(1, sizeof(*f));
-	char opts[4200];
+	char opts[4300], maxread[32] = "";
 
 	if (!f)
 		return -ENOMEM;
@@ -308,8 +405,11 @@ int pm_front_new(struct pm_front **out, const char *dir, const struct pm_front_c
 	pm_strlcpy(f->dir, dir, sizeof(f->dir));
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_cond_init(&f->idle, NULL);
-	snprintf(opts, sizeof(opts), "-ofsname=%s,subtype=partmap,default_permissions,allow_other",
-		 cfg->fsname ? cfg->fsname : "partmap");
+	if (cfg->max_read)
+		snprintf(maxread, sizeof(maxread), ",max_read=%u", cfg->max_read);
+	snprintf(opts, sizeof(opts), "-ofsname=%s,subtype=partmap,default_permissions%s%s%s",
+		 cfg->fsname ? cfg->fsname : "partmap", maxread, cfg->allow_other ? ",allow_other" : "",
+		 cfg->read_only ? ",ro" : "");
 	char prog[] = "partmap";
 	char *fargv[] = { prog, opts, NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(2, fargv);
@@ -324,6 +424,12 @@ int pm_front_new(struct pm_front **out, const char *dir, const struct pm_front_c
 		pm_front_free(f);
 		return -EIO;
 	}
+	/* the mount's device from mountinfo: the mount is not asked (nobody answers it yet) */
+	char abs_dir[4096];
+	dev_t mdev;
+	if (cfg->readahead_kb && geteuid() == 0 && realpath(dir, abs_dir) && pm_serve_mount_dev(abs_dir, &mdev) == 0)
+		snprintf(f->readahead, sizeof(f->readahead), "/sys/class/bdi/%u:%u/read_ahead_kb", major(mdev),
+			 minor(mdev));
 	*out = f;
 	return 0;
 }
@@ -381,9 +487,21 @@ int pm_front_loop(struct pm_front *f)
 		return -ENOMEM;
 	fuse_loop_cfg_set_clone_fd(lc, 0);
 	fuse_loop_cfg_set_max_threads(lc, FRONT_THREADS);
+	if (f->cfg.signals && fuse_set_signal_handlers(fuse_get_session(f->fuse)) < 0) {
+		fuse_loop_cfg_destroy(lc);
+		return -EIO;
+	}
 	r = fuse_loop_mt(f->fuse, lc);
+	if (f->cfg.signals)
+		fuse_remove_signal_handlers(fuse_get_session(f->fuse));
 	fuse_loop_cfg_destroy(lc);
 	return r < 0 ? -EIO : 0;
+}
+
+int pm_front_daemonize(struct pm_front *f, bool foreground)
+{
+	(void)f;
+	return fuse_daemonize(foreground) < 0 ? -EIO : 0;
 }
 
 void pm_front_stop(struct pm_front *f)

@@ -16,11 +16,28 @@ struct pm_front;
 
 struct pm_front_cfg {
 	const char *fsname;       /* shown in mountinfo (finds the server again) */
-	bool direct_io;           /* no page cache of the files (their content can change under them) */
+	/* no page cache of the files (their content can change under them): attributes asked every
+	 * time; else the page cache is kept across opens and attributes for an hour */
+	bool direct_io;
+	bool read_only;           /* mounted ro */
+	bool allow_other;         /* other users than the mounting one may open the files */
+	/* FALLOC_FL_ZERO_RANGE is served by the vdev's discard (its discarded ranges read as zeros);
+	 * else it is refused (-EOPNOTSUPP) */
+	bool discard_zeroes;
+	/* SIGINT, SIGTERM, SIGHUP make pm_front_loop return (libfuse's handlers, while it runs) */
+	bool signals;
+	/* requests' data in page-aligned buffers (vdevs that use O_DIRECT: the userspace DM's sources) */
+	bool aligned;
+	unsigned max_read;        /* the largest read request in bytes; 0: libfuse's */
+	/* as root, the mount's read-ahead raised to this (KiB) at the first open; 0: the kernel's */
+	unsigned readahead_kb;
 	/* a file's size is asked each time (it changes with a table): NULL = the vdev's size field */
 	uint64_t (*size)(void *arg, struct pm_vdev *v);
 	/* the last holder of a file closed it (a loop device detached) */
 	void (*released)(void *arg, const char *name);
+	/* a request failed in the vdev (op "read", "write" or "discard"; off and len in the file; err
+	 * the vdev's -errno) before the request is answered with an error; NULL: nothing */
+	void (*io_error)(void *arg, const char *name, const char *op, uint64_t off, uint64_t len, int err);
 	void *arg;
 	uid_t uid;
 	gid_t gid;
@@ -31,6 +48,9 @@ int pm_front_new(struct pm_front **out, const char *dir, const struct pm_front_c
 /* Add or remove a file; the vdev stays the caller's (remove returns once no request uses it). */
 int pm_front_add(struct pm_front *f, const char *name, struct pm_vdev *v);
 int pm_front_del(struct pm_front *f, const char *name);
+/* Detach from the terminal (setsid, chdir /, stdio to /dev/null) unless foreground; the process that
+ * called it exits once the child runs (fuse_daemonize). Between pm_front_new and pm_front_loop. */
+int pm_front_daemonize(struct pm_front *f, bool foreground);
 /* Answer requests on several threads until pm_front_stop() or the mount goes away. */
 int pm_front_loop(struct pm_front *f);
 /* Make pm_front_loop return (from another thread): the mount is detached. */

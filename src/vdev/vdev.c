@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The virtual block device's range checks, and a block device or file as one. */
 #include "vdev.h"
+#include "../image/image.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -214,5 +215,100 @@ int pm_vdev_from_fd(struct pm_vdev *v, int fd, bool read_only)
 		return e;
 	}
 	*v = (struct pm_vdev){ .ops = &fd_ops, .size = size, .read_only = read_only, .priv = f };
+	return 0;
+}
+
+/* ---- an image's virtual disk ---- */
+
+static int img_read(struct pm_vdev *v, uint64_t off, void *buf, size_t len)
+{
+	return pm_image_read(v->priv, off, buf, len);
+}
+
+static int img_write(struct pm_vdev *v, uint64_t off, const void *buf, size_t len)
+{
+	return pm_image_write(v->priv, off, buf, len);
+}
+
+static int img_flush(struct pm_vdev *v)
+{
+	return v->read_only ? 0 : pm_image_sync(v->priv);
+}
+
+static int img_discard(struct pm_vdev *v, uint64_t off, uint64_t len)
+{
+	return pm_image_zero_range(v->priv, off, len);
+}
+
+static const struct pm_vdev_ops img_ops = {
+	.read = img_read,
+	.write = img_write,
+	.flush = img_flush,
+	.discard = img_discard,
+};
+
+int pm_vdev_from_image(struct pm_vdev *v, struct pm_image *img, bool read_only)
+{
+	*v = (struct pm_vdev){ .ops = &img_ops, .size = pm_image_size(img), .read_only = read_only, .priv = img };
+	return 0;
+}
+
+/* ---- a slice of another vdev ---- */
+
+struct slice {
+	struct pm_vdev *base;
+	uint64_t off;
+};
+
+static int sl_read(struct pm_vdev *v, uint64_t off, void *buf, size_t len)
+{
+	struct slice *s = v->priv;
+
+	return pm_vdev_read(s->base, s->off + off, buf, len);
+}
+
+static int sl_write(struct pm_vdev *v, uint64_t off, const void *buf, size_t len)
+{
+	struct slice *s = v->priv;
+
+	return pm_vdev_write(s->base, s->off + off, buf, len);
+}
+
+static int sl_flush(struct pm_vdev *v)
+{
+	return pm_vdev_flush(((struct slice *)v->priv)->base);
+}
+
+static int sl_discard(struct pm_vdev *v, uint64_t off, uint64_t len)
+{
+	struct slice *s = v->priv;
+
+	return pm_vdev_discard(s->base, s->off + off, len);
+}
+
+static void sl_close(struct pm_vdev *v)
+{
+	free(v->priv);
+}
+
+static const struct pm_vdev_ops slice_ops = {
+	.read = sl_read,
+	.write = sl_write,
+	.flush = sl_flush,
+	.discard = sl_discard,
+	.close = sl_close,
+};
+
+int pm_vdev_slice(struct pm_vdev *v, struct pm_vdev *base, uint64_t off, uint64_t size)
+{
+	struct slice *s;
+
+	if (!in_range(base, off, size))
+		return -ERANGE;
+	if (!(s = calloc(1, sizeof(*s))))
+		return -ENOMEM;
+	s->base = base;
+	s->off = off;
+	*v = (struct pm_vdev){ .ops = &slice_ops, .size = size, .read_only = base->read_only, .priv = s };
 	return 0;
 }

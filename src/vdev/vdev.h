@@ -46,4 +46,15 @@ void pm_vdev_close(struct pm_vdev *v);
  * duplicated; read_only opens nothing for writing. */
 int pm_vdev_from_fd(struct pm_vdev *v, int fd, bool read_only);
 
+struct pm_image;
+/* An open image's virtual disk as a vdev (pm_image_read/write; flush: pm_image_sync, nothing when
+ * read_only; discard: pm_image_zero_range, so a discarded range reads as zeros). The image stays the
+ * caller's: close it after the vdev. */
+int pm_vdev_from_image(struct pm_vdev *v, struct pm_image *img, bool read_only);
+
+/* The bytes [off, off + size) of base as a device of their own (a partition of a disk): requests are
+ * moved by off and handed to base, which stays the caller's (close it after the slice). -ERANGE when
+ * the range is not inside base. */
+int pm_vdev_slice(struct pm_vdev *v, struct pm_vdev *base, uint64_t off, uint64_t size);
+
 #endif
