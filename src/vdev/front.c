@@ -335,8 +335,14 @@ static int fr_fallocate(const char *path, int mode, off_t off, off_t len, struct
 		return -EINVAL;
 	if (!(e = get(f, path)))
 		return -ENOENT;
+	/* clipped to the size the front end gives (cfg.size: a vdev's own size field may not be kept up
+	 * to date), then the vdev's own discard, as reads and writes are */
 	r = clip(f, e, off, &l);
-	if (r > 0 && (r = pm_vdev_discard(e->v, (uint64_t)off, l)) < 0)
+	if (r > 0 && (e->v->read_only || !e->v->ops->write))
+		r = -EROFS;
+	else if (r > 0 && !e->v->ops->discard)
+		r = -EOPNOTSUPP;
+	else if (r > 0 && (r = e->v->ops->discard(e->v, (uint64_t)off, l)) < 0)
 		io_failed(f, e, "discard", off, l, r);
 	put(f, e);
 	return r < 0 ? (r == -EROFS || r == -EOPNOTSUPP ? r : -EIO) : 0;

@@ -2,6 +2,7 @@
 /* The virtual block device's range checks, and a block device or file as one. */
 #include "vdev.h"
 #include "../image/image.h"
+#include "../loop.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +13,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 static bool in_range(const struct pm_vdev *v, uint64_t off, uint64_t len)
@@ -65,6 +68,8 @@ void pm_vdev_close(struct pm_vdev *v)
 
 struct fdev {
 	int fd;
+	int hold;                 /* a loop device whose file fd is (see loop_file), kept open; else -1 */
+	uint64_t base;            /* where the device starts in fd (the loop device's offset) */
 	bool blk;
 	bool direct;              /* O_DIRECT: the device's page cache is bypassed, as the kernel's DM does */
 	unsigned align;           /* what O_DIRECT needs: the logical block size */
@@ -129,6 +134,7 @@ static int fd_read(struct pm_vdev *v, uint64_t off, void *buf, size_t len)
 {
 	struct fdev *f = v->priv;
 
+	off += f->base;
 	return aligned(f, buf, off, len) ? rw_plain(f->fd, false, off, buf, len) : rw_bounce(f, false, off, buf, len);
 }
 
@@ -137,6 +143,7 @@ static int fd_write(struct pm_vdev *v, uint64_t off, const void *buf, size_t len
 	struct fdev *f = v->priv;
 	uint8_t *p = (uint8_t *)(uintptr_t)buf; /* written from, never to */
 
+	off += f->base;
 	return aligned(f, buf, off, len) ? rw_plain(f->fd, true, off, p, len) : rw_bounce(f, true, off, p, len);
 }
 
@@ -151,6 +158,7 @@ static int fd_discard(struct pm_vdev *v, uint64_t off, uint64_t len)
 {
 	struct fdev *f = v->priv;
 
+	off += f->base;
 	if (f->blk) {
 		uint64_t range[2] = { off, len };
 		return ioctl(f->fd, BLKDISCARD, range) < 0 ? -errno : 0;
@@ -164,6 +172,8 @@ static void fd_close(struct pm_vdev *v)
 
 	if (f) {
 		close(f->fd);
+		if (f->hold >= 0)
+			close(f->hold);
 		free(f);
 	}
 }
@@ -176,13 +186,51 @@ static const struct pm_vdev_ops fd_ops = {
 	.close = fd_close,
 };
 
+#define FUSE_MAGIC 0x65735546
+
+/* A whole loop device over a regular file is read and written in its file, at the device's offset:
+ * one hop less (the loop device's worker thread and its completion) for every request, with the same
+ * bytes, the same page cache (the file's, buffered as the loop device does, or O_DIRECT when it is in
+ * direct I/O mode) and the same flush (fdatasync of the file). The kernel's DM reaches a loop device
+ * below its own page cache too, so nothing a user sees changes. The loop device stays open (held) as
+ * the kernel's DM holds it. Not for a file on a FUSE mount (a server that does not answer is kept
+ * behind the loop device, whose status is read with a bounded wait), nor a loop device whose status
+ * cannot be read, whose file is not the one sysfs names (checked by device and inode), or whose file
+ * cannot be opened as the device was. Returns the file's fd (*base, *direct set) or -errno. */
+static int loop_file(const struct stat *st, bool read_only, uint64_t *base, bool *direct)
+{
+	struct pm_loop_info li;
+	struct stat fst;
+	struct statfs sfs;
+	int index = major(st->st_rdev) == 7 ? pm_loop_index_of(st->st_rdev) : -ENODEV;
+
+	if (index < 0)
+		return -ENODEV;
+	if (pm_loop_info(index, &li) != 1 || !li.status_known || li.hung || !li.backing_known ||
+	    li.backing_rdev || li.dev != st->st_rdev || (!read_only && li.read_only))
+		return -ENODEV;
+	int fd = open(li.backing, (read_only ? O_RDONLY : O_RDWR) | (li.direct_io ? O_DIRECT : 0) | O_CLOEXEC |
+		      O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return -ENODEV;
+	if (fstat(fd, &fst) < 0 || !S_ISREG(fst.st_mode) || fst.st_dev != li.backing_dev ||
+	    fst.st_ino != li.backing_ino || fstatfs(fd, &sfs) < 0 || sfs.f_type == FUSE_MAGIC) {
+		close(fd);
+		return -ENODEV;
+	}
+	*base = li.offset;
+	*direct = li.direct_io;
+	return fd;
+}
+
 int pm_vdev_from_fd(struct pm_vdev *v, int fd, bool read_only)
 {
 	struct stat st;
 	struct fdev *f;
-	uint64_t size;
+	uint64_t size, base = 0;
 	char path[64];
-	int ssz = 512;
+	int ssz = 512, lf = -1;
+	bool ldirect = false;
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
@@ -191,17 +239,35 @@ int pm_vdev_from_fd(struct pm_vdev *v, int fd, bool read_only)
 			return -errno;
 		if (ioctl(fd, BLKSSZGET, &ssz) < 0 || ssz < 512)
 			ssz = 512;
+		lf = loop_file(&st, read_only, &base, &ldirect);
 	} else if (S_ISREG(st.st_mode)) {
 		size = (uint64_t)st.st_size;
 	} else {
 		return -EINVAL;
 	}
-	if (!(f = calloc(1, sizeof(*f))))
+	if (!(f = calloc(1, sizeof(*f)))) {
+		if (lf >= 0)
+			close(lf);
 		return -ENOMEM;
+	}
 	f->blk = S_ISBLK(st.st_mode);
 	f->align = (unsigned)ssz;
 	f->fd = -1;
-	if (f->blk) {
+	f->hold = -1;
+	if (lf >= 0) {
+		/* the loop device's file (loop_file), the device held open */
+		f->hold = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		if (f->hold < 0) {
+			int e = -errno;
+			close(lf);
+			free(f);
+			return e;
+		}
+		f->fd = lf;
+		f->base = base;
+		f->blk = false;
+		f->direct = ldirect;
+	} else if (f->blk) {
 		/* a block device is used as the kernel's DM uses it: past its page cache */
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 		f->fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC);
