@@ -26,7 +26,7 @@ struct pm_front_cfg {
 	bool discard_zeroes;
 	/* SIGINT, SIGTERM, SIGHUP make pm_front_loop return (libfuse's handlers, while it runs) */
 	bool signals;
-	/* requests' data in page-aligned buffers (vdevs that use O_DIRECT: the userspace DM's sources) */
+	/* read replies in page-aligned buffers (vdevs that read with O_DIRECT: the userspace DM's sources) */
 	bool aligned;
 	unsigned max_read;        /* the largest read request in bytes; 0: libfuse's */
 	/* as root, the mount's read-ahead raised to this (KiB) at the first open; 0: the kernel's */
