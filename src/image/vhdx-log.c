@@ -371,6 +371,22 @@ static int new_guid(uint8_t g[16])
 	return 0;
 }
 
+/* The header as v->hdr holds it, with the next sequence number, over the non-current copy, which is
+ * then the current one (the valid copy with the higher number is); not flushed. */
+static int write_header(struct pm_image *img, struct vhdx *v)
+{
+	uint8_t *h = v->hdr;
+	int slot = 1 - v->cur, r;
+
+	put_le64(h + 8, get_le64(h + 8) + 1);
+	put_le32(h + 4, 0);
+	put_le32(h + 4, pm_crc32c(0, h, VHDX_HEADER_SIZE));
+	if ((r = pm_pwrite_all(img->fd, h, VHDX_HEADER_SIZE, (uint64_t)(slot + 1) * 64 * VHDX_KiB)) < 0)
+		return r;
+	v->cur = slot;
+	return 0;
+}
+
 int vhdx_update_headers(struct pm_image *img, struct vhdx *v, bool new_data, const uint8_t *log_guid)
 {
 	static const uint8_t zero_guid[16];
@@ -381,16 +397,9 @@ int vhdx_update_headers(struct pm_image *img, struct vhdx *v, bool new_data, con
 		return r;
 	memcpy(h + 48, log_guid ? log_guid : zero_guid, 16);
 	/* the non-current copy first, flushed: then it is current and the other is rewritten */
-	for (int i = 0; i < 2; i++) {
-		put_le64(h + 8, get_le64(h + 8) + 1);
-		put_le32(h + 4, 0);
-		put_le32(h + 4, pm_crc32c(0, h, VHDX_HEADER_SIZE));
-		int slot = 1 - v->cur;
-		if ((r = pm_pwrite_all(img->fd, h, VHDX_HEADER_SIZE, (uint64_t)(slot + 1) * 64 * VHDX_KiB)) < 0 ||
-		    (r = sync_file(img)) < 0)
+	for (int i = 0; i < 2; i++)
+		if ((r = write_header(img, v)) < 0 || (r = sync_file(img)) < 0)
 			return r;
-		v->cur = slot;
-	}
 	return 0;
 }
 
@@ -430,6 +439,19 @@ fail:
 	return pm_img_fail(img, r, "%s: replaying the VHDX log in the file failed: %s", img->path, strerror(-r));
 }
 
+/* One entry, a sequence of its own at the log's start, in four flushes (qemu takes seven):
+ *   1. the entry's data sector, and the header naming the entry's new LogGuid (one copy: the header
+ *      with the higher sequence number is the current one), flushed together with the payload data
+ *      written before the call: the data is durable before any entry makes it reachable. A header
+ *      whose LogGuid no entry in the log carries names an empty log;
+ *   2. the entry's header sector, flushed: a torn entry lacks its header (the sector before it
+ *      carries an older LogGuid) rather than being a damaged one;
+ *   3. the sector in place, flushed;
+ *   4. LogGuid 0 in one header, flushed. The other copy still names the entry, which is applied:
+ *      should it ever be current again, replaying the entry changes nothing. The next flush (or the
+ *      next entry) writes it over (vhdx_headers_settle), so that at rest both copies name no log.
+ * A kill before 2 completes leaves an empty log and the old table; after it, a log whose replay
+ * gives the new table. */
 int vhdx_log_sector(struct pm_image *img, struct vhdx *v, uint64_t off, const uint8_t *sector)
 {
 	uint8_t e[2 * VHDX_LOG_SECTOR] = { 0 }, guid[16];
@@ -439,8 +461,7 @@ int vhdx_log_sector(struct pm_image *img, struct vhdx *v, uint64_t off, const ui
 
 	if (v->log || v->log_len < sizeof(e))
 		return -EROFS;
-	/* what the entry makes reachable is durable first */
-	if ((r = sync_file(img)) < 0 || (r = new_guid(guid)) < 0 || (r = vhdx_update_headers(img, v, false, guid)) < 0)
+	if ((r = new_guid(guid)) < 0)
 		return r;
 	memcpy(h, "loge", 4);
 	put_le32(h + 8, sizeof(e));
@@ -460,16 +481,31 @@ int vhdx_log_sector(struct pm_image *img, struct vhdx *v, uint64_t off, const ui
 	memcpy(s + 8, sector + 8, 4084);
 	put_le32(s + 4092, (uint32_t)seq);
 	put_le32(h + 4, pm_crc32c(0, e, sizeof(e)));
-	/* the data sector first and flushed, then the header sector: a torn entry then lacks its header
-	 * (nothing of this LogGuid in the log: an empty log) rather than being a damaged one */
-	if ((r = pm_pwrite_all(img->fd, s, VHDX_LOG_SECTOR, v->log_off + VHDX_LOG_SECTOR)) < 0 || (r = sync_file(img)) < 0 ||
+	memcpy(v->hdr + 48, guid, 16);
+	if ((r = pm_pwrite_all(img->fd, s, VHDX_LOG_SECTOR, v->log_off + VHDX_LOG_SECTOR)) < 0 ||
+	    (r = write_header(img, v)) < 0 || (r = sync_file(img)) < 0 ||
 	    (r = pm_pwrite_all(img->fd, h, VHDX_LOG_SECTOR, v->log_off)) < 0 || (r = sync_file(img)) < 0)
 		return r;
-	/* applied in place, flushed, and the log emptied */
 	if ((r = pm_pwrite_all(img->fd, sector, VHDX_LOG_SECTOR, off)) < 0)
 		return r;
 	pm_img_table_written(img, 0, off, sector, VHDX_LOG_SECTOR);
 	if ((r = sync_file(img)) < 0)
 		return r;
-	return vhdx_update_headers(img, v, false, NULL);
+	memset(v->hdr + 48, 0, 16);
+	if ((r = write_header(img, v)) < 0 || (r = sync_file(img)) < 0)
+		return r;
+	v->hdr_stale = true;
+	return 0;
+}
+
+int vhdx_headers_settle(struct pm_image *img, struct vhdx *v)
+{
+	int r;
+
+	if (!v->hdr_stale)
+		return 0;
+	if ((r = write_header(img, v)) < 0)
+		return r;
+	v->hdr_stale = false;
+	return 0;
 }

@@ -143,8 +143,16 @@ int vhdx_write(struct pm_image *img, uint64_t off, const void *buf, size_t len)
 
 int vhdx_flush(struct pm_image *img)
 {
-	/* every table change is made durable when it is made: only the data to sync */
-	return fdatasync(img->fd) < 0 ? -errno : 0;
+	struct vhdx *v = img->priv;
+
+	/* every table change is made durable when it is made: only the data to sync, and the older
+	 * header copy, should it still name the last log entry, made like the current one */
+	pthread_mutex_lock(&v->lock);
+	int r = vhdx_headers_settle(img, v);
+	pthread_mutex_unlock(&v->lock);
+	if (r == 0 && fdatasync(img->fd) < 0)
+		r = -errno;
+	return r;
 }
 
 int vhdx_discard(struct pm_image *img, uint64_t off, uint64_t len)

@@ -37,6 +37,7 @@ struct vhdx {
 	bool lock_init;
 	bool session;             /* FileWriteGuid and DataWriteGuid renewed (first write done) */
 	uint64_t log_seq;         /* sequence number of the last log entry written */
+	bool hdr_stale;           /* the older header copy still names the last log entry (applied) */
 };
 
 /* vhdx.c: the block table's entry idx (as the replayed log has it). */
@@ -60,6 +61,9 @@ int vhdx_log_replay(struct pm_image *img);
 /* Both headers rewritten, the non-current one first, each flushed: a new FileWriteGuid always, a new
  * DataWriteGuid when new_data, the LogGuid given (NULL: zero). */
 int vhdx_update_headers(struct pm_image *img, struct vhdx *v, bool new_data, const uint8_t *log_guid);
+/* vhdx-log.c: when the older header copy still names an applied log entry, the current header
+ * written over it (not flushed), so that both copies name no log. Called with v->lock held. */
+int vhdx_headers_settle(struct pm_image *img, struct vhdx *v);
 /* One 4 KiB sector of the metadata (at off, 4 KiB aligned) changed through the log: data flushed,
  * a new LogGuid in the headers, the entry written and flushed, the sector written in place and
  * flushed, the LogGuid zero again. */

@@ -236,12 +236,13 @@ for v in "vpc|-O vpc" "vdi|-O vdi" "vmdk|-O vmdk" "vmdk|-O vmdk -o subformat=two
 done
 sc=pwrite64
 
-# ---- VHDX: a log partmap left (killed before the BAT's in-place write, the 8th pwrite of a first
-# write into a new block: session headers 2, data, headers 2, log data and header sectors, BAT) ----
+# ---- VHDX: a log partmap left (killed before the BAT's in-place write, the 7th pwrite of a first
+# write into a new block: session headers 2, data, the log's data sector, a header naming the log,
+# the log's header sector, BAT) ----
 if [ -z "${ONLY_FMT:-}" ] || [ "$ONLY_FMT" = vhdx ]; then
 	rm -f c.vhdx q.vhdx && qemu-img convert -f raw -O vhdx -o block_size=1M zero.raw c.vhdx
 	head -c 4096 /dev/urandom >blk
-	serve_traced c.vhdx 8
+	serve_traced c.vhdx 7
 	dd if=blk of=srv/disk bs=4k seek=300 conv=notrunc,fsync status=none 2>/dev/null
 	kill_srv 2>/dev/null
 	sum=$(sha256sum <c.vhdx)
