@@ -5,12 +5,16 @@
 # without partmap). Sequential write (dd bs=1M oflag=direct, 256 MiB) and 4 KiB random write (fio,
 # libaio, depth 16), side by side in one run; ratios partmap/qsd (goal >= 1.0x), and both servers'
 # peak memory (VmHWM). Neither side skips a flush or uses lazy refcounts: qemu's defaults, partmap's
-# crash-safe ordering. Needs root; runs in a private mount namespace; images in WRITE_DIR (/var/tmp).
-#   bench/write.sh [build/partmap]
+# crash-safe ordering. ROUNDS rounds (default 3) on fresh images, the two servers taking turns at going
+# first, dirty pages written back before each measurement; medians printed (the writeback of the
+# other side's image otherwise lands in whichever measurement comes second). Needs root; runs in a
+# private mount namespace; images in WRITE_DIR (/var/tmp).
+#   [FMTS="qcow2 vhdx"] [ROUNDS=3] bench/write.sh [build/partmap]
 set -euo pipefail
 PARTMAP=$(readlink -f "${1:-build/partmap}")
 SECS=${SECS:-8}
 MB=${MB:-256}
+ROUNDS=${ROUNDS:-3}
 export PATH=$PATH:/usr/sbin:/sbin
 for c in qemu-img qemu-storage-daemon fio sfdisk losetup; do
 	command -v $c >/dev/null || { echo "bench/write.sh: $c is missing (make deps)" >&2; exit 1; }
@@ -49,31 +53,51 @@ rand_write() { # IOPS of 4 KiB random writes over the first MB MiB (fresh cluste
 }
 hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 
-printf '%-6s %-8s %10s %10s %9s %9s %9s\n' image tool "seq MB/s" "4k IOPS" "seq/qsd" "4k/qsd" "peak KiB"
-for fmt in qcow2 vhdx; do
-	qfmt=$fmt
-	for who in qsd pm; do
-		rm -f "$t/$who.$fmt"
-		qemu-img convert -f raw -O "$fmt" "$t/disk.raw" "$t/$who.$fmt"
-	done
+median() { sort -g | awk '{a[NR] = $1} END {print NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+run_qsd() { # run_qsd FMT: one round's figures for qemu-storage-daemon, as "seq rand mem"
+	local fmt=$1 qpid ql s r m
 	# qemu-storage-daemon: the image as one FUSE file, a loop device at the partition
 	: >"$t/qsd.file"
 	qemu-storage-daemon --blockdev driver=file,node-name=file0,filename="$t/qsd.$fmt" \
-		--blockdev driver="$qfmt",node-name=fmt0,file=file0 \
+		--blockdev driver="$fmt",node-name=fmt0,file=file0 \
 		--export type=fuse,id=exp0,node-name=fmt0,mountpoint="$t/qsd.file",writable=on \
 		--pidfile "$t/qsd.pid" --daemonize
 	qpid=$(cat "$t/qsd.pid")
 	ql=$(losetup -f --show -o $((P1 * 512)) --sizelimit $((P1SZ * 512)) "$t/qsd.file")
-	q_seq=$(seq_write "$ql"); q_rand=$(rand_write "$ql")
-	q_mem=$(hwm "$qpid")
+	sync; s=$(seq_write "$ql"); sync; r=$(rand_write "$ql")
+	m=$(hwm "$qpid")
 	losetup -d "$ql"; umount "$t/qsd.file"; kill "$qpid" 2>/dev/null || true
-	# partmap: kpartx -a, the partition's node
+	echo "$s $r $m"
+}
+run_pm() { # run_pm FMT: the same for partmap (kpartx -a, the partition's node)
+	local fmt=$1 ppid dev s r m
 	"$PARTMAP" kpartx -a "$t/pm.$fmt" 2>/dev/null
 	dev=$(readlink -f /dev/mapper/loop*p1 | head -1)
 	ppid=$(pgrep -f "^partmap fuse .*pm.$fmt" | head -1)
-	p_seq=$(seq_write "$dev"); p_rand=$(rand_write "$dev")
-	p_mem=$(hwm "$ppid")
+	sync; s=$(seq_write "$dev"); sync; r=$(rand_write "$dev")
+	m=$(hwm "$ppid")
 	"$PARTMAP" kpartx -d "$t/pm.$fmt" >/dev/null
+	echo "$s $r $m"
+}
+
+printf '%-6s %-8s %10s %10s %9s %9s %9s   (medians of %d rounds)\n' image tool "seq MB/s" "4k IOPS" "seq/qsd" "4k/qsd" \
+	"peak KiB" "$ROUNDS"
+for fmt in ${FMTS:-qcow2 vhdx}; do
+	: >"$t/q.$fmt"; : >"$t/p.$fmt"
+	for r in $(seq 1 "$ROUNDS"); do
+		for who in qsd pm; do
+			rm -f "$t/$who.$fmt"
+			qemu-img convert -f raw -O "$fmt" "$t/disk.raw" "$t/$who.$fmt"
+		done
+		if [ $((r % 2)) -eq 1 ]; then
+			run_qsd "$fmt" >>"$t/q.$fmt"; run_pm "$fmt" >>"$t/p.$fmt"
+		else
+			run_pm "$fmt" >>"$t/p.$fmt"; run_qsd "$fmt" >>"$t/q.$fmt"
+		fi
+	done
+	col() { awk '{print $'"$2"'}' "$1" | median; }
+	q_seq=$(col "$t/q.$fmt" 1) q_rand=$(col "$t/q.$fmt" 2) q_mem=$(col "$t/q.$fmt" 3)
+	p_seq=$(col "$t/p.$fmt" 1) p_rand=$(col "$t/p.$fmt" 2) p_mem=$(col "$t/p.$fmt" 3)
 	printf '%-6s %-8s %10.0f %10.0f %9s %9s %9s\n' "$fmt" qsd "$q_seq" "$q_rand" "" "" "$q_mem"
 	printf '%-6s %-8s %10.0f %10.0f %8.2fx %8.2fx %9s\n' "$fmt" partmap "$p_seq" "$p_rand" \
 		"$(echo "$p_seq / $q_seq" | bc -l)" "$(echo "$p_rand / $q_rand" | bc -l)" "$p_mem"
