@@ -94,6 +94,9 @@ for fmt in ${FMTS:-qcow2 vhdx}; do
 		else
 			run_pm "$fmt" >>"$t/p.$fmt"; run_qsd "$fmt" >>"$t/q.$fmt"
 		fi
+		printf '%s round %d: qsd %s, partmap %s (seq MB/s, 4k IOPS, peak KiB)\n' "$fmt" "$r" \
+			"$(tail -1 "$t/q.$fmt" | awk '{printf "%.0f %.0f %s", $1, $2, $3}')" \
+			"$(tail -1 "$t/p.$fmt" | awk '{printf "%.0f %.0f %s", $1, $2, $3}')"
 	done
 	col() { awk '{print $'"$2"'}' "$1" | median; }
 	q_seq=$(col "$t/q.$fmt" 1) q_rand=$(col "$t/q.$fmt" 2) q_mem=$(col "$t/q.$fmt" 3)
