@@ -141,6 +141,9 @@ static bool same_dir(const char *a, const char *b)
  * the calls run in a child process, one record back per device: a device whose record does not
  * come within STATUS_WAIT_MS is marked hung and gets sysfs's view (sysfs does not touch the file),
  * the child is killed and left (it ends when the server answers or dies), a new one asks the rest.
+ * The asking process is a grandchild: the child between exits at once and is reaped here, so one
+ * left blocked is never this process's zombie (a long-lived server, such as the userspace DM's,
+ * asks at every table load).
  * A device over a file in the same directory as a hung one's (likely the same mount) is waited for
  * STATUS_WAIT_SAME_MS only: asked all the same, as the path may be another mount namespace's, and
  * a dead server's device (the status fails at once) must not pass for a hung one. */
@@ -160,12 +163,19 @@ static void complete_infos(struct pm_loop_info *info, size_t n)
 			return;
 		}
 		if (pid == 0) {
+			pid_t me;
+			/* the grandchild asks; this child ends at once */
+			if ((me = fork()) != 0)
+				_exit(me < 0 ? 1 : 0);
 			/* none of the caller's descriptors but the pipe: a child left blocked must not
 			 * hold them (a userspace DM client's connection would keep its server) */
 			if (p[1] != 3 && dup2(p[1], 3) < 0)
 				_exit(1);
 			close_range(4, ~0U, 0);
 			p[1] = 3;
+			me = getpid();
+			if (write(p[1], &me, sizeof(me)) != (ssize_t)sizeof(me))
+				_exit(1);
 			for (size_t j = i; j < n; j++) {
 				struct status_rec rec;
 				ask_status(&info[j], &rec);
@@ -175,6 +185,22 @@ static void complete_infos(struct pm_loop_info *info, size_t n)
 			_exit(0);
 		}
 		close(p[1]);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		/* the grandchild's pid first (it is no child of ours: killed, never waited for) */
+		pid_t asker = 0;
+		struct pollfd pfd0 = { .fd = p[0], .events = POLLIN };
+		int r0;
+		do
+			r0 = poll(&pfd0, 1, STATUS_WAIT_MS);
+		while (r0 < 0 && errno == EINTR);
+		if (r0 <= 0 || read(p[0], &asker, sizeof(asker)) != (ssize_t)sizeof(asker) || asker <= 0) {
+			/* no grandchild: sysfs only, for all the rest */
+			close(p[0]);
+			for (; i < n; i++)
+				apply_status(&info[i], NULL);
+			return;
+		}
 		bool killed = false;
 		for (; i < n && !killed; i++) {
 			struct status_rec rec;
@@ -195,13 +221,10 @@ static void complete_infos(struct pm_loop_info *info, size_t n)
 				pm_strlcpy(stuck, info[i].backing, sizeof(stuck));
 			}
 			apply_status(&info[i], NULL);
-			kill(pid, SIGKILL);
+			kill(asker, SIGKILL);
 			killed = true;
 		}
 		close(p[0]);
-		/* a child that answered everything is exiting; a killed one may stay blocked in the
-		 * kernel until its server answers: not waited for (reaped at this process's exit) */
-		waitpid(pid, NULL, killed ? WNOHANG : 0);
 	}
 }
 

@@ -3,6 +3,7 @@
 #include "vdev.h"
 #include "../image/image.h"
 #include "../loop.h"
+#include "../mountinfo.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -188,17 +189,35 @@ static const struct pm_vdev_ops fd_ops = {
 
 #define FUSE_MAGIC 0x65735546
 
+/* is dev a FUSE mount's (from mountinfo: nothing is asked of the mount)? */
+struct fuse_dev_q {
+	dev_t dev;
+	bool fuse;
+};
+
+static int fuse_dev_one(const struct pm_mount *m, void *arg)
+{
+	struct fuse_dev_q *q = arg;
+
+	if (m->dev != q->dev || strncmp(m->fstype, "fuse", 4))
+		return 0;
+	q->fuse = true;
+	return 1;
+}
+
 /* A whole loop device over a regular file is read and written in its file, at the device's offset:
  * one hop less (the loop device's worker thread and its completion) for every request, with the same
  * bytes, the same page cache (the file's, buffered as the loop device does, or O_DIRECT when it is in
  * direct I/O mode) and the same flush (fdatasync of the file). The kernel's DM reaches a loop device
  * below its own page cache too, so nothing a user sees changes. The loop device stays open (held) as
  * the kernel's DM holds it. Not for a file on a FUSE mount (a server that does not answer is kept
- * behind the loop device, whose status is read with a bounded wait), nor a loop device whose status
+ * behind the loop device: the status is read with a bounded wait, the mount found in mountinfo by
+ * the file's device number, and such a file never opened), nor a loop device whose status
  * cannot be read, whose file is not the one sysfs names (checked by device and inode), or whose file
  * cannot be opened as the device was. Returns the file's fd (*base, *direct set) or -errno. */
 static int loop_file(const struct stat *st, bool read_only, uint64_t *base, bool *direct)
 {
+	struct fuse_dev_q q = { 0 };
 	struct pm_loop_info li;
 	struct stat fst;
 	struct statfs sfs;
@@ -209,8 +228,13 @@ static int loop_file(const struct stat *st, bool read_only, uint64_t *base, bool
 	if (pm_loop_info(index, &li) != 1 || !li.status_known || li.hung || !li.backing_known ||
 	    li.backing_rdev || li.dev != st->st_rdev || (!read_only && li.read_only))
 		return -ENODEV;
+	/* the file is not opened at all when it is on FUSE: its server may not answer the open (the
+	 * status above may have come from cached attributes) */
+	q.dev = li.backing_dev;
+	if (pm_mountinfo_each(fuse_dev_one, &q) < 0 || q.fuse)
+		return -ENODEV;
 	int fd = open(li.backing, (read_only ? O_RDONLY : O_RDWR) | (li.direct_io ? O_DIRECT : 0) | O_CLOEXEC |
-		      O_NOCTTY | O_NONBLOCK);
+		      O_NOCTTY);
 	if (fd < 0)
 		return -ENODEV;
 	if (fstat(fd, &fst) < 0 || !S_ISREG(fst.st_mode) || fst.st_dev != li.backing_dev ||

@@ -63,6 +63,22 @@ start=$SECONDS
 out=$(timeout 20 "$PARTMAP" kpartx -l other.img); rc=$?
 is "$rc" 0 "kpartx -l of another image finishes ($((SECONDS - start)) s)"
 is "$(echo "$out" | awk '{print $4, $6}')" $'4096 2048\n24576 8192' "... and lists its two partitions (size, start)"
+# a table over that loop device in yet another namespace (its own DM server; this one's mounts hidden
+# under a tmpfs, not unmounted: umount would stat the stopped server's mount): the server asks the
+# loop device's status (to read its file directly), in a process of its own that does not answer
+# and is killed after 2 s; created all the same, and no zombie left in that long-lived server
+start=$SECONDS
+out=$(timeout 30 unshare -m --propagation private bash -c '
+	mount -t tmpfs c /dev/mapper; mount -t tmpfs c /run/partmap
+	echo "0 16384 linear $2 0" | "$1" dmsetup create -r over || exit 1
+	sleep 0.5
+	ns=$(readlink /proc/self/ns/mnt)
+	for p in $(pgrep -xf "partmap serve dm"); do
+		[ "$(readlink /proc/$p/ns/mnt 2>/dev/null)" = "$ns" ] && echo "zombies $(ps -o stat= --ppid "$p" | grep -c Z)"
+	done
+	"$1" dmsetup remove over' _ "$PARTMAP" "$hl" 2>&1); rc=$?
+is "$rc" 0 "another namespace: a table over the stopped server's loop device is made and removed ($((SECONDS - start)) s)"
+is "$out" "zombies 0" "... its DM server, which asked the loop device's status, has no zombie child"
 start=$SECONDS
 timeout 5 bash -c 'echo go >go'
 out=$(timeout 30 cat res)

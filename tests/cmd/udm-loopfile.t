@@ -85,6 +85,22 @@ echo "0 $(blockdev --getsz "$LC") linear $LC 0" | dms create -r lc; ok $? "linea
 holds mnt/disk; is "$?" 1 "the server does not open the FUSE file itself"
 cmp /dev/mapper/lc orig.bin; ok $? "it reads the bytes"
 dms remove lc
+# its server stopped (SIGSTOP), the file's attributes in the kernel's cache (the image server lets
+# them be cached): a table over that loop device must not hang on the file. The status is asked in
+# a process of its own, killed after 2 s: it must leave no zombie in the long-lived DM server.
+fsrv=$(ns_servers 'partmap fuse -r orig\.bin mnt' | head -1)
+stat mnt/disk >/dev/null
+kill -STOP "$fsrv"; ok $? "the image's server stopped (SIGSTOP)"
+defer "kill -CONT $fsrv"
+start=$SECONDS
+echo "0 $(blockdev --getsz "$LC") linear $LC 0" | timeout 30 "$PARTMAP" dmsetup create -r lh; rc=$?
+is "$rc" 0 "a table over a loop device whose FUSE server is stopped: created ($((SECONDS - start)) s)"
+sleep 0.5
+dsrv=$(server_pid)
+is "$(ps -o stat= --ppid "$dsrv" | grep -c Z)" 0 "... the DM server has no zombie child"
+kill -CONT "$fsrv"
+cmp /dev/mapper/lh orig.bin; ok $? "... its server continued, the device reads the bytes"
+dms remove lh
 losetup -d "$LC"
 umount mnt
 done_testing
