@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <linux/loop.h>
 #include <poll.h>
 #include <pthread.h>
@@ -654,6 +655,16 @@ int pm_loop_detach(int index, bool check_busy)
 	/* still bound after our close: another process holds the device, and the kernel detaches it
 	 * when that one closes it (LOOP_CLR_FD only marks it autoclear then) */
 	return loop_bound(index) ? 1 : 0;
+}
+
+void pm_loop_clear_ro(int index)
+{
+	int fd = pm_loop_open(index, O_RDONLY), zero = 0;
+
+	if (fd < 0)
+		return;
+	ioctl(fd, BLKROSET, &zero);
+	close(fd);
 }
 
 int pm_loop_set_sizelimit(int index, uint64_t sizelimit)

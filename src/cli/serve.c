@@ -169,6 +169,7 @@ static int h_add(void *arg, unsigned id, const char *name, dev_t *dev)
 		s->files[s->nfiles++] = df;
 	pthread_mutex_unlock(&s->lock);
 	if (r < 0) {
+		pm_loop_clear_ro(df->loop);
 		pm_loop_detach(df->loop, false);
 		pm_front_del(s->front, fname);
 		free(df);
@@ -239,6 +240,9 @@ static int h_remove(void *arg, unsigned id, const char *name, dev_t dev, bool de
 	pthread_mutex_unlock(&s->lock);
 	if (!df)
 		return 0;
+	/* left writable for its next user (a read-only table set it read-only); the engine refuses
+	 * writes to a read-only table's file meanwhile */
+	pm_loop_clear_ro(df->loop);
 	if (deferred)
 		return pm_loop_set_autoclear(df->loop); /* detached at its last close: then released */
 	if (loop_holds(df->loop, id))
@@ -541,8 +545,10 @@ static int serve_dm(void)
 	close(s.listen_fd);
 	pm_front_free(s.front);
 	/* devices still present (the mount went away under them): their loop devices let go */
-	for (size_t i = 0; i < s.nfiles; i++)
+	for (size_t i = 0; i < s.nfiles; i++) {
+		pm_loop_clear_ro(s.files[i]->loop);
 		pm_loop_detach(s.files[i]->loop, false);
+	}
 	closelog();
 	_exit(r < 0 ? 1 : 0); /* connection threads may still be winding down */
 }

@@ -150,8 +150,10 @@ int pm_udm_cleanup_dead(void)
 		}
 		closedir(dir);
 	}
-	for (size_t i = 0; i < d.n; i++)
+	for (size_t i = 0; i < d.n; i++) {
+		pm_loop_clear_ro(d.index[i]);
 		pm_loop_detach(d.index[i], false);
+	}
 	if (have_mount)
 		umount2(PM_UDM_MOUNT, MNT_DETACH);
 	unlink(PM_UDM_SOCKET);

@@ -100,7 +100,12 @@ dsrv=$(server_pid)
 is "$(ps -o stat= --ppid "$dsrv" | grep -c Z)" 0 "... the DM server has no zombie child"
 kill -CONT "$fsrv"
 cmp /dev/mapper/lh orig.bin; ok $? "... its server continued, the device reads the bytes"
+# the read-only tables' loop devices: read-only while the tables are there (BLKROSET), not after (the
+# flag stays with the device number: the next user of that loop device got a read-only device)
+rol=$(basename "$(readlink -f "/sys/dev/block/$(majmin /dev/mapper/lh)")")
+is "$(cat "/sys/block/$rol/ro")" 1 "a read-only table's device is read-only ($rol)"
 dms remove lh
+is "$(cat "/sys/block/$rol/ro")" 0 "... removed, its loop device $rol is not left read-only"
 losetup -d "$LC"
 umount mnt
 done_testing
