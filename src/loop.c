@@ -142,9 +142,9 @@ static bool same_dir(const char *a, const char *b)
  * the calls run in a child process, one record back per device: a device whose record does not
  * come within STATUS_WAIT_MS is marked hung and gets sysfs's view (sysfs does not touch the file),
  * the child is killed and left (it ends when the server answers or dies), a new one asks the rest.
- * The asking process is a grandchild: the child between exits at once and is reaped here, so one
- * left blocked is never this process's zombie (a long-lived server, such as the userspace DM's,
- * asks at every table load).
+ * The asking process is a grandchild, reaped by the child between, which is reaped here: one left
+ * blocked (both killed) goes to init and is never this process's zombie (a long-lived server, such
+ * as the userspace DM's, asks at every table load).
  * A device over a file in the same directory as a hung one's (likely the same mount) is waited for
  * STATUS_WAIT_SAME_MS only: asked all the same, as the path may be another mount namespace's, and
  * a dead server's device (the status fails at once) must not pass for a hung one. */
@@ -165,15 +165,20 @@ static void complete_infos(struct pm_loop_info *info, size_t n)
 		}
 		if (pid == 0) {
 			pid_t me;
-			/* the grandchild asks; this child ends at once */
-			if ((me = fork()) != 0)
-				_exit(me < 0 ? 1 : 0);
 			/* none of the caller's descriptors but the pipe: a child left blocked must not
 			 * hold them (a userspace DM client's connection would keep its server) */
 			if (p[1] != 3 && dup2(p[1], 3) < 0)
 				_exit(1);
 			close_range(4, ~0U, 0);
 			p[1] = 3;
+			/* this child reaps the one that asks, and is reaped by the caller: only an asker
+			 * left blocked (both killed) outlives it, and goes to init, not to the caller */
+			if ((me = fork()) != 0) {
+				/* its end of the pipe closes when it exits: then the caller reaps it */
+				while (me > 0 && waitpid(me, NULL, 0) < 0 && errno == EINTR)
+					;
+				_exit(me < 0 ? 1 : 0);
+			}
 			me = getpid();
 			if (write(p[1], &me, sizeof(me)) != (ssize_t)sizeof(me))
 				_exit(1);
@@ -186,9 +191,7 @@ static void complete_infos(struct pm_loop_info *info, size_t n)
 			_exit(0);
 		}
 		close(p[1]);
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		/* the grandchild's pid first (it is no child of ours: killed, never waited for) */
+		/* the asker's pid first */
 		pid_t asker = 0;
 		struct pollfd pfd0 = { .fd = p[0], .events = POLLIN };
 		int r0;
@@ -196,8 +199,11 @@ static void complete_infos(struct pm_loop_info *info, size_t n)
 			r0 = poll(&pfd0, 1, STATUS_WAIT_MS);
 		while (r0 < 0 && errno == EINTR);
 		if (r0 <= 0 || read(p[0], &asker, sizeof(asker)) != (ssize_t)sizeof(asker) || asker <= 0) {
-			/* no grandchild: sysfs only, for all the rest */
+			/* no asker: sysfs only, for all the rest */
 			close(p[0]);
+			kill(pid, SIGKILL);
+			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+				;
 			for (; i < n; i++)
 				apply_status(&info[i], NULL);
 			return;
@@ -225,7 +231,23 @@ static void complete_infos(struct pm_loop_info *info, size_t n)
 			kill(asker, SIGKILL);
 			killed = true;
 		}
+		/* the pipe's end of file: the asker and the child between have both exited. An asker
+		 * that answered everything may still block in its exit (closing a device whose release
+		 * asks a FUSE server): after STATUS_WAIT_MS the child between is killed (it waits
+		 * interruptibly), as it is at once when the asker was */
+		char c;
+		struct pollfd pe = { .fd = p[0], .events = POLLIN };
+		int re = 0;
+		if (!killed) {
+			do
+				re = poll(&pe, 1, STATUS_WAIT_MS);
+			while (re < 0 && errno == EINTR);
+		}
+		if (killed || re <= 0 || read(p[0], &c, 1) != 0)
+			kill(pid, SIGKILL);
 		close(p[0]);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
 	}
 }
 
