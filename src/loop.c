@@ -148,6 +148,24 @@ static bool same_dir(const char *a, const char *b)
  * A device over a file in the same directory as a hung one's (likely the same mount) is waited for
  * STATUS_WAIT_SAME_MS only: asked all the same, as the path may be another mount namespace's, and
  * a dead server's device (the status fails at once) must not pass for a hung one. */
+/* poll fd for input for at most ms: > 0 ready, 0 timed out, < 0 error */
+static int wait_input(int fd, int ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	int r;
+
+	do
+		r = poll(&pfd, 1, ms);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
+static void reap(pid_t pid)
+{
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
 static void complete_infos(struct pm_loop_info *info, size_t n)
 {
 	char stuck[PATH_MAX] = "";
@@ -175,8 +193,8 @@ static void complete_infos(struct pm_loop_info *info, size_t n)
 			 * left blocked (both killed) outlives it, and goes to init, not to the caller */
 			if ((me = fork()) != 0) {
 				/* its end of the pipe closes when it exits: then the caller reaps it */
-				while (me > 0 && waitpid(me, NULL, 0) < 0 && errno == EINTR)
-					;
+				if (me > 0)
+					reap(me);
 				_exit(me < 0 ? 1 : 0);
 			}
 			me = getpid();
@@ -193,17 +211,12 @@ static void complete_infos(struct pm_loop_info *info, size_t n)
 		close(p[1]);
 		/* the asker's pid first */
 		pid_t asker = 0;
-		struct pollfd pfd0 = { .fd = p[0], .events = POLLIN };
-		int r0;
-		do
-			r0 = poll(&pfd0, 1, STATUS_WAIT_MS);
-		while (r0 < 0 && errno == EINTR);
-		if (r0 <= 0 || read(p[0], &asker, sizeof(asker)) != (ssize_t)sizeof(asker) || asker <= 0) {
+		if (wait_input(p[0], STATUS_WAIT_MS) <= 0 || read(p[0], &asker, sizeof(asker)) != (ssize_t)sizeof(asker) ||
+		    asker <= 0) {
 			/* no asker: sysfs only, for all the rest */
 			close(p[0]);
 			kill(pid, SIGKILL);
-			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-				;
+			reap(pid);
 			for (; i < n; i++)
 				apply_status(&info[i], NULL);
 			return;
@@ -211,12 +224,9 @@ static void complete_infos(struct pm_loop_info *info, size_t n)
 		bool killed = false;
 		for (; i < n && !killed; i++) {
 			struct status_rec rec;
-			struct pollfd pfd = { .fd = p[0], .events = POLLIN };
-			int wait = stuck[0] && same_dir(info[i].backing, stuck) ? STATUS_WAIT_SAME_MS : STATUS_WAIT_MS, r;
+			int wait = stuck[0] && same_dir(info[i].backing, stuck) ? STATUS_WAIT_SAME_MS : STATUS_WAIT_MS;
+			int r = wait_input(p[0], wait);
 
-			do
-				r = poll(&pfd, 1, wait);
-			while (r < 0 && errno == EINTR);
 			if (r > 0 && read(p[0], &rec, sizeof(rec)) == (ssize_t)sizeof(rec) && rec.index == info[i].index) {
 				apply_status(&info[i], &rec);
 				continue;
@@ -236,18 +246,10 @@ static void complete_infos(struct pm_loop_info *info, size_t n)
 		 * asks a FUSE server): after STATUS_WAIT_MS the child between is killed (it waits
 		 * interruptibly), as it is at once when the asker was */
 		char c;
-		struct pollfd pe = { .fd = p[0], .events = POLLIN };
-		int re = 0;
-		if (!killed) {
-			do
-				re = poll(&pe, 1, STATUS_WAIT_MS);
-			while (re < 0 && errno == EINTR);
-		}
-		if (killed || re <= 0 || read(p[0], &c, 1) != 0)
+		if (killed || wait_input(p[0], STATUS_WAIT_MS) <= 0 || read(p[0], &c, 1) != 0)
 			kill(pid, SIGKILL);
 		close(p[0]);
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
+		reap(pid);
 	}
 }
 

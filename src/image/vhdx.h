@@ -64,9 +64,8 @@ int vhdx_update_headers(struct pm_image *img, struct vhdx *v, bool new_data, con
 /* vhdx-log.c: when the older header copy still names an applied log entry, the current header
  * written over it (not flushed), so that both copies name no log. Called with v->lock held. */
 int vhdx_headers_settle(struct pm_image *img, struct vhdx *v);
-/* One 4 KiB sector of the metadata (at off, 4 KiB aligned) changed through the log: data flushed,
- * a new LogGuid in the headers, the entry written and flushed, the sector written in place and
- * flushed, the LogGuid zero again. */
+/* One 4 KiB sector of the metadata (at off, 4 KiB aligned) changed through the log, in four flushes
+ * (the order is in vhdx-log.c): the data written before the call is flushed first. */
 int vhdx_log_sector(struct pm_image *img, struct vhdx *v, uint64_t off, const uint8_t *sector);
 
 /* vhdx-write.c */

@@ -9,12 +9,12 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <linux/major.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -187,8 +187,6 @@ static const struct pm_vdev_ops fd_ops = {
 	.close = fd_close,
 };
 
-#define FUSE_MAGIC 0x65735546
-
 /* is dev a FUSE mount's (from mountinfo: nothing is asked of the mount)? */
 struct fuse_dev_q {
 	dev_t dev;
@@ -212,7 +210,8 @@ static int fuse_dev_one(const struct pm_mount *m, void *arg)
  * below its own page cache too, so nothing a user sees changes. The loop device stays open (held) as
  * the kernel's DM holds it. Not for a file on a FUSE mount (a server that does not answer is kept
  * behind the loop device: the status is read with a bounded wait, the mount found in mountinfo by
- * the file's device number, and such a file never opened), nor a loop device whose status
+ * the file's device number, and such a file never opened: the file opened is checked to be on that
+ * device), nor a loop device whose status
  * cannot be read, whose file is not the one sysfs names (checked by device and inode), or whose file
  * cannot be opened as the device was. Returns the file's fd (*base, *direct set) or -errno. */
 static int loop_file(const struct stat *st, bool read_only, uint64_t *base, bool *direct)
@@ -220,8 +219,7 @@ static int loop_file(const struct stat *st, bool read_only, uint64_t *base, bool
 	struct fuse_dev_q q = { 0 };
 	struct pm_loop_info li;
 	struct stat fst;
-	struct statfs sfs;
-	int index = major(st->st_rdev) == 7 ? pm_loop_index_of(st->st_rdev) : -ENODEV;
+	int index = major(st->st_rdev) == LOOP_MAJOR ? pm_loop_index_of(st->st_rdev) : -ENODEV;
 
 	if (index < 0)
 		return -ENODEV;
@@ -238,7 +236,7 @@ static int loop_file(const struct stat *st, bool read_only, uint64_t *base, bool
 	if (fd < 0)
 		return -ENODEV;
 	if (fstat(fd, &fst) < 0 || !S_ISREG(fst.st_mode) || fst.st_dev != li.backing_dev ||
-	    fst.st_ino != li.backing_ino || fstatfs(fd, &sfs) < 0 || sfs.f_type == FUSE_MAGIC) {
+	    fst.st_ino != li.backing_ino) {
 		close(fd);
 		return -ENODEV;
 	}
