@@ -101,13 +101,6 @@ static struct pm_udm *engine_of(struct pm_vdev *v)
 	return ((struct devfile *)v->priv)->s->u;
 }
 
-static uint64_t front_size(void *arg, struct pm_vdev *v)
-{
-	struct server *s = arg;
-	int64_t n = pm_udm_size(s->u, ((struct devfile *)v->priv)->id);
-	return n > 0 ? (uint64_t)n : 0;
-}
-
 static void front_released(void *arg, const char *name)
 {
 	struct server *s = arg;
@@ -184,13 +177,16 @@ static int h_update(void *arg, unsigned id, dev_t dev, uint64_t bytes, bool read
 	struct devfile *df;
 	int r, ro = read_only;
 
-	(void)dev, (void)bytes;
+	(void)dev;
 	pthread_mutex_lock(&s->lock);
 	df = file_of(s, id);
 	pthread_mutex_unlock(&s->lock);
 	if (!df)
 		return -ENOENT;
-	df->v.read_only = read_only;
+	/* the front end reads them under running requests (the device is suspended: those wait in the
+	 * engine for the new table) */
+	__atomic_store_n(&df->v.size, bytes, __ATOMIC_RELAXED);
+	__atomic_store_n(&df->v.read_only, read_only, __ATOMIC_RELAXED);
 	/* the loop device reads its file's new size: older kernels (6.1) take the inode's cached size
 	 * without asking FUSE, so a stat (attributes are never cached here) refreshes it first */
 	char path[128];
@@ -492,7 +488,6 @@ static int serve_dm(void)
 		.direct_io = true,
 		.allow_other = true,
 		.aligned = true,
-		.size = front_size,
 		.released = front_released,
 		.arg = &s,
 	};

@@ -77,14 +77,17 @@ static void put(struct pm_front *f, struct entry *e)
 	pthread_mutex_unlock(&f->lock);
 }
 
-static uint64_t size_of(struct pm_front *f, struct entry *e)
+/* a vdev's size may change under a request (the userspace DM's files take a new table's size at
+ * resume): read once per request */
+static uint64_t size_of(struct entry *e)
 {
-	return f->cfg.size ? f->cfg.size(f->cfg.arg, e->v) : e->v->size;
+	return __atomic_load_n(&e->v->size, __ATOMIC_RELAXED);
 }
 
+/* a request the vdev failed (a refusal, read-only or no discard, is not logged) */
 static void io_failed(struct pm_front *f, struct entry *e, const char *op, off_t off, uint64_t len, int err)
 {
-	if (f->cfg.io_error)
+	if (f->cfg.io_error && err != -EROFS && err != -EOPNOTSUPP)
 		f->cfg.io_error(f->cfg.arg, e->name, op, (uint64_t)off, len, err);
 }
 
@@ -129,7 +132,7 @@ static int fr_getattr(const char *path, struct stat *st, struct fuse_file_info *
 		return -ENOENT;
 	st->st_mode = S_IFREG | (e->v->read_only ? 0444 : 0644);
 	st->st_nlink = 1;
-	st->st_size = (off_t)size_of(f, e);
+	st->st_size = (off_t)size_of(e);
 	st->st_blksize = 4096;
 	st->st_blocks = (blkcnt_t)((st->st_size + 511) / 512);
 	st->st_ino = e->ino;
@@ -200,9 +203,9 @@ static int fr_release(const char *path, struct fuse_file_info *fi)
 }
 
 /* a request's range cut at the file's end: 1 to go on, 0 at or past it */
-static int clip(struct pm_front *f, struct entry *e, off_t off, size_t *len)
+static int clip(struct entry *e, off_t off, size_t *len)
 {
-	uint64_t size = size_of(f, e);
+	uint64_t size = size_of(e);
 
 	if (off < 0 || (uint64_t)off >= size)
 		return 0;
@@ -241,14 +244,14 @@ static int fr_read_buf(const char *path, struct fuse_bufvec **bufp, size_t len, 
 	(void)fi;
 	if (!e)
 		return -ENOENT;
-	if (clip(f, e, off, &len) == 0)
+	if (clip(e, off, &len) == 0)
 		len = 0; /* at or past the end */
 	if (!(bv = malloc(sizeof(*bv))) || !(mem = alloc_buf(f, len))) {
 		free(bv);
 		put(f, e);
 		return -ENOMEM;
 	}
-	if (len && (r = e->v->ops->read(e->v, (uint64_t)off, mem, len)) < 0)
+	if (len && (r = pm_vdev_read(e->v, (uint64_t)off, mem, len)) < 0)
 		io_failed(f, e, "read", off, len, r);
 	put(f, e);
 	if (r < 0) {
@@ -275,16 +278,12 @@ static int fr_write_buf(const char *path, struct fuse_bufvec *in, off_t off, str
 	(void)fi;
 	if (!e)
 		return -ENOENT;
-	if (e->v->read_only || !e->v->ops->write) {
-		put(f, e);
-		return -EROFS;
-	}
-	r = clip(f, e, off, &len);
+	r = clip(e, off, &len);
 	if (r == 0) {
 		r = len ? -ENOSPC : 0;
 	} else if (as_is) {
 		/* libfuse's buffer as it is */
-		if ((r = e->v->ops->write(e->v, (uint64_t)off, (const char *)in->buf[0].mem + in->off, len)) < 0)
+		if ((r = pm_vdev_write(e->v, (uint64_t)off, (const char *)in->buf[0].mem + in->off, len)) < 0)
 			io_failed(f, e, "write", off, len, r);
 	} else if (!(mem = alloc_buf(f, len))) {
 		r = -ENOMEM;
@@ -295,7 +294,7 @@ static int fr_write_buf(const char *path, struct fuse_bufvec *in, off_t off, str
 		n = fuse_buf_copy(&dst, in, 0);
 		if (n < 0 || (size_t)n != len)
 			r = n < 0 ? (int)n : -EIO;
-		else if ((r = e->v->ops->write(e->v, (uint64_t)off, mem, len)) < 0)
+		else if ((r = pm_vdev_write(e->v, (uint64_t)off, mem, len)) < 0)
 			io_failed(f, e, "write", off, len, r);
 	}
 	put(f, e);
@@ -326,7 +325,7 @@ static int fr_fallocate(const char *path, int mode, off_t off, off_t len, struct
 	struct pm_front *f = me();
 	struct entry *e;
 	size_t l = (size_t)len;
-	int r;
+	int r = 0;
 
 	(void)fi;
 	if (mode & ~(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE | FALLOC_FL_ZERO_RANGE))
@@ -339,14 +338,7 @@ static int fr_fallocate(const char *path, int mode, off_t off, off_t len, struct
 		return -EINVAL;
 	if (!(e = get(f, path)))
 		return -ENOENT;
-	/* clipped to the size the front end gives (cfg.size: a vdev's own size field may not be kept up
-	 * to date), then the vdev's own discard, as reads and writes are */
-	r = clip(f, e, off, &l);
-	if (r > 0 && (e->v->read_only || !e->v->ops->write))
-		r = -EROFS;
-	else if (r > 0 && !e->v->ops->discard)
-		r = -EOPNOTSUPP;
-	else if (r > 0 && (r = e->v->ops->discard(e->v, (uint64_t)off, l)) < 0)
+	if (clip(e, off, &l) > 0 && (r = pm_vdev_discard(e->v, (uint64_t)off, l)) < 0)
 		io_failed(f, e, "discard", off, l, r);
 	put(f, e);
 	return r < 0 ? (r == -EROFS || r == -EOPNOTSUPP ? r : -EIO) : 0;
@@ -361,7 +353,7 @@ static int fr_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	(void)fi;
 	if (!e)
 		return -ENOENT;
-	r = (uint64_t)size == size_of(f, e) ? 0 : -EPERM; /* O_TRUNC opens are fine; a size change is not */
+	r = (uint64_t)size == size_of(e) ? 0 : -EPERM; /* O_TRUNC opens are fine; a size change is not */
 	put(f, e);
 	return r;
 }

@@ -31,8 +31,6 @@ struct pm_front_cfg {
 	unsigned max_read;        /* the largest read request in bytes; 0: libfuse's */
 	/* as root, the mount's read-ahead raised to this (KiB) at the first open; 0: the kernel's */
 	unsigned readahead_kb;
-	/* a file's size is asked each time (it changes with a table): NULL = the vdev's size field */
-	uint64_t (*size)(void *arg, struct pm_vdev *v);
 	/* the last holder of a file closed it (a loop device detached) */
 	void (*released)(void *arg, const char *name);
 	/* a request failed in the vdev (op "read", "write" or "discard"; off and len in the file; err

@@ -18,9 +18,18 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+/* size and read_only may change under a request (a served userspace-DM device at a table swap):
+ * each read once */
 static bool in_range(const struct pm_vdev *v, uint64_t off, uint64_t len)
 {
-	return off <= v->size && len <= v->size - off;
+	uint64_t size = __atomic_load_n(&v->size, __ATOMIC_RELAXED);
+
+	return off <= size && len <= size - off;
+}
+
+static bool writable(const struct pm_vdev *v)
+{
+	return !__atomic_load_n(&v->read_only, __ATOMIC_RELAXED) && v->ops->write;
 }
 
 int pm_vdev_read(struct pm_vdev *v, uint64_t off, void *buf, size_t len)
@@ -34,7 +43,7 @@ int pm_vdev_write(struct pm_vdev *v, uint64_t off, const void *buf, size_t len)
 {
 	if (!in_range(v, off, len))
 		return -ERANGE;
-	if (v->read_only || !v->ops->write)
+	if (!writable(v))
 		return -EROFS;
 	return len ? v->ops->write(v, off, buf, len) : 0;
 }
@@ -48,7 +57,7 @@ int pm_vdev_discard(struct pm_vdev *v, uint64_t off, uint64_t len)
 {
 	if (!in_range(v, off, len))
 		return -ERANGE;
-	if (v->read_only || !v->ops->write)
+	if (!writable(v))
 		return -EROFS;
 	if (!v->ops->discard)
 		return -EOPNOTSUPP;
