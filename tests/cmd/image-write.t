@@ -275,7 +275,7 @@ for v in "512|1.5" "512|4" "65536|1.5" "65536|4"; do
 	pkill -9 -f "partmap fuse .*$TMP/c$wrun.qcow2"
 	wait $wpid 2>/dev/null
 	"$PARTMAP" kpartx -d c$wrun.qcow2 >/dev/null 2>&1
-	is "$(leftovers)" "" "cache kill -9 after ${secs}s, cs=$cs: nothing left"
+	is "$(served_leftovers)" "" "cache kill -9 after ${secs}s, cs=$cs: nothing left"
 	qemu-img check c$wrun.qcow2 >check.out 2>&1
 	rc=$?
 	[ "$rc" = 0 ] || [ "$rc" = 3 ]; ok $? "cache kill -9 after ${secs}s, cs=$cs: qemu-img check finds no corruption (exit $rc)"

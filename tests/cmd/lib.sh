@@ -35,7 +35,20 @@ _run_cleanups() {
 	rm -rf "$TMP"
 }
 trap _run_cleanups EXIT
-done_testing() { echo "1..$_tap_n"; }
+# A command that does not exist is a broken test, not a passing one: a misspelt helper in $(...)
+# gives "" and would pass an `is "$(...)" ""`. Noted (subshells included), failed at done_testing.
+command_not_found_handle() {
+	printf '%s\n' "$1" >>"$TMP/.missing-commands"
+	printf '%s: command not found\n' "$1" >&2
+	return 127
+}
+done_testing() {
+	if [ -s "$TMP/.missing-commands" ]; then
+		fail "every command the test ran exists"
+		diag "not found: $(sort -u "$TMP/.missing-commands" | tr '\n' ' ')"
+	fi
+	echo "1..$_tap_n"
+}
 
 # attach a loop device that this test owns; detached on exit. Sets the variable named VAR (not run in a
 # subshell, so that the cleanup is registered in the test's own shell).
