@@ -349,7 +349,7 @@ static int each_loop(int (*fn)(const struct pm_loop_info *info, void *arg), void
  * /sys/block costs a lookup for each free device too (hundreds of them after other tools' runs). The
  * kernel lists no device of size 0 there (every free one, and a bound one over an empty file).
  * -ENOENT without /proc. */
-static int each_loop_sized(int (*fn)(const struct pm_loop_info *info, void *arg), void *arg)
+static int each_loop_sized(int (*fn)(const struct pm_loop_info *info, void *arg), void *arg, uint64_t min_bytes)
 {
 	FILE *f = fopen("/proc/partitions", "re");
 	struct bound b = { 0 };
@@ -367,6 +367,10 @@ static int each_loop_sized(int (*fn)(const struct pm_loop_info *info, void *arg)
 		if (sscanf(line, " %u %u %llu %63s", &maj, &min, &kib, name) != 4 ||
 		    (idx = pm_loop_index_of_name(name)) < 0)
 			continue;
+		/* smaller than the caller wants (kib is sectors / 2, rounded down): not a candidate, and
+		 * no status asked for it (a child process, whose fork costs -l more than all its work) */
+		if (min_bytes / 512 && (uint64_t)kib < (min_bytes / 512 - 1) / 2)
+			continue;
 		snprintf(path, sizeof(path), "/sys/block/loop%d/loop/backing_file", idx);
 		if (pm_read_line(path, backing, sizeof(backing)) == 0)
 			r = bound_add(&b, idx, backing);
@@ -382,7 +386,7 @@ static int each_loop_sized(int (*fn)(const struct pm_loop_info *info, void *arg)
 int pm_loop_each_info(int (*fn)(const struct pm_loop_info *info, void *arg), void *arg, uint64_t min_bytes)
 {
 	if (min_bytes >= 512) {
-		int r = each_loop_sized(fn, arg);
+		int r = each_loop_sized(fn, arg, min_bytes);
 		if (r != -ENOENT)
 			return r;
 	}

@@ -44,9 +44,9 @@ bool pm_loop_covers_whole(const struct pm_loop_info *li, uint64_t file_size);
 
 /* Call fn(info) for each bound loop device, in sysfs directory order (as util-linux lists them); fn
  * returns 0 to go on, non-zero to stop (a negative value is returned). min_bytes: the smallest device
- * the caller wants; from 512
- * up only devices with a size are visited, as /proc/partitions lists them (one file, not a lookup per
- * free device); below, every bound device through /sys/block. */
+ * the caller wants; from 512 up only devices with a size are visited, as /proc/partitions lists them
+ * (one file, not a lookup per free device), and only those of min_bytes or more (rounded down to
+ * 512); below, every bound device through /sys/block. */
 int pm_loop_each_info(int (*fn)(const struct pm_loop_info *info, void *arg), void *arg, uint64_t min_bytes);
 
 /* Find a bound loop device, at offset 0, whose backing file sysfs names PATH (the file need not be

@@ -31,6 +31,15 @@ cp "$TMP/disk.img" "$TMP/other.img"
 free=$(losetup -f)
 same "$("$PARTMAP" kpartx -l "$TMP/other.img" | head -1)" "${free#/dev/}p1 : 0 8192 $free 2048" "free image: named after the next free loop device"
 is "$(losetup -a | wc -l)" "$before" "free image: -l attaches nothing"
+# the bound loop devices are all smaller than this image: none can hold it whole, and no child
+# process is made to ask their status (its fork cost -l more than all its work)
+mkimg "$TMP/big.img" 64M <<'S'
+label: dos
+start=2048, size=8192
+S
+same "$("$PARTMAP" kpartx -l "$TMP/big.img" | head -1)" "${free#/dev/}p1 : 0 8192 $free 2048" "larger image: named after the next free loop device"
+strace -f -e trace=clone,clone3,fork,vfork -o "$TMP/forks" "$PARTMAP" kpartx -l "$TMP/big.img" >/dev/null
+is "$(grep -c 'clone\|fork' "$TMP/forks")" 0 "larger image: no child process asks the smaller loop devices' status"
 
 # without access to loop-control (not root): named after the file, device = its absolute path
 if command -v setpriv >/dev/null; then
