@@ -194,7 +194,20 @@ static int open_checked(const char *path, struct stat *st)
 }
 
 /* Set up the target: open it, choose the device and base names. Returns 0 or an exit code. */
-static int open_target(struct target *t, const char *path, struct kopts *o)
+/* -v: the image's layers (never inlined, as below) */
+static __attribute__((noinline)) void print_layers(struct pm_image *img, const char *path)
+{
+	struct pm_image_layer l[PM_IMG_MAX_CHAIN];
+	unsigned n = pm_image_layers(img, l, PM_IMG_MAX_CHAIN);
+
+	fprintf(stderr, "kpartx: %s: %s image, virtual size %" PRIu64 " bytes", path, l[0].format, l[0].virtual_size);
+	for (unsigned i = 1; i < n; i++)
+		fprintf(stderr, "%s %s (%s)", i == 1 ? ", backing chain:" : " ->", l[i].path, l[i].format);
+	fputc('\n', stderr);
+}
+
+/* never inlined: its buffers leave the stack before -l lists */
+static __attribute__((noinline)) int open_target(struct target *t, const char *path, struct kopts *o)
 {
 	struct stat st;
 	int fd, r;
@@ -235,14 +248,8 @@ static int open_target(struct target *t, const char *path, struct kopts *o)
 		pm_disk_close(&t->disk);
 		pm_disk_from_image(&t->disk, t->img);
 	}
-	if (o->verbose) {
-		struct pm_image_layer l[PM_IMG_MAX_CHAIN];
-		unsigned n = pm_image_layers(t->img, l, PM_IMG_MAX_CHAIN);
-		fprintf(stderr, "kpartx: %s: %s image, virtual size %" PRIu64 " bytes", path, l[0].format, l[0].virtual_size);
-		for (unsigned i = 1; i < n; i++)
-			fprintf(stderr, "%s %s (%s)", i == 1 ? ", backing chain:" : " ->", l[i].path, l[i].format);
-		fputc('\n', stderr);
-	}
+	if (o->verbose)
+		print_layers(t->img, path);
 	/* an image file: named after the loop device that holds it, or the one -a would take */
 	struct pm_loop_info li;
 	int idx = -1;
@@ -696,6 +703,61 @@ static int map_image(const char *path, int fd, const struct stat *st, struct pm_
 	return rc;
 }
 
+/* -a, -d, -u. Apart from kpartx_main (never inlined): its buffers (a path, an image's diagnostics)
+ * would otherwise be on the stack of -l too, whose every page touched is a page fault (README, "Speed
+ * at the floor") */
+static __attribute__((noinline)) int change_maps(char **argv, struct kopts *o)
+{
+	struct stat st;
+	int rc;
+
+	if (pm_udev_timeout_env(&o->udev_wait_ms) < 0) {
+		fprintf(stderr, "kpartx: PARTMAP_UDEV_TIMEOUT='%s': not a whole number of seconds from 0 to %d\n",
+			getenv("PARTMAP_UDEV_TIMEOUT"), PM_UDEV_TIMEOUT_MAX_S);
+		return 1;
+	}
+	_cleanup_close_ int fd = open_checked(argv[optind], &st);
+	if (fd < 0)
+		return 1;
+	if (S_ISREG(st.st_mode)) {
+		struct pm_image_diag diag;
+		_cleanup_image_ struct pm_image *img = NULL;
+		if (pm_image_open_fd(&img, fd, argv[optind], o->format, &diag) < 0) {
+			fprintf(stderr, "kpartx: %s\n", diag.error);
+			return 1;
+		}
+		cli_image_warnings("kpartx", &diag);
+		if (strcmp(pm_image_format(img), "raw") || o->snapshot)
+			return map_image(argv[optind], fd, &st, img, o);
+		/* a raw image mapped --snapshot is served too: -d and -u find that server */
+		char dir[PATH_MAX];
+		pm_serve_dir(st.st_dev, st.st_ino, dir, sizeof(dir));
+		enum pm_serve_state state = pm_serve_state(dir);
+		if (state == PM_SERVE_RUNNING && o->action != ACT_ADD)
+			return map_image(argv[optind], fd, &st, img, o);
+		if (state == PM_SERVE_RUNNING) {
+			fprintf(stderr, "kpartx: %s: mapped with --snapshot (writes go to a temporary overlay): "
+				"kpartx -d it first, or give --snapshot\n", argv[optind]);
+			return 1;
+		}
+		if (state == PM_SERVE_DEAD) {
+			/* a killed --snapshot server: its maps, loop device and mount go first */
+			struct kopts del = *o;
+			del.action = ACT_DELETE;
+			rc = map_image(argv[optind], fd, &st, img, &del);
+			if (rc || o->action == ACT_DELETE)
+				return rc;
+		}
+	}
+	if (o->snapshot && !S_ISREG(st.st_mode)) {
+		fprintf(stderr, "kpartx: %s: --snapshot maps image files, not block devices\n", argv[optind]);
+		return 1;
+	}
+	/* what is mapped must be the file just probed: pm_parent_open checks it is */
+	o->expect = &st;
+	return do_map(argv[optind], o);
+}
+
 int kpartx_main(int argc, char **argv)
 {
 	struct kopts o = { .action = ACT_LIST };
@@ -713,54 +775,8 @@ int kpartx_main(int argc, char **argv)
 		fprintf(stderr, "kpartx: --json goes with -l only\n");
 		return 1;
 	}
-	if (o.action != ACT_LIST) {
-		struct stat st;
-		if (pm_udev_timeout_env(&o.udev_wait_ms) < 0) {
-			fprintf(stderr, "kpartx: PARTMAP_UDEV_TIMEOUT='%s': not a whole number of seconds from 0 to %d\n",
-				getenv("PARTMAP_UDEV_TIMEOUT"), PM_UDEV_TIMEOUT_MAX_S);
-			return 1;
-		}
-		_cleanup_close_ int fd = open_checked(argv[optind], &st);
-		if (fd < 0)
-			return 1;
-		if (S_ISREG(st.st_mode)) {
-			struct pm_image_diag diag;
-			_cleanup_image_ struct pm_image *img = NULL;
-			if (pm_image_open_fd(&img, fd, argv[optind], o.format, &diag) < 0) {
-				fprintf(stderr, "kpartx: %s\n", diag.error);
-				return 1;
-			}
-			cli_image_warnings("kpartx", &diag);
-			if (strcmp(pm_image_format(img), "raw") || o.snapshot)
-				return map_image(argv[optind], fd, &st, img, &o);
-			/* a raw image mapped --snapshot is served too: -d and -u find that server */
-			char dir[PATH_MAX];
-			pm_serve_dir(st.st_dev, st.st_ino, dir, sizeof(dir));
-			enum pm_serve_state state = pm_serve_state(dir);
-			if (state == PM_SERVE_RUNNING && o.action != ACT_ADD)
-				return map_image(argv[optind], fd, &st, img, &o);
-			if (state == PM_SERVE_RUNNING) {
-				fprintf(stderr, "kpartx: %s: mapped with --snapshot (writes go to a temporary overlay): "
-					"kpartx -d it first, or give --snapshot\n", argv[optind]);
-				return 1;
-			}
-			if (state == PM_SERVE_DEAD) {
-				/* a killed --snapshot server: its maps, loop device and mount go first */
-				struct kopts del = o;
-				del.action = ACT_DELETE;
-				rc = map_image(argv[optind], fd, &st, img, &del);
-				if (rc || o.action == ACT_DELETE)
-					return rc;
-			}
-		}
-		if (o.snapshot && !S_ISREG(st.st_mode)) {
-			fprintf(stderr, "kpartx: %s: --snapshot maps image files, not block devices\n", argv[optind]);
-			return 1;
-		}
-		/* what is mapped must be the file just probed: pm_parent_open checks it is */
-		o.expect = &st;
-		return do_map(argv[optind], &o);
-	}
+	if (o.action != ACT_LIST)
+		return change_maps(argv, &o);
 	rc = open_target(&t, argv[optind], &o);
 	if (rc)
 		return rc;
