@@ -168,8 +168,10 @@ static void reap(pid_t pid)
 
 static void complete_infos(struct pm_loop_info *info, size_t n)
 {
-	char stuck[PATH_MAX] = "";
+	char stuck[PATH_MAX];
 	size_t i = 0;
+
+	stuck[0] = '\0'; /* not the whole buffer: each page of stack touched is a page fault */
 
 	while (i < n) {
 		int p[2];

@@ -10,6 +10,8 @@
 #include <sys/types.h>
 
 #define PM_SERVE_ROOT "/run/partmap"
+/* room for pm_serve_dir()'s and pm_serve_disk()'s paths (66 characters at most) */
+#define PM_SERVE_PATH_MAX 96
 #define PM_SERVE_FSNAME_PREFIX "partmap:"
 #define PM_SERVE_SNAPSHOT_PREFIX "partmap:snapshot:" /* a --snapshot server's (it starts as the above) */
 #define PM_SERVE_WAIT_MS 10000   /* the longest a server may take to mount */

@@ -253,7 +253,7 @@ static __attribute__((noinline)) int open_target(struct target *t, const char *p
 	/* an image file: named after the loop device that holds it, or the one -a would take */
 	struct pm_loop_info li;
 	int idx = -1;
-	char dir[PATH_MAX], served[PATH_MAX + 8];
+	char dir[PM_SERVE_PATH_MAX], served[PM_SERVE_PATH_MAX];
 	pm_serve_dir(st.st_dev, st.st_ino, dir, sizeof(dir));
 	pm_serve_disk(dir, served, sizeof(served));
 	if (pm_loop_find_path(served, pm_image_size(t->img), &li) == 1) {
