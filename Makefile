@@ -81,6 +81,7 @@ $(BUILD)/static/partmap: $(LIB_OBJ) $(CLI_OBJ) $(HOT_LD)
 # changes to what start-up or -l run; a stale script costs page faults, never correctness: ld skips
 # a pattern that matches nothing)
 hot-order: $(LIB_OBJ) $(CLI_OBJ)
+	tests/install-deps.sh build hot
 	tools/hot-order.sh $(BUILD)/hot-order '$(CC) $(CFLAGS) $(LDFLAGS) -static' '$(LIBS)' $^ >$(HOT_LD).new
 	mv $(HOT_LD).new $(HOT_LD)
 

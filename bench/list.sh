@@ -10,7 +10,7 @@ set -euo pipefail
 PARTMAP=$(readlink -f "${1:-build/partmap}")
 RUNS=${RUNS:-30}
 export PATH=$PATH:/usr/sbin:/sbin
-for c in hyperfine jq strace kpartx partx sfdisk sgdisk cc; do
+for c in hyperfine jq strace kpartx partx sfdisk sgdisk cc /usr/bin/time; do
 	command -v $c >/dev/null || { echo "bench/list.sh: $c is missing (make deps)" >&2; exit 1; }
 done
 t=$(mktemp -d)
@@ -44,8 +44,10 @@ perl -e '
 truncate -s 1T "$t/sparse1t.img"
 sgdisk -n 1:0:+100G -n 2:0:+500G -n 3:0:0 "$t/sparse1t.img" >/dev/null
 
-printf '%-14s %12s %12s %12s %12s %10s %10s %9s %16s\n' image partmap kpartx partx floor "kpartx/pm" "partx/pm" \
-	"pm/floor" "bytes pm/kp/px"
+# page faults (minor) of one run: the most of what -l costs over the floor on VMs, 12-30 us each here
+faults() { /usr/bin/time -f %R "$@" 2>&1 >/dev/null | tail -1; }
+printf '%-14s %12s %12s %12s %12s %10s %10s %9s %16s %12s\n' image partmap kpartx partx floor "kpartx/pm" "partx/pm" \
+	"pm/floor" "bytes pm/kp/px" "faults pm/fl"
 for img in gpt128 dos60 sparse1t; do
 	f=$t/$img.img
 	hyperfine -N -w 3 -r "$RUNS" --export-json "$t/h.json" \
@@ -63,8 +65,9 @@ for img in gpt128 dos60 sparse1t; do
 	bpm=$(bytes "$PARTMAP" kpartx -l "$f")
 	bkp=$(bytes kpartx -l "$f")
 	bpx=$(bytes partx --show "$f")
-	printf '%-14s %10.2fms %10.2fms %10.2fms %10.2fms %9.1fx %9.1fx %8.2fx %16s\n' "$img" "$pm" "$kp" "$px" "$nop" \
-		"$(echo "$kp / $pm" | bc -l)" "$(echo "$px / $pm" | bc -l)" "$(echo "$pm / $nop" | bc -l)" "$bpm/$bkp/$bpx"
+	printf '%-14s %10.2fms %10.2fms %10.2fms %10.2fms %9.1fx %9.1fx %8.2fx %16s %12s\n' "$img" "$pm" "$kp" "$px" "$nop" \
+		"$(echo "$kp / $pm" | bc -l)" "$(echo "$px / $pm" | bc -l)" "$(echo "$pm / $nop" | bc -l)" "$bpm/$bkp/$bpx" \
+		"$(faults "$PARTMAP" kpartx -l "$f")/$(faults "$t/nop")"
 done
 echo "ratios: how many times longer the other tool takes than partmap (target: kpartx/pm >= 10, partx/pm >= 1);"
 echo "pm/floor: partmap's time over the do-nothing static program's (target: <= 1.5)"

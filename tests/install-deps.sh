@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The one list of the packages partmap needs, by purpose, and what installs them.
-#   tests/install-deps.sh [--print|--check] [GROUP...]   groups: build demo test deb fresh (default: build test)
+#   tests/install-deps.sh [--print|--check] [GROUP...]   groups: build demo test deb fresh hot (default: build test)
 # Installs what is missing of the groups named, as root, with apt-get. Not root (or no apt-get, or
 # --check) and something missing: one line naming the packages, exit 1. --print lists the packages.
 #   make demo -> build demo; make deb -> build deb; make check -> build test;
-#   tests/fresh/fresh.t (a fresh Debian 12 root) -> fresh
+#   tests/fresh/fresh.t (a fresh Debian 12 root) -> fresh; make hot-order -> build hot
 set -euo pipefail
 
 # group    package             present when (cmd:NAME a command, file:GLOB a file, pkg: the package)
@@ -23,6 +23,10 @@ demo       util-linux          cmd:mountpoint
 deb        dpkg-dev            cmd:dpkg-shlibdeps
 fresh      mmdebstrap          cmd:mmdebstrap
 fresh      zstd                cmd:zstd
+hot        valgrind            cmd:valgrind
+hot        linux-perf          cmd:perf
+hot        gdisk               cmd:sgdisk
+hot        fdisk               cmd:sfdisk
 test       clang               cmd:clang
 test       libclang-rt-dev     file:/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a
 test       libcmocka-dev       file:/usr/include/cmocka.h
@@ -31,6 +35,7 @@ test       jq                  cmd:jq
 test       python3             cmd:python3
 test       strace              cmd:strace
 test       hyperfine           cmd:hyperfine
+test       time                file:/usr/bin/time
 test       kpartx              cmd:kpartx
 test       dmsetup             cmd:dmsetup
 test       dmraid              cmd:dmraid
@@ -68,7 +73,7 @@ esac
 groups=("$@")
 [ ${#groups[@]} -gt 0 ] || groups=(build test)
 for g in "${groups[@]}"; do
-	case $g in build | demo | test | deb | fresh) ;; *) echo "install-deps.sh: unknown group '$g' (build demo test deb fresh)" >&2; exit 2 ;; esac
+	case $g in build | demo | test | deb | fresh | hot) ;; *) echo "install-deps.sh: unknown group '$g' (build demo test deb fresh hot)" >&2; exit 2 ;; esac
 done
 
 present() { # present PROBE
