@@ -234,7 +234,6 @@ for v in "vpc|-O vpc" "vdi|-O vdi" "vmdk|-O vmdk" "vmdk|-O vmdk -o subformat=two
 	# the syncs too (the VHDX log's ordering rests on them)
 	sc=fdatasync sweep "$fmt" "$args"
 done
-sc=pwrite64
 
 # ---- VHDX: a log partmap left (killed before the BAT's in-place write, the 7th pwrite of a first
 # write into a new block: session headers 2, data, the log's data sector, a header naming the log,
