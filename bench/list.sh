@@ -44,10 +44,30 @@ perl -e '
 truncate -s 1T "$t/sparse1t.img"
 sgdisk -n 1:0:+100G -n 2:0:+500G -n 3:0:0 "$t/sparse1t.img" >/dev/null
 
-# page faults (minor) of one run: the most of what -l costs over the floor on VMs, 12-30 us each here
+# partmap and the floor taking turns, TURNS times: the median of each turn's ratio. Steadier than
+# hyperfine's blocks, between which the load of a shared machine drifts (each exec timed from perl's
+# fork to its wait: the same overhead on both sides)
+TURNS=${TURNS:-200}
+turns() { # turns CMD... : partmap's time over the floor's, the median of TURNS turns
+	perl -MTime::HiRes=time -e '
+		my ($n, $nop, @pm) = @ARGV;
+		open(STDOUT, ">", "/dev/null"); open(STDERR, ">", "/dev/null");
+		sub run { my $t = time; system { $_[0] } @_; return time - $t }
+		my @r;
+		for my $i (1 .. $n) {
+			# which goes first alternates
+			my ($a, $b) = $i % 2 ? (run($nop), run(@pm)) : reverse(run(@pm), run($nop));
+			push @r, $b / $a;
+		}
+		@r = sort { $a <=> $b } @r;
+		open(my $o, ">&", 3); printf $o "%.2f\n", $r[$#r / 2];
+	' "$TURNS" "$t/nop" "$@" 3>&1
+}
+# page faults (minor) of one run: the most of what -l costs over the floor on VMs, 12-30 us each here.
+# /usr/bin/time counts the child's faults before exec too: the column is partmap's over the floor's
 faults() { /usr/bin/time -f %R "$@" 2>&1 >/dev/null | tail -1; }
-printf '%-14s %12s %12s %12s %12s %10s %10s %9s %16s %12s\n' image partmap kpartx partx floor "kpartx/pm" "partx/pm" \
-	"pm/floor" "bytes pm/kp/px" "faults pm/fl"
+printf '%-14s %12s %12s %12s %12s %10s %10s %9s %10s %16s %12s\n' image partmap kpartx partx floor "kpartx/pm" "partx/pm" \
+	"pm/floor" "in turns" "bytes pm/kp/px" "faults +fl"
 for img in gpt128 dos60 sparse1t; do
 	f=$t/$img.img
 	hyperfine -N -w 3 -r "$RUNS" --export-json "$t/h.json" \
@@ -65,12 +85,14 @@ for img in gpt128 dos60 sparse1t; do
 	bpm=$(bytes "$PARTMAP" kpartx -l "$f")
 	bkp=$(bytes kpartx -l "$f")
 	bpx=$(bytes partx --show "$f")
-	printf '%-14s %10.2fms %10.2fms %10.2fms %10.2fms %9.1fx %9.1fx %8.2fx %16s %12s\n' "$img" "$pm" "$kp" "$px" "$nop" \
-		"$(echo "$kp / $pm" | bc -l)" "$(echo "$px / $pm" | bc -l)" "$(echo "$pm / $nop" | bc -l)" "$bpm/$bkp/$bpx" \
-		"$(faults "$PARTMAP" kpartx -l "$f")/$(faults "$t/nop")"
+	printf '%-14s %10.2fms %10.2fms %10.2fms %10.2fms %9.1fx %9.1fx %8.2fx %9.2fx %16s %12s\n' "$img" "$pm" "$kp" "$px" "$nop" \
+		"$(echo "$kp / $pm" | bc -l)" "$(echo "$px / $pm" | bc -l)" "$(echo "$pm / $nop" | bc -l)" \
+		"$(turns "$PARTMAP" kpartx -l "$f")" "$bpm/$bkp/$bpx" \
+		"+$(($(faults "$PARTMAP" kpartx -l "$f") - $(faults "$t/nop")))"
 done
 echo "ratios: how many times longer the other tool takes than partmap (target: kpartx/pm >= 10, partx/pm >= 1);"
-echo "pm/floor: partmap's time over the do-nothing static program's (target: <= 1.5)"
+echo "pm/floor: partmap's time over the do-nothing static program's (target: <= 1.5): from hyperfine's medians,"
+echo "  and in turns: the median of $TURNS turns' ratios, the two taking turns (steadier under drifting load)"
 echo "bytes: read from the image (or the loop device kpartx attaches to it) by partmap / kpartx / partx"
 
 # -l with 200 more unbound loop devices present (the loop backend's runs once left them behind):
@@ -83,5 +105,6 @@ f=$t/gpt128.img
 hyperfine -N -w 3 -r "$RUNS" --export-json "$t/h.json" "$t/nop" "$PARTMAP kpartx -l $f" "$t/nop again" \
 	"partx --show $f" >/dev/null 2>&1
 read -r nop pm px < <(jq -r "$floor_pm_rest" "$t/h.json")
-printf '%-14s %10.2fms %10s %10.2fms %10.2fms %9s %9.1fx %8.2fx   (%d loop devices present)\n' "gpt128+200lo" "$pm" "-" \
-	"$px" "$nop" "-" "$(echo "$px / $pm" | bc -l)" "$(echo "$pm / $nop" | bc -l)" "$(ls /sys/block | grep -c '^loop')"
+printf '%-14s %10.2fms %10s %10.2fms %10.2fms %9s %9.1fx %8.2fx %9.2fx   (%d loop devices present)\n' "gpt128+200lo" "$pm" "-" \
+	"$px" "$nop" "-" "$(echo "$px / $pm" | bc -l)" "$(echo "$pm / $nop" | bc -l)" "$(turns "$PARTMAP" kpartx -l "$f")" \
+	"$(ls /sys/block | grep -c '^loop')"
