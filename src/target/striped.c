@@ -5,6 +5,8 @@
 #include "target.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,13 +66,21 @@ static void striped_dtr(struct pm_target *ti)
 	free(ti->priv);
 }
 
-/* a request never crosses a chunk */
+/* A request spans STRIPED_MAX_PIECES chunks at most (the first and last may be parts of one): each
+ * stripe gets its pieces in one vectored request, since a stripe's pieces of consecutive chunks lie
+ * end to end on it. A sequential 1 MiB write over two stripes of 64 KiB chunks: two pwritev calls, not
+ * sixteen pwrites (bench/udm.sh: 1700 MB/s through the userspace DM as sixteen, 2500 with 1 MiB
+ * chunks). */
+#define STRIPED_MAX_PIECES 64
+
 static uint64_t striped_max_io(struct pm_target *ti, uint64_t off)
 {
 	struct striped *sc = ti->priv;
 	uint64_t cb = sc->chunk * PM_SECTOR;
 
-	return cb - off % cb;
+	if (cb > UINT64_MAX / STRIPED_MAX_PIECES)
+		return cb - off % cb;
+	return cb - off % cb + (STRIPED_MAX_PIECES - 1) * cb;
 }
 
 static struct stripe *locate(struct pm_target *ti, uint64_t off, uint64_t *at)
@@ -94,28 +104,62 @@ static int io_done(struct pm_target *ti, struct stripe *st, int r)
 	return r;
 }
 
+/* Piece k of the request lies on stripe (first chunk + k) % N; the pieces of one stripe are k, k + N,
+ * k + 2N...: one readv/writev for each stripe the request touches, in the order of the stripes' first
+ * pieces. The first error is returned (each stripe's counted, as the kernel counts each bio's). */
+static int striped_rw(struct pm_target *ti, bool wr, uint64_t off, uint8_t *buf, size_t len)
+{
+	struct striped *sc = ti->priv;
+	uint64_t cb = sc->chunk * PM_SECTOR;
+	size_t first = (size_t)(cb - off % cb < len ? cb - off % cb : len);
+	size_t pieces = 1 + (len - first + cb - 1) / cb;
+	struct iovec iov[STRIPED_MAX_PIECES];
+	int ret = 0;
+
+	if (pieces > STRIPED_MAX_PIECES)
+		return -EINVAL; /* never: max_io cuts requests to this */
+	for (size_t d = 0; d < pieces && d < sc->n; d++) {
+		uint64_t at;
+		struct stripe *st = locate(ti, d ? off + first + (d - 1) * cb : off, &at);
+		int n = 0, r;
+
+		for (size_t k = d; k < pieces; k += sc->n) {
+			size_t boff = k ? first + (k - 1) * cb : 0;
+			size_t blen = k ? (len - boff < cb ? len - boff : (size_t)cb) : first;
+			iov[n++] = (struct iovec){ .iov_base = buf + boff, .iov_len = blen };
+		}
+		r = io_done(ti, st, wr ? pm_vdev_writev(st->dev->vdev, at, iov, n) : pm_vdev_readv(st->dev->vdev, at, iov, n));
+		if (r < 0 && ret == 0)
+			ret = r;
+	}
+	return ret;
+}
+
 static int striped_read(struct pm_target *ti, uint64_t off, void *buf, size_t len)
 {
-	uint64_t at;
-	struct stripe *st = locate(ti, off, &at);
-
-	return io_done(ti, st, pm_vdev_read(st->dev->vdev, at, buf, len));
+	return striped_rw(ti, false, off, buf, len);
 }
 
 static int striped_write(struct pm_target *ti, uint64_t off, const void *buf, size_t len)
 {
-	uint64_t at;
-	struct stripe *st = locate(ti, off, &at);
-
-	return io_done(ti, st, pm_vdev_write(st->dev->vdev, at, buf, len));
+	return striped_rw(ti, true, off, (uint8_t *)(uintptr_t)buf, len); /* written from, never to */
 }
 
+/* chunk by chunk (a discard is not gathered) */
 static int striped_discard(struct pm_target *ti, uint64_t off, uint64_t len)
 {
-	uint64_t at;
-	struct stripe *st = locate(ti, off, &at);
+	struct striped *sc = ti->priv;
+	uint64_t cb = sc->chunk * PM_SECTOR;
 
-	return pm_vdev_discard(st->dev->vdev, at, len);
+	while (len) {
+		uint64_t at, n = cb - off % cb < len ? cb - off % cb : len;
+		struct stripe *st = locate(ti, off, &at);
+		int r = pm_vdev_discard(st->dev->vdev, at, n);
+		if (r < 0)
+			return r;
+		off += n, len -= n;
+	}
+	return 0;
 }
 
 static void striped_status(struct pm_target *ti, bool table, char *buf, size_t len)

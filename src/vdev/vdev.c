@@ -10,6 +10,7 @@
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <linux/major.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,48 @@ int pm_vdev_discard(struct pm_vdev *v, uint64_t off, uint64_t len)
 	if (!v->ops->discard)
 		return -EOPNOTSUPP;
 	return len ? v->ops->discard(v, off, len) : 0;
+}
+
+static uint64_t iov_bytes(const struct iovec *iov, int n)
+{
+	uint64_t len = 0;
+
+	for (int i = 0; i < n; i++)
+		len += iov[i].iov_len;
+	return len;
+}
+
+/* without a vectored op: the buffers one after the other */
+static int each_iov(struct pm_vdev *v, bool wr, uint64_t off, const struct iovec *iov, int n)
+{
+	for (int i = 0; i < n; i++) {
+		int r = !iov[i].iov_len ? 0 : wr ? v->ops->write(v, off, iov[i].iov_base, iov[i].iov_len)
+						 : v->ops->read(v, off, iov[i].iov_base, iov[i].iov_len);
+		if (r < 0)
+			return r;
+		off += iov[i].iov_len;
+	}
+	return 0;
+}
+
+int pm_vdev_readv(struct pm_vdev *v, uint64_t off, const struct iovec *iov, int n)
+{
+	if (n < 0 || n > IOV_MAX)
+		return -EINVAL;
+	if (!in_range(v, off, iov_bytes(iov, n)))
+		return -ERANGE;
+	return v->ops->readv ? v->ops->readv(v, off, iov, n) : each_iov(v, false, off, iov, n);
+}
+
+int pm_vdev_writev(struct pm_vdev *v, uint64_t off, const struct iovec *iov, int n)
+{
+	if (n < 0 || n > IOV_MAX)
+		return -EINVAL;
+	if (!in_range(v, off, iov_bytes(iov, n)))
+		return -ERANGE;
+	if (!writable(v))
+		return -EROFS;
+	return v->ops->writev ? v->ops->writev(v, off, iov, n) : each_iov(v, true, off, iov, n);
 }
 
 void pm_vdev_close(struct pm_vdev *v)
@@ -157,6 +200,49 @@ static int fd_write(struct pm_vdev *v, uint64_t off, const void *buf, size_t len
 	return aligned(f, buf, off, len) ? rw_plain(f->fd, true, off, p, len) : rw_bounce(f, true, off, p, len);
 }
 
+/* preadv/pwritev; a short transfer (a signal, a file's end) goes on buffer by buffer from where it
+ * stopped. O_DIRECT with a buffer, offset or length out of line: one buffer at a time, through the
+ * bounce buffer. */
+static int fd_rwv(struct pm_vdev *v, bool wr, uint64_t off, const struct iovec *iov, int n)
+{
+	struct fdev *f = v->priv;
+	uint64_t at = f->base + off;
+	ssize_t got;
+
+	for (int i = 0; i < n; i++) {
+		if (!aligned(f, iov[i].iov_base, at, iov[i].iov_len))
+			return each_iov(v, wr, off, iov, n);
+		at += iov[i].iov_len;
+	}
+	do
+		got = wr ? pwritev(f->fd, iov, n, (off_t)(f->base + off)) : preadv(f->fd, iov, n, (off_t)(f->base + off));
+	while (got < 0 && errno == EINTR);
+	if (got < 0)
+		return -errno;
+	/* whole buffers done, then the rest of a part-done one, then the others */
+	for (; n > 0 && (size_t)got >= iov->iov_len; iov++, n--) {
+		got -= (ssize_t)iov->iov_len;
+		off += iov->iov_len;
+	}
+	if (n == 0)
+		return 0;
+	int r = wr ? fd_write(v, off + (uint64_t)got, (const uint8_t *)iov->iov_base + got, iov->iov_len - (size_t)got)
+		   : fd_read(v, off + (uint64_t)got, (uint8_t *)iov->iov_base + got, iov->iov_len - (size_t)got);
+	if (r < 0)
+		return r;
+	return each_iov(v, wr, off + iov->iov_len, iov + 1, n - 1);
+}
+
+static int fd_readv(struct pm_vdev *v, uint64_t off, const struct iovec *iov, int n)
+{
+	return fd_rwv(v, false, off, iov, n);
+}
+
+static int fd_writev(struct pm_vdev *v, uint64_t off, const struct iovec *iov, int n)
+{
+	return fd_rwv(v, true, off, iov, n);
+}
+
 static int fd_flush(struct pm_vdev *v)
 {
 	struct fdev *f = v->priv;
@@ -194,6 +280,8 @@ static const struct pm_vdev_ops fd_ops = {
 	.flush = fd_flush,
 	.discard = fd_discard,
 	.close = fd_close,
+	.readv = fd_readv,
+	.writev = fd_writev,
 };
 
 /* is dev a FUSE mount's (from mountinfo: nothing is asked of the mount)? */

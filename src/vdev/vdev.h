@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 struct pm_vdev;
 
@@ -26,6 +27,10 @@ struct pm_vdev_ops {
 	int (*discard)(struct pm_vdev *v, uint64_t off, uint64_t len);
 	/* free priv; NULL: nothing to free */
 	void (*close)(struct pm_vdev *v);
+	/* the bytes from off into (out of) the buffers in turn, as read (write) of one buffer would;
+	 * NULL: pm_vdev_readv/writev call read (write) once a buffer */
+	int (*readv)(struct pm_vdev *v, uint64_t off, const struct iovec *iov, int n);
+	int (*writev)(struct pm_vdev *v, uint64_t off, const struct iovec *iov, int n);
 };
 
 struct pm_vdev {
@@ -40,6 +45,10 @@ int pm_vdev_read(struct pm_vdev *v, uint64_t off, void *buf, size_t len);
 int pm_vdev_write(struct pm_vdev *v, uint64_t off, const void *buf, size_t len);
 int pm_vdev_flush(struct pm_vdev *v);
 int pm_vdev_discard(struct pm_vdev *v, uint64_t off, uint64_t len);
+/* A device range gathered from (scattered into) n buffers, n <= IOV_MAX: one request where the vdev
+ * can (a file's preadv/pwritev), else one a buffer */
+int pm_vdev_readv(struct pm_vdev *v, uint64_t off, const struct iovec *iov, int n);
+int pm_vdev_writev(struct pm_vdev *v, uint64_t off, const struct iovec *iov, int n);
 void pm_vdev_close(struct pm_vdev *v);
 
 /* A block device or a file as a vdev (pread/pwrite, fdatasync, BLKDISCARD or a hole punch). The fd is

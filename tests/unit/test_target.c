@@ -154,6 +154,78 @@ static void test_striped(void **state)
 	tgtenv_cleanup(&e);
 }
 
+/* Where sector s of a 3-stripe table (chunk 5, stripes at 10, 20, 30) lies: the stripe and its sector */
+static void striped3_where(uint64_t s, unsigned *stripe, uint64_t *dev_sector)
+{
+	uint64_t chunk = s / 5;
+
+	*stripe = (unsigned)(chunk % 3);
+	*dev_sector = 10 * (*stripe + 1) + chunk / 3 * 5 + s % 5;
+}
+
+/* Requests spanning many chunks, starting and ending inside chunks, each stripe's pieces gathered into
+ * one vectored request: every sector from (and to) the right place. The third stripe is another
+ * table (a vdev with no vectored calls: one request a piece). */
+static void test_striped_gather(void **state)
+{
+	struct tgtenv e;
+	struct pm_dtab *tb, *inner;
+	struct pm_vdev iv;
+	char err[256], path[3][256];
+	enum { LEN = 900 }; /* sectors: 180 chunks, more than one call takes */
+	static uint8_t buf[LEN * 512], want[512];
+	static const struct { uint64_t off, len; } reqs[] = {
+		{ 0, LEN }, { 1, 3 }, { 4, 2 }, { 3, 400 }, { 7, 13 }, { 5, 15 }, { 14, 331 }, { 899, 1 }, { 100, 800 },
+	};
+
+	(void)state;
+	tgtenv_init(&e);
+	tgtenv_file(&e, "7:0", 1 << 20, tgtenv_fill_a, path[0]);
+	tgtenv_file(&e, "7:1", 1 << 20, tgtenv_fill_b, path[1]);
+	tgtenv_file(&e, "7:2", 1 << 20, tgtenv_fill_a, path[2]);
+	assert_int_equal(tgtenv_build(&e, "0 2048 linear 7:2 0\n", false, &inner, err, sizeof(err)), 0);
+	pm_dtab_vdev(inner, &iv);
+	tgtenv_add_vdev(&e, "inner", &iv);
+	assert_int_equal(tgtenv_build(&e, "0 900 striped 3 5 7:0 10 7:1 20 inner 30\n", false, &tb, err, sizeof(err)), 0);
+	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+		memset(buf, 0, sizeof(buf));
+		assert_int_equal(pm_dtab_read(tb, reqs[i].off * 512, buf, reqs[i].len * 512), 0);
+		for (uint64_t s = 0; s < reqs[i].len; s++) {
+			unsigned st;
+			uint64_t ds;
+			striped3_where(reqs[i].off + s, &st, &ds);
+			tgtenv_pread(path[st], ds * 512, want, 512);
+			assert_memory_equal(buf + s * 512, want, 512);
+		}
+	}
+	/* writes: each sector gets its number, then every sector is read from its file */
+	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+		for (uint64_t s = 0; s < reqs[i].len; s++)
+			memset(buf + s * 512, (int)((reqs[i].off + s + i) & 0xff), 512);
+		assert_int_equal(pm_dtab_write(tb, reqs[i].off * 512, buf, reqs[i].len * 512), 0);
+		for (uint64_t s = 0; s < reqs[i].len; s++) {
+			unsigned st;
+			uint64_t ds;
+			striped3_where(reqs[i].off + s, &st, &ds);
+			tgtenv_pread(path[st], ds * 512, want, 512);
+			assert_int_equal(want[0], (reqs[i].off + s + i) & 0xff);
+			assert_int_equal(want[511], (reqs[i].off + s + i) & 0xff);
+		}
+	}
+	/* nothing outside the stripes' ranges was written: the sector before each stripe's start */
+	for (unsigned st = 0; st < 3; st++) {
+		tgtenv_pread(path[st], (10 * (st + 1) - 1) * 512, want, 512);
+		assert_int_equal(want[0], st == 1 ? tgtenv_fill_b((10 * (st + 1) - 1) * 512) : tgtenv_fill_a((10 * (st + 1) - 1) * 512));
+	}
+	char *st = tgtenv_status(tb, false, 0); /* the inner table shows as the number it was given */
+	assert_non_null(st);
+	assert_true(strlen(st) > 6 && !strcmp(st + strlen(st) - 6, " 1 AAA"));
+	free(st);
+	pm_dtab_free(tb);
+	pm_dtab_free(inner);
+	tgtenv_cleanup(&e);
+}
+
 static void test_striped_error_status(void **state)
 {
 	struct tgtenv e;
@@ -199,6 +271,7 @@ int main(void)
 		cmocka_unit_test(test_linear_past_device),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_striped),
+		cmocka_unit_test(test_striped_gather),
 		cmocka_unit_test(test_striped_error_status),
 		cmocka_unit_test(test_split_args),
 	};
