@@ -154,13 +154,13 @@ static void test_striped(void **state)
 	tgtenv_cleanup(&e);
 }
 
-/* Where sector s of a 3-stripe table (chunk 5, stripes at 10, 20, 30) lies: the stripe and its sector */
-static void striped3_where(uint64_t s, unsigned *stripe, uint64_t *dev_sector)
+/* Sector s of a 3-stripe table (chunk 5, stripes at 10, 20, 30) as its file holds it */
+static void striped3_sector(char path[3][256], uint64_t s, uint8_t *out)
 {
 	uint64_t chunk = s / 5;
+	unsigned stripe = (unsigned)(chunk % 3);
 
-	*stripe = (unsigned)(chunk % 3);
-	*dev_sector = 10 * (*stripe + 1) + chunk / 3 * 5 + s % 5;
+	tgtenv_pread(path[stripe], (10 * (stripe + 1) + chunk / 3 * 5 + s % 5) * 512, out, 512);
 }
 
 /* Requests spanning many chunks, starting and ending inside chunks, each stripe's pieces gathered into
@@ -191,10 +191,7 @@ static void test_striped_gather(void **state)
 		memset(buf, 0, sizeof(buf));
 		assert_int_equal(pm_dtab_read(tb, reqs[i].off * 512, buf, reqs[i].len * 512), 0);
 		for (uint64_t s = 0; s < reqs[i].len; s++) {
-			unsigned st;
-			uint64_t ds;
-			striped3_where(reqs[i].off + s, &st, &ds);
-			tgtenv_pread(path[st], ds * 512, want, 512);
+			striped3_sector(path, reqs[i].off + s, want);
 			assert_memory_equal(buf + s * 512, want, 512);
 		}
 	}
@@ -204,10 +201,7 @@ static void test_striped_gather(void **state)
 			memset(buf + s * 512, (int)((reqs[i].off + s + i) & 0xff), 512);
 		assert_int_equal(pm_dtab_write(tb, reqs[i].off * 512, buf, reqs[i].len * 512), 0);
 		for (uint64_t s = 0; s < reqs[i].len; s++) {
-			unsigned st;
-			uint64_t ds;
-			striped3_where(reqs[i].off + s, &st, &ds);
-			tgtenv_pread(path[st], ds * 512, want, 512);
+			striped3_sector(path, reqs[i].off + s, want);
 			assert_int_equal(want[0], (reqs[i].off + s + i) & 0xff);
 			assert_int_equal(want[511], (reqs[i].off + s + i) & 0xff);
 		}
