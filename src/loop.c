@@ -135,19 +135,6 @@ static bool same_dir(const char *a, const char *b)
 	return sa && sb && sa - a == sb - b && !strncmp(a, b, (size_t)(sa - a));
 }
 
-/* Complete info[0..n) (bound devices, index and backing path filled). The status ioctl stats the
- * backing file; for a file on a FUSE mount whose attributes are not cached, the kernel asks the
- * server, and a server that is alive but does not answer (stopped, hung) would block the call for
- * as long as it does (killing the caller does not end it once the server read the request). So
- * the calls run in a child process, one record back per device: a device whose record does not
- * come within STATUS_WAIT_MS is marked hung and gets sysfs's view (sysfs does not touch the file),
- * the child is killed and left (it ends when the server answers or dies), a new one asks the rest.
- * The asking process is a grandchild, reaped by the child between, which is reaped here: one left
- * blocked (both killed) goes to init and is never this process's zombie (a long-lived server, such
- * as the userspace DM's, asks at every table load).
- * A device over a file in the same directory as a hung one's (likely the same mount) is waited for
- * STATUS_WAIT_SAME_MS only: asked all the same, as the path may be another mount namespace's, and
- * a dead server's device (the status fails at once) must not pass for a hung one. */
 /* poll fd for input for at most ms: > 0 ready, 0 timed out, < 0 error */
 static int wait_input(int fd, int ms)
 {
@@ -166,6 +153,19 @@ static void reap(pid_t pid)
 		;
 }
 
+/* Complete info[0..n) (bound devices, index and backing path filled). The status ioctl stats the
+ * backing file; for a file on a FUSE mount whose attributes are not cached, the kernel asks the
+ * server, and a server that is alive but does not answer (stopped, hung) would block the call for
+ * as long as it does (killing the caller does not end it once the server read the request). So
+ * the calls run in a child process, one record back per device: a device whose record does not
+ * come within STATUS_WAIT_MS is marked hung and gets sysfs's view (sysfs does not touch the file),
+ * the child is killed and left (it ends when the server answers or dies), a new one asks the rest.
+ * The asking process is a grandchild, reaped by the child between, which is reaped here: one left
+ * blocked (both killed) goes to init and is never this process's zombie (a long-lived server, such
+ * as the userspace DM's, asks at every table load).
+ * A device over a file in the same directory as a hung one's (likely the same mount) is waited for
+ * STATUS_WAIT_SAME_MS only: asked all the same, as the path may be another mount namespace's, and
+ * a dead server's device (the status fails at once) must not pass for a hung one. */
 static void complete_infos(struct pm_loop_info *info, size_t n)
 {
 	char stuck[PATH_MAX];
@@ -687,14 +687,15 @@ int pm_loop_detach(int index, bool check_busy)
 	return loop_bound(index) ? 1 : 0;
 }
 
-void pm_loop_clear_ro(int index)
+int pm_loop_set_ro(int index, bool read_only)
 {
-	int fd = pm_loop_open(index, O_RDONLY), zero = 0;
+	int fd = pm_loop_open(index, O_RDONLY), ro = read_only, r;
 
 	if (fd < 0)
-		return;
-	ioctl(fd, BLKROSET, &zero);
+		return fd;
+	r = ioctl(fd, BLKROSET, &ro) < 0 ? -errno : 0;
 	close(fd);
+	return r;
 }
 
 int pm_loop_set_sizelimit(int index, uint64_t sizelimit)

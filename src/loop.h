@@ -116,10 +116,11 @@ int pm_loop_attach(int backing_fd, const struct pm_loop_cfg *cfg, dev_t *dev);
  * held open exclusively (mounted, or used by another mapping). 0 when the device is free now, 1 when
  * another process still holds it open (the kernel detaches it when that one closes it), -errno. */
 int pm_loop_detach(int index, bool check_busy);
-/* Clear the read-only flag set on loop device INDEX with BLKROSET (as the userspace DM does for a
- * read-only table): the flag belongs to the device number, not the attachment, so a device let go
- * with it set would be read-only for whoever attaches a file to it next. Best effort. */
-void pm_loop_clear_ro(int index);
+/* Set or clear the read-only flag of loop device INDEX (BLKROSET, as the userspace DM does for a
+ * read-only table). The flag belongs to the device number, not the attachment: a device let go with
+ * it set would be read-only for whoever attaches a file to it next, so clear it before letting go.
+ * 0 or -errno. */
+int pm_loop_set_ro(int index, bool read_only);
 /* Open /dev/loopN, making the node from sysfs when it is missing. Returns an fd or -errno. */
 int pm_loop_open(int index, int flags);
 /* Change the size limit of a bound loop device (LOOP_SET_STATUS64) or re-read its backing size

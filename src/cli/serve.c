@@ -162,7 +162,7 @@ static int h_add(void *arg, unsigned id, const char *name, dev_t *dev)
 		s->files[s->nfiles++] = df;
 	pthread_mutex_unlock(&s->lock);
 	if (r < 0) {
-		pm_loop_clear_ro(df->loop);
+		pm_loop_set_ro(df->loop, false);
 		pm_loop_detach(df->loop, false);
 		pm_front_del(s->front, fname);
 		free(df);
@@ -175,7 +175,7 @@ static int h_update(void *arg, unsigned id, dev_t dev, uint64_t bytes, bool read
 {
 	struct server *s = arg;
 	struct devfile *df;
-	int r, ro = read_only;
+	int r;
 
 	(void)dev;
 	pthread_mutex_lock(&s->lock);
@@ -196,12 +196,7 @@ static int h_update(void *arg, unsigned id, dev_t dev, uint64_t bytes, bool read
 		return -errno;
 	if ((r = pm_loop_set_sizelimit(df->loop, UINT64_MAX)) < 0)
 		return r;
-	int fd = pm_loop_open(df->loop, O_RDONLY);
-	if (fd < 0)
-		return fd;
-	r = ioctl(fd, BLKROSET, &ro) < 0 ? -errno : 0;
-	close(fd);
-	return r;
+	return pm_loop_set_ro(df->loop, read_only);
 }
 
 /* Does loop device index still hold device id's file? After an autoclear (a deferred or forced
@@ -238,7 +233,7 @@ static int h_remove(void *arg, unsigned id, const char *name, dev_t dev, bool de
 		return 0;
 	/* left writable for its next user (a read-only table set it read-only); the engine refuses
 	 * writes to a read-only table's file meanwhile */
-	pm_loop_clear_ro(df->loop);
+	pm_loop_set_ro(df->loop, false);
 	if (deferred)
 		return pm_loop_set_autoclear(df->loop); /* detached at its last close: then released */
 	if (loop_holds(df->loop, id))
@@ -541,7 +536,7 @@ static int serve_dm(void)
 	pm_front_free(s.front);
 	/* devices still present (the mount went away under them): their loop devices let go */
 	for (size_t i = 0; i < s.nfiles; i++) {
-		pm_loop_clear_ro(s.files[i]->loop);
+		pm_loop_set_ro(s.files[i]->loop, false);
 		pm_loop_detach(s.files[i]->loop, false);
 	}
 	closelog();

@@ -151,7 +151,7 @@ int pm_udm_cleanup_dead(void)
 		closedir(dir);
 	}
 	for (size_t i = 0; i < d.n; i++) {
-		pm_loop_clear_ro(d.index[i]);
+		pm_loop_set_ro(d.index[i], false);
 		pm_loop_detach(d.index[i], false);
 	}
 	if (have_mount)
