@@ -82,7 +82,7 @@ int pm_serve_mount_dev(const char *dir, dev_t *dev)
 
 enum pm_serve_state pm_serve_state(const char *dir)
 {
-	char disk[PATH_MAX];
+	char disk[PM_SERVE_PATH_MAX];
 
 	if (!mounted_on(dir, NULL))
 		return PM_SERVE_NONE;

@@ -501,13 +501,13 @@ static int self_exe(char *exe, size_t len)
 }
 
 /* the loop device showing a member file now (raw: on the file; an image: on its server's disk, in
- * dir/disk): 1 and li filled, 0 none, -errno */
+ * dir/disk, each PM_SERVE_PATH_MAX bytes): 1 and li filled, 0 none, -errno */
 static int find_loop(const struct member *m, char *dir, char *disk, struct pm_loop_info *li)
 {
 	if (!m->is_image)
 		return pm_loop_find_whole(m->st.st_dev, m->st.st_ino, (uint64_t)m->st.st_size, li);
-	pm_serve_dir(m->st.st_dev, m->st.st_ino, dir, PATH_MAX);
-	pm_serve_disk(dir, disk, PATH_MAX + 8);
+	pm_serve_dir(m->st.st_dev, m->st.st_ino, dir, PM_SERVE_PATH_MAX);
+	pm_serve_disk(dir, disk, PM_SERVE_PATH_MAX);
 	return pm_loop_find_path(disk, 0, li);
 }
 
@@ -516,7 +516,7 @@ static int find_loop(const struct member *m, char *dir, char *disk, struct pm_lo
 static int file_loop(struct run *R, struct member *m, bool make)
 {
 	struct pm_loop_info li;
-	char dir[PATH_MAX], disk[PATH_MAX + 8];
+	char dir[PM_SERVE_PATH_MAX], disk[PM_SERVE_PATH_MAX];
 	int r = find_loop(m, dir, disk, &li);
 	if (r < 0)
 		return r;
@@ -580,7 +580,7 @@ static int file_loop(struct run *R, struct member *m, bool make)
 static int file_unloop(struct run *R, struct member *m)
 {
 	struct pm_loop_info li;
-	char dir[PATH_MAX], disk[PATH_MAX + 8];
+	char dir[PM_SERVE_PATH_MAX], disk[PM_SERVE_PATH_MAX];
 	int rc = 0, r = find_loop(m, dir, disk, &li);
 	if (r == 1 && !strncmp(li.tag, LOOP_TAG, strlen(LOOP_TAG))) {
 		bool added = !strcmp(li.tag, LOOP_TAG_NEW);

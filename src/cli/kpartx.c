@@ -193,8 +193,7 @@ static int open_checked(const char *path, struct stat *st)
 	return fd;
 }
 
-/* Set up the target: open it, choose the device and base names. Returns 0 or an exit code. */
-/* -v: the image's layers (never inlined, as below) */
+/* -v: the image's layers (never inlined, as open_target) */
 static __attribute__((noinline)) void print_layers(struct pm_image *img, const char *path)
 {
 	struct pm_image_layer l[PM_IMG_MAX_CHAIN];
@@ -206,7 +205,8 @@ static __attribute__((noinline)) void print_layers(struct pm_image *img, const c
 	fputc('\n', stderr);
 }
 
-/* never inlined: its buffers leave the stack before -l lists */
+/* Set up the target: open it, choose the device and base names. Returns 0 or an exit code. Never
+ * inlined: its buffers leave the stack before -l lists. */
 static __attribute__((noinline)) int open_target(struct target *t, const char *path, struct kopts *o)
 {
 	struct stat st;
@@ -591,7 +591,7 @@ static int do_map(const char *path, struct kopts *o)
  * image. -d undoes all of it, found again from the kernel, also after the server was killed. */
 static int map_image(const char *path, int fd, const struct stat *st, struct pm_image *img, struct kopts *o)
 {
-	char dir[PATH_MAX], disk[PATH_MAX + 8], exe[PATH_MAX];
+	char dir[PM_SERVE_PATH_MAX], disk[PM_SERVE_PATH_MAX], exe[PATH_MAX];
 	struct pm_loop_info li;
 	int r, rc = 0;
 
@@ -704,8 +704,8 @@ static int map_image(const char *path, int fd, const struct stat *st, struct pm_
 }
 
 /* -a, -d, -u. Apart from kpartx_main (never inlined): its buffers (a path, an image's diagnostics)
- * would otherwise be on the stack of -l too, whose every page touched is a page fault (README, "Speed
- * at the floor") */
+ * would otherwise be on the stack of -l too, whose every page touched is a page fault (README,
+ * Benchmarks) */
 static __attribute__((noinline)) int change_maps(char **argv, struct kopts *o)
 {
 	struct stat st;
@@ -730,7 +730,7 @@ static __attribute__((noinline)) int change_maps(char **argv, struct kopts *o)
 		if (strcmp(pm_image_format(img), "raw") || o->snapshot)
 			return map_image(argv[optind], fd, &st, img, o);
 		/* a raw image mapped --snapshot is served too: -d and -u find that server */
-		char dir[PATH_MAX];
+		char dir[PM_SERVE_PATH_MAX];
 		pm_serve_dir(st.st_dev, st.st_ino, dir, sizeof(dir));
 		enum pm_serve_state state = pm_serve_state(dir);
 		if (state == PM_SERVE_RUNNING && o->action != ACT_ADD)
