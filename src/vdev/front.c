@@ -77,11 +77,16 @@ static void put(struct pm_front *f, struct entry *e)
 	pthread_mutex_unlock(&f->lock);
 }
 
-/* a vdev's size may change under a request (the userspace DM's files take a new table's size at
- * resume): read once per request */
+/* a vdev's size and read-only flag may change under a request (the userspace DM's files take a new
+ * table's at resume): each read once per request */
 static uint64_t size_of(struct entry *e)
 {
 	return __atomic_load_n(&e->v->size, __ATOMIC_RELAXED);
+}
+
+static bool ro_of(struct entry *e)
+{
+	return __atomic_load_n(&e->v->read_only, __ATOMIC_RELAXED);
 }
 
 /* a request the vdev failed (a refusal, read-only or no discard, is not logged) */
@@ -130,7 +135,7 @@ static int fr_getattr(const char *path, struct stat *st, struct fuse_file_info *
 	}
 	if (!(e = get(f, path)))
 		return -ENOENT;
-	st->st_mode = S_IFREG | (e->v->read_only ? 0444 : 0644);
+	st->st_mode = S_IFREG | (ro_of(e) ? 0444 : 0644);
 	st->st_nlink = 1;
 	st->st_size = (off_t)size_of(e);
 	st->st_blksize = 4096;
@@ -166,7 +171,7 @@ static int fr_open(const char *path, struct fuse_file_info *fi)
 	raise_readahead(f);
 	if (!(e = get(f, path)))
 		return -ENOENT;
-	if ((fi->flags & O_ACCMODE) != O_RDONLY && e->v->read_only) {
+	if ((fi->flags & O_ACCMODE) != O_RDONLY && ro_of(e)) {
 		put(f, e);
 		return -EROFS;
 	}
