@@ -2,10 +2,12 @@
 # Make a linker script that puts the input sections a short run touches (kpartx -l, --version) first
 # in their output sections, so that the static binary's start-up and -l fault in a few pages of each
 # instead of pages spread over 3.7 MiB of text (each fault costs 12-30 us on the VMs measured: README,
-# "Speed at the floor").
-#   tools/hot-order.pl LINK.map TRACE... > src/hot.ld
+# Building and Benchmarks).
+#   tools/hot-order.pl [--keep OLD.ld] LINK.map TRACE... > src/hot.ld
 # LINK.map: ld's -Map of a link of the same objects (built with -ffunction-sections -fdata-sections);
-# TRACE: valgrind --tool=lackey --trace-mem=yes logs of runs of that binary.
+# TRACE: runs of that binary, as valgrind --tool=lackey --trace-mem=yes logs or as addresses one a
+# line (perf script -F addr of page-fault events); --keep: the sections an earlier script names come
+# first (tools/hot-order.sh runs this in rounds).
 # The script only adds output sections (INSERT BEFORE): a pattern that matches no file in a later
 # link is ignored by ld, and nothing else of the default layout changes.
 use strict;
