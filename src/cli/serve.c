@@ -467,6 +467,12 @@ static int listen_socket(void)
 	return fd;
 }
 
+/* Requests the served devices may hold at once (suspended, delayed, waiting on a mirror) without
+ * holding up the others': a served loop device sends up to 128 at a time (the loop driver's queue
+ * depth), so eight devices with full queues. With the kernel's 64 and libfuse's thread limit, one
+ * suspended device with 64 requests queued stopped every other device of the server until resume. */
+#define UDM_WAITING_MAX 1024
+
 static int serve_dm(void)
 {
 	struct server s = { .listen_fd = -1 };
@@ -483,6 +489,7 @@ static int serve_dm(void)
 		.direct_io = true,
 		.allow_other = true,
 		.aligned = true,
+		.max_waiting = UDM_WAITING_MAX,
 		.released = front_released,
 		.arg = &s,
 	};

@@ -369,8 +369,8 @@ static void *fr_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 
 	/* many requests at once: a loop device in direct I/O mode sends its requests asynchronously,
 	 * and FUSE holds back those over max_background (12 by default) */
-	conn->max_background = FRONT_MAX_BACKGROUND;
-	conn->congestion_threshold = FRONT_MAX_BACKGROUND * 3 / 4;
+	conn->max_background = f->cfg.max_waiting ? f->cfg.max_waiting : FRONT_MAX_BACKGROUND;
+	conn->congestion_threshold = conn->max_background * 3 / 4;
 	/* libfuse wants the same value in the mount options (pm_front_new) */
 	if (f->cfg.max_read)
 		conn->max_read = f->cfg.max_read;
@@ -407,6 +407,10 @@ int pm_front_new(struct pm_front **out, const char *dir, const struct pm_front_c
 
 	if (!f)
 		return -ENOMEM;
+	if (cfg->max_waiting > UINT16_MAX) {
+		free(f);
+		return -EINVAL;
+	}
 	f->cfg = *cfg;
 	f->next_ino = 2;
 	pm_strlcpy(f->dir, dir, sizeof(f->dir));
@@ -493,7 +497,14 @@ int pm_front_loop(struct pm_front *f)
 	if (!lc)
 		return -ENOMEM;
 	fuse_loop_cfg_set_clone_fd(lc, 0);
-	fuse_loop_cfg_set_max_threads(lc, FRONT_THREADS);
+	/* libfuse starts a thread when none is left waiting for a request: with max_waiting, one for
+	 * every request a vdev holds, and those over FRONT_THREADS end once idle */
+	if (f->cfg.max_waiting) {
+		fuse_loop_cfg_set_max_threads(lc, f->cfg.max_waiting + FRONT_THREADS);
+		fuse_loop_cfg_set_idle_threads(lc, FRONT_THREADS);
+	} else {
+		fuse_loop_cfg_set_max_threads(lc, FRONT_THREADS);
+	}
 	if (f->cfg.signals && fuse_set_signal_handlers(fuse_get_session(f->fuse)) < 0) {
 		fuse_loop_cfg_destroy(lc);
 		return -EIO;

@@ -29,6 +29,11 @@ struct pm_front_cfg {
 	/* read replies in page-aligned buffers (vdevs that read with O_DIRECT: the userspace DM's sources) */
 	bool aligned;
 	unsigned max_read;        /* the largest read request in bytes; 0: libfuse's */
+	/* requests that may wait in the vdevs at once (a suspended or delaying device holds its
+	 * requests): the kernel lets as many asynchronous requests through, and threads are started
+	 * for them as they come (16 more for other requests; 16 kept when idle), so that one file's
+	 * held requests do not hold up another's. At most 65535. 0: 64 requests and 16 threads */
+	unsigned max_waiting;
 	/* as root, the mount's read-ahead raised to this (KiB) at the first open; 0: the kernel's */
 	unsigned readahead_kb;
 	/* the last holder of a file closed it (a loop device detached) */

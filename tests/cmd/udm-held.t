@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Requests one device of the userspace device mapper holds (suspended, or delayed by a delay target)
+# do not hold up the server's other devices, as with the kernel's device mapper: with many of them
+# queued (more than FUSE's default of 64 asynchronous requests, more than libfuse's threads), another
+# device still reads and a new device can still be made; after resume everything held completes, and
+# the threads started for the held requests end. Runs in a private mount namespace with its own
+# /dev/mapper and /run/partmap.
+. "$(dirname "$0")/lib.sh"
+private_ns "$@"
+udm_private
+dms() { "$PARTMAP" dmsetup "$@"; }
+cd "$TMP" || exit 1
+N=96 # readers held at once: more than the 64 requests and 16 threads of FUSE's and libfuse's defaults
+head -c 16M /dev/urandom >a.bin
+attach LA "$TMP/a.bin"
+echo "0 16384 linear $LA 0" | dms create held; ok $? "create held (first 8 MiB)"
+echo "0 16384 linear $LA 16384" | dms create other; ok $? "create other (second 8 MiB)"
+
+# wait_done PID SECS: 0 once PID has ended, 1 if it still runs after SECS seconds
+wait_done() {
+	local i
+	for ((i = 0; i < $2 * 20; i++)); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.05
+	done
+	return 1
+}
+# N readers of 4 KiB blocks of DEV, each writing r.I.done when done; their PIDs in rpids
+readers() { # readers DEV
+	local i
+	rm -f r.*
+	rpids=()
+	for ((i = 0; i < N; i++)); do
+		(dd if="$1" of=r.$i bs=4k skip=$i count=1 iflag=direct status=none && echo ok >>r.$i.done) &
+		rpids+=($!)
+	done
+}
+ndone() { ls r.*.done 2>/dev/null | wc -l; }
+# the N readers' blocks as the file has them at OFF (bytes)
+readers_right() { # readers_right OFF
+	local i
+	for ((i = 0; i < N; i++)); do
+		cmp -s r.$i <(dd if=a.bin bs=4k skip=$(($1 / 4096 + i)) count=1 status=none) || return 1
+	done
+}
+threads() { awk '/^Threads:/ {print $2}' "/proc/$(servers | head -1)/status"; }
+
+# ---- a suspended device with N readers queued ----
+dms suspend held; ok $? "suspend held"
+readers /dev/mapper/held
+sleep 1
+is "$(ndone)" 0 "$N readers of held wait"
+# (nothing here waits on what may be held up until held is resumed: a test that fails, not hangs)
+dd if=/dev/mapper/other of=o.out bs=4k count=1 skip=7 iflag=direct status=none &
+o=$!
+wait_done $o 10; ok $? "other reads while held is suspended with $N requests queued"
+cmp -s o.out <(dd if=a.bin bs=4k skip=$((2048 + 7)) count=1 status=none); ok $? "... the right block"
+echo "0 2048 linear $LA 4096" | dms create third &
+c=$!
+wait_done $c 10; made=$?
+ok $made "create third while held is suspended"
+[ $made -eq 0 ] && cmp -s <(dd if=/dev/mapper/third bs=4k count=1 iflag=direct status=none) <(dd if=a.bin bs=512 skip=4096 count=8 status=none)
+ok $? "... and it reads"
+is "$(ndone)" 0 "held's readers still wait"
+t=$(threads)
+[ "$t" -gt $N ]; ok $? "a thread for each held request ($t)"
+if ! wait_done $o 0 || [ $made -ne 0 ]; then
+	# held up: a create stuck there holds the server's command lock, which resume needs
+	diag "the server is held up: killed"
+	for p in $(servers); do kill -9 "$p"; done
+	done_testing
+	exit
+fi
+dms resume held; ok $? "resume held"
+wait $o $c
+for p in "${rpids[@]}"; do wait "$p"; done
+is "$(ndone)" $N "all $N readers of held done after resume"
+readers_right 0; ok $? "... with the right blocks"
+sleep 0.5
+t=$(threads)
+[ "$t" -le 24 ]; ok $? "the threads started for them ended ($t left)"
+
+# ---- a delay target: N readers held 3 s each ----
+dms remove held
+echo "0 16384 delay $LA 0 3000" | dms create slow; ok $? "create slow (delay 3000 ms)"
+readers /dev/mapper/slow
+sleep 0.5
+dd if=/dev/mapper/other of=o.out bs=4k count=1 skip=9 iflag=direct status=none &
+o=$!
+wait_done $o 10; ok $? "other reads while slow delays $N requests"
+is "$(ndone)" 0 "... before any of them is done"
+cmp -s o.out <(dd if=a.bin bs=4k skip=$((2048 + 9)) count=1 status=none); ok $? "... the right block"
+wait $o
+for p in "${rpids[@]}"; do wait "$p"; done
+is "$(ndone)" $N "all $N readers of slow done"
+readers_right 0; ok $? "... with the right blocks"
+
+dms remove_all; ok $? "remove_all"
+done_testing
