@@ -402,15 +402,13 @@ static const struct fuse_operations ops = {
 
 int pm_front_new(struct pm_front **out, const char *dir, const struct pm_front_cfg *cfg)
 {
-	struct pm_front *f = calloc(1, sizeof(*f));
+	struct pm_front *f;
 	char opts[4300], maxread[32] = "";
 
-	if (!f)
+	if (cfg->max_waiting > UINT16_MAX)
+		return -EINVAL; /* the kernel's max_background is 16 bits */
+	if (!(f = calloc(1, sizeof(*f))))
 		return -ENOMEM;
-	if (cfg->max_waiting > UINT16_MAX) {
-		free(f);
-		return -EINVAL;
-	}
 	f->cfg = *cfg;
 	f->next_ino = 2;
 	pm_strlcpy(f->dir, dir, sizeof(f->dir));
