@@ -107,6 +107,11 @@ cases = [
     ('aes-xts-plain64', 'xts', 'plain64', Z64, 0, 8, '', True),
     ('capi:xts(aes)-plain64', 'xts', 'plain64', EQ32, 8, 16, '1 sector_size:4096', True),
     ('aes-xts-essiv:sha256', 'xts', 'essiv:sha256', Z64, 0, 8, '', True),
+    # requests of 256 KiB and more, shared in parts of 128 KiB with helper threads (the last part short)
+    ('aes-xts-plain64', 'xts', 'plain64', key(64, 30), 5, 2300, '', False),
+    ('aes-cbc-essiv:sha256', 'cbc', 'essiv:sha256', key(32, 31), 0, 600, '', False),
+    ('capi:xts(aes)-plain64', 'xts', 'plain64', key(64, 32), 8, 1032, '1 sector_size:4096', False),
+    ('aes-xts-plain64', 'xts', 'plain64', Z64, 0, 1100, '', True),
 ]
 
 START = 3
