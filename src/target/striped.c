@@ -3,6 +3,7 @@
  * c % N, in row c / N of it. Checked as the current kernel does (a chunk of any size > 0, the length a
  * multiple of chunk * N); a stripe whose I/O failed is shown 'D' in the status. */
 #include "target.h"
+#include "../par.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -22,6 +23,7 @@ struct stripe {
 struct striped {
 	uint32_t n;
 	uint64_t chunk;           /* sectors */
+	struct pm_par *par;       /* helper threads: a large request's stripes at once */
 	struct stripe s[];
 };
 
@@ -57,13 +59,21 @@ static int striped_ctr(struct pm_target *ti, unsigned argc, char **argv)
 			return pm_target_fail(ti, r, "Couldn't parse stripe destination");
 		}
 	}
+	if (pm_par_new(pm_par_helpers(), &sc->par) < 0) {
+		free(sc);
+		return pm_target_fail(ti, -ENOMEM, "Memory allocation for striped context failed");
+	}
 	ti->priv = sc;
 	return 0;
 }
 
 static void striped_dtr(struct pm_target *ti)
 {
-	free(ti->priv);
+	struct striped *sc = ti->priv;
+
+	if (sc)
+		pm_par_free(sc->par);
+	free(sc);
 }
 
 /* A request spans STRIPED_MAX_PIECES chunks at most (the first and last may be parts of one): each
@@ -105,34 +115,64 @@ static int io_done(struct pm_target *ti, struct stripe *st, int r)
 }
 
 /* Piece k of the request lies on stripe (first chunk + k) % N; the pieces of one stripe are k, k + N,
- * k + 2N...: one readv/writev for each stripe the request touches, in the order of the stripes' first
- * pieces. The first error is returned (each stripe's counted, as the kernel counts each bio's). */
+ * k + 2N...: one readv/writev for each stripe the request touches. A request of STRIPED_PAR or more
+ * has them made at once, on the caller's thread and the target's helper threads (the stripes are
+ * different devices, or different places of one: a sequential 1 MiB write over two files is two
+ * 512 KiB writes into two page caches, which one thread would make one after the other). The error
+ * returned is the first stripe's in the request's order (each stripe's counted, as the kernel counts
+ * each bio's). */
+#define STRIPED_PAR (256u << 10)
+
+struct striped_job {
+	struct pm_target *ti;
+	bool wr;
+	uint64_t off;
+	uint8_t *buf;
+	size_t len, first, pieces;
+	int r[STRIPED_MAX_PIECES];   /* each stripe's result, in the order of its first piece */
+};
+
+/* the stripe of piece d (d < N): its pieces in one vectored request */
+static int stripe_io(void *arg, unsigned d)
+{
+	struct striped_job *j = arg;
+	struct striped *sc = j->ti->priv;
+	uint64_t cb = sc->chunk * PM_SECTOR, at;
+	struct stripe *st = locate(j->ti, d ? j->off + j->first + (d - 1) * cb : j->off, &at);
+	struct iovec iov[STRIPED_MAX_PIECES];
+	int n = 0;
+
+	for (size_t k = d; k < j->pieces; k += sc->n) {
+		size_t boff = k ? j->first + (k - 1) * cb : 0;
+		size_t blen = k ? (j->len - boff < cb ? j->len - boff : (size_t)cb) : j->first;
+		iov[n++] = (struct iovec){ .iov_base = j->buf + boff, .iov_len = blen };
+	}
+	j->r[d] = io_done(j->ti, st, j->wr ? pm_vdev_writev(st->dev->vdev, at, iov, n) :
+					     pm_vdev_readv(st->dev->vdev, at, iov, n));
+	return 0;
+}
+
 static int striped_rw(struct pm_target *ti, bool wr, uint64_t off, uint8_t *buf, size_t len)
 {
 	struct striped *sc = ti->priv;
 	uint64_t cb = sc->chunk * PM_SECTOR;
-	size_t first = (size_t)(cb - off % cb < len ? cb - off % cb : len);
-	size_t pieces = 1 + (len - first + cb - 1) / cb;
-	struct iovec iov[STRIPED_MAX_PIECES];
-	int ret = 0;
+	struct striped_job j = { .ti = ti, .wr = wr, .off = off, .buf = buf, .len = len };
+	unsigned stripes;
 
-	if (pieces > STRIPED_MAX_PIECES)
+	j.first = (size_t)(cb - off % cb < len ? cb - off % cb : len);
+	j.pieces = 1 + (len - j.first + cb - 1) / cb;
+	if (j.pieces > STRIPED_MAX_PIECES)
 		return -EINVAL; /* never: max_io cuts requests to this */
-	for (size_t d = 0; d < pieces && d < sc->n; d++) {
-		uint64_t at;
-		struct stripe *st = locate(ti, d ? off + first + (d - 1) * cb : off, &at);
-		int n = 0, r;
-
-		for (size_t k = d; k < pieces; k += sc->n) {
-			size_t boff = k ? first + (k - 1) * cb : 0;
-			size_t blen = k ? (len - boff < cb ? len - boff : (size_t)cb) : first;
-			iov[n++] = (struct iovec){ .iov_base = buf + boff, .iov_len = blen };
-		}
-		r = io_done(ti, st, wr ? pm_vdev_writev(st->dev->vdev, at, iov, n) : pm_vdev_readv(st->dev->vdev, at, iov, n));
-		if (r < 0 && ret == 0)
-			ret = r;
-	}
-	return ret;
+	stripes = (unsigned)(j.pieces < sc->n ? j.pieces : sc->n);
+	if (len >= STRIPED_PAR)
+		pm_par_run(sc->par, stripes, stripe_io, &j);
+	else
+		for (unsigned d = 0; d < stripes; d++)
+			stripe_io(&j, d);
+	for (unsigned d = 0; d < stripes; d++)
+		if (j.r[d] < 0)
+			return j.r[d];
+	return 0;
 }
 
 static int striped_read(struct pm_target *ti, uint64_t off, void *buf, size_t len)

@@ -220,6 +220,62 @@ static void test_striped_gather(void **state)
 	tgtenv_cleanup(&e);
 }
 
+/* Requests of 256 KiB and more have their stripes read and written at once, by the target's helper
+ * threads (src/par.c): 1 MiB and longer requests over three stripes of 32 KiB chunks, starting and
+ * ending inside chunks, every sector from (and to) its place in its file. */
+static void big_sector(char path[3][256], uint64_t s, uint8_t *out)
+{
+	uint64_t chunk = s / 64;
+	unsigned stripe = (unsigned)(chunk % 3);
+
+	tgtenv_pread(path[stripe], (8 * (stripe + 1) + chunk / 3 * 64 + s % 64) * 512, out, 512);
+}
+
+static void test_striped_parallel(void **state)
+{
+	struct tgtenv e;
+	struct pm_dtab *tb;
+	char err[256], path[3][256];
+	enum { LEN = 3 * 64 * 40 }; /* sectors: 40 rows, 3.75 MiB */
+	static uint8_t buf[LEN * 512], want[512];
+	static const struct { uint64_t off, len; } reqs[] = {
+		{ 0, 2048 }, { 37, 1500 }, { 1000, 3000 }, { 64, 576 }, { 5, 4000 }, { 0, LEN },
+	};
+
+	(void)state;
+	tgtenv_init(&e);
+	tgtenv_file(&e, "7:0", 4 << 20, tgtenv_fill_a, path[0]);
+	tgtenv_file(&e, "7:1", 4 << 20, tgtenv_fill_b, path[1]);
+	tgtenv_file(&e, "7:2", 4 << 20, tgtenv_fill_a, path[2]);
+	assert_int_equal(tgtenv_build(&e, "0 7680 striped 3 64 7:0 8 7:1 16 7:2 24\n", false, &tb, err, sizeof(err)), 0);
+	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+		memset(buf, 0, sizeof(buf));
+		assert_int_equal(pm_dtab_read(tb, reqs[i].off * 512, buf, reqs[i].len * 512), 0);
+		for (uint64_t s = 0; s < reqs[i].len; s++) {
+			big_sector(path, reqs[i].off + s, want);
+			assert_memory_equal(buf + s * 512, want, 512);
+		}
+	}
+	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+		for (uint64_t s = 0; s < reqs[i].len; s++)
+			memset(buf + s * 512, (int)((reqs[i].off + s * 7 + i) & 0xff), 512);
+		assert_int_equal(pm_dtab_write(tb, reqs[i].off * 512, buf, reqs[i].len * 512), 0);
+		for (uint64_t s = 0; s < reqs[i].len; s++) {
+			big_sector(path, reqs[i].off + s, want);
+			assert_int_equal(want[0], (reqs[i].off + s * 7 + i) & 0xff);
+			assert_int_equal(want[511], (reqs[i].off + s * 7 + i) & 0xff);
+		}
+	}
+	/* the sector before each stripe's start is as it was */
+	for (unsigned st = 0; st < 3; st++) {
+		uint64_t at = (8 * (st + 1) - 1) * 512;
+		tgtenv_pread(path[st], at, want, 512);
+		assert_int_equal(want[0], st == 1 ? tgtenv_fill_b(at) : tgtenv_fill_a(at));
+	}
+	pm_dtab_free(tb);
+	tgtenv_cleanup(&e);
+}
+
 static void test_striped_error_status(void **state)
 {
 	struct tgtenv e;
@@ -266,6 +322,7 @@ int main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_striped),
 		cmocka_unit_test(test_striped_gather),
+		cmocka_unit_test(test_striped_parallel),
 		cmocka_unit_test(test_striped_error_status),
 		cmocka_unit_test(test_split_args),
 	};
