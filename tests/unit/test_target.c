@@ -154,13 +154,52 @@ static void test_striped(void **state)
 	tgtenv_cleanup(&e);
 }
 
-/* Sector s of a 3-stripe table (chunk 5, stripes at 10, 20, 30) as its file holds it */
-static void striped3_sector(char path[3][256], uint64_t s, uint8_t *out)
+/* Sector s of a 3-stripe table of `chunk`-sector chunks, stripe k at sector base * (k + 1) of
+ * path[k], as its file holds it */
+static void stripes3_sector(char path[3][256], uint64_t chunk, uint64_t base, uint64_t s, uint8_t *out)
 {
-	uint64_t chunk = s / 5;
-	unsigned stripe = (unsigned)(chunk % 3);
+	uint64_t c = s / chunk;
+	unsigned stripe = (unsigned)(c % 3);
 
-	tgtenv_pread(path[stripe], (10 * (stripe + 1) + chunk / 3 * 5 + s % 5) * 512, out, 512);
+	tgtenv_pread(path[stripe], (base * (stripe + 1) + c / 3 * chunk + s % chunk) * 512, out, 512);
+}
+
+struct req {
+	uint64_t off, len; /* sectors */
+};
+
+/* Each request read and compared with the files sector by sector; then each written (every sector
+ * its number) and every sector found in its file; the sector before each stripe's start untouched.
+ * Stripe 1's file is filled with tgtenv_fill_b, the others with tgtenv_fill_a. */
+static void stripes3_check(struct pm_dtab *tb, char path[3][256], uint64_t chunk, uint64_t base,
+			   const struct req *reqs, size_t n, uint8_t *buf, size_t buflen)
+{
+	uint8_t want[512];
+
+	for (size_t i = 0; i < n; i++) {
+		assert_true(reqs[i].len * 512 <= buflen);
+		memset(buf, 0, reqs[i].len * 512);
+		assert_int_equal(pm_dtab_read(tb, reqs[i].off * 512, buf, reqs[i].len * 512), 0);
+		for (uint64_t s = 0; s < reqs[i].len; s++) {
+			stripes3_sector(path, chunk, base, reqs[i].off + s, want);
+			assert_memory_equal(buf + s * 512, want, 512);
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		for (uint64_t s = 0; s < reqs[i].len; s++)
+			memset(buf + s * 512, (int)((reqs[i].off + s + i) & 0xff), 512);
+		assert_int_equal(pm_dtab_write(tb, reqs[i].off * 512, buf, reqs[i].len * 512), 0);
+		for (uint64_t s = 0; s < reqs[i].len; s++) {
+			stripes3_sector(path, chunk, base, reqs[i].off + s, want);
+			assert_int_equal(want[0], (reqs[i].off + s + i) & 0xff);
+			assert_int_equal(want[511], (reqs[i].off + s + i) & 0xff);
+		}
+	}
+	for (unsigned st = 0; st < 3; st++) {
+		uint64_t at = (base * (st + 1) - 1) * 512;
+		tgtenv_pread(path[st], at, want, 512);
+		assert_int_equal(want[0], st == 1 ? tgtenv_fill_b(at) : tgtenv_fill_a(at));
+	}
 }
 
 /* Requests spanning many chunks, starting and ending inside chunks, each stripe's pieces gathered into
@@ -173,8 +212,8 @@ static void test_striped_gather(void **state)
 	struct pm_vdev iv;
 	char err[256], path[3][256];
 	enum { LEN = 900 }; /* sectors: 180 chunks, more than one call takes */
-	static uint8_t buf[LEN * 512], want[512];
-	static const struct { uint64_t off, len; } reqs[] = {
+	static uint8_t buf[LEN * 512];
+	static const struct req reqs[] = {
 		{ 0, LEN }, { 1, 3 }, { 4, 2 }, { 3, 400 }, { 7, 13 }, { 5, 15 }, { 14, 331 }, { 899, 1 }, { 100, 800 },
 	};
 
@@ -187,30 +226,7 @@ static void test_striped_gather(void **state)
 	pm_dtab_vdev(inner, &iv);
 	tgtenv_add_vdev(&e, "inner", &iv);
 	assert_int_equal(tgtenv_build(&e, "0 900 striped 3 5 7:0 10 7:1 20 inner 30\n", false, &tb, err, sizeof(err)), 0);
-	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
-		memset(buf, 0, sizeof(buf));
-		assert_int_equal(pm_dtab_read(tb, reqs[i].off * 512, buf, reqs[i].len * 512), 0);
-		for (uint64_t s = 0; s < reqs[i].len; s++) {
-			striped3_sector(path, reqs[i].off + s, want);
-			assert_memory_equal(buf + s * 512, want, 512);
-		}
-	}
-	/* writes: each sector gets its number, then every sector is read from its file */
-	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
-		for (uint64_t s = 0; s < reqs[i].len; s++)
-			memset(buf + s * 512, (int)((reqs[i].off + s + i) & 0xff), 512);
-		assert_int_equal(pm_dtab_write(tb, reqs[i].off * 512, buf, reqs[i].len * 512), 0);
-		for (uint64_t s = 0; s < reqs[i].len; s++) {
-			striped3_sector(path, reqs[i].off + s, want);
-			assert_int_equal(want[0], (reqs[i].off + s + i) & 0xff);
-			assert_int_equal(want[511], (reqs[i].off + s + i) & 0xff);
-		}
-	}
-	/* nothing outside the stripes' ranges was written: the sector before each stripe's start */
-	for (unsigned st = 0; st < 3; st++) {
-		tgtenv_pread(path[st], (10 * (st + 1) - 1) * 512, want, 512);
-		assert_int_equal(want[0], st == 1 ? tgtenv_fill_b((10 * (st + 1) - 1) * 512) : tgtenv_fill_a((10 * (st + 1) - 1) * 512));
-	}
+	stripes3_check(tb, path, 5, 10, reqs, sizeof(reqs) / sizeof(reqs[0]), buf, sizeof(buf));
 	char *st = tgtenv_status(tb, false, 0); /* the inner table shows as the number it was given */
 	assert_non_null(st);
 	assert_true(strlen(st) > 6 && !strcmp(st + strlen(st) - 6, " 1 AAA"));
@@ -221,24 +237,16 @@ static void test_striped_gather(void **state)
 }
 
 /* Requests of 256 KiB and more have their stripes read and written at once, by the target's helper
- * threads (src/par.c): 1 MiB and longer requests over three stripes of 32 KiB chunks, starting and
- * ending inside chunks, every sector from (and to) its place in its file. */
-static void big_sector(char path[3][256], uint64_t s, uint8_t *out)
-{
-	uint64_t chunk = s / 64;
-	unsigned stripe = (unsigned)(chunk % 3);
-
-	tgtenv_pread(path[stripe], (8 * (stripe + 1) + chunk / 3 * 64 + s % 64) * 512, out, 512);
-}
-
+ * threads (src/par.c): requests of 288 KiB to 3.75 MiB over three stripes of 32 KiB chunks, starting
+ * and ending inside chunks. */
 static void test_striped_parallel(void **state)
 {
 	struct tgtenv e;
 	struct pm_dtab *tb;
 	char err[256], path[3][256];
 	enum { LEN = 3 * 64 * 40 }; /* sectors: 40 rows, 3.75 MiB */
-	static uint8_t buf[LEN * 512], want[512];
-	static const struct { uint64_t off, len; } reqs[] = {
+	static uint8_t buf[LEN * 512];
+	static const struct req reqs[] = {
 		{ 0, 2048 }, { 37, 1500 }, { 1000, 3000 }, { 64, 576 }, { 5, 4000 }, { 0, LEN },
 	};
 
@@ -248,30 +256,7 @@ static void test_striped_parallel(void **state)
 	tgtenv_file(&e, "7:1", 4 << 20, tgtenv_fill_b, path[1]);
 	tgtenv_file(&e, "7:2", 4 << 20, tgtenv_fill_a, path[2]);
 	assert_int_equal(tgtenv_build(&e, "0 7680 striped 3 64 7:0 8 7:1 16 7:2 24\n", false, &tb, err, sizeof(err)), 0);
-	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
-		memset(buf, 0, sizeof(buf));
-		assert_int_equal(pm_dtab_read(tb, reqs[i].off * 512, buf, reqs[i].len * 512), 0);
-		for (uint64_t s = 0; s < reqs[i].len; s++) {
-			big_sector(path, reqs[i].off + s, want);
-			assert_memory_equal(buf + s * 512, want, 512);
-		}
-	}
-	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
-		for (uint64_t s = 0; s < reqs[i].len; s++)
-			memset(buf + s * 512, (int)((reqs[i].off + s * 7 + i) & 0xff), 512);
-		assert_int_equal(pm_dtab_write(tb, reqs[i].off * 512, buf, reqs[i].len * 512), 0);
-		for (uint64_t s = 0; s < reqs[i].len; s++) {
-			big_sector(path, reqs[i].off + s, want);
-			assert_int_equal(want[0], (reqs[i].off + s * 7 + i) & 0xff);
-			assert_int_equal(want[511], (reqs[i].off + s * 7 + i) & 0xff);
-		}
-	}
-	/* the sector before each stripe's start is as it was */
-	for (unsigned st = 0; st < 3; st++) {
-		uint64_t at = (8 * (st + 1) - 1) * 512;
-		tgtenv_pread(path[st], at, want, 512);
-		assert_int_equal(want[0], st == 1 ? tgtenv_fill_b(at) : tgtenv_fill_a(at));
-	}
+	stripes3_check(tb, path, 64, 8, reqs, sizeof(reqs) / sizeof(reqs[0]), buf, sizeof(buf));
 	pm_dtab_free(tb);
 	tgtenv_cleanup(&e);
 }
