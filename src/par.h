@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* A few helper threads that take parts of one request's CPU work (the crypt target's cipher work) so
+/* A few helper threads that take parts of one request's work (crypt's cipher calls, striped's stripes) so
  * that a large request is not held to one core: the caller runs parts too, and takes back every part
  * no helper has started, so a busy machine costs no more than a wake-up. */
 #ifndef PARTMAP_PAR_H
