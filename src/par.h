@@ -7,7 +7,8 @@
 
 struct pm_par;
 
-/* The number of helpers worth starting here: the online CPUs but one, at most 7 (0 on one CPU). */
+/* The number of helpers worth starting here: the CPUs this process may run on but one, at most 7
+ * (0 on one CPU). */
 unsigned pm_par_helpers(void);
 
 /* a pool of `helpers` threads (0 to 64), started at the first run that has parts to share; they

@@ -8,11 +8,14 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/wait.h>
 
 #include "par.h"
 
@@ -184,6 +187,33 @@ static void test_many_callers(void **state)
 	pm_par_free(NULL);
 }
 
+/* as many helpers as the CPUs the process may use, but one: all of them, then only the first (a
+ * child process pinned as taskset or a container's cpuset would) */
+static void test_helpers_follow_affinity(void **state)
+{
+	cpu_set_t set;
+	int status;
+	pid_t pid;
+
+	(void)state;
+	CPU_ZERO(&set);
+	assert_int_equal(sched_getaffinity(0, sizeof(set), &set), 0);
+	assert_int_equal(pm_par_helpers(), CPU_COUNT(&set) > 8 ? 7 : CPU_COUNT(&set) - 1);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int first = 0;
+
+		while (!CPU_ISSET(first, &set))
+			first++;
+		CPU_ZERO(&set);
+		CPU_SET(first, &set);
+		_exit(sched_setaffinity(0, sizeof(set), &set) == 0 && pm_par_helpers() == 0 ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -191,6 +221,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_parts_at_once),
 		cmocka_unit_test(test_many_callers),
+		cmocka_unit_test(test_helpers_follow_affinity),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
