@@ -23,8 +23,8 @@
  * Threads: cipher contexts are not shared. A request takes a worker (its contexts, keyed lazily, and a
  * 64 KiB buffer for writes, which are never encrypted in the caller's buffer) from a pool and gives
  * it back; the pool holds as many workers as requests ever ran at once. A request of 256 KiB or more
- * is cut into parts of 128 KiB that the target's helper threads (src/par.c, one per CPU but one)
- * take too, each part with a worker of its own. */
+ * is cut into parts of 128 KiB that the target's helper threads (src/par.c: one per CPU the process
+ * may run on, but one) take too, each part with a worker of its own. */
 #include "target.h"
 #include "../par.h"
 #include "../util.h"
