@@ -43,18 +43,21 @@ struct pm_par {
 	pthread_t th[];
 };
 
-unsigned pm_par_helpers(void)
+unsigned pm_cpus(void)
 {
 	cpu_set_t set;
 	long n;
 
-	/* the CPUs this process may run on (a container's cpuset, taskset), else all online */
 	CPU_ZERO(&set);
 	n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 1 ? (unsigned)n : 1;
+}
 
-	if (n <= 1)
-		return 0;
-	return n - 1 > 7 ? 7 : (unsigned)(n - 1);
+unsigned pm_par_helpers(void)
+{
+	unsigned n = pm_cpus();
+
+	return n - 1 > 7 ? 7 : n - 1;
 }
 
 static void parts(struct par_job *j)
@@ -100,7 +103,23 @@ static void *helper(void *arg)
 	return NULL;
 }
 
-static void start(struct pm_par *p);
+/* under the lock: the helpers started, as many as could be */
+static void start(struct pm_par *p)
+{
+	pthread_attr_t attr;
+	sigset_t all, old;
+
+	p->tried = true;
+	if (pthread_attr_init(&attr))
+		return;
+	pthread_attr_setstacksize(&attr, PAR_STACK);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	while (p->started < p->helpers && !pthread_create(&p->th[p->started], &attr, helper, p))
+		p->started++;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+}
 
 int pm_par_run(struct pm_par *p, unsigned n, int (*fn)(void *arg, unsigned i), void *arg)
 {
@@ -138,24 +157,6 @@ int pm_par_run(struct pm_par *p, unsigned n, int (*fn)(void *arg, unsigned i), v
 		pthread_cond_wait(&p->left, &p->lock);
 	pthread_mutex_unlock(&p->lock);
 	return __atomic_load_n(&j.ret, __ATOMIC_RELAXED);
-}
-
-/* under the lock: the helpers started, as many as could be */
-static void start(struct pm_par *p)
-{
-	pthread_attr_t attr;
-	sigset_t all, old;
-
-	p->tried = true;
-	if (pthread_attr_init(&attr))
-		return;
-	pthread_attr_setstacksize(&attr, PAR_STACK);
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	while (p->started < p->helpers && !pthread_create(&p->th[p->started], &attr, helper, p))
-		p->started++;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&attr);
 }
 
 int pm_par_new(unsigned helpers, struct pm_par **out)

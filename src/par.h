@@ -7,8 +7,11 @@
 
 struct pm_par;
 
-/* The number of helpers worth starting here: the CPUs this process may run on but one, at most 7
- * (0 on one CPU). */
+/* The CPUs this process may run on (its affinity: taskset, a container's cpuset; else all online),
+ * at least 1. */
+unsigned pm_cpus(void);
+
+/* The number of helpers worth starting here: pm_cpus() but one, at most 7 (0 on one CPU). */
 unsigned pm_par_helpers(void);
 
 /* a pool of `helpers` threads (0 to 64), started at the first run that has parts to share; they

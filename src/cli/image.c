@@ -5,6 +5,7 @@
 #include "applets.h"
 #include "common.h"
 #include "../image/image.h"
+#include "../par.h"
 #include "../util.h"
 
 #include <errno.h>
@@ -249,19 +250,18 @@ static void *copy_worker(void *arg)
 	return NULL;
 }
 
-/* Run the copy with one worker per processor (at most COPY_THREADS): reads, decompression and
- * writes of different chunks overlap. 0, or 1 when a worker failed (it said why). */
+/* Run the copy with one worker per processor it may run on (at most COPY_THREADS): reads,
+ * decompression and writes of different chunks overlap. 0, or 1 when a worker failed (it said why). */
 static int run_copy(struct copy *c, bool want_progress)
 {
 	pthread_t th[COPY_THREADS];
-	unsigned nth = 0;
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned nth = 0, ncpu = pm_cpus();
 
 	/* -p: on a terminal only (stdout, as qemu-img, else stderr) */
 	c->progress = !want_progress ? NULL : isatty(STDOUT_FILENO) ? stdout : isatty(STDERR_FILENO) ? stderr : NULL;
 	pthread_mutex_init(&c->plock, NULL);
 	progress(c, 0);
-	while (nth < COPY_THREADS && nth < (unsigned)(ncpu > 0 ? ncpu : 1) &&
+	while (nth < COPY_THREADS && nth < ncpu &&
 	       pthread_create(&th[nth], NULL, copy_worker, c) == 0)
 		nth++;
 	if (nth == 0)

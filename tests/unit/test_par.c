@@ -187,7 +187,7 @@ static void test_many_callers(void **state)
 	pm_par_free(NULL);
 }
 
-/* as many helpers as the CPUs the process may use, but one: all of them, then only the first (a
+/* pm_cpus() the CPUs the process may use, and as many helpers but one: all of them, then only the first (a
  * child process pinned as taskset or a container's cpuset would) */
 static void test_helpers_follow_affinity(void **state)
 {
@@ -198,6 +198,7 @@ static void test_helpers_follow_affinity(void **state)
 	(void)state;
 	CPU_ZERO(&set);
 	assert_int_equal(sched_getaffinity(0, sizeof(set), &set), 0);
+	assert_int_equal(pm_cpus(), CPU_COUNT(&set));
 	assert_int_equal(pm_par_helpers(), CPU_COUNT(&set) > 8 ? 7 : CPU_COUNT(&set) - 1);
 	pid = fork();
 	assert_true(pid >= 0);
@@ -208,7 +209,7 @@ static void test_helpers_follow_affinity(void **state)
 			first++;
 		CPU_ZERO(&set);
 		CPU_SET(first, &set);
-		_exit(sched_setaffinity(0, sizeof(set), &set) == 0 && pm_par_helpers() == 0 ? 0 : 1);
+		_exit(sched_setaffinity(0, sizeof(set), &set) == 0 && pm_cpus() == 1 && pm_par_helpers() == 0 ? 0 : 1);
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
