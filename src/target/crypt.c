@@ -40,7 +40,7 @@
 #include <openssl/evp.h>
 
 #define CRYPT_CHUNK (64u << 10)   /* a write's bounce buffer; a multiple of every sector_size */
-#define CRYPT_PART (128u << 10)   /* a request is shared with helper threads in parts of this or more */
+#define CRYPT_PART (128u << 10)   /* requests of twice this or more: parts of this for helper threads */
 #define CRYPTO_MAX_ALG_NAME 128   /* the kernel's limit on a crypto API name */
 #define MAX_TAG_SIZE 480
 
@@ -297,7 +297,7 @@ static int crypt_where(struct pm_target *ti, uint64_t off, uint64_t len, uint64_
 	return 0;
 }
 
-/* One request's cipher work in parts (CRYPT_PART or more, whole 4 KiB), on the caller's thread and
+/* One request's cipher work in parts (CRYPT_PART, whole 4 KiB), on the caller's thread and
  * the target's helper threads: a 1 MiB read of a 512-byte-sector device costs one core about 0.4 ms
  * of cipher calls (an IV set up per sector), while the FUSE thread that brought it is the only one
  * at work. Each part takes its own worker. */
@@ -309,11 +309,20 @@ struct crypt_job {
 	size_t len, part;
 };
 
+/* part i's byte in the request and its length */
+static size_t part_of(const struct crypt_job *j, unsigned i, size_t *len)
+{
+	size_t o = (size_t)i * j->part;
+
+	*len = j->len - o < j->part ? j->len - o : j->part;
+	return o;
+}
+
 /* part i of a read: read, then decrypted in place */
 static int read_part(void *arg, unsigned i)
 {
 	struct crypt_job *j = arg;
-	size_t o = (size_t)i * j->part, n = j->len - o < j->part ? j->len - o : j->part;
+	size_t n, o = part_of(j, i, &n);
 	struct worker *w;
 	int r;
 
@@ -330,7 +339,7 @@ static int read_part(void *arg, unsigned i)
 static int write_part(void *arg, unsigned i)
 {
 	struct crypt_job *j = arg;
-	size_t o = (size_t)i * j->part, end = j->len - o < j->part ? j->len : o + j->part;
+	size_t n, o = part_of(j, i, &n), end = o + n;
 	struct worker *w = worker_get(j->cc);
 	int r = 0;
 
@@ -341,8 +350,7 @@ static int write_part(void *arg, unsigned i)
 		return -ENOMEM;
 	}
 	for (; o < end && r >= 0; o += CRYPT_CHUNK) {
-		size_t n = end - o < CRYPT_CHUNK ? end - o : CRYPT_CHUNK;
-
+		n = end - o < CRYPT_CHUNK ? end - o : CRYPT_CHUNK;
 		if ((r = convert(j->cc, w, 1, j->off + o, j->in + o, w->buf, n)) >= 0)
 			r = pm_vdev_write(j->cc->dev->vdev, j->at + o, w->buf, n);
 	}

@@ -164,11 +164,7 @@ static int striped_rw(struct pm_target *ti, bool wr, uint64_t off, uint8_t *buf,
 	if (j.pieces > STRIPED_MAX_PIECES)
 		return -EINVAL; /* never: max_io cuts requests to this */
 	stripes = (unsigned)(j.pieces < sc->n ? j.pieces : sc->n);
-	if (len >= STRIPED_PAR)
-		pm_par_run(sc->par, stripes, stripe_io, &j);
-	else
-		for (unsigned d = 0; d < stripes; d++)
-			stripe_io(&j, d);
+	pm_par_run(len >= STRIPED_PAR ? sc->par : NULL, stripes, stripe_io, &j);
 	for (unsigned d = 0; d < stripes; d++)
 		if (j.r[d] < 0)
 			return j.r[d];
