@@ -89,6 +89,18 @@ struct pm_bcache {
 	} slot[PM_IMG_META_SLOTS];
 };
 
+/* Where a format's own structures (headers, tables, logs) lie in its image file: sorted, disjoint.
+ * A writer never writes guest data over them nor frees them (qemu's overlap check): a table entry
+ * that points there belongs to a damaged or crafted image (write.c). */
+struct pm_range {
+	uint64_t off, len;
+};
+
+struct pm_ranges {
+	struct pm_range *r;
+	size_t n, cap;
+};
+
 struct pm_image {
 	const struct pm_image_fmt *fmt;
 	char *path;               /* as opened (a backing file: resolved against its overlay's folder) */
@@ -111,6 +123,7 @@ struct pm_image {
 	ino_t st_ino;
 	void *priv;
 	struct pm_bcache meta;    /* table windows */
+	struct pm_ranges tables;  /* where the format's structures lie in fd (formats that write fill it) */
 	struct pm_bcache dec;     /* decoded clusters */
 	void *zstd_pool[PM_IMG_DATA_SLOTS]; /* idle zstd contexts (under dec.lock): one made per cluster costs more than the cluster */
 	unsigned nzstd;
@@ -179,5 +192,15 @@ int pm_img_read_current(struct pm_image *img, uint64_t off, void *buf, size_t le
 /* Discard by punching holes in the data this layer maps the range to (reads then give zeros); the
  * tables stay as they are. Call with the format's lock held. */
 int pm_img_punch_mapped(struct pm_image *img, uint64_t off, uint64_t len);
+/* The structures' ranges (struct pm_ranges): appended while they are found, then sealed (sorted;
+ * -EUCLEAN when two overlap: a damaged image); hit: does [off, off+len) touch one; insert (sealed,
+ * kept sorted; -EUCLEAN when it would overlap one) and remove (the one starting at off) as a writer
+ * makes or moves structures. -EUCLEAN from add when the range wraps around. */
+int pm_ranges_add(struct pm_ranges *s, uint64_t off, uint64_t len);
+int pm_ranges_seal(struct pm_ranges *s);
+bool pm_ranges_hit(const struct pm_ranges *s, uint64_t off, uint64_t len);
+int pm_ranges_insert(struct pm_ranges *s, uint64_t off, uint64_t len);
+void pm_ranges_remove(struct pm_ranges *s, uint64_t off);
+void pm_ranges_free(struct pm_ranges *s);
 
 #endif

@@ -711,6 +711,8 @@ int pm_img_write_in_place(struct pm_image *img, uint64_t off, const void *buf, s
 		/* only where the data lies as it is (or a hole of the file itself): no table to change */
 		if (pc.kind != PM_IMG_DATA && !pc.hole)
 			return -EROFS;
+		if (pc.fd == img->fd && pm_ranges_hit(&img->tables, pc.host, pc.len))
+			return -EUCLEAN; /* the format's own structures: a damaged image */
 		if ((r = pm_pwrite_all(pc.fd, p, pc.len, pc.host)) < 0)
 			return r;
 		p += pc.len;
@@ -813,6 +815,7 @@ void pm_image_close(struct pm_image *img)
 	pm_zstd_pool_free(img);
 	bcache_free(&img->meta);
 	bcache_free(&img->dec);
+	pm_ranges_free(&img->tables);
 	if (img->fd >= 0)
 		close(img->fd);
 	free(img->path);

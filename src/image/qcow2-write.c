@@ -80,6 +80,17 @@ struct qcow2w {
 	bool started;            /* the first write's header update done */
 };
 
+/* ---- where the metadata lies: qemu's overlap check ----
+ * The structures guest data must never be written over nor freed: the header cluster, the L1 tables
+ * (the active one and the snapshots'), the L2 tables they point at, the refcount table and blocks,
+ * the snapshot table, the bitmap directory and tables. Found at the first write from the tables on
+ * disk (meta_build, by the walk check makes) into img->tables and kept there as the writer adds or
+ * moves them; an image whose structures overlap one another is not written at all. A COPIED entry,
+ * or a cluster free by its refcount, that is one of them (a damaged or crafted image) would have the
+ * guest's data written over the tables: the write fails instead (EUCLEAN) and nothing more is
+ * written, as qemu refuses it ("Preventing invalid write on metadata"). 16 bytes a structure: 32 KiB
+ * for the 2048 L2 tables of a fully allocated 1 TiB disk of 64 KiB clusters. */
+
 /* The file now reaches end: readers see the bytes (map and the table reads check against it). */
 static void note_end(struct pm_image *img, uint64_t end)
 {
@@ -436,6 +447,8 @@ static int new_refblock(struct pm_image *img, uint64_t idx, uint64_t c)
 	size_t at, n;
 	int r;
 
+	if (pm_ranges_hit(&img->tables, c << q->cluster_bits, q->cluster_size))
+		return -EUCLEAN; /* counted by no block, yet metadata: the refcounts are wrong */
 	memset(w->cbuf, 0, q->cluster_size);
 	rc_set(w->cbuf, q->refcount_order, c - (idx << w->rbe_bits), 1, &at, &n);
 	if ((r = wr(img, w->cbuf, q->cluster_size, c << q->cluster_bits)) < 0 || (r = wsync(img)) < 0)
@@ -444,7 +457,7 @@ static int new_refblock(struct pm_image *img, uint64_t idx, uint64_t c)
 	if ((r = wr(img, e, 8, q->reftable_off + idx * 8)) < 0)
 		return r;
 	w->rt[idx] = c << q->cluster_bits;
-	return 0;
+	return pm_ranges_insert(&img->tables, c << q->cluster_bits, q->cluster_size);
 }
 
 /* A refcount table with room for index need: new refcount blocks and the new table together at the
@@ -476,6 +489,8 @@ static int grow_reftable(struct pm_image *img, uint64_t need)
 	}
 	if (t * cs > QCOW2_MAX_REFTABLE_BYTES || t > UINT32_MAX)
 		return -EFBIG;
+	if (pm_ranges_hit(&img->tables, a * cs, (k + t) * cs))
+		return -EUCLEAN; /* past every counted cluster, yet metadata: a table points past the file */
 	/* the refcount blocks: each counts the new clusters in its range */
 	for (uint64_t m = 0; m < k; m++) {
 		memset(w->cbuf, 0, cs);
@@ -509,6 +524,12 @@ static int grow_reftable(struct pm_image *img, uint64_t need)
 	w->rt_entries = n_new;
 	q->reftable_off = (a + k) * cs;
 	q->reftable_clusters = (uint32_t)t;
+	pm_ranges_remove(&img->tables, old_off);
+	for (uint64_t m = 0; m < k; m++)
+		if ((r = pm_ranges_insert(&img->tables, (a + m) * cs, cs)) < 0)
+			return r;
+	if ((r = pm_ranges_insert(&img->tables, (a + k) * cs, t * cs)) < 0)
+		return r;
 	/* the old table: no longer referenced */
 	for (uint64_t c = old_off / cs; c < old_off / cs + old_clusters; c++) {
 		uint64_t v;
@@ -536,6 +557,8 @@ static int alloc_cluster(struct pm_image *img, uint64_t *off)
 		    (c << q->cluster_bits) > ENTRY_OFFSET_MASK)
 			return -EFBIG; /* cluster 0 is the header: a broken refcount structure */
 		if (idx < w->rt_entries && rb_of(w, c)) {
+			if (pm_ranges_hit(&img->tables, c << q->cluster_bits, q->cluster_size))
+				return -EUCLEAN; /* metadata with a refcount of 0 */
 			if ((r = refcount_set(img, c, 1)) < 0)
 				return r;
 			w->free_hint = c + 1;
@@ -558,6 +581,8 @@ static int release(struct pm_image *img, uint64_t off, uint64_t len, bool punch)
 
 	if (!len)
 		return 0;
+	if (pm_ranges_hit(&img->tables, off, len))
+		return -EUCLEAN; /* a guest cluster that is metadata: never freed nor punched */
 	for (uint64_t c = off >> q->cluster_bits; c <= (off + len - 1) >> q->cluster_bits; c++) {
 		uint64_t v;
 		if ((r = refcount_get(img, c, &v)) < 0)
@@ -658,6 +683,8 @@ static int state_init(struct pm_image *img)
 	return 0;
 }
 
+static int meta_build(struct pm_image *img);
+
 static int writer_init(struct pm_image *img)
 {
 	struct qcow2 *q = img->priv;
@@ -671,6 +698,8 @@ static int writer_init(struct pm_image *img)
 	for (uint64_t i = 0; i < w->rt_entries; i++)
 		if (w->rt[i] & (q->cluster_size - 1) & REFTABLE_OFFSET_MASK)
 			return w->err = -EIO; /* a misaligned refcount block: not written */
+	if ((r = meta_build(img)) < 0)
+		return w->err = r;
 	/* autoclear: the bitmaps are not kept up to date, so they are declared inconsistent (the spec's
 	 * way for a program that does not know them) before anything else changes */
 	if (q->version >= 3 && (q->autoclear & AUTOCLEAR_BITMAPS)) {
@@ -724,6 +753,15 @@ static int read_guest(struct pm_image *img, uint64_t goff, uint8_t *buf, size_t 
 	return have ? pm_image_read(img, goff, buf, have) : 0;
 }
 
+/* is host a cluster one of the first n clusters of a write already lies at (a new one: none yet)? */
+static bool held_before(const struct cl *c, uint64_t n, uint64_t host)
+{
+	for (uint64_t i = 0; i < n; i++)
+		if (c[i].act != NEWC && c[i].host == host)
+			return true;
+	return false;
+}
+
 /* One run of the write inside one L2 table and at most CHUNK_CLUSTERS clusters. */
 static int write_chunk(struct pm_image *img, uint64_t off, const uint8_t *p, size_t len)
 {
@@ -756,6 +794,13 @@ static int write_chunk(struct pm_image *img, uint64_t off, const uint8_t *p, siz
 		if (!(x->e & ENTRY_COMPRESSED) && host && (x->e & ENTRY_COPIED)) {
 			if (host & (cs - 1))
 				return -EIO;
+			/* the entry points at metadata (written over, it would be lost), past the file (no
+			 * cluster was ever allocated there), at a cluster an entry before it in this write
+			 * holds too (the first one's data would be lost), or has reserved bits set: a damaged
+			 * image, not written (qemu refuses the first and the last) */
+			if (pm_ranges_hit(&img->tables, host, cs) || host >= img->file_size || (x->e & ENTRY_RESERVED) ||
+			    held_before(c, i, host))
+				return -EUCLEAN;
 			x->host = host;
 			if (!q->ext_l2) {
 				x->act = (x->e & ENTRY_ZERO) ? REUSE : INPLACE;
@@ -765,16 +810,27 @@ static int write_chunk(struct pm_image *img, uint64_t off, const uint8_t *p, siz
 				x->act = ((uint32_t)x->bm & x->mask) == x->mask ? INPLACE : SUB;
 			}
 		} else {
+			uint64_t ro, rl;
 			x->act = NEWC;
 			any_free |= (x->e & ENTRY_COMPRESSED) || host;
+			entry_range(q, x->e, &ro, &rl);
+			if (pm_ranges_hit(&img->tables, ro, rl))
+				return -EUCLEAN; /* what it replaces is metadata: it would be freed */
 		}
 	}
 	/* 1. refcounts */
-	if (new_l2 && (r = alloc_cluster(img, &l2)) < 0)
+	if (new_l2 && ((r = alloc_cluster(img, &l2)) < 0 || (r = pm_ranges_insert(&img->tables, l2, cs)) < 0))
 		return r;
-	for (uint64_t i = 0; i < n; i++)
-		if (c[i].act == NEWC && (r = alloc_cluster(img, &c[i].host)) < 0)
+	for (uint64_t i = 0; i < n; i++) {
+		if (c[i].act != NEWC)
+			continue;
+		if ((r = alloc_cluster(img, &c[i].host)) < 0)
 			return r;
+		/* free by its refcount, yet a cluster this write writes in place: the refcounts are wrong,
+		 * and the guest's data would go twice to one place */
+		if (held_before(c, n, c[i].host))
+			return -EUCLEAN;
+	}
 	/* 2. data: straight from the guest's buffer where it covers all that is written (runs contiguous
 	 * in the file and in the buffer joined into one write); a new cluster (subclusters) written in
 	 * part is filled around the guest's bytes with what the guest saw there */
@@ -930,7 +986,8 @@ static int discard_chunk(struct pm_image *img, uint64_t gc0, uint64_t n)
 		/* over a backing file the clusters must become zero clusters: an L2 table for them,
 		 * counted, zeroed and synced before the L1 entry points at it */
 		uint8_t b[8];
-		if ((r = alloc_cluster(img, &l2)) < 0 || (r = l2_get(img, l2, true, &t)) < 0 ||
+		if ((r = alloc_cluster(img, &l2)) < 0 || (r = pm_ranges_insert(&img->tables, l2, q->cluster_size)) < 0 ||
+		    (r = l2_get(img, l2, true, &t)) < 0 ||
 		    (r = l2_writeback(img, t)) < 0 || (r = wsync(img)) < 0)
 			return r;
 		put_be64(b, l2 | ENTRY_COPIED);
@@ -947,6 +1004,8 @@ static int discard_chunk(struct pm_image *img, uint64_t gc0, uint64_t n)
 		entry_range(q, e[i], &ro, &rl);
 		if (rl && !(e[i] & ENTRY_COMPRESSED) && !(e[i] & ENTRY_COPIED))
 			return -EIO; /* shared: not released */
+		if (pm_ranges_hit(&img->tables, ro, rl))
+			return -EUCLEAN; /* metadata, not the guest's: the table is left as it is */
 		if (img->backing) {
 			if (q->ext_l2)
 				nbm = 0xffffffffull << 32;
@@ -1007,12 +1066,16 @@ int pm_qcow2_discard(struct pm_image *img, uint64_t off, uint64_t len)
 
 /* ---- check: references against refcounts, as qemu-img check ---- */
 
+/* The walk of everything the image references. check counts the references per cluster; meta_build
+ * (collect set) only notes where the metadata lies, without reading the L2 tables. */
 struct chk {
 	struct pm_image *img;
 	struct pm_image_check *res;
 	uint32_t *refs;          /* references counted per cluster of the file */
 	uint64_t nb;             /* clusters in the file */
 	uint8_t *buf;            /* an L2 table */
+	bool collect;            /* meta_build: the metadata noted in img->tables, nothing counted */
+	int err;
 };
 
 static void say(struct chk *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -1033,7 +1096,7 @@ static void inc(struct chk *k, uint64_t off, uint64_t len, const char *what)
 {
 	struct qcow2 *q = k->img->priv;
 
-	if (!len)
+	if (!len || k->collect)
 		return;
 	for (uint64_t c = off >> q->cluster_bits; c <= (off + len - 1) >> q->cluster_bits; c++) {
 		if (c >= k->nb) {
@@ -1044,6 +1107,17 @@ static void inc(struct chk *k, uint64_t off, uint64_t len, const char *what)
 		if (k->refs[c] < UINT32_MAX)
 			k->refs[c]++;
 	}
+}
+
+/* A metadata structure: counted as inc() does, or noted for meta_build (appended: sorted there). */
+static void meta(struct chk *k, uint64_t off, uint64_t len, const char *what)
+{
+	int r;
+
+	if (!k->collect)
+		inc(k, off, len, what);
+	else if (!k->err && (r = pm_ranges_add(&k->img->tables, off, len)) < 0)
+		k->err = r;
 }
 
 /* Count what an L1 table references (an L2 table per entry, the clusters of its entries). */
@@ -1070,8 +1144,8 @@ static int walk_l1(struct chk *k, uint64_t l1_off, uint32_t l1_size)
 			say(k, "ERROR L2 table offset 0x%llx unaligned (L1 index %u)", (unsigned long long)l2, i);
 			continue;
 		}
-		inc(k, l2, cs, "L2 table");
-		if (l2 >= img->file_size)
+		meta(k, l2, cs, "L2 table");
+		if (l2 >= img->file_size || k->collect)
 			continue;
 		if ((r = read_cluster(img, l2, k->buf)) < 0)
 			return r;
@@ -1160,14 +1234,14 @@ static int walk_snapshots(struct chk *k)
 			k->res->corruptions++;
 			say(k, "ERROR snapshot %u: L1 table invalid", i);
 		} else {
-			inc(k, l1, (uint64_t)l1n * 8, "snapshot L1 table");
+			meta(k, l1, (uint64_t)l1n * 8, "snapshot L1 table");
 			if ((r = walk_l1(k, l1, l1n)) < 0)
 				return r;
 		}
 		pos += len;
 	}
 	if (q->nb_snapshots)
-		inc(k, q->snapshots_off, pos - q->snapshots_off, "snapshot table");
+		meta(k, q->snapshots_off, pos - q->snapshots_off, "snapshot table");
 	return 0;
 }
 
@@ -1185,15 +1259,15 @@ static int walk_bitmaps(struct chk *k)
 		return r;
 	uint32_t n = get_be32(e);
 	uint64_t dsize = get_be64(e + 8), doff = get_be64(e + 16);
-	inc(k, doff, dsize, "bitmap directory");
+	meta(k, doff, dsize, "bitmap directory");
 	for (uint64_t pos = doff; n-- && pos + 24 <= doff + dsize;) {
 		uint8_t d[24];
 		if ((r = pm_img_pread(img->fd, img->file_size, pos, d, 24)) < 0)
 			return r;
 		uint64_t toff = get_be64(d);
 		uint32_t tn = get_be32(d + 8);
-		inc(k, toff, (uint64_t)tn * 8, "bitmap table");
-		for (uint32_t t = 0; t < tn; t++) {
+		meta(k, toff, (uint64_t)tn * 8, "bitmap table");
+		for (uint32_t t = 0; t < tn && !k->collect; t++) {
 			uint8_t b[8];
 			if ((r = pm_img_pread(img->fd, img->file_size, toff + (uint64_t)t * 8, b, 8)) < 0)
 				return r;
@@ -1207,10 +1281,52 @@ static int walk_bitmaps(struct chk *k)
 	return 0;
 }
 
+/* Everything the image references: the header, the tables and what they point at. */
+static int walk_all(struct chk *k)
+{
+	struct qcow2 *q = k->img->priv;
+	struct qcow2w *w = q->w;
+	uint64_t cs = q->cluster_size;
+	int r;
+
+	meta(k, 0, cs, "header");
+	meta(k, q->l1_off, (uint64_t)q->l1_size * 8, "L1 table");
+	if ((r = walk_l1(k, q->l1_off, q->l1_size)) < 0 || (r = walk_snapshots(k)) < 0 || (r = walk_bitmaps(k)) < 0)
+		return r;
+	meta(k, q->reftable_off, (uint64_t)q->reftable_clusters * cs, "refcount table");
+	for (uint64_t i = 0; i < w->rt_entries; i++) {
+		uint64_t rb = w->rt[i] & REFTABLE_OFFSET_MASK;
+		if (!rb)
+			continue;
+		if (rb & (cs - 1)) {
+			k->res->corruptions++;
+			say(k, "ERROR refcount block %llu is not cluster aligned", (unsigned long long)i);
+			continue;
+		}
+		meta(k, rb, cs, "refcount block");
+	}
+	return k->err;
+}
+
+/* Where the metadata lies, from the tables on disk (see the overlap check at the top). Two
+ * structures that overlap (a damaged or crafted image) and nothing is written: EUCLEAN. (An L2 table
+ * shared with a snapshot would be two of them at one place, but an image with internal snapshots is
+ * not written at all.) */
+static int meta_build(struct pm_image *img)
+{
+	struct pm_image_check quiet = { 0 };
+	struct chk k = { .img = img, .res = &quiet, .collect = true };
+	int r;
+
+	pm_ranges_free(&img->tables);
+	if ((r = walk_all(&k)) < 0)
+		return r;
+	return pm_ranges_seal(&img->tables);
+}
+
 static int check_once(struct pm_image *img, bool fix, struct pm_image_check *res)
 {
 	struct qcow2 *q = img->priv;
-	struct qcow2w *w = q->w;
 	uint64_t cs = q->cluster_size;
 	struct chk k = { .img = img, .res = res };
 	int r;
@@ -1222,22 +1338,8 @@ static int check_once(struct pm_image *img, bool fix, struct pm_image_check *res
 		return -ENOMEM;
 	k.refs = refs;
 	k.buf = buf;
-	inc(&k, 0, cs, "header");
-	inc(&k, q->l1_off, (uint64_t)q->l1_size * 8, "L1 table");
-	if ((r = walk_l1(&k, q->l1_off, q->l1_size)) < 0 || (r = walk_snapshots(&k)) < 0 || (r = walk_bitmaps(&k)) < 0)
+	if ((r = walk_all(&k)) < 0)
 		return r;
-	inc(&k, q->reftable_off, (uint64_t)q->reftable_clusters * cs, "refcount table");
-	for (uint64_t i = 0; i < w->rt_entries; i++) {
-		uint64_t rb = w->rt[i] & REFTABLE_OFFSET_MASK;
-		if (!rb)
-			continue;
-		if (rb & (cs - 1)) {
-			res->corruptions++;
-			say(&k, "ERROR refcount block %llu is not cluster aligned", (unsigned long long)i);
-			continue;
-		}
-		inc(&k, rb, cs, "refcount block");
-	}
 	res->clusters = k.nb;
 	for (uint64_t c = 0; c < k.nb; c++) {
 		uint64_t v;

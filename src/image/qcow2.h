@@ -34,6 +34,7 @@
 #define ENTRY_COMPRESSED (1ull << 62)
 #define ENTRY_COPIED (1ull << 63)
 #define ENTRY_ZERO 1ull
+#define ENTRY_RESERVED 0x3f000000000001feull /* a standard cluster's reserved bits (qemu: corrupt) */
 #define REFTABLE_OFFSET_MASK 0xfffffffffffffe00ull
 
 /* header field offsets */

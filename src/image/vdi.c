@@ -95,6 +95,17 @@ static int vdi_open(struct pm_image *img)
 	img->cluster_size = v->block_size;
 	img->subformat = type == VDI_TYPE_STATIC ? "static" : "dynamic";
 	v->allocated = get_le32(h + VDI_ALLOCATED_AT);
+	/* the header and the block map; the blocks lie from data_off on, so past both, or the image is
+	 * damaged: read, but not written (a block would be written over them) */
+	uint64_t hlen = 0x40 + (uint64_t)get_le32(h + 0x48); /* the pre-header and the header's own length */
+	int r;
+	if ((r = pm_ranges_add(&img->tables, 0, hlen > sizeof(h) ? hlen : sizeof(h))) < 0 ||
+	    (r = pm_ranges_add(&img->tables, v->map_off, (uint64_t)v->nblocks * 4)) < 0 ||
+	    (r = pm_ranges_seal(&img->tables)) < 0 || pm_ranges_hit(&img->tables, v->data_off, UINT64_MAX - v->data_off)) {
+		if (r < 0 && r != -EUCLEAN)
+			return r;
+		img->ro_reason = "its VDI data area starts inside its header or block map";
+	}
 	if (pm_img_lock_init(&v->lock) < 0)
 		return -ENOMEM;
 	v->lock_init = true;

@@ -33,6 +33,7 @@ struct vhd {
 	bool lock_init;
 	uint8_t footer[VHD_FOOTER]; /* copied to the file's new end when a block is added */
 	uint64_t next;              /* where the next block goes */
+	bool tail_footer;           /* the footer is at the end (else the copy at the start stood in) */
 };
 
 static int vhd_probe(const uint8_t *head, size_t n, const uint8_t *tail, uint64_t fsize)
@@ -136,6 +137,11 @@ static int vhd_find_next(struct pm_image *img, struct vhd *v)
 	uint64_t next = (v->bat_off + (uint64_t)v->bat_entries * 4 + 511) & ~511ull;
 	uint64_t body = img->file_size & ~511ull;
 
+	/* every block lies before the footer at the end (at the end when it is missing) and on none of
+	 * the structures (img->tables): else the image is damaged or crafted, and a write to a block
+	 * would land on them; it is read, not written */
+	uint64_t limit = v->tail_footer && body >= VHD_FOOTER ? body - VHD_FOOTER : body;
+
 	if (body >= VHD_FOOTER && body - VHD_FOOTER > next)
 		next = body - VHD_FOOTER;
 	for (uint64_t i = 0; i < v->bat_entries; i += sizeof(b) / 4) {
@@ -146,7 +152,11 @@ static int vhd_find_next(struct pm_image *img, struct vhd *v)
 		for (size_t k = 0; k < n; k++) {
 			uint32_t sec = get_be32(b + 4 * k);
 			uint64_t end = (uint64_t)sec * 512 + v->bitmap_size + v->block_size;
-			if (sec != VHD_UNUSED && end > next)
+			if (sec == VHD_UNUSED)
+				continue;
+			if (end > limit || pm_ranges_hit(&img->tables, (uint64_t)sec * 512, end - (uint64_t)sec * 512))
+				img->ro_reason = "a VHD block table entry points at its headers, its block table or past its end";
+			if (end > next)
 				next = end;
 		}
 	}
@@ -169,7 +179,8 @@ static int vhd_open(struct pm_image *img)
 	r = pm_img_pread(img->fd, img->file_size, img->file_size - VHD_FOOTER, f, VHD_FOOTER);
 	if (r < 0)
 		return r;
-	if (memcmp(f, "conectix", 8)) {
+	v->tail_footer = !memcmp(f, "conectix", 8);
+	if (!v->tail_footer) {
 		r = pm_img_pread(img->fd, img->file_size, 0, f, VHD_FOOTER);
 		if (r < 0 || memcmp(f, "conectix", 8))
 			return pm_img_fail(img, -EINVAL, "%s: no VHD footer", img->path);
@@ -215,6 +226,21 @@ static int vhd_open(struct pm_image *img)
 	if (v->bat_off > img->file_size || (uint64_t)v->bat_entries * 4 > img->file_size - v->bat_off)
 		return pm_img_fail(img, -EINVAL, "%s: VHD block table lies outside the file", img->path);
 	img->cluster_size = v->block_size;
+	/* the structures: the footer's copy, the dynamic header, the block table, the parent locators'
+	 * data; overlapping, a damaged image (read, not written) */
+	if ((r = pm_ranges_add(&img->tables, 0, VHD_FOOTER)) < 0 || (r = pm_ranges_add(&img->tables, dh_off, sizeof(dh))) < 0 ||
+	    (r = pm_ranges_add(&img->tables, v->bat_off, ((uint64_t)v->bat_entries * 4 + 511) & ~511ull)) < 0)
+		return r;
+	for (int i = 0; v->type == VHD_DIFF && i < VHD_LOCATORS; i++) {
+		const uint8_t *loc = dh + 576 + 24 * i;
+		if (get_be32(loc) && (r = pm_ranges_add(&img->tables, get_be64(loc + 16), get_be32(loc + 8))) < 0 && r != -EUCLEAN)
+			return r;
+	}
+	if ((r = pm_ranges_seal(&img->tables)) < 0) {
+		if (r != -EUCLEAN)
+			return r;
+		img->ro_reason = "its VHD structures (footer copy, dynamic header, block table, locators) overlap";
+	}
 	if (img->want_write && (r = vhd_find_next(img, v)) < 0)
 		return r;
 	if (v->type == VHD_DIFF)
@@ -292,6 +318,8 @@ static int vhd_alloc_block(struct pm_image *img, struct vhd *v, uint64_t blk, ui
 
 	if (at / 512 >= VHD_UNUSED)
 		return -EFBIG;
+	if (pm_ranges_hit(&img->tables, at, end + VHD_FOOTER - at))
+		return -EUCLEAN; /* a structure lies where the file should end: a damaged image */
 	_cleanup_free_ uint8_t *bm = calloc(1, v->bitmap_size);
 	if (!bm)
 		return -ENOMEM;

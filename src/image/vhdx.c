@@ -240,6 +240,16 @@ static int vhdx_open(struct pm_image *img)
 	img->size = size;
 	img->cluster_size = v->block_size;
 	img->subformat = v->has_parent ? "differencing" : "dynamic";
+	/* the regions no payload block may lie on (vhdx-write.c): the header section (file identifier,
+	 * headers, region tables), the log, the block table, the metadata; overlapping, they make a
+	 * damaged image that is read but not written (qemu refuses to open it) */
+	if ((r = pm_ranges_add(&img->tables, 0, MiB)) < 0 || (r = pm_ranges_add(&img->tables, v->log_off, v->log_len)) < 0 ||
+	    (r = pm_ranges_add(&img->tables, v->bat_off, v->bat_len)) < 0 ||
+	    (r = pm_ranges_add(&img->tables, meta_off, meta_len)) < 0 || (r = pm_ranges_seal(&img->tables)) < 0) {
+		if (r != -EUCLEAN)
+			return r;
+		img->ro_reason = "its VHDX regions (headers, log, block table, metadata) overlap";
+	}
 	if (v->has_parent) {
 		if (!loc)
 			return pm_img_fail(img, -EINVAL, "%s: differencing VHDX without a parent locator", img->path);

@@ -46,6 +46,8 @@ struct extent {
 	uint64_t rgd_off;          /* the redundant grain directory (bytes), 0 when none */
 	uint64_t next;             /* where the next grain goes: the file's end, rounded up to a grain */
 	bool zero_grain, compressed, markers;
+	uint64_t desc_off, desc_len; /* an embedded descriptor (bytes), 0 when none */
+	struct pm_ranges own;      /* the structures of a file other than img->fd (see tables_of) */
 };
 
 struct vmdk {
@@ -73,16 +75,33 @@ static int vmdk_probe(const uint8_t *head, size_t n, const uint8_t *tail, uint64
 
 /* Before writing: every grain directory entry (of both directories) names a grain table; partmap,
  * like qemu, does not add grain tables. Read a window at a time. */
+/* Where an extent file's structures lie: img->tables for the image's own file, else the extent's. */
+static struct pm_ranges *tables_of(struct pm_image *img, struct extent *e)
+{
+	return e->fd == img->fd ? &img->tables : &e->own;
+}
+
+/* Before a sparse extent is written: every grain table there (partmap writes into those only), and
+ * the structures no grain may lie on (the header, the descriptor, the directories, the tables):
+ * overlapping ones make a damaged image, read but not written. */
 static int check_tables(struct pm_image *img, struct extent *e)
 {
+	struct pm_ranges *t = tables_of(img, e);
 	uint8_t b[4096];
+	int r;
 
+	if ((r = pm_ranges_add(t, 0, 512)) < 0 || (r = pm_ranges_add(t, e->desc_off, e->desc_len)) < 0 ||
+	    (r = pm_ranges_add(t, e->gd_off, e->gd_entries * 4)) < 0 ||
+	    (e->rgd_off && (r = pm_ranges_add(t, e->rgd_off, e->gd_entries * 4)) < 0)) {
+		if (r == -EUCLEAN)
+			img->ro_reason = "its VMDK structures (header, descriptor, grain directories and tables) overlap";
+		return r == -EUCLEAN ? 0 : r;
+	}
 	for (int d = 0; d < 2; d++) {
 		uint64_t gd = d ? e->rgd_off : e->gd_off;
 		for (uint64_t i = 0; gd && i < e->gd_entries; i += sizeof(b) / 4) {
 			size_t n = e->gd_entries - i < sizeof(b) / 4 ? (size_t)(e->gd_entries - i) : sizeof(b) / 4;
-			int r = pm_img_pread(e->fd, e->fsize, gd + i * 4, b, n * 4);
-			if (r < 0)
+			if ((r = pm_img_pread(e->fd, e->fsize, gd + i * 4, b, n * 4)) < 0)
 				return r;
 			for (size_t k = 0; k < n; k++) {
 				uint64_t gt = (uint64_t)get_le32(b + 4 * k) * 512;
@@ -91,10 +110,14 @@ static int check_tables(struct pm_image *img, struct extent *e)
 							 "writes only into the grain tables a sparse extent has)";
 					return 0;
 				}
+				if ((r = pm_ranges_add(t, gt, (uint64_t)e->gtes * 4)) < 0)
+					return r;
 			}
 		}
 	}
-	return 0;
+	if ((r = pm_ranges_seal(t)) == -EUCLEAN)
+		img->ro_reason = "its VMDK structures (header, descriptor, grain directories and tables) overlap";
+	return r == -EUCLEAN ? 0 : r;
 }
 
 /* Open a sparse extent file's header (KDMV or COWD) into e. */
@@ -141,6 +164,10 @@ static int open_sparse(struct pm_image *img, struct extent *e, const char *path)
 		e->compressed = flags & FLAG_COMPRESSED;
 		e->markers = flags & FLAG_MARKERS;
 		e->rgd_off = (flags & FLAG_RGD) && get_le64(h + 48) < UINT64_MAX / 512 ? get_le64(h + 48) * 512 : 0;
+		if (get_le64(h + 28) && get_le64(h + 28) < UINT32_MAX && get_le64(h + 36) < UINT32_MAX) {
+			e->desc_off = get_le64(h + 28) * 512;
+			e->desc_len = get_le64(h + 36) * 512;
+		}
 		if (e->compressed || e->markers)
 			img->ro_reason = "streamOptimized VMDK: its grains are compressed and only appended; partmap, "
 					 "like qemu, does not write it";
@@ -608,9 +635,11 @@ static int write_grain(struct pm_image *img, struct vmdk *v, struct extent *e, u
 		return r;
 	uint32_t g = get_le32(b);
 	if (g > GTE_ZEROED || (g == GTE_ZEROED && !e->zero_grain)) {
-		/* a grain of this file: in place, never past the grains */
+		/* a grain of this file: in place, never past the grains nor on a structure */
 		if ((uint64_t)g * 512 + e->grain > e->next)
 			return -EIO;
+		if (pm_ranges_hit(tables_of(img, e), (uint64_t)g * 512, e->grain))
+			return -EUCLEAN;
 		return pm_pwrite_all(e->fd, p, n, (uint64_t)g * 512 + in);
 	}
 	/* a new grain at the end, whole: the rest of it as it reads now (the parent's, or zeros) */
@@ -729,9 +758,11 @@ static void vmdk_close(struct pm_image *img)
 {
 	struct vmdk *v = img->priv;
 
-	for (size_t i = 0; i < v->n; i++)
+	for (size_t i = 0; i < v->n; i++) {
 		if (v->ext[i].own_fd)
 			close(v->ext[i].fd);
+		pm_ranges_free(&v->ext[i].own);
+	}
 	free(v->ext);
 	free(v->flat_file);
 	if (v->lock_init)

@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "image/format.h"
 #include "image/image.h"
 #include "imgfmt.h"
 #include "util.h"
@@ -828,9 +829,51 @@ static void test_vhdx_differencing(void **state)
 	free(model);
 }
 
+/* Where a format's structures lie (write.c): sealed sorted, overlaps refused, hits at the edges,
+ * insert and remove keeping the order. */
+static void test_ranges(void **state)
+{
+	struct pm_ranges s = { 0 };
+
+	(void)state;
+	assert_int_equal(pm_ranges_add(&s, 4096, 512), 0);
+	assert_int_equal(pm_ranges_add(&s, 0, 512), 0);
+	assert_int_equal(pm_ranges_add(&s, 1024, 0), 0); /* empty: not kept */
+	assert_int_equal(pm_ranges_add(&s, 512, 512), 0); /* touches the one before: no overlap */
+	assert_int_equal(pm_ranges_add(&s, UINT64_MAX - 10, 20), -EUCLEAN);
+	assert_int_equal(pm_ranges_seal(&s), 0);
+	assert_int_equal(s.n, 3);
+	assert_true(s.r[0].off == 0 && s.r[1].off == 512 && s.r[2].off == 4096);
+	assert_true(pm_ranges_hit(&s, 0, 1));
+	assert_true(pm_ranges_hit(&s, 1023, 1));
+	assert_false(pm_ranges_hit(&s, 1024, 3072)); /* the gap, to its last byte */
+	assert_true(pm_ranges_hit(&s, 1024, 3073));
+	assert_true(pm_ranges_hit(&s, 4607, 100));
+	assert_false(pm_ranges_hit(&s, 4608, 1 << 20));
+	assert_false(pm_ranges_hit(&s, 100, 0));
+	assert_true(pm_ranges_hit(&s, 2048, UINT64_MAX)); /* wraps: taken as reaching everything */
+	assert_int_equal(pm_ranges_insert(&s, 2048, 1024), 0);
+	assert_int_equal(pm_ranges_insert(&s, 3000, 100), -EUCLEAN);
+	assert_int_equal(pm_ranges_insert(&s, 8192, 512), 0);
+	assert_int_equal(s.n, 5);
+	for (size_t i = 1; i < s.n; i++)
+		assert_true(s.r[i].off >= s.r[i - 1].off + s.r[i - 1].len);
+	pm_ranges_remove(&s, 4096);
+	pm_ranges_remove(&s, 4097); /* no range starts there: nothing */
+	assert_int_equal(s.n, 4);
+	assert_false(pm_ranges_hit(&s, 4096, 512));
+	assert_true(pm_ranges_hit(&s, 8192, 1));
+	pm_ranges_free(&s);
+	assert_int_equal(pm_ranges_add(&s, 0, 1024), 0);
+	assert_int_equal(pm_ranges_add(&s, 1000, 8), 0);
+	assert_int_equal(pm_ranges_seal(&s), -EUCLEAN);
+	pm_ranges_free(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ranges),
 		cmocka_unit_test(test_vhd_dynamic),
 		cmocka_unit_test(test_vhd_differencing),
 		cmocka_unit_test(test_vdi_dynamic),
