@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -17,6 +18,34 @@
 #endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The writer's promise on any image it agrees to write, however damaged: what a write that
+ * succeeded put there reads back (a write that lands on the image's own tables, or a table written
+ * back over the data, would break it). Two writes, at the start and at a place the input picks, of
+ * bytes the input picks; the image opened writable, unsynced (nothing to make durable in a memfd). */
+static void write_back(const char *path, uint64_t vsize, const uint8_t *data, size_t size)
+{
+	static uint8_t out[8192], in[8192];
+	struct pm_image *img = NULL;
+	struct pm_image_diag diag;
+	uint64_t at[2] = { 0, 0 };
+
+	if (vsize < 1024 || pm_image_open_flags(&img, path, FUZZ_FORMAT, PM_IMG_WRITABLE | PM_IMG_NO_FLUSH, &diag) < 0)
+		return;
+	for (size_t i = 0; i < sizeof(out); i++)
+		out[i] = (uint8_t)(size ? data[i % size] ^ (i >> 9) : i);
+	if (size >= 8)
+		at[1] = (((uint64_t)data[size - 1] << 24 | (uint64_t)data[size - 2] << 16 | (uint64_t)data[size - 3] << 8 |
+			  data[size - 4]) * 512) % vsize;
+	for (int k = 0; k < 2; k++) {
+		size_t n = vsize - at[k] < sizeof(out) ? (size_t)(vsize - at[k]) : sizeof(out);
+		if (pm_image_write(img, at[k], out, n) < 0)
+			continue;
+		if (pm_image_read(img, at[k], in, n) == 0 && memcmp(in, out, n))
+			abort();
+	}
+	pm_image_close(img);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -64,6 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	pm_table_free(&t);
 	pm_disk_close(&d);
 	pm_image_close(img);
+	write_back(path, vsize, data, size);
 	close(fd);
 	return 0;
 }
