@@ -166,6 +166,14 @@ static uint64_t area_chunk(const struct store *st, uint64_t a)
 	return 1 + (uint64_t)(st->epa + 1) * a;
 }
 
+/* Is COW chunk c the store's own (the header, a metadata area)? An exception read from a damaged
+ * or crafted store may name one: the kernel would write the snapshot's data over its own metadata
+ * there; partmap fails that write (or discard) with EIO instead and reads it as the kernel does. */
+static bool store_chunk(const struct store *st, uint64_t c)
+{
+	return c == 0 || (c - 1) % ((uint64_t)st->epa + 1) == 0;
+}
+
 /* I/O on a source: a request past its end fails with EIO as the kernel's does */
 static int src_io(struct pm_source *s, bool write, uint64_t off, void *buf, size_t len)
 {
@@ -657,7 +665,7 @@ static int snapshot_write(struct pm_target *ti, uint64_t off, const void *buf, s
 
 	pthread_rwlock_rdlock(&st->lock);
 	if (serving(s) && !st->overflow && xt_get(&st->x, c, &new)) {
-		r = src_io(s->cow, true, new * st->cb + pos % st->cb, (void *)(uintptr_t)buf, len);
+		r = store_chunk(st, new) ? -EIO : src_io(s->cow, true, new * st->cb + pos % st->cb, (void *)(uintptr_t)buf, len);
 		pthread_rwlock_unlock(&st->lock);
 		return r;
 	}
@@ -667,7 +675,7 @@ static int snapshot_write(struct pm_target *ti, uint64_t off, const void *buf, s
 	if (!serving(s) || st->overflow)
 		r = -EIO;
 	else if (xt_get(&st->x, c, &new))
-		r = src_io(s->cow, true, new * st->cb + pos % st->cb, (void *)(uintptr_t)buf, len);
+		r = store_chunk(st, new) ? -EIO : src_io(s->cow, true, new * st->cb + pos % st->cb, (void *)(uintptr_t)buf, len);
 	else
 		r = new_exceptions(s, &c, 1, buf, (size_t)(pos % st->cb), len);
 	pthread_rwlock_unlock(&st->lock);
@@ -698,7 +706,8 @@ static int snapshot_discard(struct pm_target *ti, uint64_t off, uint64_t len)
 		r = 0;
 		if (xt_get(&st->x, pos / st->cb, &new)) {
 			uint64_t at = new * st->cb + pos % st->cb;
-			r = len == st->cb ? cow_zero(s, at, len) : pm_vdev_discard(s->cow->vdev, at, len);
+			r = store_chunk(st, new) ? -EIO
+						 : len == st->cb ? cow_zero(s, at, len) : pm_vdev_discard(s->cow->vdev, at, len);
 		}
 		if (!r && s->passdown)
 			r = pm_vdev_discard(s->origin->vdev, pos, len);

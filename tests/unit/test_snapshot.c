@@ -376,6 +376,35 @@ static void test_handmade_store(void **state)
 	assert_int_equal(v->magic, 0x70416e53);
 	assert_int_equal(v->valid, 0);
 	drop(&e, tb);
+
+	/* exceptions naming the store's own chunks (the first metadata area, the header): reads go
+	 * there as in the kernel, a write fails rather than land on the store, which stays as it was */
+	memset(chunk, 0, sizeof(chunk));
+	le32(chunk, 0x70416e53);
+	le32(chunk + 4, 1);
+	le32(chunk + 8, 1);
+	le32(chunk + 12, 8);
+	file_put(c, 0, chunk, CB);
+	memset(chunk, 0, sizeof(chunk));
+	le64(chunk, 7);
+	le64(chunk + 8, 1);
+	le64(chunk + 16, 8);
+	le64(chunk + 24, 2);
+	file_put(c, CB, chunk, CB);
+	static uint8_t area[CB], hdr[CB];
+	file_bytes(c, 0, hdr, CB);
+	file_bytes(c, CB, area, CB);
+	tb = live(&e, "0 512 snapshot 7:0 7:1 P 8\n");
+	assert_int_equal(pm_dtab_read(tb, 7 * CB, got, CB), 0);
+	assert_memory_equal(got, area, CB);
+	memset(chunk, 0x77, SECT);
+	assert_int_equal(pm_dtab_write(tb, 7 * CB, chunk, SECT), -EIO);
+	assert_int_equal(pm_dtab_write(tb, 8 * CB, chunk, SECT), 0); /* a data chunk: written */
+	drop(&e, tb);
+	file_bytes(c, 0, got, CB);
+	assert_memory_equal(got, hdr, CB);
+	file_bytes(c, CB, got, CB);
+	assert_memory_equal(got, area, CB);
 	free(v);
 	tgtenv_cleanup(&e);
 }
