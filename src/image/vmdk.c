@@ -73,17 +73,16 @@ static int vmdk_probe(const uint8_t *head, size_t n, const uint8_t *tail, uint64
 	return (n >= 4 && (get_le32(head) == KDMV_MAGIC || get_le32(head) == COWD_MAGIC)) || is_descriptor(head, n);
 }
 
-/* Before writing: every grain directory entry (of both directories) names a grain table; partmap,
- * like qemu, does not add grain tables. Read a window at a time. */
 /* Where an extent file's structures lie: img->tables for the image's own file, else the extent's. */
 static struct pm_ranges *tables_of(struct pm_image *img, struct extent *e)
 {
 	return e->fd == img->fd ? &img->tables : &e->own;
 }
 
-/* Before a sparse extent is written: every grain table there (partmap writes into those only), and
- * the structures no grain may lie on (the header, the descriptor, the directories, the tables):
- * overlapping ones make a damaged image, read but not written. */
+/* Before a sparse extent is written: every grain directory entry (of both directories) names a
+ * grain table (partmap, like qemu, does not add grain tables; read a window at a time), and the
+ * structures no grain may lie on are noted (the header, the descriptor, the directories, the
+ * tables): overlapping ones make a damaged image, read but not written. */
 static int check_tables(struct pm_image *img, struct extent *e)
 {
 	struct pm_ranges *t = tables_of(img, e);
