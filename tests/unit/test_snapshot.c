@@ -313,6 +313,17 @@ static void test_point_a(void **state)
 }
 
 /* A store built here by hand: header (chunk 8 overriding the table's 16), one area, data chunks. */
+/* a valid store header (version 1, chunks of 8 sectors) at the start of COW file c */
+static void put_header(const char *c, uint8_t *chunk)
+{
+	memset(chunk, 0, CB);
+	le32(chunk, 0x70416e53);
+	le32(chunk + 4, 1);
+	le32(chunk + 8, 1);
+	le32(chunk + 12, 8);
+	file_put(c, 0, chunk, CB);
+}
+
 static void test_handmade_store(void **state)
 {
 	struct tgtenv e;
@@ -325,12 +336,7 @@ static void test_handmade_store(void **state)
 	tgtenv_init(&e);
 	tgtenv_file(&e, "7:0", 64 * CB, fill_a, o);
 	tgtenv_file(&e, "7:1", 64 * CB, NULL, c);
-	memset(chunk, 0, sizeof(chunk));
-	le32(chunk, 0x70416e53);
-	le32(chunk + 4, 1);
-	le32(chunk + 8, 1);
-	le32(chunk + 12, 8);
-	file_put(c, 0, chunk, CB);
+	put_header(c, chunk);
 	memset(chunk, 0, sizeof(chunk));
 	static const uint64_t old[] = { 5, 0, 9 };
 	for (int i = 0; i < 3; i++) {
@@ -379,12 +385,7 @@ static void test_handmade_store(void **state)
 
 	/* exceptions naming the store's own chunks (the first metadata area, the header): reads go
 	 * there as in the kernel, a write fails rather than land on the store, which stays as it was */
-	memset(chunk, 0, sizeof(chunk));
-	le32(chunk, 0x70416e53);
-	le32(chunk + 4, 1);
-	le32(chunk + 8, 1);
-	le32(chunk + 12, 8);
-	file_put(c, 0, chunk, CB);
+	put_header(c, chunk);
 	memset(chunk, 0, sizeof(chunk));
 	le64(chunk, 7);
 	le64(chunk + 8, 1);
