@@ -571,6 +571,14 @@ static int alloc_cluster(struct pm_image *img, uint64_t *off)
 	}
 }
 
+/* A cluster for a new L2 table (alloc_cluster), noted among the metadata. */
+static int alloc_l2(struct pm_image *img, uint64_t *off)
+{
+	int r = alloc_cluster(img, off);
+
+	return r < 0 ? r : pm_ranges_insert(&img->tables, *off, ((struct qcow2 *)img->priv)->cluster_size);
+}
+
 /* Lower the refcount of every cluster that [off, off+len) touches (punching the ones that reach 0
  * out of the file when punch is set). */
 static int release(struct pm_image *img, uint64_t off, uint64_t len, bool punch)
@@ -790,16 +798,14 @@ static int write_chunk(struct pm_image *img, uint64_t off, const uint8_t *p, siz
 		memset(x, 0, sizeof(*x));
 		if (t)
 			l2_entry(q, t, gc & ((1ull << q->l2_bits) - 1), &x->e, &x->bm);
-		uint64_t host = x->e & ENTRY_OFFSET_MASK;
+		uint64_t host = x->e & ENTRY_OFFSET_MASK, ro, rl;
 		if (!(x->e & ENTRY_COMPRESSED) && host && (x->e & ENTRY_COPIED)) {
 			if (host & (cs - 1))
 				return -EIO;
-			/* the entry points at metadata (written over, it would be lost), past the file (no
-			 * cluster was ever allocated there), at a cluster an entry before it in this write
-			 * holds too (the first one's data would be lost), or has reserved bits set: a damaged
-			 * image, not written (qemu refuses the first and the last) */
-			if (pm_ranges_hit(&img->tables, host, cs) || host >= img->file_size || (x->e & ENTRY_RESERVED) ||
-			    held_before(c, i, host))
+			/* the entry points past the file (no cluster was ever allocated there), at a cluster
+			 * an entry before it in this write holds too (the first one's data would be lost), or
+			 * has reserved bits set (qemu refuses it): a damaged image, not written */
+			if (host >= img->file_size || (x->e & ENTRY_RESERVED) || held_before(c, i, host))
 				return -EUCLEAN;
 			x->host = host;
 			if (!q->ext_l2) {
@@ -810,16 +816,17 @@ static int write_chunk(struct pm_image *img, uint64_t off, const uint8_t *p, siz
 				x->act = ((uint32_t)x->bm & x->mask) == x->mask ? INPLACE : SUB;
 			}
 		} else {
-			uint64_t ro, rl;
 			x->act = NEWC;
 			any_free |= (x->e & ENTRY_COMPRESSED) || host;
-			entry_range(q, x->e, &ro, &rl);
-			if (pm_ranges_hit(&img->tables, ro, rl))
-				return -EUCLEAN; /* what it replaces is metadata: it would be freed */
 		}
+		/* what the entry holds is metadata: written over in place, or freed when replaced, it
+		 * would be lost (a damaged image; qemu refuses the write) */
+		entry_range(q, x->e, &ro, &rl);
+		if (pm_ranges_hit(&img->tables, ro, rl))
+			return -EUCLEAN;
 	}
 	/* 1. refcounts */
-	if (new_l2 && ((r = alloc_cluster(img, &l2)) < 0 || (r = pm_ranges_insert(&img->tables, l2, cs)) < 0))
+	if (new_l2 && (r = alloc_l2(img, &l2)) < 0)
 		return r;
 	for (uint64_t i = 0; i < n; i++) {
 		if (c[i].act != NEWC)
@@ -986,8 +993,7 @@ static int discard_chunk(struct pm_image *img, uint64_t gc0, uint64_t n)
 		/* over a backing file the clusters must become zero clusters: an L2 table for them,
 		 * counted, zeroed and synced before the L1 entry points at it */
 		uint8_t b[8];
-		if ((r = alloc_cluster(img, &l2)) < 0 || (r = pm_ranges_insert(&img->tables, l2, q->cluster_size)) < 0 ||
-		    (r = l2_get(img, l2, true, &t)) < 0 ||
+		if ((r = alloc_l2(img, &l2)) < 0 || (r = l2_get(img, l2, true, &t)) < 0 ||
 		    (r = l2_writeback(img, t)) < 0 || (r = wsync(img)) < 0)
 			return r;
 		put_be64(b, l2 | ENTRY_COPIED);
@@ -1130,7 +1136,8 @@ static int walk_l1(struct chk *k, uint64_t l1_off, uint32_t l1_size)
 
 	for (uint32_t i = 0; i < l1_size; i++) {
 		uint8_t b[8];
-		if ((r = pm_img_pread(img->fd, img->file_size, l1_off + (uint64_t)i * 8, b, 8)) < 0)
+		if ((r = pm_img_table(img, FID_IMAGE, img->fd, img->file_size, l1_off, (uint64_t)l1_size * 8,
+				      (uint64_t)i * 8, b, 8)) < 0)
 			return r;
 		uint64_t l1e = get_be64(b), l2 = l1e & ENTRY_OFFSET_MASK;
 		if (!l2)
@@ -1184,10 +1191,10 @@ static int check_copied(struct chk *k)
 	int r;
 
 	for (uint32_t i = 0; i < q->l1_size; i++) {
-		uint8_t b[8];
-		if ((r = pm_img_pread(img->fd, img->file_size, q->l1_off + (uint64_t)i * 8, b, 8)) < 0)
+		uint64_t l1e;
+		if ((r = read_l1(img, i, &l1e)) < 0)
 			return r;
-		uint64_t l1e = get_be64(b), l2 = l1e & ENTRY_OFFSET_MASK;
+		uint64_t l2 = l1e & ENTRY_OFFSET_MASK;
 		if (!l2 || (l2 & (cs - 1)) || l2 >= img->file_size)
 			continue;
 		if ((r = refcount_get(img, l2 >> q->cluster_bits, &v)) < 0)

@@ -55,8 +55,6 @@ static int fill_block(struct pm_image *img, struct vhdx *v, uint64_t blk, uint64
 	} else if (foff + v->block_size > img->file_size) {
 		return -EIO;
 	}
-	if (pm_ranges_hit(&img->tables, foff, v->block_size))
-		return -EUCLEAN; /* the block lies on a region: a damaged image */
 	for (uint64_t at = 0; at < v->block_size; at += VHDX_MiB) {
 		uint64_t len = v->block_size - at < VHDX_MiB ? v->block_size - at : VHDX_MiB;
 		uint64_t w0 = in > at ? in : at, w1 = in + n < at + len ? in + n : at + len;
@@ -113,12 +111,15 @@ static int write_locked(struct pm_image *img, struct vhdx *v, uint64_t off, cons
 		uint64_t idx = blk + blk / v->chunk_ratio;
 		if ((r = vhdx_bat_entry(img, idx, &e)) < 0)
 			return r;
+		/* a block of the file that lies on a region (headers, log, table, metadata): a damaged
+		 * image (a new block goes past them all, at the file's end) */
+		if (((e & 7) == PB_FULLY_PRESENT || (e & 7) == PB_PARTIALLY_PRESENT) &&
+		    pm_ranges_hit(&img->tables, e & ~(VHDX_MiB - 1), v->block_size))
+			return -EUCLEAN;
 		if ((e & 7) == PB_FULLY_PRESENT) {
 			uint64_t foff = e & ~(VHDX_MiB - 1);
 			if (foff + in + n > img->file_size)
 				return -EIO;
-			if (pm_ranges_hit(&img->tables, foff, v->block_size))
-				return -EUCLEAN; /* the block lies on a region (headers, log, table, metadata) */
 			r = pm_pwrite_all(img->fd, p, n, foff + in);
 		} else if ((e & 7) == PB_UNDEFINED || (e & 7) == PB_ZERO || (e & 7) == PB_UNMAPPED ||
 			   (e & 7) == PB_NOT_PRESENT || (e & 7) == PB_PARTIALLY_PRESENT) {

@@ -656,6 +656,16 @@ static int snapshot_read(struct pm_target *ti, uint64_t off, void *buf, size_t l
 	return r;
 }
 
+/* A write into the COW chunk new that an exception names (pos: where in the snapshot) */
+static int write_exception(struct snap *s, uint64_t new, uint64_t pos, const void *buf, size_t len)
+{
+	const struct store *st = s->st;
+
+	if (store_chunk(st, new))
+		return -EIO;
+	return src_io(s->cow, true, new * st->cb + pos % st->cb, (void *)(uintptr_t)buf, len);
+}
+
 static int snapshot_write(struct pm_target *ti, uint64_t off, const void *buf, size_t len)
 {
 	struct snap *s = ti->priv;
@@ -665,7 +675,7 @@ static int snapshot_write(struct pm_target *ti, uint64_t off, const void *buf, s
 
 	pthread_rwlock_rdlock(&st->lock);
 	if (serving(s) && !st->overflow && xt_get(&st->x, c, &new)) {
-		r = store_chunk(st, new) ? -EIO : src_io(s->cow, true, new * st->cb + pos % st->cb, (void *)(uintptr_t)buf, len);
+		r = write_exception(s, new, pos, buf, len);
 		pthread_rwlock_unlock(&st->lock);
 		return r;
 	}
@@ -675,7 +685,7 @@ static int snapshot_write(struct pm_target *ti, uint64_t off, const void *buf, s
 	if (!serving(s) || st->overflow)
 		r = -EIO;
 	else if (xt_get(&st->x, c, &new))
-		r = store_chunk(st, new) ? -EIO : src_io(s->cow, true, new * st->cb + pos % st->cb, (void *)(uintptr_t)buf, len);
+		r = write_exception(s, new, pos, buf, len);
 	else
 		r = new_exceptions(s, &c, 1, buf, (size_t)(pos % st->cb), len);
 	pthread_rwlock_unlock(&st->lock);

@@ -187,8 +187,8 @@ static void test_many_callers(void **state)
 	pm_par_free(NULL);
 }
 
-/* pm_cpus() the CPUs the process may use, and as many helpers but one: all of them, then only the first (a
- * child process pinned as taskset or a container's cpuset would) */
+/* pm_cpus() counts the CPUs the process may use, and there are as many helpers but one: all of
+ * them, then only the first (a child process pinned as taskset or a container's cpuset would) */
 static void test_helpers_follow_affinity(void **state)
 {
 	cpu_set_t set;
