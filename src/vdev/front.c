@@ -2,6 +2,7 @@
 /* The FUSE front end (see front.h), on libfuse3's high-level API. */
 #define FUSE_USE_VERSION 312
 #include "front.h"
+#include "fpool.h"
 #include "../serve.h"
 #include "../util.h"
 
@@ -489,29 +490,7 @@ int pm_front_del(struct pm_front *f, const char *name)
 
 int pm_front_loop(struct pm_front *f)
 {
-	struct fuse_loop_config *lc = fuse_loop_cfg_create();
-	int r;
-
-	if (!lc)
-		return -ENOMEM;
-	fuse_loop_cfg_set_clone_fd(lc, 0);
-	/* libfuse starts a thread when none is left waiting for a request: with max_waiting, one for
-	 * every request a vdev holds, and those over FRONT_THREADS end once idle */
-	if (f->cfg.max_waiting) {
-		fuse_loop_cfg_set_max_threads(lc, f->cfg.max_waiting + FRONT_THREADS);
-		fuse_loop_cfg_set_idle_threads(lc, FRONT_THREADS);
-	} else {
-		fuse_loop_cfg_set_max_threads(lc, FRONT_THREADS);
-	}
-	if (f->cfg.signals && fuse_set_signal_handlers(fuse_get_session(f->fuse)) < 0) {
-		fuse_loop_cfg_destroy(lc);
-		return -EIO;
-	}
-	r = fuse_loop_mt(f->fuse, lc);
-	if (f->cfg.signals)
-		fuse_remove_signal_handlers(fuse_get_session(f->fuse));
-	fuse_loop_cfg_destroy(lc);
-	return r < 0 ? -EIO : 0;
+	return pm_fpool_run(fuse_get_session(f->fuse), f->cfg.max_waiting + FRONT_THREADS, f->cfg.signals);
 }
 
 int pm_front_daemonize(struct pm_front *f, bool foreground)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The FUSE front end: virtual block devices shown as files of one FUSE mount, for loop devices to
- * hold. Files can come and go while it runs. Several threads answer; a request is handed to the
- * file's vdev as it comes (reads, writes, fsync -> flush, fallocate(PUNCH_HOLE) -> discard).
+ * hold. Files can come and go while it runs. Threads answer as fpool.c decides; a request is handed
+ * to the file's vdev as it comes (reads, writes, fsync -> flush, fallocate(PUNCH_HOLE) -> discard).
  * Library rules: -errno returns, no printing. */
 #ifndef PARTMAP_FRONT_H
 #define PARTMAP_FRONT_H
@@ -30,9 +30,9 @@ struct pm_front_cfg {
 	bool aligned;
 	unsigned max_read;        /* the largest read request in bytes; 0: libfuse's */
 	/* requests that may wait in the vdevs at once (a suspended or delaying device holds its
-	 * requests): the kernel lets as many asynchronous requests through, and threads are started
-	 * for them as they come (16 more for other requests; 16 kept when idle), so that one file's
-	 * held requests do not hold up another's. At most 65535. 0: 64 requests and 16 threads */
+	 * requests): the kernel lets as many asynchronous requests through, and as many threads more
+	 * than 16 may answer, started as requests wait while the others are blocked (fpool.c), so that
+	 * one file's held requests do not hold up another's. At most 65535. 0: 64 requests, 16 threads */
 	unsigned max_waiting;
 	/* as root, the mount's read-ahead raised to this (KiB) at the first open; 0: the kernel's */
 	unsigned readahead_kb;

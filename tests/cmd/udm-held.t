@@ -3,8 +3,9 @@
 # do not hold up the server's other devices, as with the kernel's device mapper: with many of them
 # queued (more than FUSE's default of 64 asynchronous requests, more than libfuse's threads), another
 # device still reads and a new device can still be made; after resume everything held completes, and
-# the threads started for the held requests end. Runs in a private mount namespace with its own
-# /dev/mapper and /run/partmap.
+# the threads started for the held requests end. Requests that do not block are answered by few
+# threads (a thread woken for each request costs more than the request). Runs in a private mount
+# namespace with its own /dev/mapper and /run/partmap.
 . "$(dirname "$0")/lib.sh"
 private_ns "$@"
 udm_private
@@ -44,6 +45,20 @@ readers_right() {
 	done
 }
 threads() { awk '/^Threads:/ {print $2}' "/proc/$(servers | head -1)/status"; }
+
+# ---- 16 reads at once of data in memory (the file was just written): few threads ----
+fio --name=r --filename=/dev/mapper/other --rw=randread --bs=4k --iodepth=16 --ioengine=libaio --direct=1 \
+	--runtime=2 --time_based --output-format=terse >fio.out 2>&1 &
+f=$!
+peak=0
+while kill -0 $f 2>/dev/null; do
+	t=$(threads)
+	[ "${t:-0}" -gt $peak ] && peak=$t
+	sleep 0.1
+done
+wait $f; ok $? "16 random reads at once for 2 s"
+# libfuse's own loop ran 17 or more here: 16 threads waiting, each woken by a request
+[ $peak -gt 0 ] && [ $peak -le 8 ]; ok $? "... answered by few server threads ($peak at most)"
 
 # ---- a suspended device with N readers queued ----
 dms suspend held; ok $? "suspend held"
