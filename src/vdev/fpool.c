@@ -222,8 +222,11 @@ static int idle_share(int fd, unsigned long long *last_idle, unsigned long long 
 	for (int i = 0; i < 8; i++)
 		total += v[i];
 	idle = v[3] + v[4];
+	/* iowait may go backwards (the kernel's documentation of /proc/stat): none idle then */
 	if (*last_total && total > *last_total)
-		r = (int)(100 * (idle - *last_idle) / (total - *last_total));
+		r = idle <= *last_idle ? 0 : (int)(100 * (idle - *last_idle) / (total - *last_total));
+	if (r > 100)
+		r = 100;
 	*last_idle = idle;
 	*last_total = total;
 	return r;
