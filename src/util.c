@@ -88,6 +88,17 @@ void pm_sleep_ms(unsigned ms)
 		;
 }
 
+void pm_monotonic_after(struct timespec *ts, uint64_t us)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += (time_t)(us / 1000000);
+	ts->tv_nsec += (long)(us % 1000000) * 1000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
 size_t pm_utf16_to_utf8(const uint8_t *in, size_t in_bytes, bool be, char *out, size_t out_len)
 {
 	size_t o = 0;

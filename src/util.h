@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -119,6 +120,8 @@ dev_t pm_dev_decode(uint64_t d);
 int pm_grow(void *pv, size_t n, size_t *cap, size_t elem);
 /* sleep this many milliseconds (resumed after a signal) */
 void pm_sleep_ms(unsigned ms);
+/* CLOCK_MONOTONIC now plus us microseconds, for pthread_cond_timedwait on a CLOCK_MONOTONIC cond */
+void pm_monotonic_after(struct timespec *ts, uint64_t us);
 /* a whole decimal number, nothing else, at most max: 0, or -EINVAL */
 int pm_parse_ulong(const char *s, unsigned long max, unsigned long *out);
 

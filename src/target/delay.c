@@ -78,13 +78,7 @@ static void enter(struct delay *dc, struct delay_class *c)
 	if (c->delay && dc->may_delay) {
 		uint64_t release = dc->release;
 
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += c->delay / 1000;
-		until.tv_nsec += (long)(c->delay % 1000) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		pm_monotonic_after(&until, (uint64_t)c->delay * 1000);
 		c->ops++;
 		while (dc->release == release && pthread_cond_timedwait(&dc->cv, &dc->lk, &until) != ETIMEDOUT)
 			;

@@ -3,6 +3,7 @@
  * calls: libfuse reads and answers the requests, this file decides how many threads do. */
 #define FUSE_USE_VERSION 312
 #include "fpool.h"
+#include "../par.h"
 #include "../util.h"
 
 #include <errno.h>
@@ -10,7 +11,6 @@
 #include <fuse_lowlevel.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +21,7 @@
  * which on a small or virtual machine cost more than the request itself: with libfuse's loop (16
  * threads waiting), 4 KiB random reads through the userspace DM ran at 55-68K IOPS here; with one
  * thread, which finds the next request already queued when it comes back, at 70-86K. So few threads
- * read: one per two processors (at least one), and a thread done with a request parks when enough
+ * read: one per two processors it may run on (pm_cpus; at least one), and a thread done with a request parks when enough
  * read already. More are woken (or started) when requests wait in /dev/fuse and no thread reads it,
  * and either
  * - a thread is blocked: on a disk, a lock, or a request that a suspended device holds. A thread
@@ -243,21 +243,8 @@ static void wait_us(struct pool *p, unsigned us)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_nsec += (long)us * 1000;
-	ts.tv_sec += ts.tv_nsec / 1000000000;
-	ts.tv_nsec %= 1000000000;
+	pm_monotonic_after(&ts, us);
 	pthread_cond_timedwait(&p->tick, &p->m, &ts);
-}
-
-static unsigned base_threads(void)
-{
-	cpu_set_t set;
-	int n = 0;
-
-	if (sched_getaffinity(0, sizeof(set), &set) == 0)
-		n = CPU_COUNT(&set);
-	return n >= 4 ? (unsigned)n / 2 : 1;
 }
 
 int pm_fpool_run(struct fuse_session *se, unsigned max_threads, bool signals)
@@ -268,9 +255,10 @@ int pm_fpool_run(struct fuse_session *se, unsigned max_threads, bool signals)
 	unsigned idle = 0, looks = 0, waited = 0;
 	unsigned long long cpu_idle = 0, cpu_total = 0;
 	_cleanup_close_ int statfd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
+	unsigned cpus = pm_cpus();
 	int r;
 
-	p.want = p.base = base_threads();
+	p.want = p.base = cpus >= 4 ? cpus / 2 : 1;
 	p.max = max_threads ? max_threads : 1;
 	if (p.base > p.max)
 		p.base = p.max;
@@ -287,7 +275,7 @@ int pm_fpool_run(struct fuse_session *se, unsigned max_threads, bool signals)
 	pthread_mutex_lock(&p.m);
 	for (unsigned i = 0; i < p.base; i++)
 		grow(&p);
-	while (!p.exiting && !fuse_session_exited(p.se)) {
+	for (;;) {
 		wait_us(&p, idle >= POOL_IDLE_TICKS ? POOL_IDLE_US : POOL_TICK_US);
 		reap(&p, false);
 		if (p.exiting || fuse_session_exited(p.se))
