@@ -103,16 +103,30 @@ static void *helper(void *arg)
 	return NULL;
 }
 
-/* under the lock: the helpers started, as many as could be */
+/* Under the lock: the helpers started, as many as could be. They do the work of the requests of the
+ * thread that starts them, and take its scheduling when it runs at a real-time priority (the
+ * userspace DM's server answers a remapping table's requests so, with SCHED_RESET_ON_FORK, which
+ * would start them at normal priority: behind every user task, they left their parts to the caller,
+ * and striped reads ran at half speed). Asked of the kernel (sched_getscheduler), not of glibc,
+ * which keeps the first answer. */
 static void start(struct pm_par *p)
 {
 	pthread_attr_t attr;
 	sigset_t all, old;
+	struct sched_param sp;
+	int policy = sched_getscheduler(0);
 
 	p->tried = true;
 	if (pthread_attr_init(&attr))
 		return;
 	pthread_attr_setstacksize(&attr, PAR_STACK);
+	if (policy >= 0)
+		policy &= ~SCHED_RESET_ON_FORK;
+	if ((policy == SCHED_FIFO || policy == SCHED_RR) && sched_getparam(0, &sp) == 0) {
+		pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+		pthread_attr_setschedpolicy(&attr, policy);
+		pthread_attr_setschedparam(&attr, &sp);
+	}
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	while (p->started < p->helpers && !pthread_create(&p->th[p->started], &attr, helper, p))

@@ -215,6 +215,50 @@ static void test_helpers_follow_affinity(void **state)
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* Helpers started by a caller at a real-time priority run at it too, though the caller has
+ * SCHED_RESET_ON_FORK (as the userspace DM's server sets it): each of two parts that meet records
+ * its thread's policy. In a child, so that the policy stays there; skipped without the privilege. */
+struct meet_policy {
+	struct meet m;
+	int policy[2];
+};
+
+static int policy_part(void *arg, unsigned i)
+{
+	struct meet_policy *mp = arg;
+
+	mp->policy[i] = sched_getscheduler(0) & ~SCHED_RESET_ON_FORK;
+	return meet_part(&mp->m, i);
+}
+
+static void test_helpers_take_realtime(void **state)
+{
+	int status;
+	pid_t pid;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct sched_param sp = { .sched_priority = 1 };
+		struct meet_policy mp = { .m = { .caller = pthread_self() } };
+		struct pm_par *p;
+
+		if (sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &sp) < 0)
+			_exit(77);
+		if (pm_par_new(1, &p) < 0 || pm_par_run(p, 2, policy_part, &mp) < 0)
+			_exit(2);
+		pm_par_free(p);
+		_exit(mp.m.on_helper[0] != mp.m.on_helper[1] && mp.policy[0] == SCHED_FIFO &&
+		      mp.policy[1] == SCHED_FIFO ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 77)
+		skip();
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -223,6 +267,7 @@ int main(void)
 		cmocka_unit_test(test_parts_at_once),
 		cmocka_unit_test(test_many_callers),
 		cmocka_unit_test(test_helpers_follow_affinity),
+		cmocka_unit_test(test_helpers_take_realtime),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
