@@ -932,6 +932,7 @@ static void crypt_resume(struct pm_target *ti)
 const struct pm_target_type pm_target_crypt = {
 	.name = "crypt",
 	.version = { 1, 24, 0 },
+	.cpu_bound = true,
 	.ctr = crypt_ctr,
 	.dtr = crypt_dtr,
 	.read = crypt_read,

@@ -290,6 +290,7 @@ int pm_dtab_build(struct pm_dtab **out, const struct pm_dm_target *t, size_t n, 
 			break;
 		}
 		*ti = (struct pm_target){ .table = tb, .begin = t[i].start, .len = t[i].length, .read_only = read_only };
+		tb->cpu_bound |= type->cpu_bound;
 		if ((r = pm_split_args(t[i].params ? t[i].params : "", &argc, &argv)) < 0)
 			break;
 		r = type->ctr(ti, argc, argv);

@@ -56,6 +56,9 @@ const struct pm_target_env *pm_target_env_default(void);
 struct pm_target_type {
 	const char *name;
 	uint32_t version[3];      /* for `dmsetup targets` */
+	/* Its I/O is mostly the processor's work (a cipher), not a remapping and a copy: its requests
+	 * run at normal priority where others may run ahead of user tasks (pm_udm_hooks.io_class). */
+	bool cpu_bound;
 	/* Parse argv[0..argc) (the words after the target name), check them with the kernel's rules
 	 * and open the sources with pm_target_source(). On failure: pm_target_fail() with the kernel's
 	 * message, everything released (dtr is not called). */
@@ -117,6 +120,7 @@ struct pm_dtab {
 	uint64_t sectors;         /* the table's length */
 	bool read_only;
 	unsigned block_size;      /* the largest a target needs (512 at least) */
+	bool cpu_bound;           /* a target's type is (pm_target_type.cpu_bound) */
 	struct pm_source **src;   /* the devices it refers to, each once */
 	size_t nsrc;
 	const struct pm_target_env *env;

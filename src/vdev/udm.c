@@ -37,6 +37,7 @@ struct udev_dev {
 	unsigned refs;            /* tables (of this engine) that refer to it */
 	uint64_t size;            /* the live table's, bytes */
 	bool read_only;           /* the live table's */
+	bool cpu_bound;           /* the live table's, or a device's under it (cpu_classes) */
 };
 
 struct pm_udm {
@@ -130,7 +131,14 @@ static void io_end(struct pm_udm *u, struct udev_dev *d)
 	pthread_mutex_unlock(&u->io);
 }
 
-int pm_udm_read(struct pm_udm *u, unsigned id, uint64_t off, void *buf, size_t len)
+/* the io_class hook, for the device a request came for (outer), not for those under it */
+static void io_class(struct pm_udm *u, const struct udev_dev *d, bool outer)
+{
+	if (outer && u->h.io_class)
+		u->h.io_class(u->h.arg, __atomic_load_n(&d->cpu_bound, __ATOMIC_RELAXED));
+}
+
+static int udm_read(struct pm_udm *u, unsigned id, uint64_t off, void *buf, size_t len, bool outer)
 {
 	struct udev_dev *d;
 	struct pm_dtab *tb = io_begin(u, id, &d);
@@ -138,12 +146,13 @@ int pm_udm_read(struct pm_udm *u, unsigned id, uint64_t off, void *buf, size_t l
 
 	if (!tb)
 		return -ENXIO;
+	io_class(u, d, outer);
 	r = pm_dtab_read(tb, off, buf, len);
 	io_end(u, d);
 	return r;
 }
 
-int pm_udm_write(struct pm_udm *u, unsigned id, uint64_t off, const void *buf, size_t len)
+static int udm_write(struct pm_udm *u, unsigned id, uint64_t off, const void *buf, size_t len, bool outer)
 {
 	struct udev_dev *d;
 	struct pm_dtab *tb = io_begin(u, id, &d);
@@ -151,9 +160,20 @@ int pm_udm_write(struct pm_udm *u, unsigned id, uint64_t off, const void *buf, s
 
 	if (!tb)
 		return -ENXIO;
+	io_class(u, d, outer);
 	r = tb->read_only ? -EROFS : pm_dtab_write(tb, off, buf, len);
 	io_end(u, d);
 	return r;
+}
+
+int pm_udm_read(struct pm_udm *u, unsigned id, uint64_t off, void *buf, size_t len)
+{
+	return udm_read(u, id, off, buf, len, true);
+}
+
+int pm_udm_write(struct pm_udm *u, unsigned id, uint64_t off, const void *buf, size_t len)
+{
+	return udm_write(u, id, off, buf, len, true);
 }
 
 int pm_udm_flush(struct pm_udm *u, unsigned id)
@@ -227,13 +247,13 @@ struct own_src {
 static int own_read(struct pm_vdev *v, uint64_t off, void *buf, size_t len)
 {
 	struct own_src *o = v->priv;
-	return pm_udm_read(o->u, o->d->id, off, buf, len);
+	return udm_read(o->u, o->d->id, off, buf, len, false);
 }
 
 static int own_write(struct pm_vdev *v, uint64_t off, const void *buf, size_t len)
 {
 	struct own_src *o = v->priv;
-	return pm_udm_write(o->u, o->d->id, off, buf, len);
+	return udm_write(o->u, o->d->id, off, buf, len, false);
 }
 
 static int own_flush(struct pm_vdev *v)
@@ -255,6 +275,29 @@ static const struct pm_vdev_ops own_ops = {
 	.flush = own_flush,
 	.discard = own_discard,
 };
+
+/* Under u->io, after a live table changed: each device's cpu_bound, its live table's or that of a
+ * device under it (a table's source that is one of the engine's, at any depth: at most u->n passes). */
+static void cpu_classes(struct pm_udm *u)
+{
+	bool changed = true;
+
+	for (size_t i = 0; i < u->n; i++)
+		__atomic_store_n(&u->d[i]->cpu_bound, u->d[i]->live && u->d[i]->live->cpu_bound, __ATOMIC_RELAXED);
+	for (size_t pass = 0; changed && pass < u->n; pass++) {
+		changed = false;
+		for (size_t i = 0; i < u->n; i++) {
+			struct udev_dev *d = u->d[i];
+			for (size_t k = 0; d->live && !d->cpu_bound && k < d->live->nsrc; k++) {
+				struct pm_vdev *v = d->live->src[k]->vdev;
+				if (v && v->ops == &own_ops && ((struct own_src *)v->priv)->d->cpu_bound) {
+					__atomic_store_n(&d->cpu_bound, true, __ATOMIC_RELAXED);
+					changed = true;
+				}
+			}
+		}
+	}
+}
 
 /* A table's source: one of the engine's devices (by number or by a node's number), else the owner's
  * environment. Called while ctl is held (TABLE_LOAD). */
@@ -609,6 +652,7 @@ static int remove_dev(struct pm_udm *u, struct udev_dev *d, bool deferred)
 	a = d->live;
 	b = d->inactive;
 	d->live = d->inactive = NULL;
+	cpu_classes(u);
 	pthread_cond_broadcast(&u->ev_cond);
 	pthread_mutex_unlock(&u->io);
 	if (u->h.dev_remove)
@@ -749,6 +793,7 @@ static int cmd_suspend(struct pm_udm *u, struct dm_ioctl *io)
 		d->inactive = NULL;
 		d->size = tb->sectors * PM_SECTOR;
 		d->read_only = tb->read_only;
+		cpu_classes(u);
 		pthread_mutex_unlock(&u->io);
 		if (u->h.dev_update)
 			u->h.dev_update(u->h.arg, d->id, d->dev, d->size, d->read_only);

@@ -38,6 +38,10 @@ struct pm_udm_hooks {
 	int (*dev_freeze)(void *arg, dev_t dev, bool freeze);
 	/* How many openers the block device has (mounts, descriptors, other block devices over it). */
 	int (*dev_open_count)(void *arg, dev_t dev);
+	/* A read or write that came for a device is about to run in the calling thread: cpu_bound when
+	 * its live table, or one of a device under it, holds a target whose work is the processor's
+	 * (crypt). NULL: not called. */
+	void (*io_class)(void *arg, bool cpu_bound);
 	/* How a device named in a table that is not one of the engine's is opened; NULL: block devices
 	 * (pm_target_env_default). */
 	const struct pm_target_env *env;

@@ -62,6 +62,17 @@ static int h_open(void *arg, dev_t dev)
 	return opens[minor(dev) - 100];
 }
 
+/* the io_class hook's calls: how many, the last value */
+static unsigned class_calls;
+static bool class_cpu;
+
+static void h_class(void *arg, bool cpu_bound)
+{
+	(void)arg;
+	class_calls++;
+	class_cpu = cpu_bound;
+}
+
 static struct tgtenv env;
 
 static void setup_engine(struct pm_dm *dm)
@@ -70,6 +81,7 @@ static void setup_engine(struct pm_dm *dm)
 		.dev_add = h_add,
 		.dev_remove = h_remove,
 		.dev_open_count = h_open,
+		.io_class = h_class,
 		.env = &env.env,
 	};
 	memset(opens, 0, sizeof(opens));
@@ -302,6 +314,66 @@ static void test_own_devices(void **state)
 	tgtenv_cleanup(&env);
 }
 
+/* A read (write) is announced once, for the device it came for, as cpu_bound when that device's
+ * table or one under it has a crypt target: after every table change under it too. */
+static unsigned read_class(unsigned id, bool *cpu)
+{
+	uint8_t buf[512];
+	unsigned before = class_calls;
+
+	assert_int_equal(pm_udm_read(the_udm, id, 0, buf, sizeof(buf)), 0);
+	*cpu = class_cpu;
+	return class_calls - before;
+}
+
+static void test_io_class(void **state)
+{
+	struct pm_dm dm;
+	struct pm_dm_info info;
+	struct pm_dm_ref base = { .name = "base" }, top = { .name = "top" }, lin = { .name = "lin" };
+	const char *crypt = "0 128 crypt aes-xts-plain64 "
+			    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f 0 8:0 0\n";
+	uint8_t buf[512] = { 0 };
+	bool cpu;
+
+	(void)state;
+	tgtenv_init(&env);
+	tgtenv_file(&env, "8:0", 1 << 16, fill_a, NULL);
+	setup_engine(&dm);
+	assert_int_equal(pm_dm_dev_create(&dm, "base", NULL, &info), 0);
+	assert_int_equal(load_text(&dm, "base", crypt), 0);
+	assert_int_equal(pm_dm_resume(&dm, &base, &info), 0);
+	assert_int_equal(pm_dm_dev_create(&dm, "top", NULL, &info), 0);
+	assert_int_equal(load_text(&dm, "top", "0 64 linear 7:101 64\n"), 0);
+	assert_int_equal(pm_dm_resume(&dm, &top, &info), 0);
+	assert_int_equal(pm_dm_dev_create(&dm, "lin", NULL, &info), 0);
+	assert_int_equal(load_text(&dm, "lin", "0 64 linear 8:0 0\n"), 0);
+	assert_int_equal(pm_dm_resume(&dm, &lin, &info), 0);
+	assert_int_equal(read_class(1, &cpu), 1);
+	assert_true(cpu);
+	/* once, for top: crypt under it */
+	assert_int_equal(read_class(2, &cpu), 1);
+	assert_true(cpu);
+	assert_int_equal(read_class(3, &cpu), 1);
+	assert_false(cpu);
+	unsigned before = class_calls;
+	assert_int_equal(pm_udm_write(the_udm, 3, 0, buf, sizeof(buf)), 0);
+	assert_int_equal(class_calls - before, 1);
+	assert_false(class_cpu);
+	/* base's table swapped for a linear one: top no longer cpu_bound; and back */
+	assert_int_equal(load_text(&dm, "base", "0 128 linear 8:0 0\n"), 0);
+	assert_int_equal(pm_dm_resume(&dm, &base, &info), 0);
+	assert_int_equal(read_class(2, &cpu), 1);
+	assert_false(cpu);
+	assert_int_equal(load_text(&dm, "base", crypt), 0);
+	assert_int_equal(pm_dm_resume(&dm, &base, &info), 0);
+	assert_int_equal(read_class(2, &cpu), 1);
+	assert_true(cpu);
+	assert_int_equal(pm_dm_remove_all(&dm), 0);
+	pm_udm_free(the_udm);
+	tgtenv_cleanup(&env);
+}
+
 static void test_versions_message(void **state)
 {
 	struct pm_dm dm;
@@ -338,6 +410,7 @@ int main(void)
 		cmocka_unit_test(test_lifecycle),
 		cmocka_unit_test(test_suspend_blocks),
 		cmocka_unit_test(test_own_devices),
+		cmocka_unit_test(test_io_class),
 		cmocka_unit_test(test_versions_message),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
