@@ -34,6 +34,9 @@
  *   less when they did not. A cold read from a disk keeps the thread busy on its processor
  *   (allocating and filling pages) more than it blocks; one thread alone read a cold file at 12-14K
  *   IOPS where 16 read it at 19-23K.
+ * And a thread that takes a large request (POOL_LARGE bytes or more came: a write's data) wakes (or
+ * starts) another at once when none reads: the request's copies (out of /dev/fuse, into the file
+ * underneath) take longer than a wake-up, and the next request can come out of /dev/fuse meanwhile.
  * The monitor (the thread that called pm_fpool_run) looks every POOL_TICK_US while requests are
  * answered, every POOL_IDLE_US when none came for POOL_IDLE_TICKS looks. POOL_PARKED threads stay
  * parked; others end. */
@@ -45,6 +48,7 @@
 #define POOL_CPU_TICKS 10
 #define POOL_CPU_IDLE 25
 #define POOL_EXTRA_MAX 16
+#define POOL_LARGE (128 * 1024) /* bytes received that make a request large (fpool.c's rules) */
 
 enum wstate { W_RECEIVING, W_BUSY, W_PARKED, W_DONE };
 
@@ -86,6 +90,8 @@ static uint64_t sched_ns(struct worker *w)
 		return 0;
 	return run + wait;
 }
+
+static void grow(struct pool *p);
 
 static void *worker_main(void *arg)
 {
@@ -130,6 +136,10 @@ static void *worker_main(void *arg)
 		w->state = W_BUSY;
 		w->seq++;
 		p->taken++;
+		/* a large request (a write's data) keeps this thread longer than a wake-up costs: another
+		 * reads the next request meanwhile */
+		if ((size_t)r >= POOL_LARGE && !p->nreceiving)
+			grow(p);
 		pthread_mutex_unlock(&p->m);
 		fuse_session_process_buf(p->se, &w->buf);
 		pthread_mutex_lock(&p->m);

@@ -4,8 +4,9 @@
 # queued (more than FUSE's default of 64 asynchronous requests, more than libfuse's threads), another
 # device still reads and a new device can still be made; after resume everything held completes, and
 # the threads started for the held requests end. Requests that do not block are answered by few
-# threads (a thread woken for each request costs more than the request). Runs in a private mount
-# namespace with its own /dev/mapper and /run/partmap.
+# threads (a thread woken for each request costs more than the request), but a large write's requests
+# by two at once (their copies overlap). Runs in a private mount namespace with its own /dev/mapper
+# and /run/partmap.
 . "$(dirname "$0")/lib.sh"
 private_ns "$@"
 udm_private
@@ -59,6 +60,28 @@ done
 wait $f; ok $? "16 random reads at once for 2 s"
 # libfuse's own loop ran 17 or more here: 16 threads waiting, each woken by a request
 [ $peak -gt 0 ] && [ $peak -le 8 ]; ok $? "... answered by few server threads ($peak at most)"
+
+# ---- a 2 MiB direct write: at least two requests at once (FUSE takes 1 MiB at most), each large; the
+# thread that takes the first wakes another for the second (fpool.c) rather than taking it after ----
+# bytes each server thread has read (rchar: its read()s of /dev/fuse), one "TID BYTES" line each
+rchars() {
+	local p t
+	p=$(servers | head -1)
+	for t in /proc/$p/task/*; do echo "${t##*/} $(awk '/^rchar:/ {print $2}' "$t/io" 2>/dev/null)"; done | sort
+}
+two=0
+for i in 1 2 3 4 5; do
+	sleep 0.3 # no request for a while: one thread reads, the others park
+	rchars >rc.before
+	dd if=/dev/urandom of=w.bin bs=2M count=1 status=none
+	dd if=w.bin of=/dev/mapper/other bs=2M count=1 seek=1 oflag=direct status=none || break
+	rchars >rc.after
+	# threads that read 256 KiB or more of it
+	n=$(join -a 2 -e 0 -o 0,1.2,2.2 rc.before rc.after | awk '$3 - $2 >= 262144' | wc -l)
+	[ "$n" -ge 2 ] && two=$((two + 1))
+	cmp -s w.bin <(dd if=a.bin bs=2M skip=5 count=1 status=none) || { two=-99; break; }
+done
+[ $two -ge 3 ]; ok $? "a 2 MiB write's requests taken by two threads at once ($two of 5 writes; written right)"
 
 # ---- a suspended device with N readers queued ----
 dms suspend held; ok $? "suspend held"
