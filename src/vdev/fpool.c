@@ -59,6 +59,8 @@ struct worker {
 	uint64_t seq, last_seq;   /* requests taken; the count at the monitor's last look */
 	uint64_t last_sched;      /* ns running or runnable at the last look */
 	int statfd;               /* its /proc/thread-self/schedstat, or -1 */
+	int look_fd;              /* the monitor's: statfd when the look began, -1 if parked or ended */
+	uint64_t look_sched;      /* the monitor's: ns running or runnable at this look (read_sched) */
 	struct fuse_buf buf;
 	struct worker *next;
 };
@@ -77,13 +79,13 @@ struct pool {
 	struct worker *w;
 };
 
-static uint64_t sched_ns(struct worker *w)
+static uint64_t sched_ns(int fd)
 {
 	char b[96];
 	unsigned long long run = 0, wait = 0;
 	ssize_t n;
 
-	if (w->statfd < 0 || (n = pread(w->statfd, b, sizeof(b) - 1, 0)) <= 0)
+	if (fd < 0 || (n = pread(fd, b, sizeof(b) - 1, 0)) <= 0)
 		return 0;
 	b[n] = 0;
 	if (sscanf(b, "%llu %llu", &run, &wait) != 2)
@@ -102,7 +104,7 @@ static void *worker_main(void *arg)
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
 	fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
 	pthread_mutex_lock(&p->m);
-	w->statfd = fd; /* the monitor reads it, under p->m */
+	w->statfd = fd; /* the monitor takes it under p->m (read_sched) */
 	for (;;) {
 		/* enough threads read /dev/fuse already: this one parks (or ends) */
 		while (!p->exiting && p->nreceiving >= p->base &&
@@ -167,7 +169,7 @@ static void grow(struct pool *p)
 	if (p->nthreads >= p->max || !(w = calloc(1, sizeof(*w))))
 		return;
 	w->p = p;
-	w->statfd = -1;
+	w->statfd = w->look_fd = -1;
 	w->state = W_RECEIVING; /* until it runs: not blocked */
 	if (pthread_create(&w->t, NULL, worker_main, w)) {
 		free(w);
@@ -198,13 +200,30 @@ static void reap(struct pool *p, bool all)
 	}
 }
 
+/* Under p->m, which is let go meanwhile (workers take it twice a request): each thread's schedstat
+ * into look_sched, 0 for one parked or ended when the look began. Only the monitor unlinks and frees
+ * workers (reap); others only add them at the list's head, so the list from the head taken here
+ * stays as it is while p->m is let go, and a worker added meanwhile has look_sched 0. */
+static void read_sched(struct pool *p)
+{
+	struct worker *head = p->w;
+
+	for (struct worker *w = head; w; w = w->next)
+		w->look_fd = w->state == W_PARKED || w->state == W_DONE ? -1 : w->statfd;
+	pthread_mutex_unlock(&p->m);
+	for (struct worker *w = head; w; w = w->next)
+		w->look_sched = sched_ns(w->look_fd);
+	pthread_mutex_lock(&p->m);
+}
+
 /* under p->m: the threads that seem blocked since the last look (and this look's counts taken) */
 static unsigned count_blocked(struct pool *p)
 {
 	unsigned n = 0;
 
+	read_sched(p);
 	for (struct worker *w = p->w; w; w = w->next) {
-		uint64_t ns = w->state == W_PARKED || w->state == W_DONE ? 0 : sched_ns(w);
+		uint64_t ns = w->look_sched;
 		if (w->state == W_BUSY &&
 		    (w->seq == w->last_seq ||
 		     (ns && w->last_sched && ns - w->last_sched < POOL_TICK_US * 1000ull / 2)))
