@@ -112,6 +112,17 @@ static int load_text(struct pm_dm *dm, const char *name, const char *text)
 	return r;
 }
 
+/* create NAME with TABLE live */
+static void make_dev(struct pm_dm *dm, const char *name, const char *table)
+{
+	struct pm_dm_info info;
+	struct pm_dm_ref ref = { .name = name };
+
+	assert_int_equal(pm_dm_dev_create(dm, name, NULL, &info), 0);
+	assert_int_equal(load_text(dm, name, table), 0);
+	assert_int_equal(pm_dm_resume(dm, &ref, &info), 0);
+}
+
 static char *table_text(struct pm_dm *dm, const char *name, bool status, bool inactive)
 {
 	struct pm_dm_ref ref = { .name = name };
@@ -330,7 +341,7 @@ static void test_io_class(void **state)
 {
 	struct pm_dm dm;
 	struct pm_dm_info info;
-	struct pm_dm_ref base = { .name = "base" }, top = { .name = "top" }, lin = { .name = "lin" };
+	struct pm_dm_ref base = { .name = "base" };
 	const char *crypt = "0 128 crypt aes-xts-plain64 "
 			    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f 0 8:0 0\n";
 	uint8_t buf[512] = { 0 };
@@ -340,15 +351,9 @@ static void test_io_class(void **state)
 	tgtenv_init(&env);
 	tgtenv_file(&env, "8:0", 1 << 16, fill_a, NULL);
 	setup_engine(&dm);
-	assert_int_equal(pm_dm_dev_create(&dm, "base", NULL, &info), 0);
-	assert_int_equal(load_text(&dm, "base", crypt), 0);
-	assert_int_equal(pm_dm_resume(&dm, &base, &info), 0);
-	assert_int_equal(pm_dm_dev_create(&dm, "top", NULL, &info), 0);
-	assert_int_equal(load_text(&dm, "top", "0 64 linear 7:101 64\n"), 0);
-	assert_int_equal(pm_dm_resume(&dm, &top, &info), 0);
-	assert_int_equal(pm_dm_dev_create(&dm, "lin", NULL, &info), 0);
-	assert_int_equal(load_text(&dm, "lin", "0 64 linear 8:0 0\n"), 0);
-	assert_int_equal(pm_dm_resume(&dm, &lin, &info), 0);
+	make_dev(&dm, "base", crypt);
+	make_dev(&dm, "top", "0 64 linear 7:101 64\n");
+	make_dev(&dm, "lin", "0 64 linear 8:0 0\n");
 	assert_int_equal(read_class(1, &cpu), 1);
 	assert_true(cpu);
 	/* once, for top: crypt under it */
