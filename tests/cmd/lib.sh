@@ -67,14 +67,18 @@ mkimg() { # mkimg FILE SIZE  (sfdisk script on stdin)
 	sfdisk -q --no-reread --no-tell-kernel "$1" >/dev/null
 }
 
-# Re-run this script in a private mount namespace with its own tmpfs on /dev/mapper, so that nothing
-# it maps shows up (or is left) in the host's /dev/mapper.
-private_ns() {
+# The test run again (once) in a private mount namespace. exec drops the EXIT trap: this shell's
+# (still empty) TMP goes now; the new one has its own, and PARTMAP_NS_PARENT_TMP names the old.
+ns_reexec() {
 	if [ -z "${PARTMAP_IN_NS:-}" ]; then
-		# exec drops the EXIT trap: this shell's (still empty) TMP goes now; the new one has its own
 		rmdir "$TMP"
 		PARTMAP_IN_NS=1 PARTMAP_NS_PARENT_TMP=$TMP exec unshare -m --propagation private bash "$0" "$@"
 	fi
+}
+# Re-run this script in a private mount namespace with its own tmpfs on /dev/mapper, so that nothing
+# it maps shows up (or is left) in the host's /dev/mapper.
+private_ns() {
+	ns_reexec "$@"
 	mkdir -p /dev/mapper
 	mount -t tmpfs -o mode=755 partmap-test /dev/mapper || { echo "Bail out! cannot mount a tmpfs on /dev/mapper"; exit 1; }
 }

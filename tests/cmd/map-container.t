@@ -2,9 +2,9 @@
 # The same flow where /dev is a container's tmpfs snapshot (the kernel's new nodes never appear there:
 # partmap makes them from sysfs numbers and removes them on -d), and on a 4096-byte-sector image.
 . "$(dirname "$0")/lib.sh"
-if [ -z "${PARTMAP_IN_NS:-}" ]; then
-	PARTMAP_IN_NS=1 exec unshare -m --propagation private bash "$0" "$@"
-fi
+ns_reexec "$@"
+# (it used to re-exec itself without removing the first shell's TMP: an empty directory left each run)
+[ -n "$PARTMAP_NS_PARENT_TMP" ] && [ ! -e "$PARTMAP_NS_PARENT_TMP" ]; ok $? "the re-exec left no temporary directory behind"
 # a /dev like a container's: a tmpfs holding a few nodes, copied by number from the real one
 nodes=()
 for n in null zero random urandom tty loop-control /dev/loop[0-9]*; do
