@@ -36,7 +36,8 @@
  *   IOPS where 16 read it at 19-23K.
  * And a thread that takes a large request (POOL_LARGE bytes or more came: a write's data) wakes (or
  * starts) another at once when none reads: the request's copies (out of /dev/fuse, into the file
- * underneath) take longer than a wake-up, and the next request can come out of /dev/fuse meanwhile.
+ * underneath) take longer than a wake-up, and the next request can come out of /dev/fuse meanwhile,
+ * on another processor (none when the server may run on one only: not done then).
  * The monitor (the thread that called pm_fpool_run) looks every POOL_TICK_US while requests are
  * answered, every POOL_IDLE_US when none came for POOL_IDLE_TICKS looks. POOL_PARKED threads stay
  * parked; others end. */
@@ -72,6 +73,7 @@ struct pool {
 	unsigned base, max;       /* threads reading /dev/fuse at once when none blocks; threads at most */
 	unsigned want;            /* threads not parked wanted: base, one for each blocked, and extra */
 	unsigned extra;           /* more while processors idle with requests waiting */
+	bool overlap;             /* large requests wake another thread: more than one processor */
 	unsigned nthreads, nparked, nreceiving;
 	uint64_t taken;           /* requests taken, all threads */
 	bool exiting;
@@ -140,7 +142,7 @@ static void *worker_main(void *arg)
 		p->taken++;
 		/* a large request (a write's data) keeps this thread longer than a wake-up costs: another
 		 * reads the next request meanwhile */
-		if ((size_t)r >= POOL_LARGE && !p->nreceiving)
+		if ((size_t)r >= POOL_LARGE && p->overlap && !p->nreceiving)
 			grow(p);
 		pthread_mutex_unlock(&p->m);
 		fuse_session_process_buf(p->se, &w->buf);
@@ -288,6 +290,7 @@ int pm_fpool_run(struct fuse_session *se, unsigned max_threads, bool signals)
 	int r;
 
 	p.want = p.base = cpus >= 4 ? cpus / 2 : 1;
+	p.overlap = cpus > 1;
 	p.max = max_threads ? max_threads : 1;
 	if (p.base > p.max)
 		p.base = p.max;
