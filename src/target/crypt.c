@@ -173,13 +173,18 @@ static void workers_rekey(struct crypt *cc)
 	}
 }
 
+/* Padding is turned off only where it applies, for ciphers of a block size above 1 (ECB, CBC): on a
+ * context with it off, OpenSSL 3.0 turns it off again at every IV set-up (one per sector), through a
+ * parameter lookup by name that cost XTS about a tenth of its time (a 512-byte sector: 196 ns, 173
+ * without). XTS and CTR take any length and never pad. */
 static EVP_CIPHER_CTX *ctx_new(const EVP_CIPHER *c, const uint8_t *key, int enc)
 {
 	EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
 
 	if (!x)
 		return NULL;
-	if (!EVP_CipherInit_ex(x, c, NULL, key, NULL, enc) || !EVP_CIPHER_CTX_set_padding(x, 0)) {
+	if (!EVP_CipherInit_ex(x, c, NULL, key, NULL, enc) ||
+	    (EVP_CIPHER_get_block_size(c) > 1 && !EVP_CIPHER_CTX_set_padding(x, 0))) {
 		EVP_CIPHER_CTX_free(x);
 		return NULL;
 	}
