@@ -21,9 +21,9 @@
  * which on a small or virtual machine cost more than the request itself: with libfuse's loop (16
  * threads waiting), 4 KiB random reads through the userspace DM ran at 55-68K IOPS here; with one
  * thread, which finds the next request already queued when it comes back, at 70-86K. So few threads
- * read: one per two processors it may run on (pm_cpus; at least one), and a thread done with a request parks when enough
- * read already. More are woken (or started) when requests wait in /dev/fuse and no thread reads it,
- * and either
+ * read: one per two processors it may run on (pm_cpus; at least one), and a thread done with a
+ * request parks when enough read already. More are woken (or started) when requests wait in
+ * /dev/fuse and no thread reads it, and either
  * - a thread is blocked: on a disk, a lock, or a request that a suspended device holds. A thread
  *   counts as blocked when it answers the same request as at the last look, or spent less than half
  *   of the time since running or runnable (its schedstat). This also keeps the server's own requests
