@@ -31,6 +31,7 @@ struct dopts {
 	const char *fields;     /* -o */
 	const char *separator;
 	const char *setuuid;
+	const char *target;     /* --target: only this type's lines (table, status), devices (ls) */
 };
 
 static void usage(FILE *f)
@@ -48,7 +49,7 @@ static void usage(FILE *f)
 		   "            [--separator <separator>]]\n"
 		   "        load|reload <dev_name> [--table <table>] [<table_file>]\n"
 		   "        clear <dev_name>\n"
-		   "        ls [--tree] [-o <options>]\n"
+		   "        ls [--target <target_type>] [--tree] [-o <options>]\n"
 		   "        message <dev_name> <sector> <message>\n"
 		   "        mknodes [<dev_name>...]\n"
 		   "        remove [--deferred] [-f|--force] [--retry] <dev_name>...\n"
@@ -57,9 +58,9 @@ static void usage(FILE *f)
 		   "        rename <dev_name> --setuuid <uuid>\n"
 		   "        resume [--noflush] [--nolockfs] <dev_name>...\n"
 		   "        splitname <dev_name> [<subsystem>]\n"
-		   "        status [--inactive] [<dev_name>...]\n"
+		   "        status [--target <target_type>] [--inactive] [<dev_name>...]\n"
 		   "        suspend [--noflush] [--nolockfs] <dev_name>...\n"
-		   "        table [--showkeys] [--inactive] [<dev_name>...]\n"
+		   "        table [--target <target_type>] [--showkeys] [--inactive] [<dev_name>...]\n"
 		   "        targets\n"
 		   "        udevcomplete <cookie>\n"
 		   "        udevcomplete_all\n"
@@ -831,6 +832,8 @@ static int print_table(struct pm_dm *dm, const struct dopts *o, const struct pm_
 		return 1;
 	}
 	for (size_t i = 0; i < n; i++) {
+		if (o->target && strcmp(t[i].type, o->target))
+			continue;
 		char *line = pm_dm_target_format(&t[i], status || o->showkeys);
 		if (!line) {
 			pm_dm_targets_free(t, n);
@@ -841,10 +844,41 @@ static int print_table(struct pm_dm *dm, const struct dopts *o, const struct pm_
 		explicit_bzero(line, strlen(line));
 		free(line);
 	}
-	if (!n && prefix)
-		printf("%s\n", prefix);
+	/* no table: an empty line (after the name, for several devices), as lvm2's dmsetup prints;
+	 * with --target, nothing */
+	if (!n && !o->target)
+		printf("%s\n", prefix ? prefix : "");
 	pm_dm_targets_free(t, n);
 	return 0;
+}
+
+/* ls --target: "name\t(major, minor)" (lvm2 writes these numbers so, unlike plain ls's) for each
+ * device with a live target of that type (--inactive: in its inactive table) */
+static int ls_target(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_name *v, size_t n)
+{
+	struct pm_dm_ref ref;
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct pm_dm_target *t;
+		size_t nt;
+		bool has = false;
+		ref_for(o, v[i].name, &ref);
+		int r = pm_dm_table(dm, &ref, true, o->inactive, false, &t, &nt, NULL);
+		if (r == -ENXIO)
+			continue; /* removed meanwhile */
+		if (r < 0) {
+			ioctl_failed(dm, "status", &ref, r);
+			rc = 1;
+			continue;
+		}
+		for (size_t k = 0; k < nt && !has; k++)
+			has = !strcmp(t[k].type, o->target);
+		pm_dm_targets_free(t, nt);
+		if (has)
+			printf("%s\t(%u, %u)\n", v[i].name, major(v[i].dev), minor(v[i].dev));
+	}
+	return rc;
 }
 
 /* table, status, deps: every device (sorted, "name: " prefixes), one given by -u/-j/-m, or those
@@ -925,10 +959,12 @@ static int cmd_ls(struct pm_dm *dm, const struct dopts *o, int argc, char **argv
 	}
 	if (all_devices(dm, &v, &n))
 		return 1;
+	if (!n && (o->target || !o->tree))
+		printf("No devices found\n");
+	if (o->target)
+		return ls_target(dm, o, v, n);
 	if (o->tree)
 		return dmsetup_tree(dm, v, n, o->fields);
-	if (!n)
-		printf("No devices found\n");
 	for (size_t i = 0; i < n; i++) {
 		char kname[256];
 		if (show == BLKDEVNAME && pm_dev_kernel_name(v[i].dev, kname, sizeof(kname)) == 0)
@@ -1244,7 +1280,7 @@ static const struct command {
 };
 
 enum { O_NOTABLE = 256, O_TABLE, O_RETRY, O_DEFERRED, O_NOFLUSH, O_NOLOCKFS, O_SHOWKEYS, O_NOHEAD, O_SEP,
-       O_SETUUID, O_VERSION, O_NOUDEVSYNC, O_NOUDEVRULES, O_INACTIVE, O_VERIFYUDEV, O_TREE };
+       O_SETUUID, O_VERSION, O_NOUDEVSYNC, O_NOUDEVRULES, O_INACTIVE, O_VERIFYUDEV, O_TREE, O_TARGET };
 static const struct option longopts[] = {
 	{ "uuid", required_argument, NULL, 'u' },
 	{ "major", required_argument, NULL, 'j' },
@@ -1272,6 +1308,7 @@ static const struct option longopts[] = {
 	{ "verifyudev", no_argument, NULL, O_VERIFYUDEV },
 	{ "inactive", no_argument, NULL, O_INACTIVE },
 	{ "tree", no_argument, NULL, O_TREE },
+	{ "target", required_argument, NULL, O_TARGET },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -1315,6 +1352,7 @@ static int apply_opt(int c, const char *arg, struct dopts *o, bool *setuuid, boo
 	case O_VERIFYUDEV: break;
 	case O_INACTIVE: o->inactive = true; break;
 	case O_TREE: o->tree = true; break;
+	case O_TARGET: o->target = arg; break;
 	default: return -1;
 	}
 	return 0;

@@ -291,4 +291,25 @@ for i in $(seq 150); do [ "$(dms ls)" = "No devices found" ] && [ -z "$(servers)
 is "$(dms ls)" "No devices found" "the holder gone: nothing left"
 is "$(served_loops)" 0 "... no loop device"
 is "$(servers)" "" "... no server"
+
+# ---- --target: one target type's lines (table, status), the devices with one (ls) ----
+# the text lvm2's dmsetup prints (the VM's dmsetup.t compares it with Debian's on the kernel)
+dms ls --target zero >out; is "$?:$(cat out)" "0:No devices found" "ls --target with no device: No devices found"
+{ printf '0 8 error\n8 8 zero\n' | dms create tg1 && echo "0 8 zero" | dms create tg2 && dms create --notable tg3; } 2>err
+ok $? "tg1 (error, zero), tg2 (zero), tg3 (no table)" || diag "$(cat err)"
+note tg1 tg2 tg3
+n1=$(majmin /dev/mapper/tg1 | tr : ,); n2=$(majmin /dev/mapper/tg2 | tr : ,)
+is "$(dms ls --target zero)" "tg1	(${n1/,/, })
+tg2	(${n2/,/, })" "ls --target zero: both, numbers as \"(major, minor)\""
+is "$(dms ls --target error)" "tg1	(${n1/,/, })" "ls --target error: tg1 only"
+dms ls --target nosuch >out; is "$?:$(od -An -c out)" "0:" "ls --target of a type no device has: nothing, exit 0"
+is "$(dms table --target zero)" "tg1: 8 8 zero 
+tg2: 0 8 zero " "table --target zero: those lines, named"
+is "$(dms status --target error)" "tg1: 0 8 error " "status --target error"
+dms table --target error tg2 >out; is "$?:$(od -An -c out)" "0:" "table --target of a type the device lacks: nothing, exit 0"
+is "$(dms table --target=zero tg1)" "8 8 zero " "--target=TYPE, one device: no name"
+is "$(dms table --target zero tg1 tg3)" "tg1: 8 8 zero " "a device without a table prints nothing with --target"
+dms table tg3 >out; is "$(od -An -c out | tr -s ' ')" " \n" "table of a device without a table: one empty line"
+is "$(dms table | grep -c '^tg3: $')" 1 "... and \"tg3: \" among all devices"
+dms remove tg1 tg2 tg3; ok $? "remove tg1 tg2 tg3"
 done_testing

@@ -128,6 +128,17 @@ walk() { # walk "DMSETUP COMMAND"
 		umount "$TMP/mnt"; run $D remove mydata
 	done
 
+	# --target: one target type's lines (table, status), the devices with one (ls)
+	printf '0 8 error\n8 8 zero\n' | run $D create tgt1
+	pipe "echo 0 8 zero | $D create tgt2"
+	run $D create --notable tgt3
+	run $D ls --target zero; run $D ls --target error; run $D ls --target nosuch
+	run $D table --target zero; run $D status --target error; run $D table --target error tgt2
+	run $D table --target zero tgt1 tgt2; run $D table --target=zero tgt1; run $D status --target zero tgt1 tgt3
+	# a device without a table: one empty line (the bytes, which $(...) would not show)
+	pipe "$D table tgt3 | od -An -c"; pipe "$D status tgt3 | od -An -c"; pipe "$D table | od -An -c"
+	run $D remove tgt1 tgt2 tgt3
+
 	# errors: non-zero, nothing half-created
 	pipe "echo 0 8 nosuchtarget | $D create bad1"
 	pipe "printf '0 8 zero\n16 8 zero\n' | $D create bad2"
