@@ -229,6 +229,9 @@ static bool want_nodes(const struct pm_dm *dm)
 
 /* ---- commands ---- */
 
+static void print_info_long(const struct pm_dm_info *i);
+static int verbose_info(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref);
+
 static int cmd_create(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
 {
 	struct pm_dm_table tb = { 0 };
@@ -274,7 +277,7 @@ static int cmd_create(struct pm_dm *dm, const struct dopts *o, int argc, char **
 	pm_dm_table_free(&tb);
 	if (want_nodes(dm) && (r = pm_dm_make_node(argv[0], info.dev, 0600, 0, 0)) < 0)
 		fprintf(stderr, "dmsetup: /dev/mapper/%s: %s\n", argv[0], strerror(-r));
-	return 0;
+	return verbose_info(dm, o, &ref);
 }
 
 static int cmd_load(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
@@ -296,7 +299,7 @@ static int cmd_load(struct pm_dm *dm, const struct dopts *o, int argc, char **ar
 	if (r < 0)
 		load_failed(dm, &ref, &tb, r);
 	pm_dm_table_free(&tb);
-	return r < 0;
+	return r < 0 || verbose_info(dm, o, &ref);
 }
 
 /* ---- the devices a command acts on ---- */
@@ -379,10 +382,9 @@ static int do_clear(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_
 	(void)prefix;
 	(void)arg;
 	int r = pm_dm_clear(dm, ref);
-	(void)o;
 	if (r < 0)
 		ioctl_failed(dm, "clear", ref, r);
-	return r < 0;
+	return r < 0 || verbose_info(dm, o, ref);
 }
 
 static int do_suspend(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref, const char *prefix,
@@ -393,7 +395,7 @@ static int do_suspend(struct pm_dm *dm, const struct dopts *o, const struct pm_d
 	int r = pm_dm_suspend(dm, ref, (o->noflush ? PM_DM_NOFLUSH : 0) | (o->nolockfs ? PM_DM_NOLOCKFS : 0));
 	if (r < 0)
 		ioctl_failed(dm, "suspend", ref, r);
-	return r < 0;
+	return r < 0 || verbose_info(dm, o, ref);
 }
 
 static int do_resume(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref, const char *prefix,
@@ -410,6 +412,8 @@ static int do_resume(struct pm_dm *dm, const struct dopts *o, const struct pm_dm
 	}
 	if (want_nodes(dm))
 		pm_dm_make_node(info.name, info.dev, 0600, 0, 0);
+	if (o->verbose)
+		print_info_long(&info);
 	return 0;
 }
 
@@ -552,6 +556,23 @@ static void print_info_long(const struct pm_dm_info *i)
 	if (i->uuid[0])
 		printf("UUID: %s\n", i->uuid);
 	printf("\n");
+}
+
+/* -v: the info block, as lvm2's dmsetup prints it after create, load, suspend, resume and clear, and
+ * before a device's table, status or deps */
+static int verbose_info(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref)
+{
+	struct pm_dm_info info;
+	int r;
+
+	if (!o->verbose)
+		return 0;
+	if ((r = pm_dm_info(dm, ref, &info)) < 0) {
+		ioctl_failed(dm, "info", ref, r);
+		return 1;
+	}
+	print_info_long(&info);
+	return 0;
 }
 
 /* ---- column reports (info -c, splitname): libdm's report layout ---- */
@@ -831,9 +852,19 @@ static int print_table(struct pm_dm *dm, const struct dopts *o, const struct pm_
 		ioctl_failed(dm, status ? "status" : "table", ref, r);
 		return 1;
 	}
+	/* -v: the info block before the device's first line, no name prefixes, and a blank line after
+	 * each of several devices */
+	bool matched = false, several = prefix != NULL;
+	if (o->verbose)
+		prefix = NULL;
 	for (size_t i = 0; i < n; i++) {
 		if (o->target && strcmp(t[i].type, o->target))
 			continue;
+		if (!matched && verbose_info(dm, o, ref)) {
+			pm_dm_targets_free(t, n);
+			return 1;
+		}
+		matched = true;
 		char *line = pm_dm_target_format(&t[i], status || o->showkeys);
 		if (!line) {
 			pm_dm_targets_free(t, n);
@@ -844,11 +875,17 @@ static int print_table(struct pm_dm *dm, const struct dopts *o, const struct pm_
 		explicit_bzero(line, strlen(line));
 		free(line);
 	}
+	pm_dm_targets_free(t, n);
 	/* no table: an empty line (after the name, for several devices), as lvm2's dmsetup prints;
 	 * with --target, nothing */
-	if (!n && !o->target)
+	if (!n && !o->target) {
+		if (verbose_info(dm, o, ref))
+			return 1;
 		printf("%s\n", prefix ? prefix : "");
-	pm_dm_targets_free(t, n);
+		matched = true;
+	}
+	if (matched && o->verbose && several)
+		printf("\n");
 	return 0;
 }
 
@@ -910,16 +947,21 @@ static int print_deps(struct pm_dm *dm, const struct dopts *o, const struct pm_d
 	size_t n;
 	int r = pm_dm_deps(dm, ref, &d, &n);
 
-	(void)o;
 	(void)arg;
 	if (r < 0) {
 		ioctl_failed(dm, "deps", ref, r);
 		return 1;
 	}
-	printf("%s%zu dependencies\t:", prefix ? prefix : "", n);
+	if (verbose_info(dm, o, ref)) {
+		free(d);
+		return 1;
+	}
+	printf("%s%zu dependencies\t:", prefix && !o->verbose ? prefix : "", n);
 	for (size_t i = 0; i < n; i++)
 		printf(" (%u, %u)", major(d[i]), minor(d[i]));
 	printf("\n");
+	if (prefix && o->verbose)
+		printf("\n");
 	free(d);
 	return 0;
 }

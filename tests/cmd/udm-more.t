@@ -311,5 +311,20 @@ is "$(dms table --target=zero tg1)" "8 8 zero " "--target=TYPE, one device: no n
 is "$(dms table --target zero tg1 tg3)" "tg1: 8 8 zero " "a device without a table prints nothing with --target"
 dms table tg3 >out; is "$(od -An -c out | tr -s ' ')" " \n" "table of a device without a table: one empty line"
 is "$(dms table | grep -c '^tg3: $')" 1 "... and \"tg3: \" among all devices"
+# -v: lvm2's info block before a device's lines (tests/vm/dmsetup.t compares the bytes with Debian's)
+is "$(dms -v table tg2 | sed -n '1p;$p')" "Name:              tg2
+0 8 zero " "-v table: the info block, then the table"
+is "$(dms -v table tg1 tg2 | grep -c '^$')" 4 "-v table of two devices: each info block ends in a blank line, each device's lines too"
+dms -v table tg1 tg2 | grep -q '^tg' ; is $? 1 "... and no name prefixes"
+is "$(dms -v deps tg2 | tail -1)" "0 dependencies	:" "-v deps: the info block, then the deps"
+is "$(dms -v table --target error | sed -n '1p;/error/p')" "Name:              tg1
+0 8 error " "-v table --target: only devices with such a target get a block"
 dms remove tg1 tg2 tg3; ok $? "remove tg1 tg2 tg3"
+is "$(dms -v create tg4 --notable | sed -n '1,2p;/^Tables/p')" "Name:              tg4
+State:             ACTIVE
+Tables present:    None" "-v create: the new device's info block"
+is "$(dms -v suspend tg4 | sed -n 2p)" "State:             SUSPENDED" "-v suspend: the info block after"
+is "$(dms -v resume tg4 | sed -n 2p)" "State:             ACTIVE" "-v resume: the info block after"
+is "$(echo '0 8 zero' | dms -v load tg4 | grep '^Tables')" "Tables present:    INACTIVE" "-v load: the info block after"
+is "$(dms -v remove tg4 | od -An -c)" "" "-v remove: nothing"
 done_testing

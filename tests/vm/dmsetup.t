@@ -137,7 +137,13 @@ walk() { # walk "DMSETUP COMMAND"
 	run $D table --target zero tgt1 tgt2; run $D table --target=zero tgt1; run $D status --target zero tgt1 tgt3
 	# a device without a table: one empty line (the bytes, which $(...) would not show)
 	pipe "$D table tgt3 | od -An -c"; pipe "$D status tgt3 | od -An -c"; pipe "$D table | od -An -c"
+	# -v: the info block before each device's lines
+	run $D -v table; run $D -v status tgt1; run $D -v deps; run $D -v deps tgt1; run $D -v table --target zero
+	pipe "$D -v table tgt3 | grep -v '^Major' | od -An -c"
 	run $D remove tgt1 tgt2 tgt3
+	# -v: the info block after create, load, suspend, resume, clear (none after remove)
+	pipe "echo 0 8 zero | $D -v create vv"; pipe "echo 0 16 zero | $D -v load vv"; run $D -v suspend vv
+	run $D -v resume vv; pipe "echo 0 8 zero | $D load vv"; run $D -v clear vv; run $D -v remove vv
 
 	# errors: non-zero, nothing half-created
 	pipe "echo 0 8 nosuchtarget | $D create bad1"
