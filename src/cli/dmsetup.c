@@ -32,6 +32,8 @@ struct dopts {
 	const char *separator;
 	const char *setuuid;
 	const char *target;     /* --target: only this type's lines (table, status), devices (ls) */
+	enum { RA_KEEP, RA_SET, RA_MIN } ra_mode; /* --readahead (auto: RA_KEEP) */
+	unsigned long ra;       /* sectors */
 };
 
 static void usage(FILE *f)
@@ -40,9 +42,10 @@ static void usage(FILE *f)
 		   "dmsetup\n"
 		   "        [--version] [-h|--help]\n"
 		   "        [-v|--verbose] [-f|--force] [-r|--readonly] [-y|--yes]\n"
-		   "        [--noudevsync] [--noudevrules] [--verifyudev]\n\n"
+		   "        [--noudevsync] [--noudevrules] [--verifyudev] [--noopencount]\n\n"
 		   "        create <dev_name>\n"
 		   "            [-u|--uuid <uuid>] [-r|--readonly] [--notable | --table <table>] [<table_file>]\n"
+		   "            [--readahead {[+]<sectors>|auto|none}]\n"
 		   "        deps [<dev_name>...]\n"
 		   "        help\n"
 		   "        info [<dev_name>...] [-c|-C|--columns [-o|--options <fields>] [--noheadings]\n"
@@ -56,7 +59,7 @@ static void usage(FILE *f)
 		   "        remove_all [-f|--force]\n"
 		   "        rename <dev_name> <new_name>\n"
 		   "        rename <dev_name> --setuuid <uuid>\n"
-		   "        resume [--noflush] [--nolockfs] <dev_name>...\n"
+		   "        resume [--noflush] [--nolockfs] [--readahead {[+]<sectors>|auto|none}] <dev_name>...\n"
 		   "        splitname <dev_name> [<subsystem>]\n"
 		   "        status [--target <target_type>] [--inactive] [<dev_name>...]\n"
 		   "        suspend [--noflush] [--nolockfs] <dev_name>...\n"
@@ -231,6 +234,7 @@ static bool want_nodes(const struct pm_dm *dm)
 
 static void print_info_long(const struct pm_dm_info *i);
 static int verbose_info(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref);
+static int set_read_ahead(const struct dopts *o, const char *name, dev_t dev);
 
 static int cmd_create(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
 {
@@ -277,6 +281,8 @@ static int cmd_create(struct pm_dm *dm, const struct dopts *o, int argc, char **
 	pm_dm_table_free(&tb);
 	if (want_nodes(dm) && (r = pm_dm_make_node(argv[0], info.dev, 0600, 0, 0)) < 0)
 		fprintf(stderr, "dmsetup: /dev/mapper/%s: %s\n", argv[0], strerror(-r));
+	if (!o->notable && set_read_ahead(o, argv[0], info.dev))
+		return 1;
 	return verbose_info(dm, o, &ref);
 }
 
@@ -412,6 +418,8 @@ static int do_resume(struct pm_dm *dm, const struct dopts *o, const struct pm_dm
 	}
 	if (want_nodes(dm))
 		pm_dm_make_node(info.name, info.dev, 0600, 0, 0);
+	if (info.live_table && set_read_ahead(o, info.name, info.dev))
+		return 1;
 	if (o->verbose)
 		print_info_long(&info);
 	return 0;
@@ -532,6 +540,25 @@ static unsigned read_ahead(dev_t dev)
 		return 256;
 	buf[n] = 0;
 	return (unsigned)strtoul(buf, NULL, 10) * 2;
+}
+
+/* --readahead after create and resume, as lvm2's dmsetup sets it: N sectors, +N at least N, none
+ * (0); auto leaves the kernel's. Through sysfs, which needs no device node (the kernel keeps whole
+ * pages either way, as it does for BLKRASET). */
+static int set_read_ahead(const struct dopts *o, const char *name, dev_t dev)
+{
+	char path[96], val[32];
+
+	if (o->ra_mode == RA_KEEP || (o->ra_mode == RA_MIN && read_ahead(dev) >= o->ra))
+		return 0;
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/queue/read_ahead_kb", major(dev), minor(dev));
+	snprintf(val, sizeof(val), "%lu", o->ra / 2);
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, val, strlen(val)) < 0) {
+		fprintf(stderr, "dmsetup: %s: setting read-ahead: %s\n", name, strerror(errno));
+		return 1;
+	}
+	return 0;
 }
 
 static void print_info_long(const struct pm_dm_info *i)
@@ -1322,7 +1349,7 @@ static const struct command {
 };
 
 enum { O_NOTABLE = 256, O_TABLE, O_RETRY, O_DEFERRED, O_NOFLUSH, O_NOLOCKFS, O_SHOWKEYS, O_NOHEAD, O_SEP,
-       O_SETUUID, O_VERSION, O_NOUDEVSYNC, O_NOUDEVRULES, O_INACTIVE, O_VERIFYUDEV, O_TREE, O_TARGET };
+       O_SETUUID, O_VERSION, O_NOUDEVSYNC, O_NOUDEVRULES, O_INACTIVE, O_VERIFYUDEV, O_TREE, O_TARGET, O_READAHEAD, O_NOOPENCOUNT };
 static const struct option longopts[] = {
 	{ "uuid", required_argument, NULL, 'u' },
 	{ "major", required_argument, NULL, 'j' },
@@ -1351,6 +1378,8 @@ static const struct option longopts[] = {
 	{ "inactive", no_argument, NULL, O_INACTIVE },
 	{ "tree", no_argument, NULL, O_TREE },
 	{ "target", required_argument, NULL, O_TARGET },
+	{ "readahead", required_argument, NULL, O_READAHEAD },
+	{ "noopencount", no_argument, NULL, O_NOOPENCOUNT },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -1395,6 +1424,21 @@ static int apply_opt(int c, const char *arg, struct dopts *o, bool *setuuid, boo
 	case O_INACTIVE: o->inactive = true; break;
 	case O_TREE: o->tree = true; break;
 	case O_TARGET: o->target = arg; break;
+	case O_NOOPENCOUNT: break; /* the counts cost nothing to ask for here */
+	case O_READAHEAD:
+		if (!strcmp(arg, "auto")) {
+			o->ra_mode = RA_KEEP;
+		} else if (!strcmp(arg, "none")) {
+			o->ra_mode = RA_SET;
+			o->ra = 0;
+		} else {
+			o->ra_mode = *arg == '+' ? RA_MIN : RA_SET;
+			if (pm_parse_ulong(arg + (*arg == '+'), UINT32_MAX, &o->ra) < 0) {
+				fprintf(stderr, "Invalid read ahead value: %s (sectors, +sectors, auto or none)\n", arg);
+				return -2;
+			}
+		}
+		break;
 	default: return -1;
 	}
 	return 0;

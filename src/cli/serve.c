@@ -172,13 +172,26 @@ static int h_add(void *arg, unsigned id, const char *name, dev_t *dev)
 	return 0;
 }
 
-static int h_update(void *arg, unsigned id, dev_t dev, uint64_t bytes, bool read_only)
+/* The read-ahead the kernel gives a device-mapper device at each table swap (disk_update_readahead):
+ * twice its optimal I/O size, 128 KiB at least, in whole pages. */
+static void set_read_ahead(dev_t dev, uint32_t io_opt)
+{
+	unsigned long pages = (unsigned long)io_opt * 2 / 4096;
+	char path[96], val[32];
+
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/queue/read_ahead_kb", major(dev), minor(dev));
+	snprintf(val, sizeof(val), "%lu", (pages > 32 ? pages : 32) * 4);
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd >= 0 && write(fd, val, strlen(val)) < 0)
+		fprintf(stderr, "serve: %s: %s\n", path, strerror(errno));
+}
+
+static int h_update(void *arg, unsigned id, dev_t dev, uint64_t bytes, bool read_only, uint32_t io_opt)
 {
 	struct server *s = arg;
 	struct devfile *df;
 	int r;
 
-	(void)dev;
 	pthread_mutex_lock(&s->lock);
 	df = file_of(s, id);
 	pthread_mutex_unlock(&s->lock);
@@ -197,6 +210,7 @@ static int h_update(void *arg, unsigned id, dev_t dev, uint64_t bytes, bool read
 		return -errno;
 	if ((r = pm_loop_set_sizelimit(df->loop, UINT64_MAX)) < 0)
 		return r;
+	set_read_ahead(dev, io_opt);
 	return pm_loop_set_ro(df->loop, read_only);
 }
 

@@ -310,6 +310,14 @@ static void raid_status(struct pm_target *ti, bool table, char *buf, size_t len)
 #undef PUT
 }
 
+/* the kernel's raid_io_hints: a chunk times the data devices of a row (one parity chunk here) */
+static uint32_t raid_io_opt(struct pm_target *ti)
+{
+	struct raid *rs = ti->priv;
+
+	return (uint32_t)(rs->chunk << 9) * (rs->n - 1);
+}
+
 const struct pm_target_type pm_target_raid = {
 	.name = "raid",
 	.version = { 1, 15, 1 },
@@ -319,4 +327,5 @@ const struct pm_target_type pm_target_raid = {
 	.write = raid_write,
 	.status = raid_status,
 	.max_io = raid_max_io,
+	.io_opt = raid_io_opt,
 };

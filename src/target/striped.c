@@ -93,6 +93,14 @@ static uint64_t striped_max_io(struct pm_target *ti, uint64_t off)
 	return cb - off % cb + (STRIPED_MAX_PIECES - 1) * cb;
 }
 
+/* the kernel's striped_io_hints: a chunk times the stripes (in its 32-bit arithmetic) */
+static uint32_t striped_io_opt(struct pm_target *ti)
+{
+	struct striped *sc = ti->priv;
+
+	return (uint32_t)(sc->chunk << 9) * sc->n;
+}
+
 static struct stripe *locate(struct pm_target *ti, uint64_t off, uint64_t *at)
 {
 	struct striped *sc = ti->priv;
@@ -229,4 +237,5 @@ const struct pm_target_type pm_target_striped = {
 	.discard = striped_discard,
 	.status = striped_status,
 	.max_io = striped_max_io,
+	.io_opt = striped_io_opt,
 };

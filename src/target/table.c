@@ -90,6 +90,20 @@ const struct pm_target_env *pm_target_env(const struct pm_target *ti)
 
 /* ---- sources ---- */
 
+/* the target's list of the devices it opened (for pm_dtab_io_opt) */
+static int note_used(struct pm_target *ti, struct pm_source *s)
+{
+	for (size_t i = 0; i < ti->nused; i++)
+		if (ti->used[i] == s)
+			return 0;
+	struct pm_source **v = realloc(ti->used, (ti->nused + 1) * sizeof(*v));
+	if (!v)
+		return pm_target_fail(ti, -ENOMEM, "Cannot allocate memory");
+	ti->used = v;
+	ti->used[ti->nused++] = s;
+	return 0;
+}
+
 int pm_target_source(struct pm_target *ti, const char *name, struct pm_source **out)
 {
 	struct pm_dtab *tb = ti->table;
@@ -109,7 +123,7 @@ int pm_target_source(struct pm_target *ti, const char *name, struct pm_source **
 			tb->env->close_source(tb->env->arg, s);
 			free(s);
 			*out = tb->src[i];
-			return 0;
+			return note_used(ti, *out);
 		}
 	}
 	struct pm_source **v = realloc(tb->src, (tb->nsrc + 1) * sizeof(*v));
@@ -121,6 +135,8 @@ int pm_target_source(struct pm_target *ti, const char *name, struct pm_source **
 	tb->src = v;
 	tb->src[tb->nsrc++] = s;
 	*out = s;
+	if (note_used(ti, s) < 0)
+		return -ENOMEM; /* s stays with the table, which frees it */
 	return 0;
 }
 
@@ -232,6 +248,9 @@ static void target_destroy(struct pm_target *ti)
 	if (ti->type && ti->type->dtr)
 		ti->type->dtr(ti);
 	ti->type = NULL;
+	free(ti->used);
+	ti->used = NULL;
+	ti->nused = 0;
 }
 
 void pm_dtab_free(struct pm_dtab *tb)
@@ -301,6 +320,7 @@ int pm_dtab_build(struct pm_dtab **out, const struct pm_dm_target *t, size_t n, 
 		if (r < 0) {
 			if (err_len)
 				snprintf(err, err_len, "%s: %s", type->name, ti->error[0] ? ti->error : strerror(-r));
+			target_destroy(ti); /* its list of devices: the constructor released the rest */
 			break;
 		}
 		ti->type = type;
@@ -315,6 +335,39 @@ int pm_dtab_build(struct pm_dtab **out, const struct pm_dm_target *t, size_t n, 
 	}
 	*out = tb;
 	return 0;
+}
+
+static uint64_t lcm_not_zero(uint64_t a, uint64_t b)
+{
+	uint64_t x = a, y = b;
+
+	if (!a || !b)
+		return a ? a : b;
+	while (y) {
+		uint64_t t = x % y;
+		x = y;
+		y = t;
+	}
+	return a / x * b;
+}
+
+uint32_t pm_dtab_io_opt(const struct pm_dtab *tb, uint32_t (*dev_io_opt)(void *arg, const struct pm_source *src),
+			void *arg)
+{
+	uint32_t io_opt = 0;
+
+	for (size_t i = 0; i < tb->n; i++) {
+		const struct pm_target *ti = &tb->t[i];
+		uint32_t own = 0;
+		if (ti->type->io_opt) {
+			own = ti->type->io_opt((struct pm_target *)ti);
+		} else {
+			for (size_t k = 0; k < ti->nused; k++)
+				own = (uint32_t)lcm_not_zero(own, dev_io_opt(arg, ti->used[k]));
+		}
+		io_opt = (uint32_t)lcm_not_zero(io_opt, own);
+	}
+	return io_opt;
 }
 
 /* ---- I/O ---- */

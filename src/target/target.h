@@ -83,6 +83,9 @@ struct pm_target_type {
 	/* Bytes from off (relative to the target) that one call may cover (a stripe chunk's rest); NULL:
 	 * no limit. */
 	uint64_t (*max_io)(struct pm_target *ti, uint64_t off);
+	/* The optimal I/O size in bytes that the target sets itself, as the kernel's io_hints do
+	 * (striped, raid); NULL: its devices' (pm_dtab_io_opt). */
+	uint32_t (*io_opt)(struct pm_target *ti);
 };
 
 struct pm_target {
@@ -93,6 +96,8 @@ struct pm_target {
 	unsigned block_size;      /* the logical block size it needs (crypt sector_size); 0 = 512 */
 	void *priv;
 	char error[PM_TARGET_ERROR_LEN]; /* the constructor's or a message's failure, the kernel's words */
+	struct pm_source **used;  /* the devices it opened (pm_target_source), each once */
+	size_t nused;
 };
 
 /* The registry: by name, and every type present (fills out, at most max; returns how many). */
@@ -140,6 +145,11 @@ void pm_dtab_free(struct pm_dtab *tb);
 int pm_dtab_read(struct pm_dtab *tb, uint64_t off, void *buf, size_t len);
 int pm_dtab_write(struct pm_dtab *tb, uint64_t off, const void *buf, size_t len);
 int pm_dtab_flush(struct pm_dtab *tb);
+/* The table's optimal I/O size in bytes, as the kernel stacks it when a table goes live: each
+ * target's own (pm_target_type.io_opt) or else the least common multiple of its devices' (dev_io_opt),
+ * then the least common multiple over the targets, zeros left out; 32 bits, as the kernel keeps it. */
+uint32_t pm_dtab_io_opt(const struct pm_dtab *tb, uint32_t (*dev_io_opt)(void *arg, const struct pm_source *src),
+			void *arg);
 int pm_dtab_discard(struct pm_dtab *tb, uint64_t off, uint64_t len);
 void pm_dtab_presuspend(struct pm_dtab *tb);
 void pm_dtab_resume(struct pm_dtab *tb);

@@ -14,12 +14,14 @@
 #include "../util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 struct udev_dev {
 	unsigned id;
@@ -38,6 +40,7 @@ struct udev_dev {
 	uint64_t size;            /* the live table's, bytes */
 	bool read_only;           /* the live table's */
 	bool cpu_bound;           /* the live table's, or a device's under it (cpu_classes) */
+	uint32_t io_opt;          /* atomic: the live table's optimal I/O size (pm_dtab_io_opt) */
 };
 
 struct pm_udm {
@@ -297,6 +300,28 @@ static void cpu_classes(struct pm_udm *u)
 			}
 		}
 	}
+}
+
+/* A source's optimal I/O size: one of the engine's devices' (its live table's when that went live),
+ * a block device's as the kernel gives it */
+static uint32_t src_io_opt(void *arg, const struct pm_source *s)
+{
+	char path[96], buf[32];
+	unsigned long v;
+	ssize_t n;
+
+	(void)arg;
+	if (s->vdev && s->vdev->ops == &own_ops)
+		return __atomic_load_n(&((struct own_src *)s->vdev->priv)->d->io_opt, __ATOMIC_RELAXED);
+	if (!major(s->dev))
+		return 0;
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/queue/optimal_io_size", major(s->dev), minor(s->dev));
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || (n = pread(fd, buf, sizeof(buf) - 1, 0)) <= 0)
+		return 0;
+	buf[n] = 0;
+	buf[strcspn(buf, "\n")] = 0;
+	return pm_parse_ulong(buf, UINT32_MAX, &v) == 0 ? (uint32_t)v : 0;
 }
 
 /* A table's source: one of the engine's devices (by number or by a node's number), else the owner's
@@ -785,6 +810,7 @@ static int cmd_suspend(struct pm_udm *u, struct dm_ioctl *io)
 	/* resume: swap an inactive table in (suspending first), then let I/O go */
 	if (d->inactive) {
 		struct pm_dtab *tb = d->inactive;
+		uint32_t io_opt = pm_dtab_io_opt(tb, src_io_opt, u);
 		if (!d->suspended)
 			suspend_dev(u, d, !(io->flags & DM_SKIP_LOCKFS_FLAG));
 		pthread_mutex_lock(&u->io);
@@ -793,10 +819,11 @@ static int cmd_suspend(struct pm_udm *u, struct dm_ioctl *io)
 		d->inactive = NULL;
 		d->size = tb->sectors * PM_SECTOR;
 		d->read_only = tb->read_only;
+		__atomic_store_n(&d->io_opt, io_opt, __ATOMIC_RELAXED);
 		cpu_classes(u);
 		pthread_mutex_unlock(&u->io);
 		if (u->h.dev_update)
-			u->h.dev_update(u->h.arg, d->id, d->dev, d->size, d->read_only);
+			u->h.dev_update(u->h.arg, d->id, d->dev, d->size, d->read_only, io_opt);
 	}
 	if (d->suspended && d->live)
 		pm_dtab_resume(d->live);

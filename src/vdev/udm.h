@@ -25,8 +25,9 @@ struct pm_udm;
 struct pm_udm_hooks {
 	/* A device was created: make its block device (it shows the device's file, id). *dev: its number. */
 	int (*dev_add)(void *arg, unsigned id, const char *name, dev_t *dev);
-	/* Its size changed (a table became live) or its read-only state: tell the block device. */
-	int (*dev_update)(void *arg, unsigned id, dev_t dev, uint64_t bytes, bool read_only);
+	/* A table became live: its size, read-only state and optimal I/O size (bytes, 0: none; the
+	 * kernel sets the device's read-ahead from it at every table swap) for the block device. */
+	int (*dev_update)(void *arg, unsigned id, dev_t dev, uint64_t bytes, bool read_only, uint32_t io_opt);
 	/* Removed: take the block device away (deferred: when its last opener closes it; the owner then
 	 * calls pm_udm_release, and the device's node, if any, goes with it). */
 	int (*dev_remove)(void *arg, unsigned id, const char *name, dev_t dev, bool deferred);

@@ -327,4 +327,25 @@ is "$(dms -v suspend tg4 | sed -n 2p)" "State:             SUSPENDED" "-v suspen
 is "$(dms -v resume tg4 | sed -n 2p)" "State:             ACTIVE" "-v resume: the info block after"
 is "$(echo '0 8 zero' | dms -v load tg4 | grep '^Tables')" "Tables present:    INACTIVE" "-v load: the info block after"
 is "$(dms -v remove tg4 | od -An -c)" "" "-v remove: nothing"
+
+# ---- read-ahead: the kernel's at each table swap (twice the optimal I/O size, 128 KiB at least),
+# --readahead after create and resume (tests/vm/dmsetup.t compares both with the kernel's) ----
+ra() { blockdev --getra "/dev/mapper/$1"; }
+{ echo "0 4096 striped 2 128 $A 0 $B 0" | dms create ra1 && echo "0 1000 linear /dev/mapper/ra1 0" | dms create ra2 &&
+	echo "0 1000 linear $A 0" | dms create ra3; } 2>err; ok $? "ra1 (striped 2x64 KiB), ra2 (linear over it), ra3 (linear)" || diag "$(cat err)"
+note ra1 ra2 ra3
+is "$(ra ra1) $(ra ra2) $(ra ra3)" "512 512 256" "read-ahead: 2 x 128 KiB for striped and what is over it, else 128 KiB"
+is "$(dms info ra1 | grep '^Read Ahead')" "Read Ahead:        512" "... as info shows it"
+dms resume ra3 --readahead 2048 && is "$(ra ra3)" 2048 "resume --readahead N: N sectors"
+dms suspend ra3 && dms resume ra3 && is "$(ra ra3)" 2048 "... kept by a resume without a new table"
+echo "0 1000 linear $A 0" | dms load ra3 && dms resume ra3 && is "$(ra ra3)" 256 "... set again by a table swap"
+echo "0 4096 striped 2 16 $A 0 $B 0" | dms load ra1 && dms resume ra1 && is "$(ra ra1)" 256 "a swap to smaller chunks: 128 KiB"
+dms resume ra3 --readahead +1024 && is "$(ra ra3)" 1024 "--readahead +N: raised to N"
+dms resume ra3 --readahead +8 && is "$(ra ra3)" 1024 "... never lowered"
+dms resume ra3 --readahead none && is "$(ra ra3)" 0 "--readahead none: 0"
+echo "0 1000 linear $A 0" | dms create ra4 --readahead 4096 && is "$(ra ra4)" 4096 "create --readahead N"
+note ra4
+dms create ra5 --readahead 77x --notable 2>err; is $? 1 "--readahead 77x: refused"
+grep -q "Invalid read ahead value" err; ok $? "... saying why"
+dms remove ra2 ra1 ra3 ra4; ok $? "remove ra1-ra4"
 done_testing

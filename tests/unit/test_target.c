@@ -299,6 +299,51 @@ static void test_split_args(void **state)
 	free(argv);
 }
 
+/* the optimal I/O size, as the kernel stacks it: striped and raid set their own (a row of chunks),
+ * other targets take the least common multiple of their devices', the table that of its targets */
+static uint32_t fake_io_opt(void *arg, const struct pm_source *s)
+{
+	(void)arg;
+	return !strcmp(s->name, "7:2") ? 12288 : !strcmp(s->name, "7:3") ? 8192 : 0;
+}
+
+static void test_io_opt(void **state)
+{
+	struct tgtenv e;
+	struct pm_dtab *tb;
+	char err[256], path[256];
+	static const struct { const char *text; uint32_t io_opt; } cases[] = {
+		{ "0 64 linear 7:0 0", 0 },
+		{ "0 64 zero", 0 },
+		{ "0 512 striped 2 128 7:0 0 7:1 0", 131072 },
+		{ "0 96 striped 3 8 7:0 0 7:1 0 7:2 0", 12288 },
+		{ "0 64 linear 7:2 0", 12288 },
+		{ "0 64 linear 7:2 0\n64 64 linear 7:3 0", 24576 },
+		{ "0 64 zero\n64 512 striped 2 128 7:0 0 7:1 0", 131072 },
+		{ "0 64 linear 7:2 0\n64 512 striped 2 128 7:0 0 7:1 0", 393216 },
+		{ "0 64 mirror core 1 8 2 7:2 0 7:3 0", 24576 },
+		{ "0 512 raid raid5_ls 1 128 3 - 7:0 - 7:1 - 7:2", 131072 },
+		{ "0 512 raid raid4 1 64 5 - 7:0 - 7:1 - 7:2 - 7:3 - 7:4", 131072 },
+	};
+
+	(void)state;
+	tgtenv_init(&e);
+	for (int i = 0; i < 5; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "7:%d", i);
+		tgtenv_file(&e, name, 1 << 20, NULL, path);
+	}
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(tgtenv_build(&e, cases[i].text, false, &tb, err, sizeof(err)), 0);
+		if (pm_dtab_io_opt(tb, fake_io_opt, NULL) != cases[i].io_opt)
+			fail_msg("%s: io_opt %u, not %u", cases[i].text, pm_dtab_io_opt(tb, fake_io_opt, NULL),
+				 cases[i].io_opt);
+		pm_dtab_free(tb);
+	}
+	assert_int_equal(e.opens, 0);
+	tgtenv_cleanup(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -310,6 +355,7 @@ int main(void)
 		cmocka_unit_test(test_striped_parallel),
 		cmocka_unit_test(test_striped_error_status),
 		cmocka_unit_test(test_split_args),
+		cmocka_unit_test(test_io_opt),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -144,6 +144,24 @@ walk() { # walk "DMSETUP COMMAND"
 	# -v: the info block after create, load, suspend, resume, clear (none after remove)
 	pipe "echo 0 8 zero | $D -v create vv"; pipe "echo 0 16 zero | $D -v load vv"; run $D -v suspend vv
 	run $D -v resume vv; pipe "echo 0 8 zero | $D load vv"; run $D -v clear vv; run $D -v remove vv
+	# --readahead after create and resume: N sectors, +N at least N, none, auto (the kernel's);
+	# kept across a table swap. --noopencount changes nothing
+	pipe "echo 0 64 linear $L1 0 | $D create ra1 --readahead 512"; run $D info ra1
+	pipe "echo 0 64 linear $L1 0 | $D create ra2 --readahead +1024"; run $D info ra2
+	pipe "echo 0 64 linear $L1 0 | $D create ra3 --readahead none"; run $D info ra3
+	pipe "echo 0 64 linear $L1 0 | $D create ra4 --readahead +8"; run $D info ra4
+	run $D resume ra4 --readahead 1000; run $D info ra4
+	pipe "echo 0 32 linear $L1 0 | $D load ra4"; run $D resume ra4; run $D info ra4
+	run $D resume ra1 --readahead auto; run $D info ra1; run blockdev --getra /dev/mapper/ra1
+	run $D --noopencount info ra1; run $D --noopencount ls
+	run $D remove ra1 ra2 ra3 ra4
+	# the read-ahead a table gives: twice its optimal I/O size (striped, raid: a row of chunks; others:
+	# their devices'), 128 KiB at least; set again at each table swap
+	pipe "echo 0 $((S1 + S2)) striped 2 128 $L1 0 $L2 0 | $D create rs1"; run $D info rs1
+	pipe "echo 0 1000 linear /dev/mapper/rs1 0 | $D create rs2"; run $D info rs2
+	pipe "echo 0 $((S1 + S2)) striped 2 16 $L1 0 $L2 0 | $D load rs1"; run $D resume rs1; run $D info rs1
+	run $D remove rs2 rs1
+	pipe "echo 0 $((2 * S1)) raid raid5_ls 1 256 3 - $L1 - $L2 - $L3 | $D create rr"; run $D info rr; run $D remove rr
 
 	# errors: non-zero, nothing half-created
 	pipe "echo 0 8 nosuchtarget | $D create bad1"
