@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <sys/sysmacros.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,6 +47,31 @@ int pm_read_u64(const char *path, uint64_t *v)
 	errno = 0;
 	*v = strtoull(buf, &end, 10);
 	return errno || end == buf ? -EINVAL : 0;
+}
+
+static void queue_path(dev_t dev, const char *attr, char *path, size_t len)
+{
+	snprintf(path, len, "/sys/dev/block/%u:%u/queue/%s", major(dev), minor(dev), attr);
+}
+
+int pm_queue_get(dev_t dev, const char *attr, uint64_t *v)
+{
+	char path[128];
+
+	queue_path(dev, attr, path, sizeof(path));
+	return pm_read_u64(path, v);
+}
+
+int pm_queue_set(dev_t dev, const char *attr, uint64_t v)
+{
+	char path[128], val[24];
+	int n = snprintf(val, sizeof(val), "%llu", (unsigned long long)v);
+
+	queue_path(dev, attr, path, sizeof(path));
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	return write(fd, val, (size_t)n) < 0 ? -errno : 0;
 }
 
 int pm_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)

@@ -107,6 +107,10 @@ size_t pm_strlcpy(char *dst, const char *src, size_t n);
 int pm_read_line(const char *path, char *buf, size_t len);
 /* a decimal number from such a file */
 int pm_read_u64(const char *path, uint64_t *v);
+/* A block device's queue attribute in sysfs (/sys/dev/block/MAJ:MIN/queue/ATTR, a number): read, or
+ * written; 0 or -errno. */
+int pm_queue_get(dev_t dev, const char *attr, uint64_t *v);
+int pm_queue_set(dev_t dev, const char *attr, uint64_t v);
 /* pwrite of all len bytes at off (retried on EINTR and short writes): 0 or -errno (-EIO for 0). */
 int pm_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 /* UTF-16 (little- or big-endian, up to a NUL unit) to NUL-terminated UTF-8, cut at a character

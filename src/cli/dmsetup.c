@@ -524,22 +524,12 @@ static const char *state_str(const struct pm_dm_info *i, char *buf, size_t len)
 	return buf;
 }
 
+/* sectors */
 static unsigned read_ahead(dev_t dev)
 {
-	char path[96], buf[32];
-	int fd;
-	ssize_t n;
+	uint64_t kb;
 
-	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/queue/read_ahead_kb", major(dev), minor(dev));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 256;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 256;
-	buf[n] = 0;
-	return (unsigned)strtoul(buf, NULL, 10) * 2;
+	return pm_queue_get(dev, "read_ahead_kb", &kb) == 0 ? (unsigned)(kb * 2) : 256;
 }
 
 /* --readahead after create and resume, as lvm2's dmsetup sets it: N sectors, +N at least N, none
@@ -547,15 +537,12 @@ static unsigned read_ahead(dev_t dev)
  * pages either way, as it does for BLKRASET). */
 static int set_read_ahead(const struct dopts *o, const char *name, dev_t dev)
 {
-	char path[96], val[32];
+	int r;
 
 	if (o->ra_mode == RA_KEEP || (o->ra_mode == RA_MIN && read_ahead(dev) >= o->ra))
 		return 0;
-	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/queue/read_ahead_kb", major(dev), minor(dev));
-	snprintf(val, sizeof(val), "%lu", o->ra / 2);
-	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, val, strlen(val)) < 0) {
-		fprintf(stderr, "dmsetup: %s: setting read-ahead: %s\n", name, strerror(errno));
+	if ((r = pm_queue_set(dev, "read_ahead_kb", o->ra / 2)) < 0) {
+		fprintf(stderr, "dmsetup: %s: setting read-ahead: %s\n", name, strerror(-r));
 		return 1;
 	}
 	return 0;

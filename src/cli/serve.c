@@ -176,14 +176,11 @@ static int h_add(void *arg, unsigned id, const char *name, dev_t *dev)
  * twice its optimal I/O size, 128 KiB at least, in whole pages. */
 static void set_read_ahead(dev_t dev, uint32_t io_opt)
 {
-	unsigned long pages = (unsigned long)io_opt * 2 / 4096;
-	char path[96], val[32];
+	uint64_t pages = (uint64_t)io_opt * 2 / 4096;
+	int r = pm_queue_set(dev, "read_ahead_kb", (pages > 32 ? pages : 32) * 4);
 
-	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/queue/read_ahead_kb", major(dev), minor(dev));
-	snprintf(val, sizeof(val), "%lu", (pages > 32 ? pages : 32) * 4);
-	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd >= 0 && write(fd, val, strlen(val)) < 0)
-		fprintf(stderr, "serve: %s: %s\n", path, strerror(errno));
+	if (r < 0)
+		fprintf(stderr, "serve: %u:%u: setting read-ahead: %s\n", major(dev), minor(dev), strerror(-r));
 }
 
 static int h_update(void *arg, unsigned id, dev_t dev, uint64_t bytes, bool read_only, uint32_t io_opt)

@@ -14,14 +14,12 @@
 #include "../util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <unistd.h>
 
 struct udev_dev {
 	unsigned id;
@@ -306,22 +304,12 @@ static void cpu_classes(struct pm_udm *u)
  * a block device's as the kernel gives it */
 static uint32_t src_io_opt(void *arg, const struct pm_source *s)
 {
-	char path[96], buf[32];
-	unsigned long v;
-	ssize_t n;
+	uint64_t v;
 
 	(void)arg;
 	if (s->vdev && s->vdev->ops == &own_ops)
 		return __atomic_load_n(&((struct own_src *)s->vdev->priv)->d->io_opt, __ATOMIC_RELAXED);
-	if (!major(s->dev))
-		return 0;
-	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/queue/optimal_io_size", major(s->dev), minor(s->dev));
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || (n = pread(fd, buf, sizeof(buf) - 1, 0)) <= 0)
-		return 0;
-	buf[n] = 0;
-	buf[strcspn(buf, "\n")] = 0;
-	return pm_parse_ulong(buf, UINT32_MAX, &v) == 0 ? (uint32_t)v : 0;
+	return major(s->dev) && pm_queue_get(s->dev, "optimal_io_size", &v) == 0 ? (uint32_t)v : 0;
 }
 
 /* A table's source: one of the engine's devices (by number or by a node's number), else the owner's
