@@ -329,7 +329,7 @@ static void test_io_opt(void **state)
 	(void)state;
 	tgtenv_init(&e);
 	for (int i = 0; i < 5; i++) {
-		char name[8];
+		char name[16];
 		snprintf(name, sizeof(name), "7:%d", i);
 		tgtenv_file(&e, name, 1 << 20, NULL, path);
 	}
