@@ -46,7 +46,7 @@ static void usage(FILE *f)
 		   "        create <dev_name>\n"
 		   "            [-u|--uuid <uuid>] [-r|--readonly] [--notable | --table <table>] [<table_file>]\n"
 		   "            [--readahead {[+]<sectors>|auto|none}]\n"
-		   "        deps [<dev_name>...]\n"
+		   "        deps [-o devno|blkdevname|devname] [<dev_name>...]\n"
 		   "        help\n"
 		   "        info [<dev_name>...] [-c|-C|--columns [-o|--options <fields>] [--noheadings]\n"
 		   "            [--separator <separator>]]\n"
@@ -71,10 +71,11 @@ static void usage(FILE *f)
 		   "        wait [-v|--verbose] <dev_name> [<event_nr>]\n\n"
 		   "<dev_name> may be replaced by -u|--uuid <uuid> or -j|--major <major> -m|--minor <minor>.\n"
 		   "Options may stand before or after the command. info -c fields: name, major, minor, attr,\n"
-		   "open, segments, events, uuid. -f with remove swaps in an error table first; --retry tries\n"
+		   "open, segments, events, uuid, read_ahead, blkdevname, devno, tables_loaded, suspended,\n"
+		   "readonly. -f with remove swaps in an error table first; --retry tries\n"
 		   "25 times, 200 ms apart. -y, --noudevrules and --verifyudev are accepted and ignored;\n"
 		   "--noudevsync (or DM_DISABLE_UDEV set) makes /dev/mapper nodes without udev.\n"
-		   "ls -o: devno, blkdevname, devname. ls --tree -o: ascii, utf, vt100; compact, inverted,\n"
+		   "ls and deps -o: devno, blkdevname, devname. ls --tree -o: ascii, utf, vt100; compact, inverted,\n"
 		   "notrunc; blkdevname, [no]device, active, open, rw, uuid. splitname fields: subsystem,\n"
 		   "vg_name, lv_name, lv_layer (-o, -c, --noheadings, --separator as info -c).\n"
 		   "Tables: '<start> <length> <target> <params>' lines; devices as paths or major:minor.\n"
@@ -718,6 +719,9 @@ static const struct field info_fields[] = {
 	{ "minor", "Min", 3, true, NULL },	{ "attr", "Stat", 4, false, NULL },
 	{ "open", "Open", 4, true, NULL },	{ "segments", "Targ", 4, true, "targets" },
 	{ "events", "Event", 6, true, NULL }, { "uuid", "UUID", 32, false, NULL },
+	{ "read_ahead", "RAhead", 6, true, "readahead" }, { "blkdevname", "BlkDevName", 16, false, NULL },
+	{ "devno", "DevNo", 5, false, NULL },	{ "tables_loaded", "Tables", 6, false, NULL },
+	{ "suspended", "Suspended", 9, false, NULL }, { "readonly", "Read-only", 9, false, NULL },
 };
 
 static void attr_str(const struct pm_dm_info *i, char *b)
@@ -742,6 +746,19 @@ static void info_cell(const void *row, int field, char *c, size_t len)
 	case 5: snprintf(c, len, "%u", d->target_count); break;
 	case 6: snprintf(c, len, "%u", d->event_nr); break;
 	case 7: snprintf(c, len, "%s", d->uuid); break;
+	/* libdm asks the node for the read-ahead of a device with a live table, else shows 0 */
+	case 8: snprintf(c, len, "%u", d->live_table ? read_ahead(d->dev) : 0); break;
+	case 9:
+		if (pm_dev_kernel_name(d->dev, c, len) < 0)
+			c[0] = 0;
+		break;
+	case 10: snprintf(c, len, "%u:%u", major(d->dev), minor(d->dev)); break;
+	case 11:
+		snprintf(c, len, "%s", d->live_table ? (d->inactive_table ? "Both" : "Live")
+						      : d->inactive_table ? "Inactive" : "None");
+		break;
+	case 12: snprintf(c, len, "%s", d->suspended ? "Suspended" : "Active"); break;
+	case 13: snprintf(c, len, "%s", d->read_only ? "Read-only" : "Writeable"); break;
 	default: c[0] = 0;
 	}
 }
@@ -954,6 +971,49 @@ static int cmd_status(struct pm_dm *dm, const struct dopts *o, int argc, char **
 	return show_devices(dm, o, argc, argv, print_table, (void *)1);
 }
 
+/* ls and deps -o: how devices are named: (major:minor), the kernel's name, or a device-mapper
+ * device's own; -1 for an option lvm2 does not know (said) */
+enum dev_naming { DN_DEVNO, DN_BLK, DN_MAP };
+static int dev_naming(const char *fields)
+{
+	int show = DN_DEVNO;
+
+	for (const char *p = fields; p && *p;) {
+		size_t len = strcspn(p, ",");
+		if (!strncmp(p, "devno", len))
+			show = DN_DEVNO;
+		else if (!strncmp(p, "blkdevname", len))
+			show = DN_BLK;
+		else if (!strncmp(p, "devname", len))
+			show = DN_MAP;
+		else {
+			fprintf(stderr, "Option not recognised: %s.\n", p);
+			return -1;
+		}
+		if (!p[len])
+			break;
+		p += len + 1;
+	}
+	return show;
+}
+
+/* a dependency's name for deps -o devname: a device-mapper device's (the kernel's or this one's
+ * in userspace), else the kernel's; -1 for none */
+static int dep_name(struct pm_dm *dm, dev_t dev, int show, char *buf, size_t len)
+{
+	if (show == DN_MAP) {
+		_cleanup_free_ struct pm_dm_name *v = NULL;
+		size_t n;
+		if (pm_dm_list(dm, &v, &n) == 0)
+			for (size_t i = 0; i < n; i++)
+				if (v[i].dev == dev) {
+					pm_strlcpy(buf, v[i].name, len);
+					return 0;
+				}
+	}
+	return show != DN_DEVNO && pm_dev_kernel_name(dev, buf, len) == 0 ? 0 : -1;
+}
+
 static int print_deps(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref, const char *prefix,
 		      void *arg)
 {
@@ -970,9 +1030,19 @@ static int print_deps(struct pm_dm *dm, const struct dopts *o, const struct pm_d
 		free(d);
 		return 1;
 	}
+	int show = dev_naming(o->fields);
+	if (show < 0) {
+		free(d);
+		return 1;
+	}
 	printf("%s%zu dependencies\t:", prefix && !o->verbose ? prefix : "", n);
-	for (size_t i = 0; i < n; i++)
-		printf(" (%u, %u)", major(d[i]), minor(d[i]));
+	for (size_t i = 0; i < n; i++) {
+		char nm[256];
+		if (dep_name(dm, d[i], show, nm, sizeof(nm)) == 0)
+			printf(" (%s)", nm);
+		else
+			printf(" (%u, %u)", major(d[i]), minor(d[i]));
+	}
 	printf("\n");
 	if (prefix && o->verbose)
 		printf("\n");
@@ -990,29 +1060,13 @@ static int cmd_deps(struct pm_dm *dm, const struct dopts *o, int argc, char **ar
 static int cmd_ls(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
 {
 	_cleanup_free_ struct pm_dm_name *v = NULL;
-	enum { DEVNO, BLKDEVNAME, DEVNAME } show = DEVNO;
+	int show = DN_DEVNO;
 	size_t n;
 
 	(void)argc;
 	(void)argv;
-	if (!o->tree && o->fields) {
-		for (const char *p = o->fields; *p;) {
-			size_t len = strcspn(p, ",");
-			if (!strncmp(p, "devno", len))
-				show = DEVNO;
-			else if (!strncmp(p, "blkdevname", len))
-				show = BLKDEVNAME;
-			else if (!strncmp(p, "devname", len))
-				show = DEVNAME;
-			else {
-				fprintf(stderr, "Option not recognised: %s.\n", p);
-				return 1;
-			}
-			if (!p[len])
-				break;
-			p += len + 1;
-		}
-	}
+	if (!o->tree && o->fields && (show = dev_naming(o->fields)) < 0)
+		return 1;
 	if (all_devices(dm, &v, &n))
 		return 1;
 	if (!n && (o->target || !o->tree))
@@ -1023,9 +1077,9 @@ static int cmd_ls(struct pm_dm *dm, const struct dopts *o, int argc, char **argv
 		return dmsetup_tree(dm, v, n, o->fields);
 	for (size_t i = 0; i < n; i++) {
 		char kname[256];
-		if (show == BLKDEVNAME && pm_dev_kernel_name(v[i].dev, kname, sizeof(kname)) == 0)
+		if (show == DN_BLK && pm_dev_kernel_name(v[i].dev, kname, sizeof(kname)) == 0)
 			printf("%s\t(%s)\n", v[i].name, kname);
-		else if (show == DEVNAME)
+		else if (show == DN_MAP)
 			printf("%s\t(%s)\n", v[i].name, v[i].name);
 		else
 			printf("%s\t(%u:%u)\n", v[i].name, major(v[i].dev), minor(v[i].dev));

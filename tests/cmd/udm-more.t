@@ -347,5 +347,17 @@ echo "0 1000 linear $A 0" | dms create ra4 --readahead 4096 && is "$(ra ra4)" 40
 note ra4
 dms create ra5 --readahead 77x --notable 2>err; is $? 1 "--readahead 77x: refused"
 grep -q "Invalid read ahead value" err; ok $? "... saying why"
+# ---- deps -o, and more info -c fields (tests/vm/dmsetup.t compares them with Debian's) ----
+la=$(basename "$(readlink -f "/sys/dev/block/$(majmin "$A")")")
+l1=$(basename "$(readlink -f "/sys/dev/block/$(majmin /dev/mapper/ra1)")")
+is "$(dms deps -o devname ra2)" "1 dependencies	: (ra1)" "deps -o devname: a served device by its name"
+is "$(dms deps -o blkdevname ra2)" "1 dependencies	: ($l1)" "deps -o blkdevname: its block device's kernel name"
+is "$(dms deps -o devname ra3)" "1 dependencies	: ($la)" "deps -o devname: a plain block device by its kernel name"
+dms deps -o bogus ra3 2>err; is $? 1 "deps -o bogus: exit 1"
+is "$(dms info -c --noheadings -o name,devno,read_ahead,blkdevname,tables_loaded,suspended,readonly ra1)" \
+	"ra1:$(majmin /dev/mapper/ra1):256:$l1:Live:Active:Writeable" "info -c: devno, read_ahead, blkdevname, tables_loaded, suspended, readonly"
+echo "0 1000 zero" | dms load ra3 && dms suspend ra3 &&
+	is "$(dms info -c --noheadings -o tables_loaded,suspended,readahead ra3)" "Both:Suspended:0" "... Both, Suspended; readahead as read_ahead" &&
+	dms resume ra3
 dms remove ra2 ra1 ra3 ra4; ok $? "remove ra1-ra4"
 done_testing

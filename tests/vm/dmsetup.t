@@ -140,6 +140,9 @@ walk() { # walk "DMSETUP COMMAND"
 	# -v: the info block before each device's lines
 	run $D -v table; run $D -v status tgt1; run $D -v deps; run $D -v deps tgt1; run $D -v table --target zero
 	pipe "$D -v table tgt3 | grep -v '^Major' | od -An -c"
+	# more info -c fields (blkdevname unaligned: dm-N and loopN differ in width)
+	run $D info -c -o name,read_ahead,tables_loaded,suspended,readonly tgt1 tgt2
+	run $D info -c --noheadings -o name,devno,readahead,blkdevname tgt1 tgt2; run $D info -c --noheadings -o blkdevname tgt1
 	run $D remove tgt1 tgt2 tgt3
 	# -v: the info block after create, load, suspend, resume, clear (none after remove)
 	pipe "echo 0 8 zero | $D -v create vv"; pipe "echo 0 16 zero | $D -v load vv"; run $D -v suspend vv
@@ -151,7 +154,8 @@ walk() { # walk "DMSETUP COMMAND"
 	pipe "echo 0 64 linear $L1 0 | $D create ra3 --readahead none"; run $D info ra3
 	pipe "echo 0 64 linear $L1 0 | $D create ra4 --readahead +8"; run $D info ra4
 	run $D resume ra4 --readahead 1000; run $D info ra4
-	pipe "echo 0 32 linear $L1 0 | $D load ra4"; run $D resume ra4; run $D info ra4
+	pipe "echo 0 32 linear $L1 0 | $D load ra4"; run $D info -c --noheadings -o tables_loaded ra4
+	run $D resume ra4; run $D info ra4
 	run $D resume ra1 --readahead auto; run $D info ra1; run blockdev --getra /dev/mapper/ra1
 	run $D --noopencount info ra1; run $D --noopencount ls
 	run $D remove ra1 ra2 ra3 ra4
@@ -159,6 +163,7 @@ walk() { # walk "DMSETUP COMMAND"
 	# their devices'), 128 KiB at least; set again at each table swap
 	pipe "echo 0 $((S1 + S2)) striped 2 128 $L1 0 $L2 0 | $D create rs1"; run $D info rs1
 	pipe "echo 0 1000 linear /dev/mapper/rs1 0 | $D create rs2"; run $D info rs2
+	run $D deps -o devname rs2; run $D deps -o blkdevname rs2; run $D deps -o devname rs1; run $D deps -o devno rs2
 	pipe "echo 0 $((S1 + S2)) striped 2 16 $L1 0 $L2 0 | $D load rs1"; run $D resume rs1; run $D info rs1
 	run $D remove rs2 rs1
 	pipe "echo 0 $((2 * S1)) raid raid5_ls 1 256 3 - $L1 - $L2 - $L3 | $D create rr"; run $D info rr; run $D remove rr
@@ -179,11 +184,13 @@ walk() { # walk "DMSETUP COMMAND"
 	run $D create --notable -u test-uuid-1 misc
 	run $D info misc
 	pipe "echo 0 16 zero | $D load misc"
+	run $D info -c --noheadings -o name,tables_loaded,suspended,readonly misc
 	run $D info misc; run $D table --inactive misc; run $D resume misc; run $D info -c misc
 	run $D rename misc misc2; run $D info misc2
 	[ -b /dev/mapper/misc2 ] && [ ! -e /dev/mapper/misc ]; check $? "rename: the node follows"
 	run $D rename misc2 --setuuid test-uuid-2; run $D info -c -o name,uuid misc2
-	run $D suspend misc2; run $D info misc2; run $D resume misc2
+	run $D suspend misc2; run $D info misc2; run $D info -c --noheadings -o tables_loaded,suspended misc2
+	run $D resume misc2
 	run $D clear misc2; run $D wait misc2 0
 	run $D remove --retry misc2
 	run $D remove_all; run $D ls
@@ -194,7 +201,7 @@ walk() { # walk "DMSETUP COMMAND"
 
 T=$TMP/debian.txt; TOOL=debian; walk dmsetup
 T=$TMP/partmap.txt; TOOL=partmap; walk "$PARTMAP dmsetup"
-norm() { sed -E 's/\b254([:, ]+)[0-9]+/254\1N/g; s/^(Event number: +)[0-9]+/\1N/; s/^(\S+ +254 +)[0-9]+/\1N/; s/\| 254 \| [0-9]+ \|/| 254 | N |/g'; }
+norm() { sed -E 's/\bdm-[0-9]+\b/dm-N/g; s/\b254([:, ]+)[0-9]+/254\1N/g; s/^(Event number: +)[0-9]+/\1N/; s/^(\S+ +254 +)[0-9]+/\1N/; s/\| 254 \| [0-9]+ \|/| 254 | N |/g'; }
 same "$(norm <"$TMP/partmap.txt")" "$(norm <"$TMP/debian.txt")" "every output and exit status as Debian's dmsetup ($(grep -c '^\$' "$TMP/debian.txt") commands)"
 # the same walk with the device mapper in userspace (the kernel's left alone): its devices are loop
 # devices, numbered after the test's own three; compared once those numbers read as the kernel's
@@ -206,7 +213,7 @@ served=$(seq -s '|' $((lmax + 1)) 255)
 norm_user() {
 	# the columns of info -c first (a right-aligned "  7" is as wide as "254"), then every other place
 	sed -E "s/^(\S+ +)  7( +)[0-9]+ /\1254\2N /; s/^  7( +)[0-9]+ /254\1N /; s/\| 7 \| [0-9]+ \|/| 254 | N |/g;
-		s/^(Major, minor: +)7, /\1254, /; s/\b7([:, ]+)($served)\b/254\1N/g" | norm
+		s/^(Major, minor: +)7, /\1254, /; s/\b7([:, ]+)($served)\b/254\1N/g; s/\bloop($served)\b/dm-N/g" | norm
 }
 same "$(norm_user <"$TMP/user.txt")" "$(norm <"$TMP/debian.txt")" "PARTMAP_DM=user: every output and exit status as Debian's dmsetup with the kernel's"
 left=""; for p in /proc/[0-9]*; do case $(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) in "partmap serve dm "*) left+="${p#/proc/} " ;; esac; done
