@@ -997,31 +997,34 @@ static int dev_naming(const char *fields)
 	return show;
 }
 
-/* a dependency's name for deps -o devname: a device-mapper device's (the kernel's or this one's
- * in userspace), else the kernel's; -1 for none */
-static int dep_name(struct pm_dm *dm, dev_t dev, int show, char *buf, size_t len)
+/* deps -o: the naming, and for devname the device-mapper devices, listed once for the command */
+struct deps_naming {
+	int show;
+	struct pm_dm_name *v;
+	size_t n;
+};
+
+/* a dependency's name: a device-mapper device's own (the kernel's, or one served in userspace) for
+ * devname, else the kernel's; -1 for none (then major, minor) */
+static int dep_name(const struct deps_naming *dn, dev_t dev, char *buf, size_t len)
 {
-	if (show == DN_MAP) {
-		_cleanup_free_ struct pm_dm_name *v = NULL;
-		size_t n;
-		if (pm_dm_list(dm, &v, &n) == 0)
-			for (size_t i = 0; i < n; i++)
-				if (v[i].dev == dev) {
-					pm_strlcpy(buf, v[i].name, len);
-					return 0;
-				}
+	for (size_t i = 0; dn->show == DN_MAP && i < dn->n; i++) {
+		if (dn->v[i].dev == dev) {
+			pm_strlcpy(buf, dn->v[i].name, len);
+			return 0;
+		}
 	}
-	return show != DN_DEVNO && pm_dev_kernel_name(dev, buf, len) == 0 ? 0 : -1;
+	return dn->show != DN_DEVNO && pm_dev_kernel_name(dev, buf, len) == 0 ? 0 : -1;
 }
 
 static int print_deps(struct pm_dm *dm, const struct dopts *o, const struct pm_dm_ref *ref, const char *prefix,
 		      void *arg)
 {
+	const struct deps_naming *dn = arg;
 	dev_t *d;
 	size_t n;
 	int r = pm_dm_deps(dm, ref, &d, &n);
 
-	(void)arg;
 	if (r < 0) {
 		ioctl_failed(dm, "deps", ref, r);
 		return 1;
@@ -1030,15 +1033,10 @@ static int print_deps(struct pm_dm *dm, const struct dopts *o, const struct pm_d
 		free(d);
 		return 1;
 	}
-	int show = dev_naming(o->fields);
-	if (show < 0) {
-		free(d);
-		return 1;
-	}
 	printf("%s%zu dependencies\t:", prefix && !o->verbose ? prefix : "", n);
 	for (size_t i = 0; i < n; i++) {
 		char nm[256];
-		if (dep_name(dm, d[i], show, nm, sizeof(nm)) == 0)
+		if (dep_name(dn, d[i], nm, sizeof(nm)) == 0)
 			printf(" (%s)", nm);
 		else
 			printf(" (%u, %u)", major(d[i]), minor(d[i]));
@@ -1052,7 +1050,14 @@ static int print_deps(struct pm_dm *dm, const struct dopts *o, const struct pm_d
 
 static int cmd_deps(struct pm_dm *dm, const struct dopts *o, int argc, char **argv)
 {
-	return show_devices(dm, o, argc, argv, print_deps, NULL);
+	struct deps_naming dn = { .show = dev_naming(o->fields) };
+	int rc;
+
+	if (dn.show < 0 || (dn.show == DN_MAP && all_devices(dm, &dn.v, &dn.n)))
+		return 1;
+	rc = show_devices(dm, o, argc, argv, print_deps, &dn);
+	free(dn.v);
+	return rc;
 }
 
 /* ls: "name\t(major:minor)", or -o blkdevname: the kernel's name of the block device, devname: the
