@@ -311,9 +311,9 @@ static void raid_status(struct pm_target *ti, bool table, char *buf, size_t len)
 }
 
 /* the kernel's raid_io_hints: a chunk times the data devices of a row (one parity chunk here) */
-static uint32_t raid_io_opt(struct pm_target *ti)
+static uint32_t raid_io_opt(const struct pm_target *ti)
 {
-	struct raid *rs = ti->priv;
+	const struct raid *rs = ti->priv;
 
 	return (uint32_t)(rs->chunk << 9) * (rs->n - 1);
 }

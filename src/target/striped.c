@@ -94,9 +94,9 @@ static uint64_t striped_max_io(struct pm_target *ti, uint64_t off)
 }
 
 /* the kernel's striped_io_hints: a chunk times the stripes (in its 32-bit arithmetic) */
-static uint32_t striped_io_opt(struct pm_target *ti)
+static uint32_t striped_io_opt(const struct pm_target *ti)
 {
-	struct striped *sc = ti->priv;
+	const struct striped *sc = ti->priv;
 
 	return (uint32_t)(sc->chunk << 9) * sc->n;
 }

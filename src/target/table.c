@@ -90,16 +90,15 @@ const struct pm_target_env *pm_target_env(const struct pm_target *ti)
 
 /* ---- sources ---- */
 
-/* the target's list of the devices it opened (for pm_dtab_io_opt) */
-static int note_used(struct pm_target *ti, struct pm_source *s)
+/* s onto the target's list of the devices it opened (for pm_dtab_io_opt); known: s may be there
+ * already (the table had it) */
+static int note_used(struct pm_target *ti, struct pm_source *s, bool known)
 {
-	for (size_t i = 0; i < ti->nused; i++)
+	for (size_t i = 0; known && i < ti->nused; i++)
 		if (ti->used[i] == s)
 			return 0;
-	struct pm_source **v = realloc(ti->used, (ti->nused + 1) * sizeof(*v));
-	if (!v)
+	if (pm_grow(&ti->used, ti->nused, &ti->used_cap, sizeof(*ti->used)) < 0)
 		return pm_target_fail(ti, -ENOMEM, "Cannot allocate memory");
-	ti->used = v;
 	ti->used[ti->nused++] = s;
 	return 0;
 }
@@ -123,7 +122,7 @@ int pm_target_source(struct pm_target *ti, const char *name, struct pm_source **
 			tb->env->close_source(tb->env->arg, s);
 			free(s);
 			*out = tb->src[i];
-			return note_used(ti, *out);
+			return note_used(ti, *out, true);
 		}
 	}
 	struct pm_source **v = realloc(tb->src, (tb->nsrc + 1) * sizeof(*v));
@@ -135,7 +134,7 @@ int pm_target_source(struct pm_target *ti, const char *name, struct pm_source **
 	tb->src = v;
 	tb->src[tb->nsrc++] = s;
 	*out = s;
-	if (note_used(ti, s) < 0)
+	if (note_used(ti, s, false) < 0)
 		return -ENOMEM; /* s stays with the table, which frees it */
 	return 0;
 }
@@ -250,7 +249,7 @@ static void target_destroy(struct pm_target *ti)
 	ti->type = NULL;
 	free(ti->used);
 	ti->used = NULL;
-	ti->nused = 0;
+	ti->nused = ti->used_cap = 0;
 }
 
 void pm_dtab_free(struct pm_dtab *tb)
@@ -360,7 +359,7 @@ uint32_t pm_dtab_io_opt(const struct pm_dtab *tb, uint32_t (*dev_io_opt)(void *a
 		const struct pm_target *ti = &tb->t[i];
 		uint32_t own = 0;
 		if (ti->type->io_opt) {
-			own = ti->type->io_opt((struct pm_target *)ti);
+			own = ti->type->io_opt(ti);
 		} else {
 			for (size_t k = 0; k < ti->nused; k++)
 				own = (uint32_t)lcm_not_zero(own, dev_io_opt(arg, ti->used[k]));

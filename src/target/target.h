@@ -85,7 +85,7 @@ struct pm_target_type {
 	uint64_t (*max_io)(struct pm_target *ti, uint64_t off);
 	/* The optimal I/O size in bytes that the target sets itself, as the kernel's io_hints do
 	 * (striped, raid); NULL: its devices' (pm_dtab_io_opt). */
-	uint32_t (*io_opt)(struct pm_target *ti);
+	uint32_t (*io_opt)(const struct pm_target *ti);
 };
 
 struct pm_target {
@@ -97,7 +97,7 @@ struct pm_target {
 	void *priv;
 	char error[PM_TARGET_ERROR_LEN]; /* the constructor's or a message's failure, the kernel's words */
 	struct pm_source **used;  /* the devices it opened (pm_target_source), each once */
-	size_t nused;
+	size_t nused, used_cap;
 };
 
 /* The registry: by name, and every type present (fills out, at most max; returns how many). */
