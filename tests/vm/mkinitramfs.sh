@@ -24,13 +24,14 @@ mk=$(dirname "$partmap")/../tests/mkraid
 ln -s partmap "$root/partmap/kpartx"; ln -s partmap "$root/partmap/dmsetup"; ln -s partmap "$root/partmap/losetup"
 
 # real tools with their libraries, at their own paths
+# (type -P: the program on PATH; `command -v` names a shell builtin such as printf by its bare name)
 copy_bin() {
-	local b lib
-	b=$(command -v "$1") || { echo "mkinitramfs: $1 not found" >&2; return 1; }
-	b=$(readlink -f "$b")
-	mkdir -p "$root$(dirname "$(command -v "$1")")" "$root$(dirname "$b")"
+	local p b lib
+	p=$(type -P "$1") || { echo "mkinitramfs: $1 not found" >&2; return 1; }
+	b=$(readlink -f "$p")
+	mkdir -p "$root$(dirname "$p")" "$root$(dirname "$b")"
 	cp -n "$b" "$root$b" 2>/dev/null || true
-	[ "$(command -v "$1")" != "$b" ] && ln -sf "$b" "$root$(command -v "$1")"
+	[ "$p" != "$b" ] && ln -sf "$b" "$root$p"
 	for lib in $(ldd "$b" 2>/dev/null | grep -o '/[^ ]*'); do
 		mkdir -p "$root$(dirname "$lib")"
 		cp -nL "$lib" "$root$lib" 2>/dev/null || true
