@@ -125,13 +125,11 @@ int pm_target_source(struct pm_target *ti, const char *name, struct pm_source **
 			return note_used(ti, *out, true);
 		}
 	}
-	struct pm_source **v = realloc(tb->src, (tb->nsrc + 1) * sizeof(*v));
-	if (!v) {
+	if (pm_grow(&tb->src, tb->nsrc, &tb->src_cap, sizeof(*tb->src)) < 0) {
 		tb->env->close_source(tb->env->arg, s);
 		free(s);
 		return pm_target_fail(ti, -ENOMEM, "Cannot allocate memory");
 	}
-	tb->src = v;
 	tb->src[tb->nsrc++] = s;
 	*out = s;
 	if (note_used(ti, s, false) < 0)

@@ -127,7 +127,7 @@ struct pm_dtab {
 	unsigned block_size;      /* the largest a target needs (512 at least) */
 	bool cpu_bound;           /* a target's type is (pm_target_type.cpu_bound) */
 	struct pm_source **src;   /* the devices it refers to, each once */
-	size_t nsrc;
+	size_t nsrc, src_cap;
 	const struct pm_target_env *env;
 };
 
