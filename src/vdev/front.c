@@ -372,6 +372,8 @@ static void *fr_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	 * and FUSE holds back those over max_background (12 by default) */
 	conn->max_background = f->cfg.max_waiting ? f->cfg.max_waiting : FRONT_MAX_BACKGROUND;
 	conn->congestion_threshold = conn->max_background * 3 / 4;
+	/* writes of 1 MiB at most (libfuse 3.14's limit too): the request buffers hold no more (fpool.c) */
+	conn->max_write = 1u << 20;
 	/* libfuse wants the same value in the mount options (pm_front_new) */
 	if (f->cfg.max_read)
 		conn->max_read = f->cfg.max_read;

@@ -88,6 +88,19 @@ else
 	skip "two threads for a 2 MiB write's requests: one processor here, the server does not overlap them"
 fi
 
+# ---- the request buffers in huge pages (fpool.c): a large write's data lands in one where the kernel
+# has transparent huge pages; one such buffer per processor at most (4), however many threads ----
+hugekb() { awk '/^AnonHugePages:/ {print $2}' "/proc/$(servers | head -1)/smaps_rollup"; }
+cpus=$(nproc)
+hugemax=$((2048 * (cpus < 4 ? cpus : 4)))
+thp=$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)
+if [ -n "$thp" ] && [ "${thp#*\[never\]}" = "$thp" ]; then
+	h=$(hugekb)
+	[ "${h:-0}" -ge 2048 ] && [ "$h" -le $hugemax ]; ok $? "large writes' data in huge pages (${h:-?} kB, at most $hugemax)"
+else
+	skip "request buffers in huge pages: this kernel has no transparent huge pages"
+fi
+
 # ---- a suspended device with N readers queued ----
 dms suspend held; ok $? "suspend held"
 readers /dev/mapper/held
@@ -107,6 +120,8 @@ ok $? "... and it reads"
 is "$(ndone)" 0 "held's readers still wait"
 t=$(threads)
 [ "$t" -gt $N ]; ok $? "a thread for each held request ($t)"
+h=$(hugekb)
+[ "${h:-0}" -le $hugemax ]; ok $? "... yet no more huge-page buffers than processors (${h:-?} kB, at most $hugemax)"
 if ! wait_done $o 0 || [ $made -ne 0 ]; then
 	# held up: a create stuck there holds the server's command lock, which resume needs
 	fail "the server is held up: killed, the rest not run"
