@@ -528,6 +528,7 @@ static int serve_dm(void)
 		.direct_io = true,
 		.allow_other = true,
 		.aligned = true,
+		.huge_buffers = true,
 		.max_waiting = UDM_WAITING_MAX,
 		.released = front_released,
 		.arg = &s,

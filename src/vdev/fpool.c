@@ -56,14 +56,15 @@
  * at a time, pinning each page of the buffer it copies into, and the server copies it on into the
  * file's pages; with the buffer in one 2 MiB page both cost less than in 4 KiB pages: sequential
  * 1 MiB writes through served linear ran at a median 2600 MB/s where they ran at 2300 (16 pairs, the
- * two binaries taking turns; the new one faster in 14). A
- * huge page is resident whole once touched, so there are few: one per processor the server may run
- * on, at most POOL_HUGE_MAX, lent to a thread from its read() of /dev/fuse to the end of its request;
- * a thread that finds none uses its own buffer, as libfuse allocates it. libfuse reads into a buffer
- * given to it at most its own size for one (se->bufsize: 256 pages and a 4 KiB header up to libfuse
- * 3.16, and it has no call that tells): used only where that fits (POOL_HUGE), and the front ends
- * keep requests to 1 MiB of data (max_write). A page the process cannot touch follows each buffer,
- * so a larger read() would fail (EFAULT) rather than write past it. */
+ * two binaries taking turns; the new one faster in 14). A huge page is resident whole once touched,
+ * so there are few, and only where the caller asks (the userspace DM's server; the image server
+ * keeps its few MiB): one per processor the server may run on, at most POOL_HUGE_MAX, lent to a
+ * thread from its read() of /dev/fuse to the end of its request; a thread that finds none uses its
+ * own buffer, as libfuse allocates it. libfuse reads into a buffer given to it at most its own size
+ * for one (se->bufsize: 256 pages and a 4 KiB header up to libfuse 3.16, and it has no call that
+ * tells): used only where that fits (POOL_HUGE), and the front end keeps requests to 1 MiB of data
+ * (max_write). A page the process cannot touch follows each buffer, so a larger read() would fail
+ * (EFAULT) rather than write past it. */
 #define POOL_HUGE (2u << 20)
 #define POOL_HUGE_MAX 4
 
@@ -373,7 +374,7 @@ static void wait_us(struct pool *p, unsigned us)
 	pthread_cond_timedwait(&p->tick, &p->m, &ts);
 }
 
-int pm_fpool_run(struct fuse_session *se, unsigned max_threads, bool signals)
+int pm_fpool_run(struct fuse_session *se, unsigned max_threads, bool signals, bool huge)
 {
 	struct pool p = { .se = se };
 	pthread_condattr_t ca;
@@ -386,7 +387,7 @@ int pm_fpool_run(struct fuse_session *se, unsigned max_threads, bool signals)
 
 	p.want = p.base = cpus >= 4 ? cpus / 2 : 1;
 	p.overlap = cpus > 1;
-	p.nhuge_max = huge_fits() ? (cpus < POOL_HUGE_MAX ? cpus : POOL_HUGE_MAX) : 0;
+	p.nhuge_max = huge && huge_fits() ? (cpus < POOL_HUGE_MAX ? cpus : POOL_HUGE_MAX) : 0;
 	p.max = max_threads ? max_threads : 1;
 	if (p.base > p.max)
 		p.base = p.max;

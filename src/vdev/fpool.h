@@ -11,7 +11,9 @@ struct fuse_session;
 
 /* Answer se's requests until the session ends (fuse_session_exit, the mount gone; with signals, also
  * SIGINT, SIGTERM and SIGHUP through libfuse's handlers), with at most max_threads threads besides
- * the caller's, which watches them. 0, or -EIO when the session failed or no thread could start. */
-int pm_fpool_run(struct fuse_session *se, unsigned max_threads, bool signals);
+ * the caller's, which watches them; with huge, requests are received in huge-page buffers where
+ * that is safe (fpool.c; the session's max_write must be 1 MiB at most). 0, or -EIO when the
+ * session failed or no thread could start. */
+int pm_fpool_run(struct fuse_session *se, unsigned max_threads, bool signals, bool huge);
 
 #endif

@@ -492,7 +492,8 @@ int pm_front_del(struct pm_front *f, const char *name)
 
 int pm_front_loop(struct pm_front *f)
 {
-	return pm_fpool_run(fuse_get_session(f->fuse), f->cfg.max_waiting + FRONT_THREADS, f->cfg.signals);
+	return pm_fpool_run(fuse_get_session(f->fuse), f->cfg.max_waiting + FRONT_THREADS, f->cfg.signals,
+			    f->cfg.huge_buffers);
 }
 
 int pm_front_daemonize(struct pm_front *f, bool foreground)

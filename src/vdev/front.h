@@ -28,6 +28,9 @@ struct pm_front_cfg {
 	bool signals;
 	/* read replies in page-aligned buffers (vdevs that read with O_DIRECT: the userspace DM's sources) */
 	bool aligned;
+	/* large writes' data received in huge-page buffers, one per processor (at most 4: fpool.c), for
+	 * speed at a cost of 2 MiB each; else libfuse's buffers only */
+	bool huge_buffers;
 	unsigned max_read;        /* the largest read request in bytes; 0: libfuse's */
 	/* requests that may wait in the vdevs at once (a suspended or delaying device holds its
 	 * requests): the kernel lets as many asynchronous requests through, and as many threads more
