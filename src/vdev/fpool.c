@@ -143,10 +143,11 @@ static bool huge_fits(void)
 }
 
 /* under p->m: a huge-page buffer for w's next request where one is free (made when fewer than allowed
- * are; none made again once one could not be), else its own */
+ * are; none made again once one could not be), else its own. w holds none here: every request's end
+ * gives it back (buf_give). */
 static void buf_take(struct pool *p, struct worker *w)
 {
-	if (!w->huge && !p->nhuge && p->nhuge_made < p->nhuge_max) {
+	if (!p->nhuge && p->nhuge_made < p->nhuge_max) {
 		if ((p->huge[0] = huge_new()) != NULL) {
 			p->nhuge = 1;
 			p->nhuge_made++;
@@ -154,8 +155,7 @@ static void buf_take(struct pool *p, struct worker *w)
 			p->nhuge_max = p->nhuge_made;
 		}
 	}
-	if (!w->huge && p->nhuge)
-		w->huge = p->huge[--p->nhuge];
+	w->huge = p->nhuge ? p->huge[--p->nhuge] : NULL;
 	w->buf.mem = w->huge ? w->huge : w->own;
 }
 
