@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* crypt <cipher> <key> <iv_offset> <dev> <offset> [<#opt> <opt>...]: the kernel's dm-crypt (target
- * version 1.24, Linux 6.1) in userspace, with OpenSSL's libcrypto doing the AES.
+ * version 1.24, Linux 6.1) in userspace, with OpenSSL's libcrypto doing the AES (called through its
+ * provider's functions where they can be, which costs a sector less than the EVP layer: cipher.h).
  *
  * Cipher specs: the legacy form cipher[:keycount]-chainmode-ivmode[:ivopts] and capi:<mode(cipher)>-
  * ivmode[:ivopts]; cipher aes (and cipher_null with ecb), chain modes ecb, cbc, xts, ctr; IV modes
@@ -26,6 +27,7 @@
  * is cut into parts of 128 KiB that the target's helper threads (src/par.c: one per CPU the process
  * may run on, but one) take too, each part with a worker of its own. */
 #include "target.h"
+#include "cipher.h"
 #include "../par.h"
 #include "../util.h"
 
@@ -68,9 +70,9 @@ struct crypt {
 	unsigned benbi_shift;
 	const EVP_MD *essiv_md;
 	unsigned tfms;                   /* the key count, a power of two */
-	const EVP_CIPHER *evp;           /* for the subkey size */
-	const EVP_CIPHER *essiv_ecb;     /* for the salt size */
-	const EVP_CIPHER *tweak_ecb;     /* xts: ECB for one half */
+	struct pm_cipher ciph;           /* the sectors' cipher, keyed by a subkey */
+	struct pm_cipher essiv_ecb;      /* ECB keyed by the salt */
+	struct pm_cipher tweak_ecb;      /* xts with equal halves: ECB for one half */
 	/* the key */
 	unsigned key_size;
 	bool key_valid;
@@ -91,9 +93,9 @@ struct crypt {
 };
 
 struct wctx {
-	EVP_CIPHER_CTX *c[2];            /* decrypt, encrypt */
-	EVP_CIPHER_CTX *essiv;           /* ECB encrypt under the salt */
-	EVP_CIPHER_CTX *tw_enc, *tw_dec; /* equal halves: ECB encrypt under K2, decrypt under K2' */
+	struct pm_cctx c[2];             /* decrypt, encrypt */
+	struct pm_cctx essiv;            /* ECB encrypt under the salt */
+	struct pm_cctx tw_enc, tw_dec;   /* equal halves: ECB encrypt under K2, decrypt under K2' */
 };
 
 struct worker {
@@ -107,12 +109,11 @@ struct worker {
 
 static void wctx_clear(struct wctx *t)
 {
-	EVP_CIPHER_CTX_free(t->c[0]);
-	EVP_CIPHER_CTX_free(t->c[1]);
-	EVP_CIPHER_CTX_free(t->essiv);
-	EVP_CIPHER_CTX_free(t->tw_enc);
-	EVP_CIPHER_CTX_free(t->tw_dec);
-	memset(t, 0, sizeof(*t));
+	pm_cctx_fini(&t->c[0]);
+	pm_cctx_fini(&t->c[1]);
+	pm_cctx_fini(&t->essiv);
+	pm_cctx_fini(&t->tw_enc);
+	pm_cctx_fini(&t->tw_dec);
 }
 
 static void worker_free(struct crypt *cc, struct worker *w)
@@ -173,22 +174,12 @@ static void workers_rekey(struct crypt *cc)
 	}
 }
 
-/* Padding is turned off only where it applies, for ciphers of a block size above 1 (ECB, CBC): on a
- * context with it off, OpenSSL 3.0 turns it off again at every IV set-up (one per sector), through a
- * parameter lookup by name that cost XTS about a tenth of its time (a 512-byte sector: 196 ns, 173
- * without). XTS and CTR take any length and never pad. */
-static EVP_CIPHER_CTX *ctx_new(const EVP_CIPHER *c, const uint8_t *key, int enc)
+/* one context keyed for the I/O path: a key OpenSSL refuses there is an I/O error */
+static int ctx_new(struct pm_cctx *x, const struct pm_cipher *c, const uint8_t *key, int enc)
 {
-	EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+	int r = pm_cctx_init(x, c, key, enc);
 
-	if (!x)
-		return NULL;
-	if (!EVP_CipherInit_ex(x, c, NULL, key, NULL, enc) ||
-	    (EVP_CIPHER_get_block_size(c) > 1 && !EVP_CIPHER_CTX_set_padding(x, 0))) {
-		EVP_CIPHER_CTX_free(x);
-		return NULL;
-	}
-	return x;
+	return r == -ENOMEM ? r : r < 0 ? -EIO : 0;
 }
 
 /* the contexts of key k for a direction, made on first use */
@@ -198,27 +189,27 @@ static int wctx_ready(struct crypt *cc, struct wctx *t, unsigned k, int enc)
 	unsigned ks = cc->key_size / cc->tfms;
 	const uint8_t *key = cc->key + (size_t)k * ks;
 
-	if (!t->c[enc]) {
+	int r;
+
+	if (!t->c[enc].c) {
 		if (cc->null_cipher)
 			return 0;
-		if (!(t->c[enc] = ctx_new(cc->evp, s->equal_halves ? s->xts_alt : key, enc)))
-			return -ENOMEM;
+		if ((r = ctx_new(&t->c[enc], &cc->ciph, s->equal_halves ? s->xts_alt : key, enc)) < 0)
+			return r;
 	}
-	if (cc->ivmode == IV_ESSIV && !t->essiv && !(t->essiv = ctx_new(cc->essiv_ecb, s->salt, 1)))
-		return -ENOMEM;
-	if (s->equal_halves && !t->tw_enc) {
-		if (!(t->tw_enc = ctx_new(cc->tweak_ecb, key + ks / 2, 1)) ||
-		    !(t->tw_dec = ctx_new(cc->tweak_ecb, s->tweak_alt, 0)))
-			return -ENOMEM;
+	if (cc->ivmode == IV_ESSIV && !t->essiv.c && (r = ctx_new(&t->essiv, &cc->essiv_ecb, s->salt, 1)) < 0)
+		return r;
+	if (s->equal_halves && !t->tw_enc.c) {
+		if ((r = ctx_new(&t->tw_enc, &cc->tweak_ecb, key + ks / 2, 1)) < 0 ||
+		    (r = ctx_new(&t->tw_dec, &cc->tweak_ecb, s->tweak_alt, 0)) < 0)
+			return r;
 	}
 	return 0;
 }
 
-static int ecb_block(EVP_CIPHER_CTX *x, uint8_t blk[16])
+static int ecb_block(struct pm_cctx *x, uint8_t blk[16])
 {
-	int n;
-
-	return EVP_CipherUpdate(x, blk, &n, blk, 16) && n == 16 ? 0 : -EIO;
+	return pm_cctx_run(x, NULL, blk, blk, 16);
 }
 
 /* ---- the IV and one sector ---- */
@@ -238,7 +229,7 @@ static int make_iv(struct crypt *cc, struct wctx *t, uint64_t sector, uint8_t iv
 		break;
 	case IV_ESSIV:
 		put_le64(iv, sector);
-		if (ecb_block(t->essiv, iv) < 0)
+		if (ecb_block(&t->essiv, iv) < 0)
 			return -EIO;
 		break;
 	case IV_BENBI:
@@ -247,7 +238,7 @@ static int make_iv(struct crypt *cc, struct wctx *t, uint64_t sector, uint8_t iv
 	default:
 		break;
 	}
-	if (t->tw_enc && (ecb_block(t->tw_enc, iv) < 0 || ecb_block(t->tw_dec, iv) < 0))
+	if (t->tw_enc.c && (ecb_block(&t->tw_enc, iv) < 0 || ecb_block(&t->tw_dec, iv) < 0))
 		return -EIO;
 	return 0;
 }
@@ -264,7 +255,6 @@ static int convert(struct crypt *cc, struct worker *w, int enc, uint64_t off, co
 		unsigned k = (unsigned)(s512 & (cc->tfms - 1));
 		struct wctx *t = &w->t[k];
 		uint8_t iv[16];
-		int n;
 
 		if ((r = wctx_ready(cc, t, k, enc)) < 0)
 			return r;
@@ -273,14 +263,11 @@ static int convert(struct crypt *cc, struct worker *w, int enc, uint64_t off, co
 				memcpy(out + done, in + done, ss);
 			continue;
 		}
-		if (cc->iv_size) {
-			if ((r = make_iv(cc, t, cc->iv_large_sectors ? s512 >> cc->sector_shift : s512, iv)) < 0)
-				return r;
-			if (!EVP_CipherInit_ex(t->c[enc], NULL, NULL, NULL, iv, -1))
-				return -EIO;
-		}
-		if (!EVP_CipherUpdate(t->c[enc], out + done, &n, in + done, (int)ss) || n != (int)ss)
-			return -EIO;
+		if (cc->iv_size &&
+		    (r = make_iv(cc, t, cc->iv_large_sectors ? s512 >> cc->sector_shift : s512, iv)) < 0)
+			return r;
+		if ((r = pm_cctx_run(&t->c[enc], cc->iv_size ? iv : NULL, in + done, out + done, ss)) < 0)
+			return r;
 	}
 	return 0;
 }
@@ -597,18 +584,28 @@ static const EVP_CIPHER *aes_of(enum chain ch, unsigned key_bytes)
 	return NULL;
 }
 
+/* A cipher is set up at the first key that needs it and kept: a later key (a message, while
+ * suspended: no I/O) has the same size, so the same ciphers. */
+static void cipher_once(struct pm_cipher *c, const EVP_CIPHER *evp)
+{
+	if (!c->evp)
+		pm_cipher_init(c, evp, true);
+}
+
 /* crypt_setkey() with the IV generator's key: the subkeys' ciphers, salts and XTS workarounds;
  * -EINVAL where the kernel's setkey fails, -EOPNOTSUPP where only OpenSSL lacks the cipher */
 static int setkey(struct crypt *cc)
 {
 	unsigned ks = cc->key_size >> __builtin_ctz(cc->tfms);
+	const EVP_CIPHER *evp;
 
 	if (cc->null_cipher)
 		return ks ? -EINVAL : 0;
 	if (cc->chain == CH_XTS && ks == 48)
 		return -EOPNOTSUPP; /* AES-192-XTS */
-	if (!(cc->evp = aes_of(cc->chain, ks)))
+	if (!(evp = aes_of(cc->chain, ks)))
 		return -EINVAL;
+	cipher_once(&cc->ciph, evp);
 	for (unsigned k = 0; k < cc->tfms; k++) {
 		const uint8_t *key = cc->key + (size_t)k * ks;
 		struct subkey *s = &cc->sub[k];
@@ -619,15 +616,16 @@ static int setkey(struct crypt *cc)
 			/* the salt, H(key), keys the IV's cipher; the kernel's setkey refuses a bad size */
 			if (!EVP_Digest(key, ks, s->salt, &ds, cc->essiv_md, NULL))
 				return -ENOMEM;
-			if (!(cc->essiv_ecb = aes_of(CH_ECB, ds)))
+			if (!(evp = aes_of(CH_ECB, ds)))
 				return -EINVAL;
+			cipher_once(&cc->essiv_ecb, evp);
 		}
 		if (cc->chain == CH_XTS && !memcmp(key, key + ks / 2, ks / 2)) {
 			s->equal_halves = true;
 			memcpy(s->xts_alt, key, ks);
 			s->xts_alt[ks / 2] ^= 1;
 			memcpy(s->tweak_alt, s->xts_alt + ks / 2, ks / 2);
-			cc->tweak_ecb = aes_of(CH_ECB, ks / 2);
+			cipher_once(&cc->tweak_ecb, aes_of(CH_ECB, ks / 2));
 		}
 	}
 	return 0;
@@ -786,6 +784,9 @@ static void crypt_dtr(struct pm_target *ti)
 		worker_free(cc, w);
 	}
 	pthread_mutex_destroy(&cc->lock);
+	pm_cipher_fini(&cc->ciph);
+	pm_cipher_fini(&cc->essiv_ecb);
+	pm_cipher_fini(&cc->tweak_ecb);
 	secret_free(cc);
 	free(cc->cipher_string);
 	free(cc);
