@@ -148,8 +148,10 @@ int pm_cctx_init(struct pm_cctx *x, const struct pm_cipher *c, const uint8_t *ke
 	x->c = c;
 	x->enc = enc;
 	if (c->fetched) {
-		if (!(x->p = c->newctx(c->provctx)))
+		if (!(x->p = c->newctx(c->provctx))) {
+			pm_cctx_fini(x);
 			return -ENOMEM;
+		}
 		if (!(enc ? c->einit : c->dinit)(x->p, key, c->key_len, NULL, 0, NULL)) {
 			pm_cctx_fini(x);
 			return -EINVAL;
@@ -158,8 +160,10 @@ int pm_cctx_init(struct pm_cctx *x, const struct pm_cipher *c, const uint8_t *ke
 	}
 	/* padding is turned off only where it applies (block size above 1): on a context with it off,
 	 * OpenSSL 3.0 turns it off again at every IV set-up, through a parameter lookup by name */
-	if (!(x->e = EVP_CIPHER_CTX_new()))
+	if (!(x->e = EVP_CIPHER_CTX_new())) {
+		pm_cctx_fini(x);
 		return -ENOMEM;
+	}
 	if (!EVP_CipherInit_ex(x->e, c->evp, NULL, key, NULL, enc) ||
 	    (EVP_CIPHER_get_block_size(c->evp) > 1 && !EVP_CIPHER_CTX_set_padding(x->e, 0))) {
 		pm_cctx_fini(x);

@@ -50,7 +50,7 @@ bool pm_cipher_direct(const struct pm_cipher *c);
 void pm_cipher_fini(struct pm_cipher *c);
 
 /* key a context (key: c's key length), to encrypt (enc 1) or decrypt (0). -ENOMEM, or -EINVAL where
- * OpenSSL refuses the key */
+ * OpenSSL refuses the key; x is zeroed then (x->c NULL: not keyed) */
 int pm_cctx_init(struct pm_cctx *x, const struct pm_cipher *c, const uint8_t *key, int enc);
 
 /* one message of len bytes (a multiple of the block size) from in to out (may be the same), with iv

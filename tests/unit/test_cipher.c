@@ -133,6 +133,7 @@ static void test_refused_key(void **state)
 
 		assert_int_equal(pm_cipher_init(&c, EVP_aes_256_xts(), direct), 0);
 		assert_int_equal(pm_cctx_init(&x, &c, key, 1), -EINVAL);
+		assert_null(x.c);
 		assert_null(x.p);
 		assert_null(x.e);
 		pm_cipher_fini(&c);
