@@ -4,7 +4,6 @@
 #include "cipher.h"
 
 #include <errno.h>
-#include <openssl/core_names.h>
 #include <openssl/provider.h>
 #include <string.h>
 #include <strings.h>
@@ -115,20 +114,19 @@ out:
 	return ok;
 }
 
-int pm_cipher_init(struct pm_cipher *c, const EVP_CIPHER *evp, bool direct)
+void pm_cipher_init(struct pm_cipher *c, const EVP_CIPHER *evp, bool direct)
 {
 	memset(c, 0, sizeof(*c));
 	c->evp = evp;
 	c->key_len = (size_t)EVP_CIPHER_get_key_length(evp);
 	c->iv_len = (size_t)EVP_CIPHER_get_iv_length(evp);
 	if (!direct || c->key_len > EVP_MAX_KEY_LENGTH || c->iv_len > EVP_MAX_IV_LENGTH)
-		return 0;
+		return;
 	/* a fetch that fails (no provider has it) leaves the EVP route, which fails at first use */
 	if (!(c->fetched = EVP_CIPHER_fetch(NULL, EVP_CIPHER_get0_name(evp), NULL)))
-		return 0;
+		return;
 	if (!find_functions(c) || !self_check(c))
 		drop_direct(c);
-	return 0;
 }
 
 bool pm_cipher_direct(const struct pm_cipher *c)

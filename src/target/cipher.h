@@ -40,8 +40,9 @@ struct pm_cctx {
 };
 
 /* Set c up for evp (an AES mode of block size 16 or 1, no padding). direct: try the provider's
- * functions. 0, or -ENOMEM; c is usable (through EVP at least) when 0 is returned. */
-int pm_cipher_init(struct pm_cipher *c, const EVP_CIPHER *evp, bool direct);
+ * functions. c is usable after, through EVP at least (where OpenSSL lacks evp, its first context
+ * fails to key). */
+void pm_cipher_init(struct pm_cipher *c, const EVP_CIPHER *evp, bool direct);
 
 /* whether c calls the provider directly */
 bool pm_cipher_direct(const struct pm_cipher *c);

@@ -188,7 +188,6 @@ static int wctx_ready(struct crypt *cc, struct wctx *t, unsigned k, int enc)
 	struct subkey *s = &cc->sub[k];
 	unsigned ks = cc->key_size / cc->tfms;
 	const uint8_t *key = cc->key + (size_t)k * ks;
-
 	int r;
 
 	if (!t->c[enc].c) {

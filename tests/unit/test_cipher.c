@@ -37,9 +37,9 @@ static void test_direct_found(void **state)
 	for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
 		struct pm_cipher c, e;
 
-		assert_int_equal(pm_cipher_init(&c, modes[m](), true), 0);
+		pm_cipher_init(&c, modes[m](), true);
 		assert_true(pm_cipher_direct(&c));
-		assert_int_equal(pm_cipher_init(&e, modes[m](), false), 0);
+		pm_cipher_init(&e, modes[m](), false);
 		assert_false(pm_cipher_direct(&e));
 		assert_int_equal(c.key_len, e.key_len);
 		assert_int_equal(c.iv_len, e.iv_len);
@@ -72,8 +72,8 @@ static void test_same_bytes(void **state)
 		struct pm_cctx xc, xe;
 
 		fill(key, sizeof(key), 100 + (unsigned)m);
-		assert_int_equal(pm_cipher_init(&c, modes[m](), true), 0);
-		assert_int_equal(pm_cipher_init(&e, modes[m](), false), 0);
+		pm_cipher_init(&c, modes[m](), true);
+		pm_cipher_init(&e, modes[m](), false);
 		/* encrypt: direct out of place, EVP in place */
 		assert_int_equal(pm_cctx_init(&xc, &c, key, 1), 0);
 		assert_int_equal(pm_cctx_init(&xe, &e, key, 1), 0);
@@ -108,7 +108,7 @@ static void test_iv_per_sector(void **state)
 	(void)state;
 	fill(key, sizeof(key), 7);
 	fill(in, sizeof(in), 8);
-	assert_int_equal(pm_cipher_init(&c, EVP_aes_256_xts(), true), 0);
+	pm_cipher_init(&c, EVP_aes_256_xts(), true);
 	assert_true(pm_cipher_direct(&c));
 	assert_int_equal(pm_cctx_init(&x, &c, key, 1), 0);
 	assert_int_equal(pm_cctx_run(&x, iv1, in, one, SS), 0);
@@ -131,7 +131,7 @@ static void test_refused_key(void **state)
 		struct pm_cipher c;
 		struct pm_cctx x;
 
-		assert_int_equal(pm_cipher_init(&c, EVP_aes_256_xts(), direct), 0);
+		pm_cipher_init(&c, EVP_aes_256_xts(), direct);
 		assert_int_equal(pm_cctx_init(&x, &c, key, 1), -EINVAL);
 		assert_null(x.c);
 		assert_null(x.p);
